@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tmuxgate needs to run and to be tested.
+# Used by the README's quick start and by .ci/run, so both install the same thing.
+#   runtime: tmux (the session multiplexer), openssh-client (ssh-keygen for fingerprints)
+#   tests:   openssh-server (baseline for benchmarks), oathtool (independent TOTP),
+#            ssh-audit (grades the algorithm policy), expect, asciinema (plays exports),
+#            bubblewrap (optional per-role sandbox)
+#   build:   python3, make, g++ (node-pty and better-sqlite3 compile from source)
+set -euo pipefail
+
+RUNTIME=(tmux openssh-client)
+TESTING=(openssh-server oathtool ssh-audit expect asciinema bubblewrap procps)
+BUILD=(python3 make g++)
+
+want=("${RUNTIME[@]}" "${BUILD[@]}")
+if [[ "${1:-}" != "--runtime-only" ]]; then want+=("${TESTING[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "system packages: all present"
+  exit 0
+fi
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+echo "system packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+# The test suite starts its own sshd on an ephemeral port; the packaged one must not
+# be needed, and on a fresh container it is not running anyway.

@@ -1,0 +1,28 @@
+import { z } from 'zod';
+
+const addr = z.string().max(100);
+const name = z.string().max(200);
+
+/**
+ * Every audit event type, as one discriminated union: the log refuses anything else, and the
+ * verifier and exporters read rows back through the same schema.
+ */
+export const AuditEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('gateway.start'), version: z.string(), pid: z.number(), configHash: z.string(), configFile: z.string().nullable(), changedFields: z.array(z.string()), devMode: z.boolean(), listen: z.string() }),
+  z.object({ type: z.literal('gateway.stop'), reason: z.string(), sessionsClosed: z.number() }),
+  z.object({ type: z.literal('auth.success'), user: name, role: name, addr, connId: z.string(), method: z.string(), keyFingerprint: z.string() }),
+  z.object({ type: z.literal('auth.failure'), user: name, addr, connId: z.string(), method: z.string(), reason: z.string() }),
+  z.object({ type: z.literal('auth.locked'), user: name, addr, connId: z.string(), subject: z.enum(['user', 'address']), until: z.number() }),
+  z.object({ type: z.literal('lockout.start'), subjectKind: z.enum(['user', 'address']), subject: name, level: z.number(), until: z.number() }),
+  z.object({ type: z.literal('lockout.clear'), subjectKind: z.enum(['user', 'address']), subject: name }),
+  z.object({ type: z.literal('connection.refused'), addr, connId: z.string().optional(), reason: z.string(), user: name.optional() }),
+  z.object({ type: z.literal('request.denied'), user: name, role: name.optional(), addr, connId: z.string(), request: z.string(), detail: z.string() }),
+  z.object({ type: z.literal('session.start'), sessionId: z.string(), user: name, role: name, addr, connId: z.string(), term: z.string(), cols: z.number(), rows: z.number(), socketDir: z.string() }),
+  z.object({ type: z.literal('session.end'), sessionId: z.string(), user: name, role: name, reason: z.string(), durationMs: z.number() }),
+  z.object({ type: z.literal('session.interrupted'), sessionId: z.string(), user: name, role: name }),
+  z.object({ type: z.literal('admin.change'), action: z.string(), target: z.string(), detail: z.record(z.string(), z.unknown()).optional() }),
+  z.object({ type: z.literal('totp.enroll'), user: name, state: z.enum(['pending', 'confirmed', 'reset']) }),
+]);
+
+export type AuditEvent = z.infer<typeof AuditEventSchema>;
+export type AuditEventType = AuditEvent['type'];

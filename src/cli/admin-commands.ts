@@ -1,0 +1,214 @@
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import QRCode from 'qrcode';
+import { configOf, example, withAdmin, withCommon } from './common.js';
+import { printJson, printTable } from './output.js';
+import { addKey, addRole, addUser, confirmTotp, enrollTotp, grantRole, listUsers } from '../admin/operations.js';
+import { openAdmin } from '../admin/context.js';
+import { TgError } from '../errors.js';
+import { parseDuration } from '../config/duration.js';
+
+function ms(v: string | undefined, flag: string): number | null {
+  if (v === undefined) return null;
+  const d = parseDuration(v);
+  if (d === null || d <= 0) throw new TgError('TG_ERR_INVALID_ARGUMENT', `${flag}: not a duration: ${v} (use e.g. 15m, 12h)`);
+  return d;
+}
+
+/** `tmuxgate user ...` */
+export function userCommand(): Command {
+  const user = new Command('user').alias('users').description('manage gateway users');
+  user.addCommand(
+    withCommon(new Command('add'))
+      .description('add a user (with --role, that role is granted and becomes their default)')
+      .argument('<name>', 'user name: 1-32 of a-z 0-9 . _ -, starting with a letter')
+      .option('--role <role>', 'default role (granted)')
+      .addHelpText('after', example('tmuxgate user add alice --role ops'))
+      .action((name: string, o: { role?: string }, cmd: Command) =>
+        withAdmin(cmd, (a) => {
+          const u = addUser(a, name, o.role);
+          process.stdout.write(`added user ${u.name}${o.role ? ` with role ${o.role}` : ''}\nnext: tmuxgate key add ${u.name} --file KEY.pub; tmuxgate totp enroll ${u.name}\n`);
+        }),
+      ),
+  );
+  user.addCommand(
+    withCommon(new Command('list'))
+      .description('list users')
+      .option('--json', 'JSON output')
+      .addHelpText('after', example('tmuxgate user list --json'))
+      .action((o: { json?: boolean }, cmd: Command) =>
+        withAdmin(cmd, (a) => {
+          const rows = listUsers(a);
+          if (o.json) printJson(rows);
+          else printTable(rows as unknown as Record<string, unknown>[], ['name', 'defaultRole', 'roles', 'keys', 'totp', 'disabled']);
+        }),
+      ),
+  );
+  return user;
+}
+
+/** `tmuxgate key ...` */
+export function keyCommand(): Command {
+  const key = new Command('key').alias('keys').description("manage users' SSH public keys");
+  key.addCommand(
+    withCommon(new Command('add'))
+      .description('enroll a public key (an authorized_keys line, or --file)')
+      .argument('<user>')
+      .argument('[line]', "authorized_keys line, e.g. 'ssh-ed25519 AAAA... alice@laptop'")
+      .option('--file <pubkey>', 'read the key from a .pub file')
+      .addHelpText('after', example('tmuxgate key add alice --file ~/.ssh/id_ed25519.pub', "tmuxgate key add alice 'ssh-ed25519 AAAAC3Nza... alice@laptop'"))
+      .action((userName: string, line: string | undefined, o: { file?: string }, cmd: Command) =>
+        withAdmin(cmd, (a) => {
+          if ((line === undefined) === (o.file === undefined)) {
+            throw new TgError('TG_ERR_USAGE', 'give either an authorized_keys line or --file, not both or neither');
+          }
+          let text = line ?? '';
+          if (o.file) {
+            try {
+              text = readFileSync(o.file, 'utf8');
+            } catch (e) {
+              throw new TgError('TG_ERR_INVALID_ARGUMENT', `cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+            }
+            const lines = text.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
+            if (lines.length !== 1) throw new TgError('TG_ERR_INVALID_KEY', `${o.file}: expected exactly one key line, found ${lines.length}`);
+            text = lines[0]!;
+          }
+          const k = addKey(a, userName, text);
+          process.stdout.write(`added key ${k.fingerprint} (${k.key_type}${k.comment ? `, ${k.comment}` : ''}) for ${userName}\n`);
+        }),
+      ),
+  );
+  key.addCommand(
+    withCommon(new Command('list'))
+      .description("list a user's keys with SHA256 fingerprints")
+      .argument('<user>')
+      .option('--json', 'JSON output')
+      .action((userName: string, o: { json?: boolean }, cmd: Command) =>
+        withAdmin(cmd, (a) => {
+          const u = a.users.get(userName);
+          const rows = a.keys.listForUser(u.id).map((k) => ({ fingerprint: k.fingerprint, type: k.key_type, bits: k.bits, comment: k.comment, added: new Date(k.created_at).toISOString() }));
+          if (o.json) printJson(rows);
+          else printTable(rows, ['bits', 'fingerprint', 'comment', 'type']);
+        }),
+      ),
+  );
+  return key;
+}
+
+/** `tmuxgate totp ...` */
+export function totpCommand(): Command {
+  const totp = new Command('totp').description('enroll TOTP (authenticator app) secrets');
+  totp.addCommand(
+    withCommon(new Command('enroll'))
+      .description('make a new secret: shows a QR code and asks for a code to confirm it (pending until confirmed)')
+      .argument('<user>')
+      .option('--json', 'print {"user","secret","uri"} and leave it pending for `totp confirm`')
+      .addHelpText('after', example('tmuxgate totp enroll alice', 'tmuxgate totp enroll alice --json && tmuxgate totp confirm alice 123456'))
+      .action(async (userName: string, o: { json?: boolean }, cmd: Command) => {
+        const a = openAdmin(configOf(cmd));
+        try {
+          const r = enrollTotp(a, userName);
+          if (o.json) {
+            printJson(r);
+            return;
+          }
+          const qr = await QRCode.toString(r.uri, { type: 'terminal', small: true, errorCorrectionLevel: 'M' });
+          process.stdout.write(`${qr}\nScan with an authenticator app, or enter the secret by hand:\n  ${r.secret}\n  ${r.uri}\n\n`);
+          if (!process.stdin.isTTY) {
+            process.stdout.write(`pending: confirm with: tmuxgate totp confirm ${userName} CODE\n`);
+            return;
+          }
+          const rl = createInterface({ input: process.stdin, output: process.stdout });
+          try {
+            for (let attempt = 1; ; attempt++) {
+              const code = await rl.question('Enter the code the app shows now to confirm: ');
+              try {
+                confirmTotp(a, userName, code);
+                process.stdout.write(`confirmed: ${userName} can now log in with key + code\n`);
+                return;
+              } catch (e) {
+                if (attempt >= 3) throw e;
+                process.stdout.write(`${(e as Error).message}\n`);
+              }
+            }
+          } finally {
+            rl.close();
+          }
+        } finally {
+          a.close();
+        }
+      }),
+  );
+  totp.addCommand(
+    withCommon(new Command('confirm'))
+      .description('confirm a pending secret with the code the app shows now')
+      .argument('<user>')
+      .argument('<code>')
+      .addHelpText('after', example('tmuxgate totp confirm alice 492039'))
+      .action((userName: string, code: string, _o, cmd: Command) =>
+        withAdmin(cmd, (a) => {
+          confirmTotp(a, userName, code);
+          process.stdout.write(`confirmed: ${userName} can now log in with key + code\n`);
+        }),
+      ),
+  );
+  return totp;
+}
+
+/** `tmuxgate role ...` */
+export function roleCommand(): Command {
+  const role = new Command('role').alias('roles').description('manage roles and grants');
+  role.addCommand(
+    withCommon(new Command('add'))
+      .description('add a role')
+      .argument('<name>')
+      .option('--shell <path>', 'login shell inside tmux (default: config sessions.defaultShell)')
+      .option('--run-as <account>', "OS account the role's tmux servers run as (default: the gateway's own: development mode)")
+      .option('--idle-timeout <duration>', 'log off after this long without input (e.g. 15m)')
+      .option('--max-session <duration>', 'end sessions after this long (e.g. 8h)')
+      .option('--kind <kind>', 'shell or auditor', 'shell')
+      .addHelpText('after', example('tmuxgate role add ops --shell /bin/bash --idle-timeout 10m'))
+      .action((name: string, o: { shell?: string; runAs?: string; idleTimeout?: string; maxSession?: string; kind: string }, cmd: Command) =>
+        withAdmin(cmd, (a) => {
+          if (o.kind !== 'shell' && o.kind !== 'auditor') throw new TgError('TG_ERR_INVALID_ARGUMENT', '--kind must be shell or auditor');
+          const r = addRole(a, {
+            name,
+            kind: o.kind,
+            shell: o.shell ?? null,
+            runAs: o.runAs ?? null,
+            idleTimeoutMs: ms(o.idleTimeout, '--idle-timeout'),
+            maxSessionMs: ms(o.maxSession, '--max-session'),
+          });
+          process.stdout.write(`added role ${r.name}\n`);
+        }),
+      ),
+  );
+  role.addCommand(
+    withCommon(new Command('list'))
+      .description('list roles')
+      .option('--json', 'JSON output')
+      .action((o: { json?: boolean }, cmd: Command) =>
+        withAdmin(cmd, (a) => {
+          const rows = a.roles.list().map((r) => ({ name: r.name, kind: r.kind, runAs: r.runAs, shell: r.shell, idleTimeoutMs: r.idleTimeoutMs, maxSessionMs: r.maxSessionMs }));
+          if (o.json) printJson(rows);
+          else printTable(rows, ['name', 'kind', 'runAs', 'shell', 'idleTimeoutMs', 'maxSessionMs']);
+        }),
+      ),
+  );
+  role.addCommand(
+    withCommon(new Command('grant'))
+      .description('grant a role to a user (login as USER+ROLE, or by default if it is their first)')
+      .argument('<user>')
+      .argument('<role>')
+      .option('--default', 'make it the user\'s default role')
+      .addHelpText('after', example('tmuxgate role grant alice dba'))
+      .action((userName: string, roleName: string, o: { default?: boolean }, cmd: Command) =>
+        withAdmin(cmd, (a) => {
+          grantRole(a, userName, roleName, o.default ?? false);
+          process.stdout.write(`granted ${roleName} to ${userName}\n`);
+        }),
+      ),
+  );
+  return role;
+}

@@ -1,0 +1,52 @@
+import { Command, CommanderError } from 'commander';
+import { reportError } from './output.js';
+import { EXIT } from '../errors.js';
+import { VERSION } from '../gateway.js';
+import { serveCommand } from './serve.js';
+import { keyCommand, roleCommand, totpCommand, userCommand } from './admin-commands.js';
+import { hostkeyCommand, initCommand, migrateCommand } from './system-commands.js';
+
+/** The `tmuxgate` command tree. */
+export function buildCli(): Command {
+  const program = new Command('tmuxgate')
+    .description('SSH gateway for MFA-authenticated, recorded tmux sessions')
+    .version(VERSION)
+    .option('--config <file>', 'config file (default: $TMUXGATE_CONFIG, else built-in defaults)')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Exit status: 0 ok, 1 failure, 2 usage or config error, 3 not found, 4 conflict,
+             5 integrity failure, 6 denied, 10 internal error.
+
+Example:
+  $ tmuxgate init && tmuxgate role add ops && tmuxgate user add alice --role ops
+  $ tmuxgate key add alice --file alice.pub && tmuxgate totp enroll alice
+  $ tmuxgate serve`,
+    );
+  for (const c of [serveCommand(), initCommand(), migrateCommand(), hostkeyCommand(), userCommand(), keyCommand(), totpCommand(), roleCommand()]) {
+    program.addCommand(c);
+  }
+  const override = (cmd: Command) => {
+    cmd.exitOverride();
+    cmd.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    for (const sub of cmd.commands) override(sub);
+  };
+  override(program);
+  return program;
+}
+
+/** Runs the CLI; returns the exit status. */
+export async function runCli(argv: string[]): Promise<number> {
+  const program = buildCli();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage;
+    }
+    return reportError(e);
+  }
+}

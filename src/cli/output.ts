@@ -1,0 +1,31 @@
+import { TgError, EXIT } from '../errors.js';
+
+/** Prints rows as an aligned table (or "(none)"). */
+export function printTable(rows: Record<string, unknown>[], columns: string[]): void {
+  if (rows.length === 0) {
+    process.stdout.write('(none)\n');
+    return;
+  }
+  const cell = (v: unknown) => (Array.isArray(v) ? v.join(',') : v === null || v === undefined ? '-' : String(v));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd() + '\n';
+  process.stdout.write(line(columns.map((c) => c.toUpperCase())));
+  for (const r of rows) process.stdout.write(line(columns.map((c) => cell(r[c]))));
+}
+
+/** Prints a value as one JSON document. */
+export function printJson(v: unknown): void {
+  process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+}
+
+/** One line on stderr, "tmuxgate: CODE: message", and the mapped exit status. */
+export function reportError(e: unknown): number {
+  if (e instanceof TgError) {
+    process.stderr.write(`tmuxgate: ${e.code}: ${e.message}\n`);
+    return e.exitStatus;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`tmuxgate: TG_ERR_INTERNAL: ${msg.split('\n')[0]}\n`);
+  if (process.env.TMUXGATE_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  return EXIT.internal;
+}

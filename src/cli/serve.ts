@@ -1,0 +1,25 @@
+import { Command } from 'commander';
+import { configOf, example, withCommon } from './common.js';
+import { startGateway } from '../gateway.js';
+
+/** `tmuxgate serve`: the gateway, until SIGTERM/SIGINT, then a draining shutdown (exit 0). */
+export function serveCommand(): Command {
+  return withCommon(new Command('serve'))
+    .description('run the SSH gateway (embedded default: 127.0.0.1:2222, ./data, ./keys)')
+    .addHelpText('after', example('tmuxgate serve', 'tmuxgate serve --config /etc/tmuxgate/config.yaml'))
+    .action(async (_o, cmd: Command) => {
+      process.umask(0o077);
+      const config = configOf(cmd);
+      const gw = await startGateway(config);
+      const stop = (sig: string) => {
+        void gw.close(sig).then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.stderr.write(`tmuxgate listening on ${gw.host}:${gw.port} (host key ${gw.hostKeyFingerprint})\n`);
+      await new Promise<never>(() => {});
+    });
+}

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses "90", "90s", "15m", "12h", "1d" (a bare number means seconds) into milliseconds. */
+export function parseDuration(v: string | number): number | null {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : null;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(v);
+  if (!m) return null;
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!);
+}
+
+/** Formats milliseconds as the shortest exact duration string ("15m", "90s"). */
+export function formatDuration(ms: number): string {
+  for (const u of ['d', 'h', 'm', 's'] as const) {
+    const f = UNIT_MS[u]!;
+    if (ms >= f && ms % f === 0) return `${ms / f}${u}`;
+  }
+  return `${ms}ms`;
+}
+
+/** A zod field for durations with a default ("15m" or ms); the parsed value is milliseconds. */
+export const duration = (def: string | number) =>
+  durationField().default(typeof def === 'number' ? def : parseDuration(def)!);
+
+/** A zod field for durations; the parsed value is milliseconds. */
+export const durationField = () =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(v)} (use e.g. 30s, 15m, 12h)` });
+      return z.NEVER;
+    }
+    return ms;
+  });

@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ConfigSchema, type Config, type ConfigInput } from './schema.js';
+import { TgError } from '../errors.js';
+
+/** Formats zod issues as "path: reason" lines. */
+function describeIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
+  return issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(top level)'}: ${i.message}`).join('; ');
+}
+
+/** Stable JSON: keys sorted at every level, so equal configs hash equally. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** Validates an already-parsed object; relative paths resolve against `baseDir`. */
+export function buildConfig(input: unknown, source: { file: string | null; baseDir: string }): Config {
+  const r = ConfigSchema.safeParse(input ?? {});
+  if (!r.success) {
+    throw new TgError('TG_ERR_CONFIG_INVALID', `config ${source.file ?? '(defaults)'}: ${describeIssues(r.error.issues)}`);
+  }
+  const c = r.data;
+  const dataDir = path.resolve(source.baseDir, c.dataDir);
+  const keysDir = path.resolve(source.baseDir, c.keysDir);
+  const socketDir = c.sessions.socketDir ? path.resolve(source.baseDir, c.sessions.socketDir) : path.join(dataDir, 'tmux');
+  const hash = createHash('sha256').update(canonicalJson(c)).digest('hex');
+  return {
+    ...c,
+    paths: { dataDir, keysDir, socketDir, dbFile: path.join(dataDir, 'tmuxgate.db'), configFile: source.file },
+    hash,
+  };
+}
+
+/**
+ * Loads the config: `--config FILE`, else $TMUXGATE_CONFIG, else the embedded default.
+ * Relative paths in a file are relative to that file's directory; with no file, to the cwd.
+ */
+export function loadConfig(file?: string | null, overrides?: ConfigInput): Config {
+  const chosen = file ?? process.env.TMUXGATE_CONFIG ?? null;
+  if (!chosen) return buildConfig(overrides ?? {}, { file: null, baseDir: process.cwd() });
+  const abs = path.resolve(chosen);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (e) {
+    throw new TgError('TG_ERR_CONFIG_UNREADABLE', `config ${abs}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text, { maxAliasCount: 50 });
+  } catch (e) {
+    throw new TgError('TG_ERR_CONFIG_INVALID', `config ${abs}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (parsed !== null && parsed !== undefined && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+    throw new TgError('TG_ERR_CONFIG_INVALID', `config ${abs}: (top level): expected a mapping of settings`);
+  }
+  return buildConfig({ ...(parsed as object | null), ...overrides }, { file: abs, baseDir: path.dirname(abs) });
+}

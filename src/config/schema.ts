@@ -1,0 +1,105 @@
+import { z } from 'zod';
+import { duration } from './duration.js';
+import { ALLOWED } from '../ssh/algorithms.js';
+
+/** An algorithm list may only name members of the built-in allow-list, and never be empty. */
+const narrowing = (all: readonly string[]) =>
+  z
+    .array(z.string())
+    .min(1)
+    .superRefine((list, ctx) => {
+      for (const [i, a] of list.entries()) {
+        if (!all.includes(a)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [i],
+            message: `${a} is not in the built-in allow-list (${all.join(', ')}); the config can only narrow it`,
+          });
+        }
+      }
+    })
+    .optional();
+
+const lockout = (failures: number, base: string) =>
+  z
+    .strictObject({
+      maxFailures: z.number().int().min(1).max(1000).default(failures),
+      window: duration(15 * 60_000),
+      baseDuration: duration(base),
+      maxDuration: duration(24 * 3_600_000),
+    })
+    .prefault({});
+
+/** The gateway's configuration file. Every field has a default; no file at all is valid. */
+export const ConfigSchema = z
+  .strictObject({
+    listen: z
+      .strictObject({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(2222),
+      })
+      .prefault({}),
+    dataDir: z.string().min(1).default('./data'),
+    keysDir: z.string().min(1).default('./keys'),
+    log: z
+      .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+      .prefault({}),
+    sessions: z
+      .strictObject({
+        idleTimeout: duration('15m'),
+        idleWarning: duration('60s'),
+        maxSessionTime: duration('12h'),
+        defaultTerm: z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/).default('xterm-256color'),
+        socketDir: z.string().min(1).optional(),
+        tmuxPath: z.string().min(1).default('tmux'),
+        defaultShell: z.string().startsWith('/').default('/bin/bash'),
+        lang: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/).default('C.UTF-8'),
+      })
+      .prefault({}),
+    auth: z
+      .strictObject({
+        totp: z
+          .strictObject({
+            window: z.number().int().min(0).max(3).default(1),
+            issuer: z.string().min(1).max(64).default('tmuxgate'),
+          })
+          .prefault({}),
+        userLockout: lockout(5, '5m'),
+        addressLockout: lockout(20, '5m'),
+      })
+      .prefault({}),
+    ssh: z
+      .strictObject({
+        loginGraceTime: duration('30s'),
+        maxAuthTries: z.number().int().min(1).max(20).default(3),
+        maxStartupsPerAddress: z.number().int().min(1).default(10),
+        maxStartups: z.number().int().min(1).default(100),
+        keepaliveInterval: duration('15s'),
+        keepaliveCountMax: z.number().int().min(1).default(3),
+        algorithms: z
+          .strictObject({
+            kex: narrowing(ALLOWED.kex),
+            cipher: narrowing(ALLOWED.cipher),
+            mac: narrowing(ALLOWED.mac),
+          })
+          .prefault({}),
+        banner: z.string().max(2000).optional(),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.sessions.idleWarning >= c.sessions.idleTimeout) {
+      ctx.addIssue({ code: 'custom', path: ['sessions', 'idleWarning'], message: 'must be shorter than sessions.idleTimeout' });
+    }
+    if (c.ssh.maxStartupsPerAddress > c.ssh.maxStartups) {
+      ctx.addIssue({ code: 'custom', path: ['ssh', 'maxStartupsPerAddress'], message: 'must not exceed ssh.maxStartups' });
+    }
+  });
+
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type Config = z.output<typeof ConfigSchema> & {
+  /** Absolute paths resolved by the loader. */
+  paths: { dataDir: string; keysDir: string; socketDir: string; dbFile: string; configFile: string | null };
+  /** sha256 of the canonical config, for the audit log. */
+  hash: string;
+};

@@ -1,0 +1,70 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { loadOrCreate, readPrivate } from './key-files.js';
+import { Secret } from '../platform/secret.js';
+import { TgError } from '../errors.js';
+
+export const MASTER_KEY_FILE = 'master.key';
+const SEAL_VERSION = 1;
+
+/** Seals and opens small secrets (TOTP seeds, recording data keys) under a master key. */
+export interface KeyProvider {
+  /** Id of the key used for new seals. */
+  readonly keyId: string;
+  /** Encrypts `plain`, binding `aad` (e.g. "totp:user:7"); returns version|nonce|ciphertext|tag. */
+  seal(plain: Buffer, aad: string): Buffer;
+  /** Decrypts a blob sealed under key `keyId`; throws TG_ERR_MASTER_KEY_MISMATCH if it cannot. */
+  open(blob: Buffer, aad: string, keyId: string): Buffer;
+}
+
+/** The id of a master key: a hash prefix, so it names the key without revealing it. */
+export function masterKeyId(key: Buffer): string {
+  return createHash('sha256').update('tmuxgate master key id\0').update(key).digest('hex').slice(0, 16);
+}
+
+/** AES-256-GCM under one master key (and older keys kept for opening only). */
+export class MasterKeyProvider implements KeyProvider {
+  readonly keyId: string;
+  private readonly keys = new Map<string, Secret<Buffer>>();
+  constructor(current: Buffer, older: Buffer[] = []) {
+    if (current.length !== 32) throw new TgError('TG_ERR_KEY_UNREADABLE', 'master key must be 32 bytes');
+    this.keyId = masterKeyId(current);
+    for (const k of [current, ...older]) this.keys.set(masterKeyId(k), new Secret(k));
+  }
+  seal(plain: Buffer, aad: string): Buffer {
+    const nonce = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.keys.get(this.keyId)!.reveal(), nonce);
+    c.setAAD(Buffer.from(aad));
+    const ct = Buffer.concat([c.update(plain), c.final()]);
+    return Buffer.concat([Buffer.from([SEAL_VERSION]), nonce, ct, c.getAuthTag()]);
+  }
+  open(blob: Buffer, aad: string, keyId: string): Buffer {
+    const key = this.keys.get(keyId);
+    if (!key) throw new TgError('TG_ERR_MASTER_KEY_MISMATCH', `secret was sealed with master key ${keyId}, which is not loaded`);
+    if (blob.length < 1 + 12 + 16 || blob[0] !== SEAL_VERSION) {
+      throw new TgError('TG_ERR_MASTER_KEY_MISMATCH', 'sealed secret is malformed');
+    }
+    try {
+      const d = createDecipheriv('aes-256-gcm', key.reveal(), blob.subarray(1, 13));
+      d.setAAD(Buffer.from(aad));
+      d.setAuthTag(blob.subarray(blob.length - 16));
+      return Buffer.concat([d.update(blob.subarray(13, blob.length - 16)), d.final()]);
+    } catch {
+      throw new TgError('TG_ERR_MASTER_KEY_MISMATCH', 'sealed secret does not open with the master key (wrong key or altered data)');
+    }
+  }
+}
+
+function decodeKeyFile(data: Buffer, file: string): Buffer {
+  const key = Buffer.from(data.toString('utf8').trim(), 'base64');
+  if (key.length !== 32) throw new TgError('TG_ERR_KEY_UNREADABLE', `${file}: expected 32 bytes of base64`);
+  return key;
+}
+
+/** Loads keysDir/master.key, creating it (0600) on first start. */
+export function loadMasterKey(keysDir: string, opts: { create: boolean }): { provider: MasterKeyProvider; created: boolean } {
+  const file = path.join(keysDir, MASTER_KEY_FILE);
+  if (!opts.create) return { provider: new MasterKeyProvider(decodeKeyFile(readPrivate(file), file)), created: false };
+  const { data, created } = loadOrCreate(file, () => randomBytes(32).toString('base64') + '\n', 0o600);
+  return { provider: new MasterKeyProvider(decodeKeyFile(data, file)), created };
+}

@@ -1,0 +1,176 @@
+import { mkdirSync, chmodSync, readFileSync } from 'node:fs';
+import ssh2 from 'ssh2';
+import type { Config } from './config/schema.js';
+import { canonicalJson } from './config/load.js';
+import { systemClock, type Clock } from './platform/clock.js';
+import { createLogger, type Logger } from './platform/logger.js';
+import { openDb, type Db } from './store/db.js';
+import { AuditLog } from './audit/log.js';
+import { UserRepo } from './store/users.js';
+import { RoleRepo } from './store/roles.js';
+import { KeyRepo } from './store/keys.js';
+import { TotpRepo } from './store/totp.js';
+import { SessionRepo } from './store/sessions.js';
+import { Lockouts } from './auth/lockout.js';
+import { ensureKeysDir } from './crypto/key-files.js';
+import { loadMasterKey } from './crypto/master-key.js';
+import { loadAuditKey } from './crypto/audit-key.js';
+import { loadHostKey, knownHostsLine } from './ssh/host-key.js';
+import { effectiveAlgorithms } from './ssh/algorithms.js';
+import { FrontDoor, normaliseAddr } from './ssh/front-door.js';
+import { GatewayConnection } from './ssh/connection.js';
+import { SessionRegistry } from './session/registry.js';
+import { spawnPty, type Pty, type PtySpawnOptions } from './session/pty.js';
+import { currentAccount } from './session/os-account.js';
+import type { GatewayContext } from './gateway-context.js';
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface GatewayDeps {
+  clock?: Clock;
+  logger?: Logger;
+  spawnPty?: (o: PtySpawnOptions) => Pty;
+}
+
+export interface Gateway {
+  readonly host: string;
+  readonly port: number;
+  readonly ctx: GatewayContext;
+  readonly hostKeyFingerprint: string;
+  readonly knownHosts: string;
+  /** Drains: stop accepting, tell users, close channels (tmux servers stay), close the DB. */
+  close(reason?: string): Promise<void>;
+}
+
+/** Leaf paths whose values differ between two config objects ("sessions.idleTimeout"). */
+export function changedFields(before: unknown, after: unknown, prefix = ''): string[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+  if (isObj(before) && isObj(after)) {
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+    return keys.flatMap((k) => changedFields(before[k], after[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return canonicalJson(before) === canonicalJson(after) ? [] : [prefix || '(root)'];
+}
+
+/** Whether any shell role runs under the gateway's own account (development mode). */
+function devMode(roles: RoleRepo): boolean {
+  const me = currentAccount().name;
+  return roles.list().some((r) => r.kind === 'shell' && (!r.runAs || r.runAs === me));
+}
+
+/** Builds every dependency from the config, then listens. The composition root. */
+export async function startGateway(config: Config, deps: GatewayDeps = {}): Promise<Gateway> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? createLogger({ level: config.log.level });
+  ensureKeysDir(config.paths.keysDir);
+  const hostKey = loadHostKey(config.paths.keysDir, { create: true });
+  const { provider } = loadMasterKey(config.paths.keysDir, { create: true });
+  loadAuditKey(config.paths.keysDir);
+  mkdirSync(config.paths.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(config.paths.dataDir, 0o700);
+  mkdirSync(config.paths.socketDir, { recursive: true, mode: 0o711 });
+
+  const db: Db = openDb(config.paths.dbFile);
+  const audit = new AuditLog(db, clock, logger);
+  const ctx: GatewayContext = {
+    config,
+    clock,
+    logger,
+    db,
+    audit,
+    users: new UserRepo(db),
+    roles: new RoleRepo(db),
+    keys: new KeyRepo(db),
+    totp: new TotpRepo(db, provider),
+    sessions: new SessionRepo(db),
+    lockouts: new Lockouts(db, clock, { user: config.auth.userLockout, address: config.auth.addressLockout }),
+    live: new SessionRegistry(),
+    spawnPty: deps.spawnPty ?? spawnPty,
+  };
+
+  for (const s of ctx.sessions.markInterrupted(clock.now())) {
+    audit.emit('gateway', { type: 'session.interrupted', sessionId: s.id, user: s.user_name, role: s.role_name });
+  }
+
+  const algorithms = effectiveAlgorithms(config.ssh.algorithms);
+  const sshServer = new ssh2.Server(
+    {
+      hostKeys: [hostKey.privateKey],
+      algorithms: {
+        kex: algorithms.kex,
+        cipher: algorithms.cipher,
+        hmac: algorithms.mac,
+        serverHostKey: algorithms.serverHostKey,
+        compress: algorithms.compress,
+      } as ssh2.Algorithms,
+      ident: 'tmuxgate',
+      keepaliveInterval: config.ssh.keepaliveInterval,
+      keepaliveCountMax: config.ssh.keepaliveCountMax,
+      ...(config.ssh.banner ? { banner: config.ssh.banner } : {}),
+    } as ssh2.ServerConfig,
+  );
+  const front = new FrontDoor(
+    {
+      maxStartups: config.ssh.maxStartups,
+      maxStartupsPerAddress: config.ssh.maxStartupsPerAddress,
+      loginGraceTime: config.ssh.loginGraceTime,
+    },
+    { clock, logger, audit },
+    (socket) => sshServer.injectSocket(socket),
+  );
+  const connections = new Set<GatewayConnection>();
+  sshServer.on('connection', (client, info) => {
+    const pending = front.lookup(normaliseAddr(info.ip), info.port);
+    if (!pending) {
+      client.end();
+      return;
+    }
+    const conn = new GatewayConnection(ctx, client, pending);
+    connections.add(conn);
+    client.on('close', () => connections.delete(conn));
+  });
+  sshServer.on('error', (e: Error) => logger.warn({ err: e.message }, 'ssh server error'));
+
+  const addr = await front.listen(config.listen.host, config.listen.port);
+  const previous = db.prepare("SELECT value FROM gateway_state WHERE key = 'config'").get() as { value: string } | undefined;
+  const { paths: _p, hash: _h, ...plain } = config;
+  const changed = previous ? changedFields(JSON.parse(previous.value), JSON.parse(canonicalJson(plain))) : ['(first start)'];
+  db.prepare("INSERT INTO gateway_state (key, value) VALUES ('config', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(canonicalJson(plain));
+  const dev = devMode(ctx.roles);
+  audit.emit('gateway', {
+    type: 'gateway.start',
+    version: VERSION,
+    pid: process.pid,
+    configHash: config.hash,
+    configFile: config.paths.configFile,
+    changedFields: changed,
+    devMode: dev,
+    listen: `${addr.host}:${addr.port}`,
+  });
+  const known = knownHostsLine(config.listen.host, addr.port, hostKey.publicLine);
+  logger.info({ listen: `${addr.host}:${addr.port}`, hostKey: hostKey.fingerprint, knownHosts: known, dataDir: config.paths.dataDir }, 'tmuxgate listening');
+  if (dev) logger.warn('development mode: some shell roles run under the gateway\'s own OS account (no least-privilege isolation between them)');
+
+  let closing: Promise<void> | null = null;
+  return {
+    host: addr.host,
+    port: addr.port,
+    ctx,
+    hostKeyFingerprint: hostKey.fingerprint,
+    knownHosts: known,
+    close(reason = 'shutdown') {
+      closing ??= (async () => {
+        const stopped = front.stopAccepting();
+        const n = ctx.live.endAll('gateway-shutdown', 'the gateway is restarting; reconnect in a moment');
+        // Give channel close messages a moment to reach the clients before sockets go.
+        await new Promise((r) => setTimeout(r, n ? 100 : 0));
+        front.destroyAll();
+        await stopped;
+        audit.emit('gateway', { type: 'gateway.stop', reason, sessionsClosed: n });
+        db.close();
+        logger.info({ reason, sessionsClosed: n }, 'tmuxgate stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,39 @@
+import type { ShellSession, EndReason } from './shell-session.js';
+
+export interface LiveSession {
+  id: string;
+  userId: number;
+  roleId: number;
+  userName: string;
+  roleName: string;
+  shell: ShellSession;
+}
+
+/** The shells this gateway process is serving right now. */
+export class SessionRegistry {
+  private readonly byId = new Map<string, LiveSession>();
+
+  add(s: LiveSession): void {
+    this.byId.set(s.id, s);
+    s.shell.onEnd(() => this.byId.delete(s.id));
+  }
+
+  get(id: string): LiveSession | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): LiveSession[] {
+    return [...this.byId.values()];
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** Ends every live session with the same reason and message. */
+  endAll(reason: EndReason, message: string): number {
+    const all = this.all();
+    for (const s of all) s.shell.end(reason, message);
+    return all.length;
+  }
+}

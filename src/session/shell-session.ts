@@ -1,0 +1,186 @@
+import type { Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
+import type { Pty, PtySpawnOptions } from './pty.js';
+
+/** The SSH side of a shell, as the session sees it. The ssh2 adapter implements it. */
+export interface TerminalChannel {
+  /** Writes output; false means the client's window is full: wait for onceDrain. */
+  write(data: Buffer): boolean;
+  onceDrain(fn: () => void): void;
+  onData(fn: (data: Buffer) => void): void;
+  onClose(fn: () => void): void;
+  /** Sends exit-status and closes the channel. */
+  exitAndClose(code: number): void;
+}
+
+/** Sizes a client may ask for are clamped into this box (0 means "unknown": 80x24). */
+export const SIZE_LIMITS = { minCols: 10, maxCols: 1000, minRows: 3, maxRows: 500 } as const;
+
+/** Clamps a requested terminal size; absurd values are never fatal. */
+export function clampSize(cols: number, rows: number): { cols: number; rows: number } {
+  const c = Number.isFinite(cols) && cols > 0 ? cols : 80;
+  const r = Number.isFinite(rows) && rows > 0 ? rows : 24;
+  return {
+    cols: Math.min(SIZE_LIMITS.maxCols, Math.max(SIZE_LIMITS.minCols, Math.floor(c))),
+    rows: Math.min(SIZE_LIMITS.maxRows, Math.max(SIZE_LIMITS.minRows, Math.floor(r))),
+  };
+}
+
+export interface ShellSessionOptions {
+  id: string;
+  spawn: PtySpawnOptions;
+  idleTimeoutMs: number;
+  idleWarningMs: number;
+  maxSessionMs: number;
+}
+
+export interface ShellSessionDeps {
+  clock: Clock;
+  logger: Logger;
+  spawnPty: (o: PtySpawnOptions) => Pty;
+}
+
+/** Why a session ended, as recorded and audited. */
+export type EndReason =
+  | 'detached'
+  | 'shell-exited'
+  | 'client-disconnected'
+  | 'idle-timeout'
+  | 'max-session-time'
+  | 'gateway-shutdown'
+  | 'killed'
+  | 'spawn-failed';
+
+const CRLF = '\r\n';
+
+/**
+ * One SSH shell attached to a tmux client in a pty. Moves bytes both ways with backpressure,
+ * counts idleness from the user's input only, and ends exactly once.
+ */
+export class ShellSession {
+  private pty: Pty | null = null;
+  private channel: TerminalChannel | null = null;
+  private lastInput: number;
+  private warned = false;
+  private ended: EndReason | null = null;
+  private cancelIdle: (() => void) | null = null;
+  private cancelMax: (() => void) | null = null;
+  private readonly endListeners: ((r: EndReason) => void)[] = [];
+  readonly startedAt: number;
+
+  constructor(
+    readonly opts: ShellSessionOptions,
+    private readonly deps: ShellSessionDeps,
+  ) {
+    this.startedAt = deps.clock.now();
+    this.lastInput = this.startedAt;
+  }
+
+  /** Called once, with the reason, when the session ends for any cause. */
+  onEnd(fn: (r: EndReason) => void): void {
+    this.endListeners.push(fn);
+  }
+
+  get endReason(): EndReason | null {
+    return this.ended;
+  }
+
+  /** Spawns the tmux client and wires it to the channel. */
+  start(channel: TerminalChannel): void {
+    this.channel = channel;
+    let pty: Pty;
+    try {
+      pty = this.deps.spawnPty(this.opts.spawn);
+    } catch (e) {
+      this.deps.logger.error({ err: e }, 'could not start tmux');
+      channel.write(Buffer.from(`tmuxgate: could not start your session; the failure was logged.${CRLF}`));
+      this.finish('spawn-failed', 1);
+      return;
+    }
+    this.pty = pty;
+    pty.onData((d) => {
+      if (this.ended) return;
+      if (!channel.write(d)) {
+        // The client is not reading: stop reading the pty until it drains, so memory stays flat.
+        pty.pause();
+        channel.onceDrain(() => pty.resume());
+      }
+    });
+    pty.onExit((code) => this.finish(code === 0 ? 'detached' : 'shell-exited', code));
+    channel.onData((d) => {
+      if (this.ended) return;
+      this.lastInput = this.deps.clock.now();
+      this.warned = false;
+      pty.write(d);
+    });
+    channel.onClose(() => this.finish('client-disconnected', 0));
+    this.scheduleIdle(this.opts.idleTimeoutMs - this.opts.idleWarningMs);
+    this.cancelMax = this.deps.clock.setTimeout(
+      () => this.end('max-session-time', `maximum session time of ${Math.round(this.opts.maxSessionMs / 60000)} minutes reached`),
+      this.opts.maxSessionMs,
+    );
+  }
+
+  /** Applies a window-change, clamped. */
+  resize(cols: number, rows: number): void {
+    const s = clampSize(cols, rows);
+    try {
+      this.pty?.resize(s.cols, s.rows);
+    } catch (e) {
+      this.deps.logger.warn({ err: e }, 'resize failed');
+    }
+  }
+
+  /** Ends the session from the gateway's side, telling the user why. The tmux session stays. */
+  end(reason: EndReason, message: string): void {
+    if (this.ended) return;
+    this.channel?.write(Buffer.from(`${CRLF}[tmuxgate] ${message}. Your tmux session keeps running.${CRLF}`));
+    this.finish(reason, 0);
+  }
+
+  private scheduleIdle(ms: number): void {
+    this.cancelIdle?.();
+    this.cancelIdle = this.deps.clock.setTimeout(() => this.checkIdle(), Math.max(0, ms));
+  }
+
+  /** One timer per session, re-armed from the last input: no per-second ticking per session. */
+  private checkIdle(): void {
+    if (this.ended) return;
+    const idle = this.deps.clock.now() - this.lastInput;
+    const { idleTimeoutMs, idleWarningMs } = this.opts;
+    if (idle >= idleTimeoutMs) {
+      this.end('idle-timeout', `logged off after ${Math.round(idleTimeoutMs / 60000)} minutes without input`);
+      return;
+    }
+    if (idle >= idleTimeoutMs - idleWarningMs) {
+      if (!this.warned) {
+        this.warned = true;
+        const left = Math.ceil((idleTimeoutMs - idle) / 1000);
+        this.channel?.write(Buffer.from(`${CRLF}[tmuxgate] no input for a while: you will be logged off in ${left} seconds. Press a key to stay.${CRLF}`));
+      }
+      this.scheduleIdle(idleTimeoutMs - idle);
+      return;
+    }
+    this.scheduleIdle(idleTimeoutMs - idleWarningMs - idle);
+  }
+
+  private finish(reason: EndReason, code: number): void {
+    if (this.ended) return;
+    this.ended = reason;
+    this.cancelIdle?.();
+    this.cancelMax?.();
+    if (this.pty) {
+      try {
+        this.pty.kill('SIGHUP'); // detaches this tmux client; the tmux server and its shells live on
+      } catch {
+        /* already gone */
+      }
+    }
+    try {
+      this.channel?.exitAndClose(code);
+    } catch {
+      /* client already gone */
+    }
+    for (const fn of this.endListeners) fn(reason);
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The algorithm allow-list. The config may only narrow these lists, never widen them: anything
+ * a client offers outside them is refused at negotiation (ssh2 finds no common algorithm).
+ *
+ * Host keys are ed25519 only. ssh2 1.17 lets a client negotiate `ssh-rsa` (SHA-1) host-key
+ * signatures whenever an RSA host key is loaded, whatever the configured list says, so no RSA
+ * host key is ever loaded.
+ */
+export const ALLOWED = {
+  kex: [
+    'curve25519-sha256',
+    'curve25519-sha256@libssh.org',
+    'diffie-hellman-group16-sha512',
+    'diffie-hellman-group18-sha512',
+  ],
+  cipher: [
+    'chacha20-poly1305@openssh.com',
+    'aes256-gcm@openssh.com',
+    'aes128-gcm@openssh.com',
+    'aes256-ctr',
+  ],
+  mac: ['hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256-etm@openssh.com'],
+  serverHostKey: ['ssh-ed25519'],
+  compress: ['none'],
+} as const;
+
+export type AlgorithmKind = 'kex' | 'cipher' | 'mac';
+
+/** User-key signature algorithms accepted for publickey auth (never SHA-1 `ssh-rsa`). */
+export const USER_KEY_TYPES = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'ssh-rsa', // key type; its signatures must use rsa-sha2-256/512, enforced at verification
+  'sk-ssh-ed25519@openssh.com',
+  'sk-ecdsa-sha2-nistp256@openssh.com',
+] as const;
+
+/** Minimum RSA modulus size for enrolled user keys. */
+export const MIN_RSA_BITS = 2048;
+
+export interface AlgorithmPolicy {
+  kex: string[];
+  cipher: string[];
+  mac: string[];
+  serverHostKey: string[];
+  compress: string[];
+}
+
+/** The allow-list narrowed by the config's choices, in the built-in preference order. */
+export function effectiveAlgorithms(narrow: Partial<Record<AlgorithmKind, string[]>>): AlgorithmPolicy {
+  const pick = (kind: AlgorithmKind): string[] => {
+    const want = narrow[kind];
+    const all: readonly string[] = ALLOWED[kind];
+    return want ? all.filter((a) => want.includes(a)) : [...all];
+  };
+  return {
+    kex: pick('kex'),
+    cipher: pick('cipher'),
+    mac: pick('mac'),
+    serverHostKey: [...ALLOWED.serverHostKey],
+    compress: [...ALLOWED.compress],
+  };
+}

@@ -1,0 +1,434 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type {
+  AuthContext,
+  Connection,
+  KeyboardAuthContext,
+  PublicKeyAuthContext,
+  PseudoTtyInfo,
+  ServerChannel,
+  Session,
+} from 'ssh2';
+import type { GatewayContext } from '../gateway-context.js';
+import type { Logger } from '../platform/logger.js';
+import type { Pending } from './front-door.js';
+import { nextStep, type AuthProgress } from '../auth/policy.js';
+import { verifySignature } from '../auth/public-key.js';
+import { checkTotp } from '../auth/totp.js';
+import { parseLoginName, displayLogin } from '../authz/login-name.js';
+import { authorize, type AuthzDecision } from '../authz/decide.js';
+import type { User } from '../store/users.js';
+import type { Role } from '../store/roles.js';
+import { clampSize, ShellSession, type TerminalChannel } from '../session/shell-session.js';
+import { envAllowed, normaliseTerm, shellEnv } from '../session/env.js';
+import { currentAccount, lookupAccount, type OsAccount } from '../session/os-account.js';
+import { prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from '../session/tmux.js';
+
+const PROMPT = 'Verification code: ';
+
+/** A new random connection id (for logs and audit rows). */
+export function newId(prefix: string): string {
+  return prefix + randomBytes(9).toString('base64url');
+}
+
+interface Resolved {
+  user: User;
+  role: Role;
+}
+
+/**
+ * One SSH connection: the only place that handles ssh2 objects. Library callbacks become
+ * decisions of the pure auth policy and authorizer; everything refused is audited, and a
+ * refusal never ends more than the request that was refused.
+ */
+export class GatewayConnection {
+  readonly id = newId('c_');
+  private readonly log: Logger;
+  private progress: AuthProgress = { keyUser: null, keyLogin: null, totp: false };
+  private keyFingerprint = '';
+  private tries = 0;
+  private resolved: Resolved | null = null;
+  private shellOpen = false;
+  private closed = false;
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    private readonly client: Connection,
+    private readonly pending: Pending,
+  ) {
+    this.log = ctx.logger.child({ conn: this.id, addr: pending.addr });
+    client.on('error', (e) => this.log.debug({ err: e.message }, 'connection error'));
+    client.on('close', () => (this.closed = true));
+    client.on('authentication', (a) => this.guard(() => this.onAuth(a)));
+    client.on('ready', () => this.guard(() => this.onReady()));
+  }
+
+  get addr(): string {
+    return this.pending.addr;
+  }
+
+  /** Runs a handler; a bug in one connection ends that connection, never the gateway. */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.log.error({ err: e }, 'connection handler failed; closing the connection');
+      this.client.end();
+    }
+  }
+
+  // ---------------------------------------------------------------- authentication
+
+  private onAuth(a: AuthContext): void {
+    const login = a.username;
+    const verdict = nextStep(this.progress, login);
+    if (verdict.kind === 'rejected') {
+      this.fail(a, ['publickey'], displayLogin(login), 'login-changed', { lockout: true, endNow: true });
+      return;
+    }
+    if (verdict.kind === 'accepted') {
+      a.accept();
+      return;
+    }
+    switch (a.method) {
+      case 'none':
+        // OpenSSH always starts with "none" to learn the methods: not an attempt.
+        a.reject(verdict.methods, verdict.partial);
+        return;
+      case 'publickey':
+        this.onPublicKey(a, login);
+        return;
+      case 'keyboard-interactive':
+        this.onKeyboard(a, login);
+        return;
+      default:
+        this.fail(a, verdict.methods, displayLogin(login), `method-not-allowed:${a.method}`, { partial: verdict.partial });
+    }
+  }
+
+  /** Resolves the login name to a user and an authorized role (or why not). */
+  private resolve(login: string): { user: User | null; decision: AuthzDecision | { ok: false; reason: 'invalid-login-name' } } {
+    const parsed = parseLoginName(login);
+    if (!parsed) return { user: null, decision: { ok: false, reason: 'invalid-login-name' } };
+    const user = this.ctx.users.find(parsed.user);
+    if (parsed.role !== null && !this.ctx.roles.find(parsed.role)) {
+      return { user, decision: { ok: false, reason: user ? 'unknown-role' : 'unknown-user' } };
+    }
+    const decision = authorize({ user, requested: parsed.role, granted: user ? this.ctx.roles.grantsOf(user.id) : [] });
+    return { user, decision };
+  }
+
+  private onPublicKey(a: PublicKeyAuthContext, login: string): void {
+    if (this.progress.keyUser !== null) {
+      a.reject(['keyboard-interactive'], true);
+      return;
+    }
+    const { user, decision } = this.resolve(login);
+    const who = user?.name ?? displayLogin(login);
+    // Unknown user, unknown or ungranted role: exactly the answer a wrong key gets.
+    if (!decision.ok || !user) {
+      this.fail(a, ['publickey'], who, decision.ok ? 'unknown-user' : decision.reason, { query: !a.signature });
+      return;
+    }
+    const key = this.ctx.keys.findForUser(user.id, a.key.data);
+    if (!key) {
+      this.fail(a, ['publickey'], who, 'unknown-key', { query: !a.signature });
+      return;
+    }
+    if (!a.signature || !a.blob) {
+      a.accept(); // PK_OK: "this key would do", no signature yet
+      return;
+    }
+    if (!verifySignature(a.key.data, a.blob, a.signature, a.hashAlgo)) {
+      this.fail(a, ['publickey'], who, a.hashAlgo === 'sha1' ? 'sha1-signature-refused' : 'bad-signature', { lockout: true });
+      return;
+    }
+    this.progress = { keyUser: user.name, keyLogin: login, totp: false };
+    this.keyFingerprint = key.fingerprint;
+    this.resolved = { user, role: decision.role };
+    this.log.info({ user: user.name, key: key.fingerprint }, 'public key accepted; asking for TOTP');
+    a.reject(['keyboard-interactive'], true);
+  }
+
+  private onKeyboard(a: KeyboardAuthContext, login: string): void {
+    if (this.progress.keyUser === null || !this.resolved) {
+      this.fail(a, ['publickey'], displayLogin(login), 'totp-before-publickey');
+      return;
+    }
+    const userName = this.progress.keyUser;
+    a.prompt([{ prompt: PROMPT, echo: false }], 'tmuxgate', '', (answers) => {
+      this.guard(() => {
+        if (this.closed) return;
+        if (!Array.isArray(answers)) {
+          this.log.info({ user: userName }, 'client aborted the verification prompt');
+          return;
+        }
+        this.onCode(a, login, userName, String(answers[0] ?? '').slice(0, 64));
+      });
+    });
+  }
+
+  private onCode(a: KeyboardAuthContext, login: string, userName: string, code: string): void {
+    const { lockouts, totp, audit, clock, config } = this.ctx;
+    // A locked user or address gets the same answer as a wrong code: no oracle.
+    const userLock = lockouts.state('user', userName);
+    const addrLock = lockouts.state('address', this.addr);
+    if (userLock.locked || addrLock.locked) {
+      const subject = userLock.locked ? 'user' : 'address';
+      audit.emit(userName, { type: 'auth.locked', user: userName, addr: this.addr, connId: this.id, subject, until: userLock.locked ? userLock.until : addrLock.until });
+      this.fail(a, ['keyboard-interactive'], userName, 'locked', { audited: true });
+      return;
+    }
+    // Fresh authorization: the user may have been disabled or lost the grant meanwhile.
+    const { user, decision } = this.resolve(login);
+    if (!user || !decision.ok || user.id !== this.resolved!.user.id) {
+      this.fail(a, ['keyboard-interactive'], userName, decision.ok ? 'user-changed' : decision.reason, { endNow: true });
+      return;
+    }
+    const rec = totp.get(user.id);
+    if (!rec || !rec.confirmed) {
+      this.fail(a, ['keyboard-interactive'], userName, 'totp-not-enrolled', { lockout: true });
+      return;
+    }
+    const check = checkTotp(rec.secret.reveal(), code, clock.now(), config.auth.totp.window, rec.lastStep);
+    if (!check.ok) {
+      this.fail(a, ['keyboard-interactive'], userName, `totp-${check.reason}`, { lockout: true });
+      return;
+    }
+    if (!totp.spendStep(user.id, check.step)) {
+      this.fail(a, ['keyboard-interactive'], userName, 'totp-replayed', { lockout: true });
+      return;
+    }
+    this.progress = { ...this.progress, totp: true };
+    this.resolved = { user, role: decision.role };
+    lockouts.resetFailures('user', userName);
+    this.pending.authenticated();
+    audit.emit(userName, {
+      type: 'auth.success',
+      user: userName,
+      role: decision.role.name,
+      addr: this.addr,
+      connId: this.id,
+      method: 'publickey+totp',
+      keyFingerprint: this.keyFingerprint,
+    });
+    this.log.info({ user: userName, role: decision.role.name }, 'authenticated');
+    a.accept();
+  }
+
+  /**
+   * One failed attempt: audited, counted against MaxAuthTries (queries for unknown keys count,
+   * as in sshd), optionally counted towards lockouts, then a plain rejection.
+   */
+  private fail(
+    a: AuthContext,
+    methods: ('publickey' | 'keyboard-interactive')[],
+    who: string,
+    reason: string,
+    o: { lockout?: boolean; endNow?: boolean; partial?: boolean; query?: boolean; audited?: boolean } = {},
+  ): void {
+    const { audit, lockouts } = this.ctx;
+    this.tries++;
+    if (!o.audited) audit.emit(who, { type: 'auth.failure', user: who, addr: this.addr, connId: this.id, method: a.method, reason });
+    this.log.info({ user: who, method: a.method, reason, tries: this.tries }, 'authentication failed');
+    if (o.lockout) {
+      const known = this.ctx.users.find(who);
+      if (known) this.recordLockout('user', who);
+      this.recordLockout('address', this.addr);
+    }
+    const exhausted = this.tries >= this.ctx.config.ssh.maxAuthTries;
+    if (exhausted) {
+      audit.emit(who, { type: 'connection.refused', addr: this.addr, connId: this.id, user: who, reason: 'too many authentication failures' });
+    }
+    a.reject(methods, o.partial ?? false);
+    if (exhausted || o.endNow) this.client.end();
+    void lockouts;
+  }
+
+  private recordLockout(kind: 'user' | 'address', subject: string): void {
+    const lock = this.ctx.lockouts.recordFailure(kind, subject);
+    if (lock) {
+      this.ctx.audit.emit('gateway', { type: 'lockout.start', subjectKind: kind, subject, level: lock.level, until: lock.until });
+      this.log.warn({ kind, subject, until: new Date(lock.until).toISOString(), level: lock.level }, 'locked out');
+    }
+  }
+
+  // ---------------------------------------------------------------- after authentication
+
+  private deny(request: string, detail: string, reject?: () => void): void {
+    const r = this.resolved!;
+    this.ctx.audit.emit(r.user.name, { type: 'request.denied', user: r.user.name, role: r.role.name, addr: this.addr, connId: this.id, request, detail: detail.slice(0, 200) });
+    this.log.info({ request, detail: detail.slice(0, 200) }, 'request denied');
+    reject?.();
+  }
+
+  private onReady(): void {
+    const c = this.client;
+    c.on('session', (accept, reject) => {
+      this.guard(() => {
+        if (this.shellOpen) {
+          this.deny('session', 'one shell per connection', reject);
+          return;
+        }
+        this.onSession(accept());
+      });
+    });
+    c.on('tcpip', (_accept, reject, info) =>
+      this.guard(() => this.deny('direct-tcpip', `forward to ${info.destIP}:${info.destPort}`, reject)),
+    );
+    c.on('openssh.streamlocal', (_accept, reject, info) =>
+      this.guard(() => this.deny('direct-streamlocal', `forward to ${info.socketPath}`, reject)),
+    );
+    c.on('request', (_accept, reject, name, info) =>
+      this.guard(() => this.deny(`global:${name}`, JSON.stringify(info ?? {}), reject ?? undefined)),
+    );
+  }
+
+  private onSession(session: Session): void {
+    let pty: PseudoTtyInfo | null = null;
+    const clientEnv: Record<string, string> = {};
+    let shell: ShellSession | null = null;
+
+    session.on('pty', (accept, _reject, info) =>
+      this.guard(() => {
+        pty = info;
+        accept?.();
+      }),
+    );
+    session.on('window-change', (accept, _reject, info) =>
+      this.guard(() => {
+        if (shell) shell.resize(info.cols, info.rows);
+        else if (pty) pty = { ...pty, cols: info.cols, rows: info.rows };
+        accept?.();
+      }),
+    );
+    session.on('env', (accept, reject, info) =>
+      this.guard(() => {
+        if (envAllowed(info.key, info.val) && Object.keys(clientEnv).length < 16) {
+          clientEnv[info.key] = info.val;
+          accept?.();
+        } else this.deny('env', `${String(info.key).slice(0, 64)}`, reject);
+      }),
+    );
+    session.on('x11', (_a, reject) => this.guard(() => this.deny('x11', 'X11 forwarding', reject)));
+    session.on('auth-agent', (_a, reject) => this.guard(() => this.deny('auth-agent', 'agent forwarding', reject)));
+    session.on('signal', (_a, reject) => this.guard(() => reject?.()));
+    session.on('exec', (_a, reject, info) => this.guard(() => this.deny('exec', `command: ${info.command}`, reject)));
+    session.on('subsystem', (_a, reject, info) => this.guard(() => this.deny('subsystem', `subsystem: ${info.name}`, reject)));
+    session.on('shell', (accept, reject) =>
+      this.guard(() => {
+        if (this.shellOpen) {
+          this.deny('shell', 'one shell per connection', reject);
+          return;
+        }
+        const stream = accept();
+        if (!pty) {
+          this.deny('shell', 'shell without a terminal (ssh -T)');
+          stream.stderr.write('tmuxgate: a terminal is required; connect with ssh -t\r\n');
+          stream.exit(1);
+          stream.end();
+          return;
+        }
+        this.shellOpen = true;
+        shell = this.startShell(stream, pty, clientEnv);
+      }),
+    );
+  }
+
+  /** Starts (or reattaches) the (role, user) tmux session on an accepted shell channel. */
+  private startShell(stream: ServerChannel, pty: PseudoTtyInfo, clientEnv: Record<string, string>): ShellSession | null {
+    const { config, clock, audit, sessions, live } = this.ctx;
+    const { user, role } = this.resolved!;
+    const fail = (why: string, detail: string) => {
+      this.deny('shell', detail);
+      stream.write(`tmuxgate: ${why}\r\n`);
+      stream.exit(1);
+      stream.end();
+      return null;
+    };
+    if (role.kind !== 'shell') return fail('this role has no shell', `role ${role.name} is of kind ${role.kind}`);
+    const account = this.accountFor(role);
+    if (typeof account === 'string') return fail('your role cannot start a session right now; the reason was logged', account);
+    const paths = tmuxPaths(config.paths.socketDir, role.id, user.id);
+    const shellPath = role.shell ?? config.sessions.defaultShell;
+    try {
+      prepareTmuxDir(config.paths.socketDir, paths, account, tmuxConf(role, shellPath, user.name));
+    } catch (e) {
+      this.log.error({ err: e }, 'cannot prepare the tmux directory');
+      return fail('your session could not be prepared; the reason was logged', `tmux dir: ${(e as Error).message}`);
+    }
+    const id = newId('s_');
+    const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
+    const size = clampSize(pty.cols, pty.rows);
+    const env = shellEnv({
+      term,
+      lang: config.sessions.lang,
+      home: account.home,
+      user: account.name,
+      shell: shellPath,
+      gatewayUser: user.name,
+      role: role.name,
+      sessionId: id,
+      clientEnv,
+    });
+    const shell = new ShellSession(
+      {
+        id,
+        spawn: {
+          file: config.sessions.tmuxPath,
+          args: tmuxAttachArgs(paths, size.cols, size.rows),
+          cwd: existsSync(account.home) ? account.home : '/',
+          env,
+          cols: size.cols,
+          rows: size.rows,
+          term,
+          ...(account.uid !== process.getuid?.() ? { uid: account.uid, gid: account.gid } : {}),
+        },
+        idleTimeoutMs: role.idleTimeoutMs ?? config.sessions.idleTimeout,
+        idleWarningMs: Math.min(config.sessions.idleWarning, (role.idleTimeoutMs ?? config.sessions.idleTimeout) / 2),
+        maxSessionMs: role.maxSessionMs ?? config.sessions.maxSessionTime,
+      },
+      { clock, logger: this.log.child({ session: id }), spawnPty: this.ctx.spawnPty },
+    );
+    const startedAt = clock.now();
+    sessions.start({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, remoteAddr: this.addr, term, cols: size.cols, rows: size.rows, startedAt });
+    audit.emit(user.name, { type: 'session.start', sessionId: id, user: user.name, role: role.name, addr: this.addr, connId: this.id, term, cols: size.cols, rows: size.rows, socketDir: paths.dir });
+    shell.onEnd((reason) => {
+      this.guard(() => {
+        sessions.end(id, reason, clock.now());
+        audit.emit(user.name, { type: 'session.end', sessionId: id, user: user.name, role: role.name, reason, durationMs: clock.now() - startedAt });
+        this.log.info({ session: id, reason }, 'session ended');
+        this.client.end();
+      });
+    });
+    live.add({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, shell });
+    shell.start(channelPort(stream));
+    return shell;
+  }
+
+  /** The OS account a role's tmux runs as, or why it cannot be used. */
+  private accountFor(role: Role): OsAccount | string {
+    const me = currentAccount();
+    if (!role.runAs) return me;
+    const acct = lookupAccount(role.runAs);
+    if (!acct) return `role ${role.name}: account ${role.runAs} does not exist`;
+    if (acct.uid === 0 && !role.allowRoot) return `role ${role.name}: runs as root without allowRoot`;
+    if (acct.uid !== me.uid && me.uid !== 0) return `role ${role.name}: gateway must run as root to switch to ${role.runAs}`;
+    return acct;
+  }
+}
+
+/** Wraps an ssh2 channel as the session's TerminalChannel port. */
+function channelPort(stream: ServerChannel): TerminalChannel {
+  return {
+    write: (d) => stream.write(d),
+    onceDrain: (fn) => void stream.once('drain', fn),
+    onData: (fn) => void stream.on('data', fn),
+    onClose: (fn) => void stream.once('close', fn),
+    exitAndClose: (code) => {
+      if (stream.destroyed) return;
+      stream.exit(code);
+      stream.end();
+    },
+  };
+}

@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import type { Db } from './db.js';
+import { TgError } from '../errors.js';
+import { checkName } from './names.js';
+
+const RoleRow = z.object({
+  id: z.number(),
+  name: z.string(),
+  kind: z.enum(['shell', 'auditor']),
+  run_as: z.string().nullable(),
+  allow_root: z.number(),
+  shell: z.string().nullable(),
+  idle_timeout_ms: z.number().nullable(),
+  max_session_ms: z.number().nullable(),
+  record_input: z.number(),
+  tmux_options: z.string(),
+  created_at: z.number(),
+});
+
+export interface Role {
+  id: number;
+  name: string;
+  kind: 'shell' | 'auditor';
+  runAs: string | null;
+  allowRoot: boolean;
+  shell: string | null;
+  idleTimeoutMs: number | null;
+  maxSessionMs: number | null;
+  recordInput: boolean;
+  tmuxOptions: Record<string, string>;
+  createdAt: number;
+}
+
+function toRole(raw: unknown): Role {
+  const r = RoleRow.parse(raw);
+  return {
+    id: r.id,
+    name: r.name,
+    kind: r.kind,
+    runAs: r.run_as,
+    allowRoot: r.allow_root === 1,
+    shell: r.shell,
+    idleTimeoutMs: r.idle_timeout_ms,
+    maxSessionMs: r.max_session_ms,
+    recordInput: r.record_input === 1,
+    tmuxOptions: z.record(z.string(), z.string()).parse(JSON.parse(r.tmux_options)),
+    createdAt: r.created_at,
+  };
+}
+
+export interface RoleInput {
+  name: string;
+  kind?: 'shell' | 'auditor';
+  runAs?: string | null;
+  shell?: string | null;
+  idleTimeoutMs?: number | null;
+  maxSessionMs?: number | null;
+  recordInput?: boolean;
+}
+
+/** Roles and grants. */
+export class RoleRepo {
+  constructor(private readonly db: Db) {}
+
+  /** Creates a role; the name must be free. */
+  add(input: RoleInput, now: number): Role {
+    checkName('role', input.name);
+    if (this.find(input.name)) throw new TgError('TG_ERR_ROLE_EXISTS', `role ${input.name} already exists`);
+    const info = this.db
+      .prepare('INSERT INTO roles (name, kind, run_as, shell, idle_timeout_ms, max_session_ms, record_input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(input.name, input.kind ?? 'shell', input.runAs ?? null, input.shell ?? null, input.idleTimeoutMs ?? null, input.maxSessionMs ?? null, input.recordInput ? 1 : 0, now);
+    return this.byId(Number(info.lastInsertRowid))!;
+  }
+
+  find(name: string): Role | null {
+    const r = this.db.prepare('SELECT * FROM roles WHERE name = ?').get(name);
+    return r ? toRole(r) : null;
+  }
+
+  /** The role, or TG_ERR_ROLE_NOT_FOUND. */
+  get(name: string): Role {
+    const r = this.find(name);
+    if (!r) throw new TgError('TG_ERR_ROLE_NOT_FOUND', `no role named ${name}`);
+    return r;
+  }
+
+  byId(id: number): Role | null {
+    const r = this.db.prepare('SELECT * FROM roles WHERE id = ?').get(id);
+    return r ? toRole(r) : null;
+  }
+
+  list(): Role[] {
+    return this.db.prepare('SELECT * FROM roles ORDER BY name').all().map(toRole);
+  }
+
+  /** Grants `roleId` to `userId`; idempotence is refused so scripts notice double grants. */
+  grant(userId: number, roleId: number, now: number): void {
+    const r = this.db.prepare('INSERT OR IGNORE INTO grants (user_id, role_id, created_at) VALUES (?, ?, ?)').run(userId, roleId, now);
+    if (r.changes === 0) throw new TgError('TG_ERR_GRANT_EXISTS', 'that role is already granted to that user');
+  }
+
+  isGranted(userId: number, roleId: number): boolean {
+    return this.db.prepare('SELECT 1 FROM grants WHERE user_id = ? AND role_id = ?').get(userId, roleId) !== undefined;
+  }
+
+  /** Role names granted to a user. */
+  grantsOf(userId: number): Role[] {
+    return this.db
+      .prepare('SELECT r.* FROM roles r JOIN grants g ON g.role_id = r.id WHERE g.user_id = ? ORDER BY r.name')
+      .all(userId)
+      .map(toRole);
+  }
+}

@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import type { Db } from './db.js';
+import type { KeyProvider } from '../crypto/master-key.js';
+import { Secret } from '../platform/secret.js';
+
+const TotpRow = z.object({
+  user_id: z.number(),
+  sealed: z.instanceof(Buffer),
+  key_id: z.string(),
+  confirmed_at: z.number().nullable(),
+  last_step: z.number(),
+  created_at: z.number(),
+});
+
+export interface TotpRecord {
+  userId: number;
+  secret: Secret<string>;
+  confirmed: boolean;
+  lastStep: number;
+}
+
+const aad = (userId: number) => `tmuxgate:totp:user:${userId}`;
+
+/** TOTP secrets, sealed under the master key; the database alone never reveals one. */
+export class TotpRepo {
+  constructor(
+    private readonly db: Db,
+    private readonly keys: KeyProvider,
+  ) {}
+
+  /** Stores a new, unconfirmed secret (replacing any previous one). */
+  setPending(userId: number, secret: string, now: number): void {
+    const sealed = this.keys.seal(Buffer.from(secret, 'utf8'), aad(userId));
+    this.db
+      .prepare(
+        `INSERT INTO totp_secrets (user_id, sealed, key_id, confirmed_at, last_step, created_at) VALUES (?, ?, ?, NULL, -1, ?)
+         ON CONFLICT(user_id) DO UPDATE SET sealed = excluded.sealed, key_id = excluded.key_id, confirmed_at = NULL, last_step = -1, created_at = excluded.created_at`,
+      )
+      .run(userId, sealed, this.keys.keyId, now);
+  }
+
+  /** Marks the secret confirmed and records the step that confirmed it (so that code is spent). */
+  confirm(userId: number, step: number, now: number): void {
+    this.db.prepare('UPDATE totp_secrets SET confirmed_at = ?, last_step = MAX(last_step, ?) WHERE user_id = ?').run(now, step, userId);
+  }
+
+  get(userId: number): TotpRecord | null {
+    const raw = this.db.prepare('SELECT * FROM totp_secrets WHERE user_id = ?').get(userId);
+    if (!raw) return null;
+    const r = TotpRow.parse(raw);
+    const secret = this.keys.open(r.sealed, aad(userId), r.key_id).toString('utf8');
+    return { userId, secret: new Secret(secret), confirmed: r.confirmed_at !== null, lastStep: r.last_step };
+  }
+
+  /**
+   * Spends time step `step` for the user: true only if it is later than every step spent
+   * before. One UPDATE, so two connections racing with the same code cannot both win.
+   */
+  spendStep(userId: number, step: number): boolean {
+    return this.db.prepare('UPDATE totp_secrets SET last_step = ? WHERE user_id = ? AND last_step < ?').run(step, userId, step).changes === 1;
+  }
+
+  remove(userId: number): void {
+    this.db.prepare('DELETE FROM totp_secrets WHERE user_id = ?').run(userId);
+  }
+}

@@ -1,0 +1,174 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { buildConfig } from '../../src/config/load.js';
+import type { Config, ConfigInput } from '../../src/config/schema.js';
+import { FakeClock } from '../../src/platform/clock.js';
+import { createLogger } from '../../src/platform/logger.js';
+import { startGateway, type Gateway } from '../../src/gateway.js';
+import { openAdmin, type AdminContext } from '../../src/admin/context.js';
+import { addKey, addUser, confirmTotp, enrollTotp, addRole, grantRole } from '../../src/admin/operations.js';
+import { totpCode } from '../../src/auth/totp.js';
+import { readAudit } from '../../src/audit/log.js';
+import { PtyDriver } from './pty-driver.js';
+
+export interface TestUser {
+  name: string;
+  keyFile: string;
+  pubFile: string;
+  secret: string;
+}
+
+/** Makes a key pair with the real ssh-keygen. */
+export function makeKey(dir: string, name: string, type = 'ed25519', bits?: number): { keyFile: string; pubFile: string } {
+  const keyFile = path.join(dir, `${name}_${type}${bits ?? ''}`);
+  if (!existsSync(keyFile)) {
+    execFileSync('ssh-keygen', ['-q', '-t', type, ...(bits ? ['-b', String(bits)] : []), '-N', '', '-C', `${name}@test`, '-f', keyFile]);
+  }
+  return { keyFile, pubFile: `${keyFile}.pub` };
+}
+
+/** Kills every tmux server whose socket lives under `socketDir`. */
+export function killTmuxServers(socketDir: string): void {
+  if (!existsSync(socketDir)) return;
+  for (const d of readdirSync(socketDir)) {
+    const sock = path.join(socketDir, d, 'tmux.sock');
+    if (existsSync(sock)) spawnSync('tmux', ['-S', sock, 'kill-server'], { stdio: 'ignore' });
+  }
+}
+
+/** A temp dir short enough for unix socket paths. */
+export function tempDir(prefix = 'tg-'): string {
+  return mkdtempSync(path.join('/tmp', prefix));
+}
+
+/**
+ * A real gateway on an ephemeral port with an injected clock, its own temp dir and store,
+ * plus helpers to enroll users and drive the real OpenSSH client at it.
+ */
+export class TestGateway {
+  readonly dir: string;
+  readonly clock: FakeClock;
+  readonly config: Config;
+  gw!: Gateway;
+  admin!: AdminContext;
+  readonly logLines: string[] = [];
+  private drivers: PtyDriver[] = [];
+  readonly home: string;
+  readonly knownHostsFile: string;
+
+  constructor(overrides: ConfigInput = {}, opts: { dir?: string } = {}) {
+    this.dir = opts.dir ?? tempDir();
+    this.home = path.join(this.dir, 'home');
+    this.knownHostsFile = path.join(this.dir, 'known_hosts');
+    this.clock = new FakeClock(Math.floor(Date.now() / 30_000) * 30_000 + 1_000);
+    this.config = buildConfig(
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        dataDir: 'data',
+        keysDir: 'keys',
+        ...overrides,
+        // The fake clock jumps 30 s per TOTP code: keep the grace timer out of the way unless a test sets it.
+        ssh: { loginGraceTime: '1h', ...overrides.ssh },
+        sessions: { defaultShell: '/bin/sh', ...overrides.sessions },
+      },
+      { file: null, baseDir: this.dir },
+    );
+  }
+
+  /** Starts the gateway and opens an admin context on the same store. */
+  async start(): Promise<this> {
+    execFileSync('mkdir', ['-p', this.home]);
+    const sink = new Writable({
+      write: (chunk: Buffer, _e, cb) => {
+        this.logLines.push(...chunk.toString().split('\n').filter(Boolean));
+        cb();
+      },
+    });
+    this.gw = await startGateway(this.config, { clock: this.clock, logger: createLogger({ level: 'debug', destination: sink }) });
+    writeFileSync(this.knownHostsFile, this.gw.knownHosts.replace(/^\[[^\]]+\]/, `[127.0.0.1]`) + '\n');
+    this.admin = openAdmin(this.config, { clock: this.clock, actor: 'os:test' });
+    return this;
+  }
+
+  get port(): number {
+    return this.gw.port;
+  }
+
+  /** Creates a role if missing. */
+  role(name: string, opts: Parameters<typeof addRole>[1] extends infer R ? Partial<R> : never = {}): void {
+    if (!this.admin.roles.find(name)) addRole(this.admin, { name, ...opts });
+  }
+
+  /** A user with an ed25519 key and a confirmed TOTP secret, granted `role`. */
+  user(name: string, role = 'ops'): TestUser {
+    this.role(role);
+    addUser(this.admin, name, role);
+    const { keyFile, pubFile } = makeKey(this.dir, name);
+    addKey(this.admin, name, readFileSync(pubFile, 'utf8'));
+    const { secret } = enrollTotp(this.admin, name);
+    confirmTotp(this.admin, name, totpCode(secret, this.clock.now()));
+    return { name, keyFile, pubFile, secret };
+  }
+
+  grant(user: string, role: string): void {
+    this.role(role);
+    grantRole(this.admin, user, role);
+  }
+
+  /** The next valid, unspent code: moves the clock one step on first. */
+  code(u: TestUser): string {
+    this.clock.advance(30_000);
+    return totpCode(u.secret, this.clock.now());
+  }
+
+  /** The real OpenSSH client in a pty, with a hermetic config. */
+  ssh(u: { keyFile: string }, login: string, extra: string[] = [], env: Record<string, string> = {}): PtyDriver {
+    const args = [
+      '-F', '/dev/null',
+      '-p', String(this.port),
+      '-i', u.keyFile,
+      '-o', 'IdentitiesOnly=yes',
+      '-o', `UserKnownHostsFile=${this.knownHostsFile}`,
+      '-o', 'StrictHostKeyChecking=yes',
+      '-o', 'LogLevel=ERROR',
+      '-o', 'NumberOfPasswordPrompts=3',
+      ...extra,
+      `${login}@127.0.0.1`,
+    ];
+    const d = new PtyDriver('ssh', args, { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.home, TERM: 'xterm-256color', LANG: 'C.UTF-8', ...env });
+    this.drivers.push(d);
+    return d;
+  }
+
+  /** Logs in with key + the next code; resolves once the shell answers a command. */
+  async login(u: TestUser, login = u.name, extra: string[] = []): Promise<PtyDriver> {
+    const d = this.ssh(u, login, extra);
+    await d.waitFor('Verification code:');
+    d.write(this.code(u) + '\r');
+    await this.run(d, 'echo READY-$((40+2))', 'READY-42');
+    return d;
+  }
+
+  /** Types a command and waits for `expect` to appear after it. */
+  async run(d: PtyDriver, cmd: string, expect: string | RegExp, timeoutMs = 15_000): Promise<string> {
+    const from = d.out.length;
+    d.write(cmd + '\r');
+    return d.waitFor(expect, timeoutMs, from);
+  }
+
+  /** Audit rows of one type. */
+  audit(type?: string): { type: string; actor: string; data: Record<string, unknown> }[] {
+    return readAudit(this.admin.db, type ? { type } : {}).map((r) => ({ type: r.type, actor: r.actor, data: JSON.parse(r.data) as Record<string, unknown> }));
+  }
+
+  /** Stops everything this harness started: clients, gateway, tmux servers; removes the dir. */
+  async stop(): Promise<void> {
+    for (const d of this.drivers) d.kill();
+    await this.gw?.close('test end');
+    this.admin?.close();
+    killTmuxServers(this.config.paths.socketDir);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
