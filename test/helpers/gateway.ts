@@ -124,8 +124,10 @@ export class TestGateway {
   }
 
   /** The real OpenSSH client in a pty, with a hermetic config. */
-  ssh(u: { keyFile: string }, login: string, extra: string[] = [], env: Record<string, string> = {}): PtyDriver {
+  ssh(u: { keyFile: string }, login: string, extra: string[] = [], env: Record<string, string> = {}, command: string[] = []): PtyDriver {
+    // ssh takes the first value given for an option, so a test's own options come first.
     const args = [
+      ...extra,
       '-F', '/dev/null',
       '-p', String(this.port),
       '-i', u.keyFile,
@@ -134,8 +136,8 @@ export class TestGateway {
       '-o', 'StrictHostKeyChecking=yes',
       '-o', 'LogLevel=ERROR',
       '-o', 'NumberOfPasswordPrompts=3',
-      ...extra,
       `${login}@127.0.0.1`,
+      ...command,
     ];
     const d = new PtyDriver('ssh', args, { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.home, TERM: 'xterm-256color', LANG: 'C.UTF-8', ...env });
     this.drivers.push(d);

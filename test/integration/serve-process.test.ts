@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess, execFileSync } from 'node:child_process';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { BIN, cli } from '../helpers/cli.js';
+import { killTmuxServers, makeKey, tempDir } from '../helpers/gateway.js';
+import { PtyDriver } from '../helpers/pty-driver.js';
+import { waitUntil } from '../helpers/poll.js';
+
+/** The gateway as a separate process: the real CLI, real clock, oathtool codes, SIGTERM. */
+describe('tmuxgate serve as a process', () => {
+  const dir = tempDir();
+  const configFile = path.join(dir, 'config.yaml');
+  let gw: ChildProcess | null = null;
+  let log = '';
+  let port = 0;
+
+  function start(): Promise<void> {
+    log = '';
+    gw = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { env: { PATH: process.env.PATH!, HOME: dir, TMUXGATE_CANARY_PROC: 'proc-canary' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    gw.stdout!.on('data', (d) => (log += d));
+    gw.stderr!.on('data', (d) => (log += d));
+    return waitUntil(() => /listening on [\d.]+:(\d+)/.exec(log), 'gateway listening').then((m) => {
+      port = Number(m[1]);
+    });
+  }
+
+  beforeAll(() => {
+    writeFileSync(configFile, 'listen:\n  port: 0\ndataDir: ./data\nkeysDir: ./keys\nsessions:\n  defaultShell: /bin/sh\n');
+    expect(cli(['init', '--config', configFile]).status).toBe(0);
+    expect(cli(['role', 'add', 'ops', '--config', configFile]).status).toBe(0);
+    expect(cli(['user', 'add', 'alice', '--role', 'ops', '--config', configFile]).status).toBe(0);
+    const k = makeKey(dir, 'alice');
+    expect(cli(['key', 'add', 'alice', '--file', k.pubFile, '--config', configFile]).status).toBe(0);
+    const enroll = cli(['totp', 'enroll', 'alice', '--json', '--config', configFile]);
+    const { secret } = JSON.parse(enroll.stdout) as { secret: string };
+    writeFileSync(path.join(dir, 'secret'), secret);
+    // Confirm with the previous step's code (still inside the window) so the current one stays unspent for login.
+    const prev = execFileSync('oathtool', ['--totp', '-b', '-N', new Date(Date.now() - 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC'), secret]).toString().trim();
+    const c = cli(['totp', 'confirm', 'alice', prev, '--config', configFile]);
+    expect(c.stderr).toBe('');
+  });
+  afterAll(() => {
+    gw?.kill('SIGKILL');
+    killTmuxServers(path.join(dir, 'data', 'tmux'));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('logs in with an oathtool code, and on SIGTERM tells the user, exits 0 and leaves tmux running', async () => {
+    await start();
+    const hostkey = cli(['hostkey', '--config', configFile, '--json']);
+    const known = (JSON.parse(hostkey.stdout) as { knownHosts: string }).knownHosts.replace(/^\[([^\]]+)\]:\d+/, `[127.0.0.1]:${port}`);
+    writeFileSync(path.join(dir, 'known_hosts'), known + '\n');
+    const code = execFileSync('oathtool', ['--totp', '-b', readFileSync(path.join(dir, 'secret'), 'utf8')]).toString().trim();
+    const d = new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', path.join(dir, 'alice_ed25519'), '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`, 'alice@127.0.0.1'], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
+    await d.waitFor('Verification code:');
+    d.write(code + '\r');
+    d.write('echo "proc=[${TMUXGATE_CANARY_PROC:-absent}]-$((6*7))"\r');
+    await d.waitFor('proc=[absent]-42');
+    gw!.kill('SIGTERM');
+    const status = await new Promise<number | null>((r) => gw!.once('exit', (c) => r(c)));
+    expect(status).toBe(0);
+    await d.waitFor('gateway is restarting');
+    await d.waitExit();
+    const sock = path.join(dir, 'data', 'tmux', 'r1-u1', 'tmux.sock');
+    expect(spawnSync('tmux', ['-S', sock, 'has-session', '-t', 'main']).status).toBe(0);
+    const db = new Database(path.join(dir, 'data', 'tmuxgate.db'), { readonly: true });
+    const types = (db.prepare('SELECT type FROM audit_events ORDER BY id').all() as { type: string }[]).map((r) => r.type);
+    db.close();
+    expect(types).toEqual(expect.arrayContaining(['gateway.start', 'auth.success', 'session.start', 'session.end', 'gateway.stop']));
+  });
+
+  it('refuses to start with a private key readable by others, like sshd', () => {
+    const key = path.join(dir, 'keys', 'ssh_host_ed25519_key');
+    chmodSync(key, 0o644);
+    const r = cli(['serve', '--config', configFile]);
+    chmodSync(key, 0o600);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/TG_ERR_KEY_PERMISSIONS: Permissions 0644 for '.*ssh_host_ed25519_key' are too open/);
+  });
+
+  it('refuses a database written by a newer version', () => {
+    const dbFile = path.join(dir, 'data', 'tmuxgate.db');
+    const db = new Database(dbFile);
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, ?, 0)').run('future');
+    db.close();
+    const r = cli(['serve', '--config', configFile]);
+    const fix = new Database(dbFile);
+    fix.prepare('DELETE FROM schema_migrations WHERE version = 9999').run();
+    fix.close();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/TG_ERR_DB_TOO_NEW: database schema version 9999 was written by a newer tmuxgate/);
+  });
+
+  it('exits 2 with the field path on a bad config file', () => {
+    const bad = path.join(dir, 'bad.yaml');
+    writeFileSync(bad, 'listen:\n  port: 70000\nssh:\n  algorithms:\n    cipher: [aes128-cbc]\n  maxAuthTries: "three"\nbogus: 1\n');
+    const r = cli(['serve', '--config', bad]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('TG_ERR_CONFIG_INVALID');
+    expect(r.stderr).toContain('listen.port');
+    expect(r.stderr).toContain('ssh.algorithms.cipher.0: aes128-cbc is not in the built-in allow-list');
+    expect(r.stderr).toContain('ssh.maxAuthTries');
+    expect(r.stderr).toContain('bogus');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    writeFileSync(bad, 'listen: [unclosed\n');
+    const y = cli(['serve', '--config', bad]);
+    expect(y.status).toBe(2);
+    expect(y.stderr).toMatch(/not valid YAML/);
+    const missing = cli(['serve', '--config', path.join(dir, 'nope.yaml')]);
+    expect(missing.status).toBe(2);
+    expect(cli(['user', 'list'], { env: { TMUXGATE_CONFIG: bad } }).status).toBe(2);
+  });
+});

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { buildConfig } from '../../src/config/load.js';
+import { effectiveAlgorithms, ALLOWED } from '../../src/ssh/algorithms.js';
+import { parseDuration } from '../../src/config/duration.js';
+
+const build = (o: unknown) => buildConfig(o, { file: '/etc/tmuxgate/config.yaml', baseDir: '/etc/tmuxgate' });
+
+describe('config', () => {
+  it('has the embedded defaults with no file at all', () => {
+    const c = buildConfig(undefined, { file: null, baseDir: '/srv' });
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 2222 });
+    expect(c.paths.dataDir).toBe('/srv/data');
+    expect(c.paths.keysDir).toBe('/srv/keys');
+    expect(c.sessions.idleTimeout).toBe(15 * 60_000);
+    expect(c.ssh.loginGraceTime).toBe(30_000);
+    expect(c.ssh.maxAuthTries).toBe(3);
+    expect(c.auth.userLockout.maxFailures).toBe(5);
+  });
+
+  it('resolves relative paths against the config file directory', () => {
+    expect(build({ dataDir: 'var' }).paths.dataDir).toBe('/etc/tmuxgate/var');
+  });
+
+  it.each([
+    [{ listen: { port: 70000 } }, 'listen.port'],
+    [{ ssh: { maxAuthTries: 'three' } }, 'ssh.maxAuthTries'],
+    [{ sessions: { idleTimeout: 'forever' } }, 'sessions.idleTimeout: not a duration'],
+    [{ nonsense: true }, 'nonsense'],
+    [{ ssh: { algorithms: { kex: ['diffie-hellman-group14-sha1'] } } }, 'ssh.algorithms.kex.0: diffie-hellman-group14-sha1 is not in the built-in allow-list'],
+    [{ ssh: { algorithms: { cipher: [] } } }, 'ssh.algorithms.cipher'],
+    [{ sessions: { idleTimeout: '1m', idleWarning: '2m' } }, 'sessions.idleWarning: must be shorter'],
+    [{ auth: { totp: { window: 10 } } }, 'auth.totp.window'],
+  ])('refuses %j naming the field', (input, needle) => {
+    expect(() => build(input)).toThrow(needle);
+    try {
+      build(input);
+    } catch (e) {
+      expect((e as { code: string }).code).toBe('TG_ERR_CONFIG_INVALID');
+    }
+  });
+
+  it('can only narrow the algorithm allow-list', () => {
+    const c = build({ ssh: { algorithms: { cipher: ['aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com'] } } });
+    const a = effectiveAlgorithms(c.ssh.algorithms);
+    expect(a.cipher).toEqual(['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com']); // built-in order
+    expect(a.kex).toEqual([...ALLOWED.kex]);
+    expect(a.serverHostKey).toEqual(['ssh-ed25519']);
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('90')).toBe(90_000);
+    expect(parseDuration('15m')).toBe(900_000);
+    expect(parseDuration(2)).toBe(2000);
+    expect(parseDuration('1 fortnight')).toBeNull();
+    expect(parseDuration(-1)).toBeNull();
+  });
+
+  it('hashes equal configs equally', () => {
+    expect(build({ listen: { port: 1 } }).hash).toBe(build({ listen: { port: 1 } }).hash);
+    expect(build({ listen: { port: 1 } }).hash).not.toBe(build({ listen: { port: 2 } }).hash);
+  });
+});
