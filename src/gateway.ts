@@ -67,8 +67,11 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const { provider } = loadMasterKey(config.paths.keysDir, { create: true });
   loadAuditKey(config.paths.keysDir);
   mkdirSync(config.paths.dataDir, { recursive: true, mode: 0o700 });
-  chmodSync(config.paths.dataDir, 0o700);
+  // 0711: other accounts may traverse (to reach their own 0700 tmux socket dir) but never list;
+  // everything inside is 0600 / 0700.
+  chmodSync(config.paths.dataDir, 0o711);
   mkdirSync(config.paths.socketDir, { recursive: true, mode: 0o711 });
+  chmodSync(config.paths.socketDir, 0o711);
 
   const db: Db = openDb(config.paths.dbFile);
   const audit = new AuditLog(db, clock, logger);

@@ -78,6 +78,7 @@ export function tmuxPaths(socketDir: string, roleId: number, userId: number): Tm
  */
 export function prepareTmuxDir(socketDir: string, p: TmuxPaths, account: OsAccount, conf: string): void {
   mkdirSync(socketDir, { recursive: true, mode: 0o711 });
+  chmodSync(socketDir, 0o711); // traversable by role accounts, not listable; mode is umask-filtered
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   const st = lstatSync(p.dir);
   if (!st.isDirectory()) throw new Error(`${p.dir} is not a directory`);
@@ -88,6 +89,18 @@ export function prepareTmuxDir(socketDir: string, p: TmuxPaths, account: OsAccou
   chmodSync(tmp, 0o600);
   if (account.uid !== process.getuid?.()) chownSync(tmp, account.uid, account.gid);
   renameSync(tmp, p.conf);
+}
+
+/**
+ * How to start a program as another account. node-pty's own uid/gid switch keeps the gateway's
+ * supplementary groups (root's), so the switch goes through setpriv with --init-groups instead.
+ */
+export function asAccount(account: OsAccount, file: string, args: string[]): { file: string; args: string[] } {
+  if (account.uid === process.getuid?.()) return { file, args };
+  return {
+    file: 'setpriv',
+    args: ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups', '--inh-caps=-all', '--', file, ...args],
+  };
 }
 
 /** argv for the tmux client that attaches (or creates) the (role, user) session. */

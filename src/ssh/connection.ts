@@ -22,7 +22,7 @@ import type { Role } from '../store/roles.js';
 import { clampSize, ShellSession, type TerminalChannel } from '../session/shell-session.js';
 import { envAllowed, normaliseTerm, shellEnv } from '../session/env.js';
 import { currentAccount, lookupAccount, type OsAccount } from '../session/os-account.js';
-import { prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from '../session/tmux.js';
+import { asAccount, prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from '../session/tmux.js';
 
 const PROMPT = 'Verification code: ';
 
@@ -371,18 +371,18 @@ export class GatewayConnection {
       sessionId: id,
       clientEnv,
     });
+    const cmd = asAccount(account, config.sessions.tmuxPath, tmuxAttachArgs(paths, size.cols, size.rows));
     const shell = new ShellSession(
       {
         id,
         spawn: {
-          file: config.sessions.tmuxPath,
-          args: tmuxAttachArgs(paths, size.cols, size.rows),
+          file: cmd.file,
+          args: cmd.args,
           cwd: existsSync(account.home) ? account.home : '/',
           env,
           cols: size.cols,
           rows: size.rows,
           term,
-          ...(account.uid !== process.getuid?.() ? { uid: account.uid, gid: account.gid } : {}),
         },
         idleTimeoutMs: role.idleTimeoutMs ?? config.sessions.idleTimeout,
         idleWarningMs: Math.min(config.sessions.idleWarning, (role.idleTimeoutMs ?? config.sessions.idleTimeout) / 2),

@@ -149,6 +149,8 @@ export class TestGateway {
     const d = this.ssh(u, login, extra);
     await d.waitFor('Verification code:');
     d.write(this.code(u) + '\r');
+    // Type only once tmux drew its status line: a starting tmux client flushes earlier input.
+    await d.waitFor(`[${login.includes('+') ? login : `${login}+`}`);
     await this.run(d, 'echo READY-$((40+2))', 'READY-42');
     return d;
   }

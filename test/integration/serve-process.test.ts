@@ -36,9 +36,8 @@ describe('tmuxgate serve as a process', () => {
     const enroll = cli(['totp', 'enroll', 'alice', '--json', '--config', configFile]);
     const { secret } = JSON.parse(enroll.stdout) as { secret: string };
     writeFileSync(path.join(dir, 'secret'), secret);
-    // Confirm with the previous step's code (still inside the window) so the current one stays unspent for login.
-    const prev = execFileSync('oathtool', ['--totp', '-b', '-N', new Date(Date.now() - 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC'), secret]).toString().trim();
-    const c = cli(['totp', 'confirm', 'alice', prev, '--config', configFile]);
+    const now = execFileSync('oathtool', ['--totp', '-b', secret]).toString().trim();
+    const c = cli(['totp', 'confirm', 'alice', now, '--config', configFile]);
     expect(c.stderr).toBe('');
   });
   afterAll(() => {
@@ -52,7 +51,9 @@ describe('tmuxgate serve as a process', () => {
     const hostkey = cli(['hostkey', '--config', configFile, '--json']);
     const known = (JSON.parse(hostkey.stdout) as { knownHosts: string }).knownHosts.replace(/^\[([^\]]+)\]:\d+/, `[127.0.0.1]:${port}`);
     writeFileSync(path.join(dir, 'known_hosts'), known + '\n');
-    const code = execFileSync('oathtool', ['--totp', '-b', readFileSync(path.join(dir, 'secret'), 'utf8')]).toString().trim();
+    // The confirm spent the current step: log in with the next one (inside the one-step window).
+    const next = new Date(Date.now() + 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC');
+    const code = execFileSync('oathtool', ['--totp', '-b', '-N', next, readFileSync(path.join(dir, 'secret'), 'utf8')]).toString().trim();
     const d = new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', path.join(dir, 'alice_ed25519'), '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`, 'alice@127.0.0.1'], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
     await d.waitFor('Verification code:');
     d.write(code + '\r');

@@ -1,0 +1,158 @@
+// Shared benchmark plumbing: a tmuxgate gateway and a Debian sshd side by side on loopback,
+// both running /bin/sh as the same OS account (tgbench) inside tmux, driven by the real ssh client.
+import { spawn, execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, chmodSync, rmSync, readdirSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import * as pty from 'node-pty';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const BIN = path.join(ROOT, 'bin/tmuxgate.js');
+const { totpCode } = await import(path.join(ROOT, 'dist/auth/totp.js'));
+
+export const ACCOUNT = 'tgbench';
+
+/** Makes sure the benchmark OS account exists (/bin/sh login shell, so no rc files differ). */
+export function ensureAccount() {
+  if (spawnSync('id', [ACCOUNT]).status !== 0) execFileSync('useradd', ['-m', '-s', '/bin/sh', ACCOUNT]);
+  execFileSync('usermod', ['-p', '*', ACCOUNT]); // not locked ('!'), or sshd without PAM refuses it
+}
+
+export function waitFor(cond, what, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      const v = cond();
+      if (v) return resolve(v);
+      if (Date.now() > deadline) return reject(new Error(`timeout: ${what}`));
+      setTimeout(tick, 2);
+    };
+    tick();
+  });
+}
+
+/** Runs the real ssh client in a pty; resolves helpers to drive it. */
+export function sshClient(args, env = {}) {
+  const p = pty.spawn('ssh', args, { name: 'xterm-256color', cols: 120, rows: 40, env: { PATH: process.env.PATH, HOME: env.HOME ?? os.tmpdir(), TERM: 'xterm-256color', ...env } });
+  const c = { out: '', exited: false, p };
+  p.onData((d) => (c.out += d));
+  p.onExit(() => (c.exited = true));
+  return c;
+}
+
+export class Gateway {
+  constructor(users) {
+    this.dir = mkdtempSync('/tmp/tgb-');
+    chmodSync(this.dir, 0o711); // the run-as account must traverse to its socket dir
+    this.users = users;
+  }
+  cli(args) {
+    return execFileSync(process.execPath, [BIN, ...args, '--config', this.config], { encoding: 'utf8' });
+  }
+  async start() {
+    this.config = path.join(this.dir, 'config.yaml');
+    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: { maxStartupsPerAddress: 500, maxStartups: 1000 }\nsessions: { defaultShell: /bin/sh }\n`);
+    this.cli(['init']);
+    this.cli(['role', 'add', 'bench', '--run-as', ACCOUNT, '--shell', '/bin/sh']);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);
+    this.secrets = [];
+    // One user per login: a TOTP code is spent once per 30 s step per user.
+    for (let i = 0; i < this.users; i++) {
+      const u = `u${i}`;
+      this.cli(['user', 'add', u, '--role', 'bench']);
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, `id_${u}`)]);
+      this.cli(['key', 'add', u, '--file', path.join(this.dir, `id_${u}.pub`)]);
+      const { secret } = JSON.parse(this.cli(['totp', 'enroll', u, '--json']));
+      this.cli(['totp', 'confirm', u, totpCode(secret, Date.now())]);
+      this.secrets.push(secret);
+    }
+    this.proc = spawn(process.execPath, [BIN, 'serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    this.proc.stderr.on('data', (d) => (log += d));
+    this.proc.stdout.on('data', () => {});
+    const m = await waitFor(() => /listening on [\d.]+:(\d+)/.exec(log), 'gateway start');
+    this.port = Number(m[1]);
+    const host = JSON.parse(this.cli(['hostkey', '--json'])).knownHosts.replace(/^\[[^\]]+\]:\d+/, `[127.0.0.1]:${this.port}`);
+    writeFileSync(path.join(this.dir, 'known_hosts'), host + '\n');
+  }
+  args(i) {
+    return ['-F', '/dev/null', '-p', String(this.port), '-i', path.join(this.dir, `id_u${i}`), '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(this.dir, 'known_hosts')}`, `u${i}@127.0.0.1`];
+  }
+  /** Logs user i in; resolves when the shell inside tmux answered. */
+  async login(i) {
+    const c = sshClient(this.args(i), { HOME: this.dir });
+    await waitFor(() => c.out.includes('Verification code:') || c.exited, 'prompt');
+    c.p.write(totpCode(this.secrets[i], Date.now() + 30_000) + '\r'); // the confirm spent the current step
+    // Type only once tmux drew its status line: a tmux client flushes input typed before it starts.
+    await waitFor(() => /tmuxgate[\s\S]*\$ /.test(c.out) || c.exited, 'prompt').catch((e) => {
+      throw new Error(`${e.message} (user ${i}): ${c.out.slice(-400)}`);
+    });
+    if (c.exited) throw new Error('gateway login failed: ' + c.out);
+    return c;
+  }
+  rssKb() {
+    const s = readFileSync(`/proc/${this.proc.pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+)/.exec(s)[1]);
+  }
+  cpuTicks() {
+    const f = readFileSync(`/proc/${this.proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(f[11]) + Number(f[12]);
+  }
+  stop() {
+    this.proc?.kill('SIGTERM');
+    const tm = path.join(this.dir, 'data', 'tmux');
+    if (existsSync(tm)) for (const d of readdirSync(tm)) spawnSync('tmux', ['-S', path.join(tm, d, 'tmux.sock'), 'kill-server'], { stdio: 'ignore' });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export class Sshd {
+  constructor() {
+    this.dir = mkdtempSync('/tmp/tgs-');
+    chmodSync(this.dir, 0o755);
+  }
+  async start() {
+    mkdirSync('/run/sshd', { recursive: true });
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'host')]);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);
+    const ak = path.join(this.dir, 'authorized_keys');
+    writeFileSync(ak, readFileSync(path.join(this.dir, 'id.pub')));
+    chmodSync(ak, 0o644);
+    this.port = 30000 + Math.floor(Math.random() * 20000);
+    writeFileSync(
+      path.join(this.dir, 'sshd_config'),
+      [`Port ${this.port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(this.dir, 'host')}`, `AuthorizedKeysFile ${ak}`, 'UsePAM no', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'StrictModes no', 'MaxStartups 1000', 'PidFile none', 'PrintMotd no', 'PrintLastLog no', 'LogLevel ERROR'].join('\n') + '\n',
+    );
+    this.proc = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(this.dir, 'sshd_config')], { stdio: 'ignore' });
+    const net = await import('node:net');
+    await waitFor(() => {
+      const s = net.connect(this.port, '127.0.0.1');
+      s.on('error', () => {});
+      s.on('connect', () => ((this.up = true), s.destroy()));
+      return this.up;
+    }, 'sshd start', 10_000);
+    this.sock = path.join(this.dir, 'tmux');
+    mkdirSync(this.sock, { recursive: true });
+    chmodSync(this.sock, 0o777);
+  }
+  args(i, tmux = true) {
+    const cmd = tmux ? ['-t', `tmux -S ${this.sock}/s${i} -f /dev/null new-session -A -s main /bin/sh`] : ['-t'];
+    return ['-F', '/dev/null', '-p', String(this.port), '-i', path.join(this.dir, 'id'), '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=/dev/null`, '-o', 'LogLevel=ERROR', ...cmd.slice(0, 1), `${ACCOUNT}@127.0.0.1`, ...cmd.slice(1)];
+  }
+  async login(i, tmux = true) {
+    const c = sshClient(this.args(i, tmux), { HOME: this.dir });
+    await waitFor(() => (tmux ? /\[main\][\s\S]*\$ / : /\$ /).test(c.out) || c.exited, 'sshd prompt');
+    if (c.exited) throw new Error('sshd login failed: ' + c.out);
+    return c;
+  }
+  stop() {
+    this.proc?.kill('SIGTERM');
+    for (const f of existsSync(this.sock) ? readdirSync(this.sock) : []) spawnSync('tmux', ['-S', path.join(this.sock, f), 'kill-server'], { stdio: 'ignore' });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export const pct = (a, p) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};

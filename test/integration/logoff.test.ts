@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { TestGateway, type TestUser } from '../helpers/gateway.js';
+import { addRole, grantRole } from '../../src/admin/operations.js';
+
+describe('automatic logoff through the real client (injected clock)', () => {
+  const t = new TestGateway({ sessions: { idleTimeout: '15m', idleWarning: '60s', maxSessionTime: '12h' } });
+  let alice: TestUser;
+
+  beforeAll(async () => {
+    await t.start();
+    alice = t.user('alice');
+    addRole(t.admin, { name: 'short', maxSessionMs: 30 * 60_000, idleTimeoutMs: 60 * 60_000 });
+    grantRole(t.admin, 'alice', 'short');
+  });
+  afterAll(() => t.stop());
+
+  it('warns a minute ahead, then logs off after 15 idle minutes; the tmux session lives on', async () => {
+    const d = await t.login(alice);
+    await t.run(d, 'STAY=still-here; echo stored-$((1+1))', 'stored-2');
+    const mark = d.out.length;
+    t.clock.advance(14 * 60_000);
+    await d.waitFor('you will be logged off in 60 seconds', 10_000, mark);
+    t.clock.advance(60_000);
+    await d.waitFor('logged off after 15 minutes without input', 10_000, mark);
+    await d.waitExit();
+    const end = t.audit('session.end').at(-1)!;
+    expect(end.data.reason).toBe('idle-timeout');
+    const sock = `${t.config.paths.socketDir}/r1-u1/tmux.sock`;
+    expect(spawnSync('tmux', ['-S', sock, 'has-session']).status).toBe(0);
+    const back = await t.login(alice);
+    await t.run(back, 'echo "$STAY"', 'still-here');
+    back.kill();
+  });
+
+  it('typing keeps a session alive past the idle timeout', async () => {
+    const d = await t.login(alice);
+    for (let i = 0; i < 4; i++) {
+      t.clock.advance(10 * 60_000);
+      await t.run(d, `echo tick-${i}-$((i+1))`.replace('$((i+1))', String(i + 1)), `tick-${i}-${i + 1}`);
+    }
+    expect(d.exitCode).toBeNull();
+    d.kill();
+  });
+
+  it('ends at the role\'s maximum session time even while the user types', async () => {
+    const d = await t.login(alice, 'alice+short');
+    for (let i = 0; i < 3; i++) {
+      t.clock.advance(9 * 60_000);
+      await t.run(d, `echo busy-${i}`, `busy-${i}`);
+    }
+    t.clock.advance(4 * 60_000);
+    await d.waitFor('maximum session time of 30 minutes reached');
+    await d.waitExit();
+  });
+});
