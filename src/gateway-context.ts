@@ -11,6 +11,10 @@ import type { SessionRepo } from './store/sessions.js';
 import type { Lockouts } from './auth/lockout.js';
 import type { Pty, PtySpawnOptions } from './session/pty.js';
 import type { SessionRegistry } from './session/registry.js';
+import type { RecordingRepo } from './store/recordings.js';
+import type { RecordingSink } from './recording/sink.js';
+import type { KeyProvider } from './crypto/master-key.js';
+import type { Signer } from './crypto/audit-key.js';
 
 /** Everything a connection needs, built once by the composition root. */
 export interface GatewayContext {
@@ -27,4 +31,8 @@ export interface GatewayContext {
   lockouts: Lockouts;
   live: SessionRegistry;
   spawnPty: (o: PtySpawnOptions) => Pty;
+  recordings: RecordingRepo;
+  recordingSink: RecordingSink;
+  masterKeys: KeyProvider;
+  auditSigner: Signer;
 }

@@ -23,6 +23,9 @@ import { SessionRegistry } from './session/registry.js';
 import { spawnPty, type Pty, type PtySpawnOptions } from './session/pty.js';
 import { currentAccount } from './session/os-account.js';
 import type { GatewayContext } from './gateway-context.js';
+import path from 'node:path';
+import { RecordingRepo } from './store/recordings.js';
+import { FileSink, type RecordingSink } from './recording/sink.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -30,6 +33,7 @@ export interface GatewayDeps {
   clock?: Clock;
   logger?: Logger;
   spawnPty?: (o: PtySpawnOptions) => Pty;
+  recordingSink?: RecordingSink;
 }
 
 export interface Gateway {
@@ -65,7 +69,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   ensureKeysDir(config.paths.keysDir);
   const hostKey = loadHostKey(config.paths.keysDir, { create: true });
   const { provider } = loadMasterKey(config.paths.keysDir, { create: true });
-  loadAuditKey(config.paths.keysDir);
+  const auditSigner = loadAuditKey(config.paths.keysDir);
   mkdirSync(config.paths.dataDir, { recursive: true, mode: 0o700 });
   // 0711: other accounts may traverse (to reach their own 0700 tmux socket dir) but never list;
   // everything inside is 0600 / 0700.
@@ -89,8 +93,13 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     lockouts: new Lockouts(db, clock, { user: config.auth.userLockout, address: config.auth.addressLockout }),
     live: new SessionRegistry(),
     spawnPty: deps.spawnPty ?? spawnPty,
+    recordings: new RecordingRepo(db),
+    recordingSink: deps.recordingSink ?? new FileSink(path.join(config.paths.dataDir, 'recordings')),
+    masterKeys: provider,
+    auditSigner,
   };
 
+  ctx.recordings.markInterrupted();
   for (const s of ctx.sessions.markInterrupted(clock.now())) {
     audit.emit('gateway', { type: 'session.interrupted', sessionId: s.id, user: s.user_name, role: s.role_name });
   }
@@ -167,6 +176,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
         const n = ctx.live.endAll('gateway-shutdown', 'the gateway is restarting; reconnect in a moment');
         // Give channel close messages a moment to reach the clients before sockets go.
         await new Promise((r) => setTimeout(r, n ? 100 : 0));
+        await ctx.live.drain(); // every recording sealed before the store closes
         front.destroyAll();
         await stopped;
         audit.emit('gateway', { type: 'gateway.stop', reason, sessionsClosed: n });

@@ -12,6 +12,18 @@ export interface LiveSession {
 /** The shells this gateway process is serving right now. */
 export class SessionRegistry {
   private readonly byId = new Map<string, LiveSession>();
+  private readonly tasks = new Set<Promise<unknown>>();
+
+  /** Keeps track of work that must finish before shutdown (sealing recordings). */
+  track(p: Promise<unknown>): void {
+    this.tasks.add(p);
+    void p.finally(() => this.tasks.delete(p));
+  }
+
+  /** Resolves when every tracked task has settled. */
+  async drain(): Promise<void> {
+    while (this.tasks.size) await Promise.allSettled([...this.tasks]);
+  }
 
   add(s: LiveSession): void {
     this.byId.set(s.id, s);

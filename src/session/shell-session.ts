@@ -26,12 +26,20 @@ export function clampSize(cols: number, rows: number): { cols: number; rows: num
   };
 }
 
+/** Sees every byte and resize of a session: the recorder. */
+export interface SessionTap {
+  output(data: Buffer): void;
+  input(data: Buffer): void;
+  resize(cols: number, rows: number): void;
+}
+
 export interface ShellSessionOptions {
   id: string;
   spawn: PtySpawnOptions;
   idleTimeoutMs: number;
   idleWarningMs: number;
   maxSessionMs: number;
+  tap?: SessionTap;
 }
 
 export interface ShellSessionDeps {
@@ -49,6 +57,7 @@ export type EndReason =
   | 'max-session-time'
   | 'gateway-shutdown'
   | 'killed'
+  | 'recording-failed'
   | 'spawn-failed';
 
 const CRLF = '\r\n';
@@ -93,13 +102,15 @@ export class ShellSession {
       pty = this.deps.spawnPty(this.opts.spawn);
     } catch (e) {
       this.deps.logger.error({ err: e }, 'could not start tmux');
-      channel.write(Buffer.from(`tmuxgate: could not start your session; the failure was logged.${CRLF}`));
+      this.send(`tmuxgate: could not start your session; the failure was logged.${CRLF}`);
       this.finish('spawn-failed', 1);
       return;
     }
     this.pty = pty;
+    const tap = this.opts.tap;
     pty.onData((d) => {
       if (this.ended) return;
+      tap?.output(d);
       if (!channel.write(d)) {
         // The client is not reading: stop reading the pty until it drains, so memory stays flat.
         pty.pause();
@@ -111,6 +122,7 @@ export class ShellSession {
       if (this.ended) return;
       this.lastInput = this.deps.clock.now();
       this.warned = false;
+      tap?.input(d);
       pty.write(d);
     });
     channel.onClose(() => this.finish('client-disconnected', 0));
@@ -124,6 +136,7 @@ export class ShellSession {
   /** Applies a window-change, clamped. */
   resize(cols: number, rows: number): void {
     const s = clampSize(cols, rows);
+    this.opts.tap?.resize(s.cols, s.rows);
     try {
       this.pty?.resize(s.cols, s.rows);
     } catch (e) {
@@ -134,8 +147,15 @@ export class ShellSession {
   /** Ends the session from the gateway's side, telling the user why. The tmux session stays. */
   end(reason: EndReason, message: string): void {
     if (this.ended) return;
-    this.channel?.write(Buffer.from(`${CRLF}[tmuxgate] ${message}. Your tmux session keeps running.${CRLF}`));
+    this.send(`${CRLF}[tmuxgate] ${message}. Your tmux session keeps running.${CRLF}`);
     this.finish(reason, 0);
+  }
+
+  /** Gateway text to the user: recorded like everything else they see. */
+  private send(text: string): void {
+    const b = Buffer.from(text);
+    this.opts.tap?.output(b);
+    this.channel?.write(b);
   }
 
   private scheduleIdle(ms: number): void {
@@ -156,7 +176,7 @@ export class ShellSession {
       if (!this.warned) {
         this.warned = true;
         const left = Math.ceil((idleTimeoutMs - idle) / 1000);
-        this.channel?.write(Buffer.from(`${CRLF}[tmuxgate] no input for a while: you will be logged off in ${left} seconds. Press a key to stay.${CRLF}`));
+        this.send(`${CRLF}[tmuxgate] no input for a while: you will be logged off in ${left} seconds. Press a key to stay.${CRLF}`);
       }
       this.scheduleIdle(idleTimeoutMs - idle);
       return;

@@ -22,6 +22,7 @@ import type { Role } from '../store/roles.js';
 import { clampSize, ShellSession, type TerminalChannel } from '../session/shell-session.js';
 import { envAllowed, normaliseTerm, shellEnv } from '../session/env.js';
 import { currentAccount, lookupAccount, type OsAccount } from '../session/os-account.js';
+import { Recorder } from '../recording/recorder.js';
 import { asAccount, prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from '../session/tmux.js';
 
 const PROMPT = 'Verification code: ';
@@ -330,13 +331,20 @@ export class GatewayConnection {
           return;
         }
         this.shellOpen = true;
-        shell = this.startShell(stream, pty, clientEnv);
+        const ptyInfo = pty;
+        this.startShell(stream, ptyInfo, clientEnv).then(
+          (s) => (shell = s),
+          (e) => {
+            this.log.error({ err: e }, 'session start failed');
+            this.client.end();
+          },
+        );
       }),
     );
   }
 
   /** Starts (or reattaches) the (role, user) tmux session on an accepted shell channel. */
-  private startShell(stream: ServerChannel, pty: PseudoTtyInfo, clientEnv: Record<string, string>): ShellSession | null {
+  private async startShell(stream: ServerChannel, pty: PseudoTtyInfo, clientEnv: Record<string, string>): Promise<ShellSession | null> {
     const { config, clock, audit, sessions, live } = this.ctx;
     const { user, role } = this.resolved!;
     const fail = (why: string, detail: string) => {
@@ -371,6 +379,23 @@ export class GatewayConnection {
       sessionId: id,
       clientEnv,
     });
+    const startedAt = clock.now();
+    sessions.start({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, remoteAddr: this.addr, term, cols: size.cols, rows: size.rows, startedAt });
+    // Recording first: no byte reaches the user before the encrypted recording exists (fail closed).
+    let recorder: Recorder;
+    try {
+      recorder = await this.openRecorder(id, user.name, role, term, size, startedAt);
+    } catch (e) {
+      this.log.error({ err: e }, 'cannot start the recording');
+      sessions.end(id, 'recording-failed', clock.now());
+      audit.emit(user.name, { type: 'recording.failed', sessionId: id, user: user.name, role: role.name, error: String((e as Error).message).slice(0, 200) });
+      return fail('recording failed: session not started', 'recording could not be created');
+    }
+    if (this.closed) {
+      await recorder.close('client-disconnected');
+      sessions.end(id, 'client-disconnected', clock.now());
+      return null;
+    }
     const cmd = asAccount(account, config.sessions.tmuxPath, tmuxAttachArgs(paths, size.cols, size.rows));
     const shell = new ShellSession(
       {
@@ -387,23 +412,65 @@ export class GatewayConnection {
         idleTimeoutMs: role.idleTimeoutMs ?? config.sessions.idleTimeout,
         idleWarningMs: Math.min(config.sessions.idleWarning, (role.idleTimeoutMs ?? config.sessions.idleTimeout) / 2),
         maxSessionMs: role.maxSessionMs ?? config.sessions.maxSessionTime,
+        tap: {
+          output: (d) => recorder.frame('output', d),
+          input: (d) => (role.recordInput ? recorder.frame('input', d) : undefined),
+          resize: (c, r) => recorder.resize(c, r),
+        },
       },
       { clock, logger: this.log.child({ session: id }), spawnPty: this.ctx.spawnPty },
     );
-    const startedAt = clock.now();
-    sessions.start({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, remoteAddr: this.addr, term, cols: size.cols, rows: size.rows, startedAt });
+    recorder.onFailure((e) => {
+      this.log.error({ err: e.message, session: id }, 'recording failed; ending the session');
+      shell.end('recording-failed', 'recording failed: session ended');
+    });
     audit.emit(user.name, { type: 'session.start', sessionId: id, user: user.name, role: role.name, addr: this.addr, connId: this.id, term, cols: size.cols, rows: size.rows, socketDir: paths.dir });
     shell.onEnd((reason) => {
-      this.guard(() => {
-        sessions.end(id, reason, clock.now());
-        audit.emit(user.name, { type: 'session.end', sessionId: id, user: user.name, role: role.name, reason, durationMs: clock.now() - startedAt });
-        this.log.info({ session: id, reason }, 'session ended');
-        this.client.end();
-      });
+      live.track(
+        (async () => {
+          recorder.marker({ event: 'end', reason });
+          const trailer = await recorder.close(reason);
+          const failure = recorder.failure;
+          this.ctx.recordings.finish(id, failure ? 'failed' : 'sealed', clock.now() - startedAt, clock.now(), failure ? failure.message.slice(0, 300) : null);
+          sessions.end(id, reason, clock.now());
+          if (failure) audit.emit(user.name, { type: 'recording.failed', sessionId: id, user: user.name, role: role.name, error: failure.message.slice(0, 200) });
+          audit.emit(user.name, {
+            type: 'session.end',
+            sessionId: id,
+            user: user.name,
+            role: role.name,
+            reason,
+            durationMs: clock.now() - startedAt,
+            recordingHash: trailer?.finalHash ?? recorder.stats().head,
+            recordingChunks: recorder.stats().chunks,
+          });
+          this.log.info({ session: id, reason }, 'session ended');
+        })().catch((e) => this.log.error({ err: e }, 'closing the session failed')),
+      );
+      this.client.end();
     });
     live.add({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, shell });
+    recorder.marker({ event: 'start', user: user.name, role: role.name, addr: this.addr, cols: size.cols, rows: size.rows });
     shell.start(channelPort(stream));
     return shell;
+  }
+
+  /** Creates the session's recording: a random data key, stored only wrapped by the master key. */
+  private async openRecorder(id: string, user: string, role: Role, term: string, size: { cols: number; rows: number }, startedAt: number): Promise<Recorder> {
+    const { recordingSink, recordings, masterKeys, auditSigner, clock } = this.ctx;
+    const dataKey = randomBytes(32);
+    const file = await recordingSink.create(id);
+    recordings.create({ sessionId: id, file: file.path, dataKey, keys: masterKeys, cols: size.cols, rows: size.rows, now: clock.now() });
+    const recorder = new Recorder({
+      header: { v: 1, sessionId: id, user, role: role.name, startedAt, cols: size.cols, rows: size.rows, term, cipher: 'aes-256-gcm', compression: 'deflate-raw', recordInput: role.recordInput },
+      dataKey,
+      file,
+      clock,
+      signer: auditSigner,
+      onFlush: (st) => recordings.flushed(id, st.chunks, st.head, st.bytesIn, st.bytesStored),
+    });
+    await recorder.start();
+    return recorder;
   }
 
   /** The OS account a role's tmux runs as, or why it cannot be used. */

@@ -1,0 +1,204 @@
+import { createCipheriv } from 'node:crypto';
+import { deflateRawSync } from 'node:zlib';
+import type { Clock } from '../platform/clock.js';
+import type { Signer } from '../crypto/audit-key.js';
+import type { RecordingFile } from './sink.js';
+import {
+  CHUNK_HEADER_LEN,
+  REC_CHUNK,
+  REC_TRAILER,
+  chunkNonce,
+  encodeChunkHeader,
+  encodeFileStart,
+  encodeFrames,
+  genesisHash,
+  recordPrefix,
+  resizeData,
+  sessionTag,
+  sha256,
+  trailerSigned,
+  type Frame,
+  type FrameKind,
+  type RecordingHeader,
+  type Trailer,
+} from './format.js';
+
+export interface RecorderOptions {
+  header: RecordingHeader;
+  dataKey: Buffer;
+  file: RecordingFile;
+  clock: Clock;
+  signer: Signer;
+  maxChunkBytes?: number;
+  flushIntervalMs?: number;
+  maxQueueBytes?: number;
+  fsync?: boolean;
+  /** After each durable flush: chunk count, chain head, bytes in, bytes stored. */
+  onFlush?: (s: RecorderStats) => void;
+}
+
+export interface RecorderStats {
+  chunks: number;
+  head: string;
+  bytesIn: number;
+  bytesStored: number;
+}
+
+/**
+ * Frames -> chunks (by size and by a flush interval) -> deflate -> AES-256-GCM under the
+ * session's data key -> hash chain -> append-only file. Writes go through one bounded queue;
+ * if it overflows or a write fails, the recorder stops and reports the failure once.
+ */
+export class Recorder {
+  private frames: Frame[] = [];
+  private pendingBytes = 0;
+  private seq = 0;
+  private head: Buffer = Buffer.alloc(32);
+  private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private failed: Error | null = null;
+  private closed = false;
+  private cancelFlush: (() => void) | null = null;
+  private readonly startedAt: number;
+  private bytesIn = 0;
+  private bytesStored = 0;
+  private lastT = 0;
+  private readonly o: Required<Omit<RecorderOptions, 'onFlush'>> & Pick<RecorderOptions, 'onFlush'>;
+  private failureListener: ((e: Error) => void) | null = null;
+
+  constructor(opts: RecorderOptions) {
+    this.o = { maxChunkBytes: 64 * 1024, flushIntervalMs: 1000, maxQueueBytes: 8 * 1024 * 1024, fsync: true, ...opts };
+    this.startedAt = opts.header.startedAt;
+  }
+
+  /** Writes the file header durably; the session may only start after this resolves. */
+  async start(): Promise<void> {
+    const { bytes, headerBytes } = encodeFileStart(this.o.header);
+    this.head = genesisHash(headerBytes);
+    this.bytesStored += bytes.length;
+    await this.o.file.append(bytes, this.o.fsync);
+    this.cancelFlush = this.o.clock.setInterval(() => this.flush(), this.o.flushIntervalMs);
+  }
+
+  /** Called once when the recording cannot be written: the session must end (fail closed). */
+  onFailure(fn: (e: Error) => void): void {
+    this.failureListener = fn;
+    if (this.failed) fn(this.failed);
+  }
+
+  get failure(): Error | null {
+    return this.failed;
+  }
+
+  /** Records one frame now. Never throws; after a failure, frames are dropped (the session is ending). */
+  frame(kind: FrameKind, data: Buffer): void {
+    if (this.failed || this.closed) return;
+    const t = Math.max(this.lastT, this.o.clock.now() - this.startedAt);
+    this.lastT = t;
+    this.frames.push({ t, kind, data: Buffer.from(data) });
+    this.pendingBytes += data.length + 9;
+    if (kind === 'output') this.bytesIn += data.length;
+    if (this.pendingBytes >= this.o.maxChunkBytes) this.flush();
+  }
+
+  resize(cols: number, rows: number): void {
+    this.frame('resize', resizeData(cols, rows));
+  }
+
+  marker(event: Record<string, unknown>): void {
+    this.frame('marker', Buffer.from(JSON.stringify(event)));
+  }
+
+  /** Seals the buffered frames into a chunk and queues it. */
+  flush(): void {
+    if (this.failed || this.frames.length === 0) return;
+    const frames = this.frames;
+    this.frames = [];
+    this.pendingBytes = 0;
+    const plain = encodeFrames(frames);
+    const header = encodeChunkHeader({
+      seq: this.seq,
+      tStart: frames[0]!.t,
+      tEnd: frames[frames.length - 1]!.t,
+      plainLen: plain.length,
+      prevHash: this.head,
+      sessionTag: sessionTag(this.o.header.sessionId),
+      nonce: chunkNonce(this.seq),
+    });
+    const c = createCipheriv('aes-256-gcm', this.o.dataKey, chunkNonce(this.seq));
+    c.setAAD(header);
+    const ct = Buffer.concat([c.update(deflateRawSync(plain)), c.final()]);
+    const tag = c.getAuthTag();
+    this.head = sha256(header, ct, tag);
+    this.seq++;
+    const body = Buffer.concat([recordPrefix(REC_CHUNK, CHUNK_HEADER_LEN + ct.length + tag.length), header, ct, tag]);
+    const stats = { chunks: this.seq, head: this.head.toString('hex'), bytesIn: this.bytesIn, bytesStored: 0 };
+    this.enqueue(body, () => {
+      stats.bytesStored = this.bytesStored;
+      this.o.onFlush?.(stats);
+    });
+  }
+
+  private enqueue(data: Buffer, after?: () => void): void {
+    this.queued += data.length;
+    if (this.queued > this.o.maxQueueBytes) {
+      this.fail(new Error(`recording queue overflow (${this.queued} bytes waiting to be written)`));
+      return;
+    }
+    this.queue = this.queue.then(async () => {
+      if (this.failed) return;
+      try {
+        await this.o.file.append(data, this.o.fsync);
+        this.bytesStored += data.length;
+        this.queued -= data.length;
+        after?.();
+      } catch (e) {
+        this.fail(e as Error);
+      }
+    });
+  }
+
+  private fail(e: Error): void {
+    if (this.failed) return;
+    this.failed = e;
+    this.cancelFlush?.();
+    this.failureListener?.(e);
+  }
+
+  /** Flushes, writes the signed trailer, closes the file. Returns the trailer, or null after a failure. */
+  async close(reason: string): Promise<Trailer | null> {
+    if (this.closed) return null;
+    this.flush();
+    this.closed = true;
+    this.cancelFlush?.();
+    await this.queue;
+    let trailer: Trailer | null = null;
+    if (!this.failed) {
+      trailer = {
+        v: 1,
+        sessionId: this.o.header.sessionId,
+        chunks: this.seq,
+        durationMs: Math.max(this.lastT, this.o.clock.now() - this.startedAt),
+        finalHash: this.head.toString('hex'),
+        endedAt: this.o.clock.now(),
+        reason,
+      };
+      const json = Buffer.from(JSON.stringify(trailer));
+      const sig = this.o.signer.sign(trailerSigned(json));
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(json.length);
+      try {
+        await this.o.file.append(Buffer.concat([recordPrefix(REC_TRAILER, 4 + json.length + sig.length), len, json, sig]), true);
+      } catch (e) {
+        this.fail(e as Error);
+        trailer = null;
+      }
+    }
+    await this.o.file.close().catch(() => {});
+    return trailer;
+  }
+
+  stats(): RecorderStats {
+    return { chunks: this.seq, head: this.head.toString('hex'), bytesIn: this.bytesIn, bytesStored: this.bytesStored };
+  }
+}
