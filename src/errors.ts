@@ -44,6 +44,9 @@ const CODES = {
   TG_ERR_LISTEN: EXIT.failure,
   TG_ERR_AUDIT_CHAIN_BROKEN: EXIT.integrity,
   TG_ERR_MASTER_KEY_MISMATCH: EXIT.integrity,
+  TG_ERR_RECORDING_MISSING: EXIT.integrity,
+  TG_ERR_RECORDING_TAMPERED: EXIT.integrity,
+  TG_ERR_NOT_A_TTY: EXIT.usage,
   TG_ERR_INTERNAL: EXIT.internal,
 } as const;
 

@@ -11,6 +11,7 @@ import { SessionRepo } from '../store/sessions.js';
 import { Lockouts } from '../auth/lockout.js';
 import { loadMasterKey, type KeyProvider } from '../crypto/master-key.js';
 import { ensureKeysDir } from '../crypto/key-files.js';
+import { RecordingRepo } from '../store/recordings.js';
 
 /** What admin operations need: the store, the master key and who is acting. */
 export interface AdminContext {
@@ -24,6 +25,9 @@ export interface AdminContext {
   totp: TotpRepo;
   sessions: SessionRepo;
   lockouts: Lockouts;
+  recordings: RecordingRepo;
+  /** The master key, loaded on first use (public-key-only verification never needs it). */
+  masterKeys: KeyProvider;
   /** "os:<account>" for CLI use. */
   actor: string;
   close(): void;
@@ -40,7 +44,16 @@ export function cliActor(): string {
 export function openAdmin(config: Config, opts: { clock?: Clock; actor?: string; createKeys?: boolean; keys?: KeyProvider } = {}): AdminContext {
   const clock = opts.clock ?? systemClock;
   if (opts.createKeys) ensureKeysDir(config.paths.keysDir);
-  const provider = opts.keys ?? loadMasterKey(config.paths.keysDir, { create: opts.createKeys ?? false }).provider;
+  let loaded: KeyProvider | null = opts.keys ?? null;
+  const load = (): KeyProvider => (loaded ??= loadMasterKey(config.paths.keysDir, { create: opts.createKeys ?? false }).provider);
+  // Lazy: commands that never touch a secret must work without read access to master.key.
+  const provider: KeyProvider = {
+    get keyId() {
+      return load().keyId;
+    },
+    seal: (p, aad) => load().seal(p, aad),
+    open: (b, aad, id) => load().open(b, aad, id),
+  };
   const db = openDb(config.paths.dbFile);
   return {
     config,
@@ -53,6 +66,8 @@ export function openAdmin(config: Config, opts: { clock?: Clock; actor?: string;
     totp: new TotpRepo(db, provider),
     sessions: new SessionRepo(db),
     lockouts: new Lockouts(db, clock, { user: config.auth.userLockout, address: config.auth.addressLockout }),
+    recordings: new RecordingRepo(db),
+    masterKeys: provider,
     actor: opts.actor ?? cliActor(),
     close: () => db.close(),
   };

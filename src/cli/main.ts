@@ -5,6 +5,8 @@ import { VERSION } from '../gateway.js';
 import { serveCommand } from './serve.js';
 import { keyCommand, roleCommand, totpCommand, userCommand } from './admin-commands.js';
 import { hostkeyCommand, initCommand, migrateCommand } from './system-commands.js';
+import { auditPubkeyCommand, exportCommand, searchCommand, sessionsCommand, verifyCommand } from './recording-commands.js';
+import { replayCommand } from './replay-command.js';
 
 /** The `tmuxgate` command tree. */
 export function buildCli(): Command {
@@ -24,7 +26,9 @@ Example:
   $ tmuxgate key add alice --file alice.pub && tmuxgate totp enroll alice
   $ tmuxgate serve`,
     );
-  for (const c of [serveCommand(), initCommand(), migrateCommand(), hostkeyCommand(), userCommand(), keyCommand(), totpCommand(), roleCommand()]) {
+  const audit = new Command('audit').description('the audit log and its keys');
+  audit.addCommand(auditPubkeyCommand());
+  for (const c of [serveCommand(), initCommand(), migrateCommand(), hostkeyCommand(), userCommand(), keyCommand(), totpCommand(), roleCommand(), sessionsCommand(), replayCommand(), exportCommand(), searchCommand(), verifyCommand(), audit]) {
     program.addCommand(c);
   }
   const override = (cmd: Command) => {

@@ -1,0 +1,48 @@
+import { readFileSync, existsSync } from 'node:fs';
+import type { AdminContext } from '../admin/context.js';
+import { TgError } from '../errors.js';
+import type { RecordingRow } from '../store/recordings.js';
+import type { SessionRecord } from '../store/sessions.js';
+import { openChunk, parseRecording, type ChunkRecord } from './reader.js';
+import type { Frame, RecordingHeader } from './format.js';
+
+export interface OpenedRecording {
+  session: SessionRecord;
+  row: RecordingRow;
+  header: RecordingHeader;
+  frames: Frame[];
+  durationMs: number;
+}
+
+/** Session + recording rows for an id, or TG_ERR_SESSION_NOT_FOUND. */
+export function findRecording(a: AdminContext, sessionId: string): { session: SessionRecord; row: RecordingRow } {
+  const session = a.sessions.get(sessionId);
+  const row = a.recordings.get(sessionId);
+  if (!session || !row) throw new TgError('TG_ERR_SESSION_NOT_FOUND', `no recorded session ${sessionId}; list them with: tmuxgate sessions list`);
+  return { session, row };
+}
+
+/** Reads the recording file (refusing a missing one with a clear error). */
+export function readRecordingFile(row: RecordingRow): Buffer {
+  if (!existsSync(row.file)) throw new TgError('TG_ERR_RECORDING_MISSING', `recording file ${row.file} is missing`);
+  return readFileSync(row.file);
+}
+
+/** Decrypts a whole recording to frames (verify it first for a tamper verdict; this stops at the first bad chunk). */
+export function openRecording(a: AdminContext, sessionId: string): OpenedRecording {
+  const { session, row } = findRecording(a, sessionId);
+  const key = a.recordings.dataKey(row, a.masterKeys);
+  const parsed = parseRecording(readRecordingFile(row));
+  if (!parsed.header) throw new TgError('TG_ERR_RECORDING_TAMPERED', `recording ${sessionId}: ${parsed.headerError}`);
+  const frames: Frame[] = [];
+  for (const r of parsed.records) {
+    if (r.type !== 'chunk') continue;
+    try {
+      frames.push(...openChunk(r as ChunkRecord, key));
+    } catch {
+      throw new TgError('TG_ERR_RECORDING_TAMPERED', `recording ${sessionId}: chunk ${r.header.seq} does not decrypt; run: tmuxgate verify ${sessionId}`);
+    }
+  }
+  const durationMs = Math.max(row.duration_ms ?? 0, frames.at(-1)?.t ?? 0);
+  return { session, row, header: parsed.header, frames, durationMs };
+}
