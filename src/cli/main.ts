@@ -45,7 +45,8 @@ export async function runCli(argv: string[]): Promise<number> {
   const program = buildCli();
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return EXIT.ok;
+    // Commands that report a verdict (verify) set process.exitCode themselves.
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;

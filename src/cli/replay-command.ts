@@ -9,6 +9,32 @@ import { readResize } from '../recording/format.js';
 
 const CSI = '\x1b[';
 
+/**
+ * Whether a stream of terminal output ends between sequences (not inside an escape sequence or a
+ * UTF-8 character). Recorded frames are raw pty reads and may split both; the status line may
+ * only be drawn at a clean point or it would corrupt the replayed screen.
+ */
+export function endsClean(b: Buffer): boolean {
+  // UTF-8: a lead byte near the end without all its continuation bytes.
+  for (let i = Math.max(0, b.length - 3); i < b.length; i++) {
+    const c = b[i]!;
+    const need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    if (need > 1 && i + need > b.length) return false;
+  }
+  const esc = b.lastIndexOf(0x1b);
+  if (esc < 0) return true;
+  const rest = b.subarray(esc + 1);
+  if (rest.length === 0) return false;
+  const kind = rest[0]!;
+  if (kind === 0x5b) {
+    for (let i = 1; i < rest.length; i++) if (rest[i]! >= 0x40 && rest[i]! <= 0x7e) return true;
+    return false;
+  }
+  if (kind === 0x5d || kind === 0x50 || kind === 0x5f) return rest.includes(0x07) || rest.includes(0x5c);
+  if (kind === 0x28 || kind === 0x29 || kind === 0x23) return rest.length >= 2;
+  return true;
+}
+
 /** `tmuxgate replay ID`: plays a recording in this terminal at its recorded size. */
 export function replayCommand(): Command {
   return withCommon(new Command('replay'))
@@ -64,6 +90,7 @@ function play(p: PlayInput): Promise<void> {
   let wallAnchor = Date.now();
   let posAnchor = pos;
   let done = false;
+  let clean = true;
   const frames = p.frames as { t: number; kind: string; data: Buffer }[];
 
   const status = () => {
@@ -107,8 +134,12 @@ function play(p: PlayInput): Promise<void> {
         else rows = readResize(g.data).rows;
         index++;
       }
-      if (chunk) out.write(Buffer.from(chunk, 'latin1'));
-      status();
+      if (chunk) {
+        const bytes = Buffer.from(chunk, 'latin1');
+        out.write(bytes);
+        clean = endsClean(bytes);
+      }
+      if (clean) status();
       schedule();
     }, gap / speed);
   };

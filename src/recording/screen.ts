@@ -35,7 +35,10 @@ export class Screen {
   }
   /** Escape sequences that redraw this screen on a real terminal (a keyframe). */
   snapshot(): string {
-    return this.ser.serialize({ scrollback: 0 });
+    // The serializer trims trailing blanks and can leave the cursor short of where it was
+    // (after a prompt's trailing space): put it back explicitly.
+    const b = this.term.buffer.active;
+    return `${this.ser.serialize({ scrollback: 0 })}\x1b[${b.cursorY + 1};${b.cursorX + 1}H`;
   }
   dispose(): void {
     this.term.dispose();

@@ -447,7 +447,10 @@ export class GatewayConnection {
           this.log.info({ session: id, reason }, 'session ended');
         })().catch((e) => this.log.error({ err: e }, 'closing the session failed')),
       );
-      this.client.end();
+      // The channel is closed with its last words queued; OpenSSH leaves once its channel is
+      // gone. Ending the connection at once could drop those words, so only a stuck client
+      // is cut off, after a grace period.
+      setTimeout(() => this.client.end(), 2000).unref();
     });
     live.add({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, shell });
     recorder.marker({ event: 'start', user: user.name, role: role.name, addr: this.addr, cols: size.cols, rows: size.rows });

@@ -6,7 +6,7 @@ import { buildConfig } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
 import { FakeClock } from '../../src/platform/clock.js';
 import { createLogger } from '../../src/platform/logger.js';
-import { startGateway, type Gateway } from '../../src/gateway.js';
+import { startGateway, type Gateway, type GatewayDeps } from '../../src/gateway.js';
 import { openAdmin, type AdminContext } from '../../src/admin/context.js';
 import { addKey, addUser, confirmTotp, enrollTotp, addRole, grantRole } from '../../src/admin/operations.js';
 import { totpCode } from '../../src/auth/totp.js';
@@ -58,7 +58,10 @@ export class TestGateway {
   readonly home: string;
   readonly knownHostsFile: string;
 
-  constructor(overrides: ConfigInput = {}, opts: { dir?: string } = {}) {
+  constructor(
+    overrides: ConfigInput = {},
+    private readonly opts: { dir?: string; deps?: Omit<GatewayDeps, 'clock' | 'logger'> } = {},
+  ) {
     this.dir = opts.dir ?? tempDir();
     this.home = path.join(this.dir, 'home');
     this.knownHostsFile = path.join(this.dir, 'known_hosts');
@@ -86,7 +89,7 @@ export class TestGateway {
         cb();
       },
     });
-    this.gw = await startGateway(this.config, { clock: this.clock, logger: createLogger({ level: 'debug', destination: sink }) });
+    this.gw = await startGateway(this.config, { clock: this.clock, logger: createLogger({ level: 'debug', destination: sink }), ...this.opts.deps });
     writeFileSync(this.knownHostsFile, this.gw.knownHosts.replace(/^\[[^\]]+\]/, `[127.0.0.1]`) + '\n');
     this.admin = openAdmin(this.config, { clock: this.clock, actor: 'os:test' });
     return this;
@@ -144,6 +147,13 @@ export class TestGateway {
     return d;
   }
 
+  /** Answers the code prompt, then waits for tmux's status line (a starting tmux client flushes earlier input). */
+  async enter(d: PtyDriver, u: TestUser, login = u.name): Promise<void> {
+    await d.waitFor('Verification code:');
+    d.write(this.code(u) + '\r');
+    await d.waitFor(`[${login.includes('+') ? login : `${login}+`}`);
+  }
+
   /** Logs in with key + the next code; resolves once the shell answers a command. */
   async login(u: TestUser, login = u.name, extra: string[] = []): Promise<PtyDriver> {
     const d = this.ssh(u, login, extra);
@@ -160,6 +170,13 @@ export class TestGateway {
     const from = d.out.length;
     d.write(cmd + '\r');
     return d.waitFor(expect, timeoutMs, from);
+  }
+
+  /** CLI args that point at this gateway's store. */
+  cliConfig(): string[] {
+    const f = path.join(this.dir, 'config.yaml');
+    if (!existsSync(f)) writeFileSync(f, `dataDir: ${this.config.paths.dataDir}\nkeysDir: ${this.config.paths.keysDir}\n`);
+    return ['--config', f];
   }
 
   /** Audit rows of one type. */

@@ -38,6 +38,7 @@ describe('login with the real OpenSSH client: key + TOTP into tmux', () => {
     const d = t.ssh(alice, 'alice');
     await d.waitFor('Verification code:');
     d.write(code + '\r');
+    await d.waitFor('[alice+ops]');
     await t.run(d, 'echo OATH-$((1+1))', 'OATH-2');
     d.kill();
   });

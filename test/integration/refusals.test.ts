@@ -100,8 +100,7 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
       await waitUntil(() => spawnSync('test', ['-S', agentSock]).status === 0, 'ssh-agent socket');
       const localPort = 20000 + Math.floor(Math.random() * 20000);
       const d = t.ssh(alice, 'alice', ['-A', '-L', `127.0.0.1:${localPort}:127.0.0.1:22`], { SSH_AUTH_SOCK: agentSock });
-      await d.waitFor('Verification code:');
-      d.write(t.code(alice) + '\r');
+      await t.enter(d, alice);
       await t.run(d, 'echo "agent=[${SSH_AUTH_SOCK:-none}]"', 'agent=[none]');
       await new Promise<void>((resolve) => {
         const s = net.connect(localPort, '127.0.0.1');
@@ -127,8 +126,7 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
 
   it('refuses env requests outside the allow-list but keeps LANG', async () => {
     const d = t.ssh(alice, 'alice', ['-o', 'SendEnv=LANG SECRET_TOKEN'], { LANG: 'C.UTF-8', SECRET_TOKEN: 'leak-me' });
-    await d.waitFor('Verification code:');
-    d.write(t.code(alice) + '\r');
+    await t.enter(d, alice);
     await t.run(d, 'echo "tok=[${SECRET_TOKEN:-unset}]"', 'tok=[unset]');
     d.kill();
     expect(t.audit('request.denied').some((e) => e.data.request === 'env' && e.data.detail === 'SECRET_TOKEN')).toBe(true);

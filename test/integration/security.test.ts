@@ -70,8 +70,7 @@ describe('security invariants against a live gateway', () => {
     await sha1.waitFor(/Permission denied/);
     expect(await sha1.waitExit()).toBe(255);
     const d = t.ssh(rsa, 'alice', ['-o', 'PubkeyAcceptedAlgorithms=rsa-sha2-512']);
-    await d.waitFor('Verification code:');
-    d.write(t.code(alice) + '\r');
+    await t.enter(d, alice);
     await t.run(d, 'echo RSA-$((6*7))', 'RSA-42');
     d.kill();
     const small = makeKey(t.dir, 'weak', 'rsa', 1024);
@@ -118,8 +117,7 @@ describe('security invariants against a live gateway', () => {
     }
     await waitUntil(() => sockets.every((s) => s.destroyed || s.readyState === 'open'), 'flood connected');
     const d = t.ssh(alice, 'alice', ['-b', '127.0.0.2']);
-    await d.waitFor('Verification code:');
-    d.write(t.code(alice) + '\r');
+    await t.enter(d, alice);
     await t.run(d, 'echo FLOOD-$((40+2))', 'FLOOD-42');
     d.kill();
     for (const s of sockets) s.destroy();

@@ -57,6 +57,7 @@ describe('tmuxgate serve as a process', () => {
     const d = new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', path.join(dir, 'alice_ed25519'), '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`, 'alice@127.0.0.1'], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
     await d.waitFor('Verification code:');
     d.write(code + '\r');
+    await d.waitFor('[alice+ops]');
     d.write('echo "proc=[${TMUXGATE_CANARY_PROC:-absent}]-$((6*7))"\r');
     await d.waitFor('proc=[absent]-42');
     gw!.kill('SIGTERM');
