@@ -39,6 +39,13 @@ describe('tmuxgate serve as a process', () => {
     const now = execFileSync('oathtool', ['--totp', '-b', secret]).toString().trim();
     const c = cli(['totp', 'confirm', 'alice', now, '--config', configFile]);
     expect(c.stderr).toBe('');
+    // bob: a second user, so a second login needs no wait for the next 30 s step.
+    expect(cli(['user', 'add', 'bob', '--role', 'ops', '--config', configFile]).status).toBe(0);
+    const kb = makeKey(dir, 'bob');
+    expect(cli(['key', 'add', 'bob', '--file', kb.pubFile, '--config', configFile]).status).toBe(0);
+    const bobSecret = (JSON.parse(cli(['totp', 'enroll', 'bob', '--json', '--config', configFile]).stdout) as { secret: string }).secret;
+    writeFileSync(path.join(dir, 'bob.secret'), bobSecret);
+    expect(cli(['totp', 'confirm', 'bob', execFileSync('oathtool', ['--totp', '-b', bobSecret]).toString().trim(), '--config', configFile]).status).toBe(0);
   });
   afterAll(() => {
     gw?.kill('SIGKILL');
@@ -71,6 +78,37 @@ describe('tmuxgate serve as a process', () => {
     const types = (db.prepare('SELECT type FROM audit_events ORDER BY id').all() as { type: string }[]).map((r) => r.type);
     db.close();
     expect(types).toEqual(expect.arrayContaining(['gateway.start', 'auth.success', 'session.start', 'session.end', 'gateway.stop']));
+  });
+
+  it('after kill -9 mid-session, the next start marks it interrupted and verify says intact up to the last flush', async () => {
+    await start();
+    const known = (JSON.parse(cli(['hostkey', '--config', configFile, '--json']).stdout) as { knownHosts: string }).knownHosts.replace(/^\[([^\]]+)\]:\d+/, `[127.0.0.1]:${port}`);
+    writeFileSync(path.join(dir, 'known_hosts'), known + '\n');
+    const when = new Date(Date.now() + 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC');
+    const code = execFileSync('oathtool', ['--totp', '-b', '-N', when, readFileSync(path.join(dir, 'bob.secret'), 'utf8')]).toString().trim();
+    const d = new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', path.join(dir, 'bob_ed25519'), '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`, 'bob@127.0.0.1'], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
+    await d.waitFor('Verification code:');
+    d.write(code + '\r');
+    await d.waitFor('[bob+ops]');
+    d.write('echo CRASH-$((40+2))\r');
+    await d.waitFor('CRASH-42');
+    const db = new Database(path.join(dir, 'data', 'tmuxgate.db'), { readonly: true });
+    const row = () => db.prepare('SELECT session_id, chunks, state FROM recordings ORDER BY created_at DESC LIMIT 1').get() as { session_id: string; chunks: number; state: string };
+    await waitUntil(() => row().chunks >= 1, 'a durable chunk');
+    const id = row().session_id;
+    gw!.kill('SIGKILL');
+    await new Promise((r) => gw!.once('exit', r));
+    d.kill();
+    await start();
+    expect(row().state).toBe('interrupted');
+    const sessionState = (db.prepare('SELECT state FROM sessions WHERE id = ?').get(id) as { state: string }).state;
+    db.close();
+    expect(sessionState).toBe('interrupted');
+    const v = cli(['verify', id, '--json', '--config', configFile]);
+    expect(v.status).toBe(0);
+    expect(JSON.parse(v.stdout)).toMatchObject({ status: 'interrupted', problem: null });
+    gw!.kill('SIGTERM');
+    await new Promise((r) => gw!.once('exit', r));
   });
 
   it('refuses to start with a private key readable by others, like sshd', () => {
