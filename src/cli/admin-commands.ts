@@ -8,6 +8,9 @@ import { addKey, addRole, addUser, confirmTotp, enrollTotp, grantRole, listUsers
 import { openAdmin } from '../admin/context.js';
 import { TgError } from '../errors.js';
 import { parseDuration } from '../config/duration.js';
+import { rotateMasterKey } from '../crypto/master-key.js';
+import { RecordingRepo } from '../store/recordings.js';
+import { TotpRepo } from '../store/totp.js';
 
 function ms(v: string | undefined, flag: string): number | null {
   if (v === undefined) return null;
@@ -92,6 +95,29 @@ export function keyCommand(): Command {
           else printTable(rows, ['bits', 'fingerprint', 'comment', 'type']);
         }),
       ),
+  );
+  key.addCommand(
+    withCommon(new Command('rotate'))
+      .description('rotate the master key: re-wrap every recording data key and TOTP secret (recordings untouched)')
+      .addHelpText('after', example('tmuxgate keys rotate && systemctl restart tmuxgate'))
+      .action((_o, cmd: Command) => {
+        const c = configOf(cmd);
+        const a = openAdmin(c);
+        try {
+          const r = rotateMasterKey(c.paths.keysDir, (p) =>
+            a.db
+              .transaction(() => {
+                const n = new RecordingRepo(a.db).rewrapAll(p) + new TotpRepo(a.db, p).rewrapAll(p);
+                a.audit.emit(a.actor, { type: 'admin.change', action: 'keys.rotate', target: 'master.key', detail: { newKeyId: p.keyId, rewrapped: n } });
+                return n;
+              })
+              .immediate(),
+          );
+          process.stdout.write(`master key rotated: ${r.oldId} -> ${r.newId}; ${r.rewrapped} secrets re-wrapped. The old key is kept as master.key.retired-${r.oldId}. Restart the gateway so new sessions use the new key.\n`);
+        } finally {
+          a.close();
+        }
+      }),
   );
   return key;
 }

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { loadOrCreate, readPrivate } from './key-files.js';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
+import { loadOrCreate, readPrivate, writeAtomic } from './key-files.js';
 import { Secret } from '../platform/secret.js';
 import { TgError } from '../errors.js';
 
@@ -61,10 +62,37 @@ function decodeKeyFile(data: Buffer, file: string): Buffer {
   return key;
 }
 
-/** Loads keysDir/master.key, creating it (0600) on first start. */
+/** Retired master keys (kept after a rotation so nothing sealed under them is ever lost). */
+function retiredKeys(keysDir: string): Buffer[] {
+  if (!existsSync(keysDir)) return [];
+  return readdirSync(keysDir)
+    .filter((f) => /^master\.key\.(retired-[0-9a-f]{16}|next)$/.test(f))
+    .map((f) => decodeKeyFile(readPrivate(path.join(keysDir, f)), f));
+}
+
+/** Loads keysDir/master.key (creating it, 0600, on first start) plus any retired keys for opening. */
 export function loadMasterKey(keysDir: string, opts: { create: boolean }): { provider: MasterKeyProvider; created: boolean } {
   const file = path.join(keysDir, MASTER_KEY_FILE);
-  if (!opts.create) return { provider: new MasterKeyProvider(decodeKeyFile(readPrivate(file), file)), created: false };
+  if (!opts.create) return { provider: new MasterKeyProvider(decodeKeyFile(readPrivate(file), file), retiredKeys(keysDir)), created: false };
   const { data, created } = loadOrCreate(file, () => randomBytes(32).toString('base64') + '\n', 0o600);
-  return { provider: new MasterKeyProvider(decodeKeyFile(data, file)), created };
+  return { provider: new MasterKeyProvider(decodeKeyFile(data, file), retiredKeys(keysDir)), created };
+}
+
+/**
+ * Rotation, in crash-safe steps: write the new key as master.key.next, let `rewrap` re-seal
+ * everything under it (one transaction), then retire the old key file and promote the new one.
+ * A crash at any point leaves every secret openable with the files on disk.
+ */
+export function rotateMasterKey(keysDir: string, rewrap: (p: MasterKeyProvider) => number): { oldId: string; newId: string; rewrapped: number } {
+  const file = path.join(keysDir, MASTER_KEY_FILE);
+  const old = decodeKeyFile(readPrivate(file), file);
+  const fresh = randomBytes(32);
+  const next = path.join(keysDir, 'master.key.next');
+  writeAtomic(next, fresh.toString('base64') + '\n', 0o600);
+  const provider = new MasterKeyProvider(fresh, [old, ...retiredKeys(keysDir)]);
+  const rewrapped = rewrap(provider);
+  const oldId = masterKeyId(old);
+  renameSync(file, path.join(keysDir, `master.key.retired-${oldId}`));
+  renameSync(next, file);
+  return { oldId, newId: provider.keyId, rewrapped };
 }

@@ -60,6 +60,19 @@ export class TotpRepo {
     return this.db.prepare('UPDATE totp_secrets SET last_step = ? WHERE user_id = ? AND last_step < ?').run(step, userId, step).changes === 1;
   }
 
+  /** Re-seals every secret under the provider's current key; returns how many changed. */
+  rewrapAll(keys: KeyProvider): number {
+    const rows = this.db.prepare('SELECT user_id, sealed, key_id FROM totp_secrets').all() as { user_id: number; sealed: Buffer; key_id: string }[];
+    const upd = this.db.prepare('UPDATE totp_secrets SET sealed = ?, key_id = ? WHERE user_id = ?');
+    let n = 0;
+    for (const r of rows) {
+      if (r.key_id === keys.keyId) continue;
+      upd.run(keys.seal(keys.open(r.sealed, aad(r.user_id), r.key_id), aad(r.user_id)), keys.keyId, r.user_id);
+      n++;
+    }
+    return n;
+  }
+
   remove(userId: number): void {
     this.db.prepare('DELETE FROM totp_secrets WHERE user_id = ?').run(userId);
   }

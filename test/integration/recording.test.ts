@@ -133,6 +133,29 @@ describe('recordings of real sessions', () => {
     ok.kill();
   });
 
+  it('rotates the master key without touching recordings; a wrong master key is named as such', async () => {
+    const before = t.admin.recordings.get(sessionId)!;
+    const fileBefore = readFileSync(before.file);
+    const r = await cliAsync(['keys', 'rotate', ...t.cliConfig()]);
+    expect(r.stdout).toMatch(/master key rotated: [0-9a-f]{16} -> [0-9a-f]{16}/);
+    const after = t.admin.recordings.get(sessionId)!;
+    expect(after.key_id).not.toBe(before.key_id);
+    expect(readFileSync(after.file).equals(fileBefore)).toBe(true);
+    expect(JSON.parse((await cliAsync(['verify', sessionId, '--json', ...t.cliConfig()])).stdout)).toMatchObject({ status: 'intact' });
+    // A different master key (and no retired ones): the data key cannot be opened.
+    const keysDir = t.config.paths.keysDir;
+    const { readdirSync, renameSync, mkdirSync } = await import('node:fs');
+    const { randomBytes } = await import('node:crypto');
+    const aside = path.join(t.dir, 'keys-aside');
+    mkdirSync(aside);
+    for (const f of readdirSync(keysDir).filter((f) => f.startsWith('master.key'))) renameSync(path.join(keysDir, f), path.join(aside, f));
+    writeFileSync(path.join(keysDir, 'master.key'), randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+    const wrong = await cliAsync(['verify', sessionId, '--json', ...t.cliConfig()]);
+    for (const f of readdirSync(aside)) renameSync(path.join(aside, f), path.join(keysDir, f));
+    expect(wrong.status).toBe(5);
+    expect(JSON.parse(wrong.stdout)).toMatchObject({ status: 'tampered', problem: { reason: 'wrong-key' } });
+  });
+
   it('detects a flipped byte in a real recording through the CLI', async () => {
     const row = t.admin.recordings.get(sessionId)!;
     const backup = `${row.file}.bak`;
