@@ -1,5 +1,14 @@
 import { readFileSync, existsSync } from 'node:fs';
-import type { AdminContext } from '../admin/context.js';
+import type { SessionRepo } from '../store/sessions.js';
+import type { RecordingRepo } from '../store/recordings.js';
+import type { KeyProvider } from '../crypto/master-key.js';
+
+/** What reading a recording needs: the CLI's admin context and the gateway's context both have it. */
+export interface RecordingStore {
+  sessions: SessionRepo;
+  recordings: RecordingRepo;
+  masterKeys: KeyProvider;
+}
 import { TgError } from '../errors.js';
 import type { RecordingRow } from '../store/recordings.js';
 import type { SessionRecord } from '../store/sessions.js';
@@ -15,7 +24,7 @@ export interface OpenedRecording {
 }
 
 /** Session + recording rows for an id, or TG_ERR_SESSION_NOT_FOUND. */
-export function findRecording(a: AdminContext, sessionId: string): { session: SessionRecord; row: RecordingRow } {
+export function findRecording(a: RecordingStore, sessionId: string): { session: SessionRecord; row: RecordingRow } {
   const session = a.sessions.get(sessionId);
   const row = a.recordings.get(sessionId);
   if (!session || !row) throw new TgError('TG_ERR_SESSION_NOT_FOUND', `no recorded session ${sessionId}; list them with: tmuxgate sessions list`);
@@ -29,7 +38,7 @@ export function readRecordingFile(row: RecordingRow): Buffer {
 }
 
 /** Decrypts a whole recording to frames (verify it first for a tamper verdict; this stops at the first bad chunk). */
-export function openRecording(a: AdminContext, sessionId: string): OpenedRecording {
+export function openRecording(a: RecordingStore, sessionId: string): OpenedRecording {
   const { session, row } = findRecording(a, sessionId);
   const key = a.recordings.dataKey(row, a.masterKeys);
   const parsed = parseRecording(readRecordingFile(row));

@@ -23,6 +23,7 @@ import { clampSize, ShellSession, type TerminalChannel } from '../session/shell-
 import { envAllowed, normaliseTerm, shellEnv } from '../session/env.js';
 import { currentAccount, lookupAccount, type OsAccount } from '../session/os-account.js';
 import { Recorder } from '../recording/recorder.js';
+import { AuditorMenu } from '../session/auditor-menu.js';
 import { asAccount, prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from '../session/tmux.js';
 
 const PROMPT = 'Verification code: ';
@@ -50,6 +51,7 @@ export class GatewayConnection {
   private tries = 0;
   private resolved: Resolved | null = null;
   private shellOpen = false;
+  private auditorMenu: AuditorMenu | null = null;
   private closed = false;
 
   constructor(
@@ -299,6 +301,7 @@ export class GatewayConnection {
     session.on('window-change', (accept, _reject, info) =>
       this.guard(() => {
         if (shell) shell.resize(info.cols, info.rows);
+        else if (this.auditorMenu) this.auditorMenu.resize(clampSize(info.cols, info.rows).cols, clampSize(info.cols, info.rows).rows);
         else if (pty) pty = { ...pty, cols: info.cols, rows: info.rows };
         accept?.();
       }),
@@ -354,6 +357,7 @@ export class GatewayConnection {
       stream.end();
       return null;
     };
+    if (role.kind === 'auditor') return this.startAuditor(stream, pty);
     if (role.kind !== 'shell') return fail('this role has no shell', `role ${role.name} is of kind ${role.kind}`);
     const account = this.accountFor(role);
     if (typeof account === 'string') return fail('your role cannot start a session right now; the reason was logged', account);
@@ -456,6 +460,30 @@ export class GatewayConnection {
     recorder.marker({ event: 'start', user: user.name, role: role.name, addr: this.addr, cols: size.cols, rows: size.rows });
     shell.start(channelPort(stream));
     return shell;
+  }
+
+  /** An auditor role gets the replay menu, never a shell. */
+  private startAuditor(stream: ServerChannel, pty: PseudoTtyInfo): null {
+    const { config, clock, audit } = this.ctx;
+    const { user, role } = this.resolved!;
+    const size = clampSize(pty.cols, pty.rows);
+    const id = newId('a_');
+    const startedAt = clock.now();
+    audit.emit(user.name, { type: 'session.start', sessionId: id, user: user.name, role: role.name, addr: this.addr, connId: this.id, term: pty.term, cols: size.cols, rows: size.rows, socketDir: '(auditor menu)' });
+    const port = channelPort(stream);
+    const menu = new AuditorMenu(
+      { user: user.name, role: role.name, cols: size.cols, rows: size.rows, idleTimeoutMs: role.idleTimeoutMs ?? config.sessions.idleTimeout },
+      { sessions: this.ctx.sessions, recordings: this.ctx.recordings, masterKeys: this.ctx.masterKeys, audit },
+      { clock, logger: this.log },
+      { write: (d) => void stream.write(d), onData: port.onData, onClose: port.onClose, exitAndClose: port.exitAndClose },
+    );
+    this.auditorMenu = menu;
+    menu.onEnd((reason) => {
+      audit.emit(user.name, { type: 'session.end', sessionId: id, user: user.name, role: role.name, reason, durationMs: clock.now() - startedAt });
+      setTimeout(() => this.client.end(), 2000).unref();
+    });
+    menu.start();
+    return null;
   }
 
   /** Creates the session's recording: a random data key, stored only wrapped by the master key. */

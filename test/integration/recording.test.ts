@@ -114,6 +114,31 @@ describe('recordings of real sessions', () => {
     expect(norm(replayed).length).toBeGreaterThanOrEqual(4);
   });
 
+  it('gives an auditor role a replay menu over SSH, never a shell', async () => {
+    t.role('audit', { kind: 'auditor' });
+    const carol = t.user('carol', 'audit');
+    const d = t.ssh(carol, 'carol');
+    await d.waitFor('Verification code:');
+    d.write(t.code(carol) + '\r');
+    await d.waitFor('tmuxgate auditor carol+audit');
+    await d.waitFor(sessionId);
+    d.write('/');
+    d.write(sessionId.slice(2, 8));
+    d.write('\r');
+    const mark = d.out.length;
+    d.write('\r');
+    await d.waitFor('PHI-RECORD-102', 15_000, mark);
+    await d.waitFor('end: q to quit', 15_000, mark);
+    d.write('q');
+    await d.waitFor('[enter] replay', 10_000, mark);
+    d.write('q');
+    expect(await d.waitExit()).toBe(0);
+    expect(d.text).not.toContain('[carol+audit]'); // no tmux, no shell
+    expect(t.audit('session.start').filter((e) => e.data.user === 'carol').map((e) => e.data.socketDir)).toEqual(['(auditor menu)']);
+    const replays = t.audit('recording.access').filter((e) => e.data.action === 'replay' && e.actor === 'carol');
+    expect(replays.map((e) => e.data.sessionId)).toContain(sessionId);
+  });
+
   it('ends a session whose recording cannot be written, and keeps serving others', async () => {
     sink.victim = 'next';
     const d = t.ssh(bob, 'bob');

@@ -1,0 +1,164 @@
+import type { Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
+import type { AuditSink } from '../audit/log.js';
+import { openRecording, type RecordingStore } from '../recording/access.js';
+import { playRecording, type PlayerIo } from '../recording/player.js';
+import { formatOffset } from '../recording/asciicast.js';
+import type { SessionRecord } from '../store/sessions.js';
+
+const CSI = '\x1b[';
+
+/** The SSH side of an auditor's connection. */
+export interface MenuChannel {
+  write(data: string | Buffer): void;
+  onData(fn: (d: Buffer) => void): void;
+  onClose(fn: () => void): void;
+  exitAndClose(code: number): void;
+}
+
+export interface AuditorMenuOptions {
+  user: string;
+  role: string;
+  cols: number;
+  rows: number;
+  idleTimeoutMs: number;
+}
+
+/**
+ * What an auditor gets instead of a shell: a full-screen list of recorded sessions (filter,
+ * pick, replay with the same keys as the CLI). Leaving the menu ends the connection. Every replay
+ * is audited with the auditor's gateway name.
+ */
+export class AuditorMenu {
+  private selected = 0;
+  private filter = '';
+  private filtering = false;
+  private replaying = false;
+  private keyHandler: ((k: Buffer) => void) | null = null;
+  private done = false;
+  private lastInput: number;
+  private cancelIdle: (() => void) | null = null;
+  private endListener: (reason: string) => void = () => {};
+
+  constructor(
+    private readonly o: AuditorMenuOptions,
+    private readonly store: RecordingStore & { audit: AuditSink },
+    private readonly deps: { clock: Clock; logger: Logger },
+    private readonly ch: MenuChannel,
+  ) {
+    this.lastInput = deps.clock.now();
+  }
+
+  onEnd(fn: (reason: string) => void): void {
+    this.endListener = fn;
+  }
+
+  start(): void {
+    this.ch.onData((d) => {
+      this.lastInput = this.deps.clock.now();
+      if (this.replaying) this.keyHandler?.(d);
+      else this.onKey(d.toString());
+    });
+    this.ch.onClose(() => this.end('client-disconnected'));
+    this.armIdle();
+    this.render();
+  }
+
+  resize(cols: number, rows: number): void {
+    this.o.cols = cols;
+    this.o.rows = rows;
+    if (!this.replaying) this.render();
+  }
+
+  private armIdle(): void {
+    this.cancelIdle?.();
+    this.cancelIdle = this.deps.clock.setTimeout(() => {
+      if (this.deps.clock.now() - this.lastInput >= this.o.idleTimeoutMs) {
+        this.ch.write(`${CSI}0m${CSI}2J${CSI}H[tmuxgate] logged off after ${Math.round(this.o.idleTimeoutMs / 60000)} minutes without input\r\n`);
+        this.end('idle-timeout');
+      } else this.armIdle();
+    }, Math.max(1000, this.lastInput + this.o.idleTimeoutMs - this.deps.clock.now()));
+  }
+
+  private sessions(): SessionRecord[] {
+    const f = this.filter.toLowerCase();
+    return this.store.sessions
+      .list({})
+      .filter((s) => this.store.recordings.get(s.id))
+      .reverse()
+      .filter((s) => !f || `${s.id} ${s.user_name}+${s.role_name} ${new Date(s.started_at).toISOString()}`.toLowerCase().includes(f));
+  }
+
+  private render(): void {
+    const list = this.sessions();
+    this.selected = Math.min(this.selected, Math.max(0, list.length - 1));
+    const height = Math.max(3, this.o.rows - 4);
+    const top = Math.max(0, Math.min(this.selected - Math.floor(height / 2), list.length - height));
+    let s = `${CSI}?25l${CSI}0m${CSI}2J${CSI}H${CSI}1mtmuxgate auditor ${this.o.user}+${this.o.role}${CSI}0m  sessions: ${list.length}  filter: ${this.filter || '(none)'}${this.filtering ? '_' : ''}\r\n\r\n`;
+    for (let i = top; i < Math.min(list.length, top + height); i++) {
+      const x = list[i]!;
+      const dur = x.ended_at ? formatOffset(x.ended_at - x.started_at) : 'live';
+      const line = `${i === this.selected ? '>' : ' '} ${x.id}  ${new Date(x.started_at).toISOString().slice(0, 16).replace('T', ' ')}  ${`${x.user_name}+${x.role_name}`.padEnd(24)} ${dur.padStart(8)}  ${x.state}`;
+      s += (i === this.selected ? `${CSI}7m${line.slice(0, this.o.cols - 1)}${CSI}0m` : line.slice(0, this.o.cols - 1)) + '\r\n';
+    }
+    if (list.length === 0) s += '  (no recorded sessions match)\r\n';
+    s += `${CSI}${this.o.rows};1H[up/down] move  [enter] replay  [/] filter  [q] quit`;
+    this.ch.write(s);
+  }
+
+  private onKey(k: string): void {
+    if (this.filtering) {
+      if (k === '\r' || k === '\x1b') this.filtering = false;
+      else if (k === '\x7f' || k === '\b') this.filter = this.filter.slice(0, -1);
+      else if (/^[\x20-\x7e]+$/.test(k)) this.filter = (this.filter + k).slice(0, 40);
+      this.selected = 0;
+      this.render();
+      return;
+    }
+    if (k === 'q' || k === '\x03' || k === '\x04') return this.end('left-menu');
+    if (k === '\x1b[A' || k === 'k') this.selected = Math.max(0, this.selected - 1);
+    else if (k === '\x1b[B' || k === 'j') this.selected++;
+    else if (k === '/') this.filtering = true;
+    else if (k === '\r') return void this.replay();
+    this.render();
+  }
+
+  private async replay(): Promise<void> {
+    const s = this.sessions()[this.selected];
+    if (!s) return;
+    this.replaying = true;
+    try {
+      const rec = openRecording(this.store, s.id);
+      this.store.audit.emit(this.o.user, { type: 'recording.access', action: 'replay', sessionId: s.id, detail: `over SSH as ${this.o.user}+${this.o.role}` });
+      const io: PlayerIo = {
+        write: (d) => this.ch.write(d),
+        columns: () => this.o.cols,
+        onKey: (fn) => (this.keyHandler = fn),
+        interactive: true,
+        release: () => (this.keyHandler = null),
+      };
+      await playRecording(io, rec, { speed: 1, from: 0, idleLimit: 2000 });
+    } catch (e) {
+      this.deps.logger.warn({ err: (e as Error).message, session: s.id }, 'auditor replay failed');
+      this.ch.write(`${CSI}2J${CSI}Hcannot replay ${s.id}: ${(e as Error).message}\r\npress a key`);
+      await new Promise<void>((r) => (this.keyHandler = () => r()));
+    } finally {
+      this.replaying = false;
+      this.keyHandler = null;
+    }
+    if (!this.done) this.render();
+  }
+
+  end(reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.cancelIdle?.();
+    try {
+      this.ch.write(`${CSI}?25h${CSI}0m\r\n`);
+      this.ch.exitAndClose(0);
+    } catch {
+      /* gone */
+    }
+    this.endListener(reason);
+  }
+}
