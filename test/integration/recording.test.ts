@@ -125,12 +125,14 @@ describe('recordings of real sessions', () => {
     d.write('/');
     d.write(sessionId.slice(2, 8));
     d.write('\r');
+    await d.waitFor(`filter: ${sessionId.slice(2, 8)}  `.trimEnd() + '\n');
     const mark = d.out.length;
     d.write('\r');
     await d.waitFor('PHI-RECORD-102', 15_000, mark);
     await d.waitFor('end: q to quit', 15_000, mark);
+    const back = d.out.length;
     d.write('q');
-    await d.waitFor('[enter] replay', 10_000, mark);
+    await d.waitFor('[enter] replay', 10_000, back);
     d.write('q');
     expect(await d.waitExit()).toBe(0);
     expect(d.text).not.toContain('[carol+audit]'); // no tmux, no shell
