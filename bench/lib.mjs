@@ -41,7 +41,8 @@ export function sshClient(args, env = {}) {
 }
 
 export class Gateway {
-  constructor(users) {
+  constructor(users, extraYaml = '') {
+    this.extraYaml = extraYaml;
     this.dir = mkdtempSync('/tmp/tgb-');
     chmodSync(this.dir, 0o711); // the run-as account must traverse to its socket dir
     this.users = users;
@@ -51,7 +52,7 @@ export class Gateway {
   }
   async start() {
     this.config = path.join(this.dir, 'config.yaml');
-    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: { maxStartupsPerAddress: 500, maxStartups: 1000 }\nsessions: { defaultShell: /bin/sh }\n`);
+    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: { maxStartupsPerAddress: 500, maxStartups: 1000 }\nsessions: { defaultShell: /bin/sh }\n${this.extraYaml}`);
     this.cli(['init']);
     this.cli(['role', 'add', 'bench', '--run-as', ACCOUNT, '--shell', '/bin/sh']);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);

@@ -161,6 +161,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   });
   const known = knownHostsLine(config.listen.host, addr.port, hostKey.publicLine);
   logger.info({ listen: `${addr.host}:${addr.port}`, hostKey: hostKey.fingerprint, knownHosts: known, dataDir: config.paths.dataDir }, 'tmuxgate listening');
+  if (!config.recording.enabled) logger.warn('recording is switched off: sessions are not recorded (benchmark setting; fails the compliance report)');
   if (dev) logger.warn('development mode: some shell roles run under the gateway\'s own OS account (no least-privilege isolation between them)');
 
   let closing: Promise<void> | null = null;

@@ -56,6 +56,16 @@ export const ConfigSchema = z
         lang: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/).default('C.UTF-8'),
       })
       .prefault({}),
+    recording: z
+      .strictObject({
+        /** Off only for benchmarks: the compliance report fails a gateway that does not record. */
+        enabled: z.boolean().default(true),
+        fsync: z.boolean().default(true),
+        flushInterval: duration('1s'),
+        maxChunkBytes: z.number().int().min(4096).max(4 * 1024 * 1024).default(64 * 1024),
+        maxQueueBytes: z.number().int().min(65536).default(8 * 1024 * 1024),
+      })
+      .prefault({}),
     auth: z
       .strictObject({
         totp: z

@@ -138,6 +138,20 @@ export function parseRecording(buf: Buffer): ParsedRecording {
   return out;
 }
 
+/** Checks one chunk's GCM tag (content and header authentic) without inflating it. */
+export function authenticateChunk(c: ChunkRecord, dataKey: Buffer): boolean {
+  try {
+    const d = createDecipheriv('aes-256-gcm', dataKey, c.header.nonce);
+    d.setAAD(c.headerBytes);
+    d.setAuthTag(c.tag);
+    d.update(c.ciphertext);
+    d.final();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Decrypts and decodes one chunk; throws when the tag does not verify. */
 export function openChunk(c: ChunkRecord, dataKey: Buffer): Frame[] {
   const d = createDecipheriv('aes-256-gcm', dataKey, c.header.nonce);

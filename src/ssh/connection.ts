@@ -22,7 +22,7 @@ import type { Role } from '../store/roles.js';
 import { clampSize, ShellSession, type TerminalChannel } from '../session/shell-session.js';
 import { envAllowed, normaliseTerm, shellEnv } from '../session/env.js';
 import { currentAccount, lookupAccount, type OsAccount } from '../session/os-account.js';
-import { Recorder } from '../recording/recorder.js';
+import { NullRecorder, Recorder } from '../recording/recorder.js';
 import { AuditorMenu } from '../session/auditor-menu.js';
 import { asAccount, prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from '../session/tmux.js';
 
@@ -386,9 +386,9 @@ export class GatewayConnection {
     const startedAt = clock.now();
     sessions.start({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, remoteAddr: this.addr, term, cols: size.cols, rows: size.rows, startedAt });
     // Recording first: no byte reaches the user before the encrypted recording exists (fail closed).
-    let recorder: Recorder;
+    let recorder: Recorder | NullRecorder;
     try {
-      recorder = await this.openRecorder(id, user.name, role, term, size, startedAt);
+      recorder = config.recording.enabled ? await this.openRecorder(id, user.name, role, term, size, startedAt) : new NullRecorder();
     } catch (e) {
       this.log.error({ err: e }, 'cannot start the recording');
       sessions.end(id, 'recording-failed', clock.now());
@@ -435,7 +435,7 @@ export class GatewayConnection {
           recorder.marker({ event: 'end', reason });
           const trailer = await recorder.close(reason);
           const failure = recorder.failure;
-          this.ctx.recordings.finish(id, failure ? 'failed' : 'sealed', clock.now() - startedAt, clock.now(), failure ? failure.message.slice(0, 300) : null);
+          if (recorder instanceof Recorder) this.ctx.recordings.finish(id, failure ? 'failed' : 'sealed', clock.now() - startedAt, clock.now(), failure ? failure.message.slice(0, 300) : null);
           sessions.end(id, reason, clock.now());
           if (failure) audit.emit(user.name, { type: 'recording.failed', sessionId: id, user: user.name, role: role.name, error: failure.message.slice(0, 200) });
           audit.emit(user.name, {
@@ -498,6 +498,10 @@ export class GatewayConnection {
       file,
       clock,
       signer: auditSigner,
+      fsync: this.ctx.config.recording.fsync,
+      flushIntervalMs: this.ctx.config.recording.flushInterval,
+      maxChunkBytes: this.ctx.config.recording.maxChunkBytes,
+      maxQueueBytes: this.ctx.config.recording.maxQueueBytes,
       onFlush: (st) => recordings.flushed(id, st.chunks, st.head, st.bytesIn, st.bytesStored),
     });
     await recorder.start();

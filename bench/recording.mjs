@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// Recording benchmarks: CPU per MB with recording on vs off, stored bytes per byte of client
+// stream, verify throughput, seek latency in a one-hour synthetic recording.
+// Usage: node bench/recording.mjs [--quick]   (root: runs shells as tgbench). Appends to RESULTS.md.
+import { appendFileSync, readFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Gateway, ensureAccount, waitFor } from './lib.mjs';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const { Recorder } = await import(path.join(ROOT, 'dist/recording/recorder.js'));
+const { verifyRecording } = await import(path.join(ROOT, 'dist/recording/verify.js'));
+const { openChunk, parseRecording } = await import(path.join(ROOT, 'dist/recording/reader.js'));
+const { buildKeyframes, screenAt } = await import(path.join(ROOT, 'dist/recording/player.js'));
+const { FakeClock } = await import(path.join(ROOT, 'dist/platform/clock.js'));
+
+const quick = process.argv.includes('--quick');
+const rows = [];
+const row = (what, value, unit, target) => {
+  rows.push({ what, value, unit, target });
+  console.log(`${what}: ${value} ${unit} (target ${target})`);
+};
+
+// --- 1. CPU per MB, recording on vs off, and stored bytes per byte of client stream
+ensureAccount();
+const SEQ = quick ? 1_000_000 : 3_000_000;
+async function cpuPerMb(extra) {
+  const gw = new Gateway(3, extra);
+  try {
+    await gw.start();
+    const c = await gw.login(0);
+    const mark = c.out.length;
+    const cpu0 = gw.cpuTicks();
+    c.p.write(`seq 1 ${SEQ}; head -c ${quick ? 10 : 30}000000 /dev/urandom | base64; echo D$((1+2))ONE\r`);
+    await waitFor(() => c.out.indexOf('D3ONE', mark) >= 0, 'bulk', 600_000);
+    const ticks = gw.cpuTicks() - cpu0;
+    const mb = Buffer.byteLength(c.out.slice(mark)) / 1e6;
+    c.p.kill();
+    await new Promise((r) => setTimeout(r, 1500));
+    const db = new Database(path.join(gw.dir, 'data', 'tmuxgate.db'), { readonly: true });
+    const rec = db.prepare('SELECT bytes_in, bytes_stored FROM recordings ORDER BY created_at DESC LIMIT 1').get();
+    db.close();
+    return { cpuMsPerMb: (ticks * 10) / mb, mb, rec };
+  } finally {
+    gw.stop();
+  }
+}
+const off = await cpuPerMb('recording: { enabled: false }\n');
+const on = await cpuPerMb('');
+row(`gateway CPU per MB of client stream, recording on / off (${on.mb.toFixed(1)} MB)`, +(on.cpuMsPerMb / off.cpuMsPerMb).toFixed(3), `x (${on.cpuMsPerMb.toFixed(1)} vs ${off.cpuMsPerMb.toFixed(1)} ms/MB)`, '<= 1.15');
+row('stored bytes per byte of client stream', +(on.rec.bytes_stored / on.rec.bytes_in).toFixed(3), 'ratio', '<= 0.35');
+
+// --- 2. verify throughput and seek latency on synthetic recordings (in-process)
+const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const signer = { sign: (d) => sign(null, d, privateKey), publicKeyPem: '' };
+const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+function memFile() {
+  const parts = [];
+  return { path: '/mem', append: async (d) => void parts.push(Buffer.from(d)), close: async () => {}, buf: () => Buffer.concat(parts) };
+}
+async function synth(seconds, perSecond, id) {
+  const clock = new FakeClock(Date.UTC(2026, 0, 1));
+  const file = memFile();
+  const dataKey = randomBytes(32);
+  const header = { v: 1, sessionId: id, user: 'u', role: 'r', startedAt: clock.now(), cols: 120, rows: 40, term: 'xterm', cipher: 'aes-256-gcm', compression: 'deflate-raw', recordInput: false };
+  const rec = new Recorder({ header, dataKey, file, clock, signer, fsync: false, maxQueueBytes: 1 << 30 });
+  await rec.start();
+  for (let s = 0; s < seconds; s++) {
+    for (let i = 0; i < perSecond.length; i++) rec.frame('output', perSecond[i](s));
+    clock.advance(1000);
+    if (s % 64 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await rec.close('bench');
+  return { buf: file.buf(), dataKey, header };
+}
+// Verify: incompressible-ish output so the file is large (~ 1 chunk of 64 KiB per second).
+const big = await synth(quick ? 600 : 3000, [() => Buffer.from(randomBytes(48 * 1024).toString('base64'))], 's_verify');
+let t0 = performance.now();
+const v = verifyRecording({ sessionId: 's_verify', file: big.buf, dataKey: big.dataKey, publicKeyPem: pem, db: null });
+const vMs = performance.now() - t0;
+if (v.status !== 'intact') throw new Error('synthetic recording does not verify: ' + JSON.stringify(v.problem));
+row(`verify throughput with decryption (${(big.buf.length / 1e6).toFixed(0)} MB file)`, +((big.buf.length / 1e6) / (vMs / 1000)).toFixed(0), 'MB/s', '>= 200');
+
+// Seek: one hour of a top-like screen redrawn every second.
+const topLike = (s) => Buffer.from(`\x1b[H\x1b[2J` + Array.from({ length: 38 }, (_, i) => `${String(1000 + i).padStart(6)} user  20   0  ${(s * 7 + i * 13) % 99999} KB  ${((s + i) % 100).toString().padStart(3)}%  proc-${i}-${s}`).join('\r\n'));
+const hour = await synth(3600, [topLike], 's_seek');
+const parsed = parseRecording(hour.buf);
+const frames = parsed.records.filter((r) => r.type === 'chunk').flatMap((c) => openChunk(c, hour.dataKey));
+t0 = performance.now();
+const keys = await buildKeyframes(frames, 120, 40);
+const kfMs = performance.now() - t0;
+const lat = [];
+for (let i = 0; i < 30; i++) {
+  const at = Math.floor(Math.random() * 3600_000);
+  const s0 = performance.now();
+  const s = await screenAt(frames, keys, at);
+  lat.push(performance.now() - s0);
+  if (!s.text.includes('proc-')) throw new Error('seek produced an empty screen');
+}
+lat.sort((a, b) => a - b);
+row('seek latency to a random point of a one-hour recording, p50', +lat[15].toFixed(1), `ms (keyframes built once on open: ${kfMs.toFixed(0)} ms)`, '< 100');
+row('seek latency, max of 30', +lat[29].toFixed(1), 'ms', '< 100');
+
+const date = new Date().toISOString().slice(0, 10);
+let md = `\n## ${date} recording ${quick ? '(quick)' : '(full)'} on ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, node ${process.version}\n\n| measure | value | unit | target |\n| --- | --- | --- | --- |\n`;
+for (const r of rows) md += `| ${r.what} | ${r.value} | ${r.unit} | ${r.target} |\n`;
+appendFileSync(path.join(ROOT, 'bench', 'RESULTS.md'), md);
+console.log(md);
+void readFileSync;
+process.exit(0);
