@@ -5,7 +5,8 @@ import { canonicalJson } from './config/load.js';
 import { systemClock, type Clock } from './platform/clock.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { openDb, type Db } from './store/db.js';
-import { AuditLog } from './audit/log.js';
+import { AuditLog, writeCheckpoint } from './audit/log.js';
+import { startEnforcer } from './session/enforcer.js';
 import { UserRepo } from './store/users.js';
 import { RoleRepo } from './store/roles.js';
 import { KeyRepo } from './store/keys.js';
@@ -34,6 +35,7 @@ export interface GatewayDeps {
   logger?: Logger;
   spawnPty?: (o: PtySpawnOptions) => Pty;
   recordingSink?: RecordingSink;
+  enforceEveryMs?: number;
 }
 
 export interface Gateway {
@@ -164,6 +166,18 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   if (!config.recording.enabled) logger.warn('recording is switched off: sessions are not recorded (benchmark setting; fails the compliance report)');
   if (dev) logger.warn('development mode: some shell roles run under the gateway\'s own OS account (no least-privilege isolation between them)');
 
+  const stopEnforcer = startEnforcer(ctx, deps.enforceEveryMs ?? 500);
+  const checkpoint = () => {
+    try {
+      writeCheckpoint(db, auditSigner.sign, clock.now());
+    } catch (e) {
+      logger.error({ err: e }, 'audit checkpoint failed');
+    }
+  };
+  const cpTimer = setInterval(checkpoint, config.auditCheckpointInterval);
+  cpTimer.unref();
+  checkpoint();
+
   let closing: Promise<void> | null = null;
   return {
     host: addr.host,
@@ -180,7 +194,10 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
         await ctx.live.drain(); // every recording sealed before the store closes
         front.destroyAll();
         await stopped;
+        stopEnforcer();
+        clearInterval(cpTimer);
         audit.emit('gateway', { type: 'gateway.stop', reason, sessionsClosed: n });
+        checkpoint(); // the last rows are signed too: a cut-off tail is caught
         db.close();
         logger.info({ reason, sessionsClosed: n }, 'tmuxgate stopped');
       })();

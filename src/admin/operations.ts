@@ -2,7 +2,8 @@ import type { AdminContext } from './context.js';
 import type { User } from '../store/users.js';
 import type { Role, RoleInput } from '../store/roles.js';
 import type { StoredKey } from '../store/keys.js';
-import { parseAuthorizedKey } from '../auth/public-key.js';
+import { FINGERPRINT_RE, parseAuthorizedKey } from '../auth/public-key.js';
+import { RecoveryCodeRepo } from '../store/recovery-codes.js';
 import { checkTotp, newTotpSecret, totpUri } from '../auth/totp.js';
 import { TgError } from '../errors.js';
 import { checkName } from '../store/names.js';
@@ -107,5 +108,111 @@ export function grantRole(a: AdminContext, userName: string, roleName: string, m
     a.roles.grant(user.id, role.id, a.clock.now());
     if (makeDefault || user.defaultRoleId === null) a.users.setDefaultRole(user.id, role.id);
     a.audit.emit(a.actor, { type: 'admin.change', action: 'role.grant', target: userName, detail: { role: roleName } });
+  });
+}
+
+/** Shows one user with roles, keys, TOTP and recovery-code state. */
+export function showUser(a: AdminContext, name: string): UserSummary & { keyFingerprints: string[]; recoveryCodesLeft: number } {
+  const u = a.users.get(name);
+  const summary = listUsers(a).find((x) => x.name === u.name)!;
+  return { ...summary, keyFingerprints: a.keys.listForUser(u.id).map((k) => k.fingerprint), recoveryCodesLeft: new RecoveryCodeRepo(a.db).remaining(u.id) };
+}
+
+/** Disables or enables a user; a running gateway ends a disabled user's sessions within 2 s. */
+export function setUserDisabled(a: AdminContext, name: string, disabled: boolean): void {
+  tx(a, () => {
+    const u = a.users.get(name);
+    a.users.setDisabled(u.id, disabled);
+    a.audit.emit(a.actor, { type: 'admin.change', action: disabled ? 'user.disable' : 'user.enable', target: name });
+  });
+}
+
+/** Removes a user (soft: audit events and recordings keep naming them). */
+export function removeUser(a: AdminContext, name: string): void {
+  tx(a, () => {
+    const u = a.users.get(name);
+    a.users.remove(u.id, a.clock.now());
+    a.audit.emit(a.actor, { type: 'admin.change', action: 'user.remove', target: name });
+  });
+}
+
+/** Removes one of a user's keys by fingerprint. */
+export function removeKey(a: AdminContext, userName: string, fingerprint: string): void {
+  if (!FINGERPRINT_RE.test(fingerprint)) throw new TgError('TG_ERR_INVALID_KEY', `not a fingerprint: ${fingerprint.slice(0, 60)} (expected SHA256: and 43 base64 characters, as ssh-keygen -l prints)`);
+  tx(a, () => {
+    const u = a.users.get(userName);
+    if (!a.keys.remove(u.id, fingerprint)) throw new TgError('TG_ERR_KEY_NOT_FOUND', `${userName} has no key ${fingerprint}`);
+    a.audit.emit(a.actor, { type: 'admin.change', action: 'key.remove', target: userName, detail: { fingerprint } });
+  });
+}
+
+/** Drops a user's TOTP secret: they cannot log in until enrolled again. */
+export function resetTotp(a: AdminContext, userName: string): void {
+  tx(a, () => {
+    const u = a.users.get(userName);
+    a.totp.remove(u.id);
+    a.audit.emit(a.actor, { type: 'totp.enroll', user: u.name, state: 'reset' });
+  });
+}
+
+/** New one-time recovery codes (replacing old ones); shown once, stored hashed. */
+export function generateRecoveryCodes(a: AdminContext, userName: string, n = 10): string[] {
+  return tx(a, () => {
+    const u = a.users.get(userName);
+    const codes = new RecoveryCodeRepo(a.db).generate(u.id, n, a.clock.now());
+    a.audit.emit(a.actor, { type: 'admin.change', action: 'recovery-codes.generate', target: userName, detail: { count: n } });
+    return codes;
+  });
+}
+
+/** Edits a role. */
+export function editRole(a: AdminContext, name: string, e: Parameters<AdminContext['roles']['edit']>[1]): void {
+  tx(a, () => {
+    const r = a.roles.get(name);
+    if (e.shell && !e.shell.startsWith('/')) throw new TgError('TG_ERR_INVALID_ARGUMENT', '--shell must be an absolute path');
+    a.roles.edit(r.id, e);
+    a.audit.emit(a.actor, { type: 'admin.change', action: 'role.edit', target: name, detail: e as Record<string, unknown> });
+  });
+}
+
+/** Removes a role; refused while it is granted unless `force`. */
+export function removeRole(a: AdminContext, name: string, force: boolean): void {
+  tx(a, () => {
+    const r = a.roles.get(name);
+    const n = a.roles.grantees(r.id).length;
+    if (n > 0 && !force) throw new TgError('TG_ERR_ROLE_IN_USE', `role ${name} is granted to ${n} user(s); revoke it first or pass --force`);
+    a.roles.remove(r.id);
+    a.audit.emit(a.actor, { type: 'admin.change', action: 'role.remove', target: name, detail: { revokedFrom: n } });
+  });
+}
+
+/** Revokes a role; a running gateway ends sessions that use it within 2 s. */
+export function revokeRole(a: AdminContext, userName: string, roleName: string): void {
+  tx(a, () => {
+    const u = a.users.get(userName);
+    const r = a.roles.get(roleName);
+    if (!a.roles.revoke(u.id, r.id)) throw new TgError('TG_ERR_ROLE_NOT_FOUND', `${userName} does not have role ${roleName}`);
+    a.audit.emit(a.actor, { type: 'admin.change', action: 'role.revoke', target: userName, detail: { role: roleName } });
+  });
+}
+
+/** Asks the running gateway to end a live session, with a reason the user sees. */
+export function killSession(a: AdminContext, sessionId: string, reason: string): void {
+  tx(a, () => {
+    const s = a.sessions.get(sessionId);
+    if (!s || s.state !== 'live') throw new TgError('TG_ERR_SESSION_NOT_FOUND', `no live session ${sessionId}; see: tmuxgate sessions list --live`);
+    a.db
+      .prepare('INSERT INTO session_kills (session_id, reason, requested_by, requested_at) VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET reason = excluded.reason')
+      .run(sessionId, reason.slice(0, 200), a.actor, a.clock.now());
+    a.audit.emit(a.actor, { type: 'admin.change', action: 'session.kill', target: sessionId, detail: { reason: reason.slice(0, 200), user: s.user_name } });
+  });
+}
+
+/** Lifts a lockout of a user or address. */
+export function clearLockout(a: AdminContext, kind: 'user' | 'address', subject: string): boolean {
+  return tx(a, () => {
+    const had = a.lockouts.clear(kind, subject);
+    a.audit.emit(a.actor, { type: 'lockout.clear', subjectKind: kind, subject });
+    return had;
   });
 }

@@ -12,6 +12,7 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('gateway.stop'), reason: z.string(), sessionsClosed: z.number() }),
   z.object({ type: z.literal('auth.success'), user: name, role: name, addr, connId: z.string(), method: z.string(), keyFingerprint: z.string() }),
   z.object({ type: z.literal('auth.failure'), user: name, addr, connId: z.string(), method: z.string(), reason: z.string() }),
+  z.object({ type: z.literal('auth.recovery-code'), user: name, addr, connId: z.string(), remaining: z.number() }),
   z.object({ type: z.literal('auth.locked'), user: name, addr, connId: z.string(), subject: z.enum(['user', 'address']), until: z.number() }),
   z.object({ type: z.literal('lockout.start'), subjectKind: z.enum(['user', 'address']), subject: name, level: z.number(), until: z.number() }),
   z.object({ type: z.literal('lockout.clear'), subjectKind: z.enum(['user', 'address']), subject: name }),

@@ -103,3 +103,49 @@ export function verifyAuditChain(db: Db): { rows: number; head: string; problem:
   }
   return { rows, head: prevHash, problem: null };
 }
+
+const CHECKPOINT_DOMAIN = 'tmuxgate-audit-checkpoint-v1\0';
+
+/** Bytes a checkpoint signature covers. */
+export function checkpointSigned(auditId: number, head: string, ts: number): Buffer {
+  return Buffer.from(`${CHECKPOINT_DOMAIN}${auditId}\0${head}\0${ts}`);
+}
+
+/** Signs the current chain head if it moved since the last checkpoint; returns whether it did. */
+export function writeCheckpoint(db: Db, sign: (d: Buffer) => Buffer, now: number): boolean {
+  const last = db.prepare('SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined;
+  if (!last) return false;
+  const cp = db.prepare('SELECT audit_id FROM audit_checkpoints ORDER BY id DESC LIMIT 1').get() as { audit_id: number } | undefined;
+  if (cp && cp.audit_id === last.id) return false;
+  db.prepare('INSERT INTO audit_checkpoints (audit_id, head, ts, signature) VALUES (?, ?, ?, ?)').run(last.id, last.hash, now, sign(checkpointSigned(last.id, last.hash, now)));
+  return true;
+}
+
+export interface CheckpointReport {
+  checkpoints: number;
+  lastCheckpointAt: number | null;
+  /** Rows written after the last checkpoint (not yet covered by a signature). */
+  unsealedTail: number;
+  problem: ChainProblem | null;
+}
+
+/** Checks every checkpoint's signature and that the rows it covers are all still there. */
+export function verifyCheckpoints(db: Db, verify: (data: Buffer, sig: Buffer) => boolean): CheckpointReport {
+  const cps = db.prepare('SELECT * FROM audit_checkpoints ORDER BY id').all() as { id: number; audit_id: number; head: string; ts: number; signature: Buffer }[];
+  const maxId = (db.prepare('SELECT MAX(id) AS m FROM audit_events').get() as { m: number | null }).m ?? 0;
+  const rowHash = db.prepare('SELECT hash FROM audit_events WHERE id = ?');
+  for (const c of cps) {
+    if (!verify(checkpointSigned(c.audit_id, c.head, c.ts), c.signature)) {
+      return { checkpoints: cps.length, lastCheckpointAt: null, unsealedTail: 0, problem: { id: c.audit_id, problem: 'edited', detail: `checkpoint ${c.id} (row ${c.audit_id}) has a bad signature` } };
+    }
+    const r = rowHash.get(c.audit_id) as { hash: string } | undefined;
+    if (!r) {
+      return { checkpoints: cps.length, lastCheckpointAt: c.ts, unsealedTail: 0, problem: { id: c.audit_id, problem: 'gap', detail: `the log was cut: checkpoint ${c.id} signed row ${c.audit_id} but the log ends at row ${maxId}` } };
+    }
+    if (r.hash !== c.head) {
+      return { checkpoints: cps.length, lastCheckpointAt: c.ts, unsealedTail: 0, problem: { id: c.audit_id, problem: 'edited', detail: `row ${c.audit_id} differs from what checkpoint ${c.id} signed` } };
+    }
+  }
+  const last = cps.at(-1);
+  return { checkpoints: cps.length, lastCheckpointAt: last?.ts ?? null, unsealedTail: maxId - (last?.audit_id ?? 0), problem: null };
+}

@@ -7,6 +7,9 @@ import { keyCommand, roleCommand, totpCommand, userCommand } from './admin-comma
 import { hostkeyCommand, initCommand, migrateCommand } from './system-commands.js';
 import { auditPubkeyCommand, exportCommand, searchCommand, sessionsCommand, verifyCommand } from './recording-commands.js';
 import { replayCommand } from './replay-command.js';
+import { extendKey, extendRole, extendSessions, extendTotp, extendUser, lockoutsCommand } from './admin-more.js';
+import { auditCommands } from './audit-commands.js';
+import { complianceReportCommand } from './compliance-command.js';
 
 /** The `tmuxgate` command tree. */
 export function buildCli(): Command {
@@ -26,9 +29,22 @@ Example:
   $ tmuxgate key add alice --file alice.pub && tmuxgate totp enroll alice
   $ tmuxgate serve`,
     );
-  const audit = new Command('audit').description('the audit log and its keys');
+  const audit = new Command('audit').description('the hash-chained audit log and its keys');
   audit.addCommand(auditPubkeyCommand());
-  for (const c of [serveCommand(), initCommand(), migrateCommand(), hostkeyCommand(), userCommand(), keyCommand(), totpCommand(), roleCommand(), sessionsCommand(), replayCommand(), exportCommand(), searchCommand(), verifyCommand(), audit]) {
+  auditCommands(audit);
+  const user = userCommand();
+  extendUser(user);
+  const key = keyCommand();
+  extendKey(key);
+  const totp = totpCommand();
+  extendTotp(totp);
+  const role = roleCommand();
+  extendRole(role);
+  const sessions = sessionsCommand();
+  extendSessions(sessions);
+  const compliance = new Command('compliance').description('HIPAA technical safeguards, checked against the live system');
+  compliance.addCommand(complianceReportCommand());
+  for (const c of [serveCommand(), initCommand(), migrateCommand(), hostkeyCommand(), user, key, totp, role, lockoutsCommand(), sessions, replayCommand(), exportCommand(), searchCommand(), verifyCommand(), audit, compliance]) {
     program.addCommand(c);
   }
   const override = (cmd: Command) => {

@@ -56,6 +56,8 @@ export const ConfigSchema = z
         lang: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/).default('C.UTF-8'),
       })
       .prefault({}),
+    /** How often the gateway signs the audit chain head (also at every shutdown). */
+    auditCheckpointInterval: duration('60s'),
     recording: z
       .strictObject({
         /** Off only for benchmarks: the compliance report fails a gateway that does not record. */

@@ -57,6 +57,8 @@ export type EndReason =
   | 'max-session-time'
   | 'gateway-shutdown'
   | 'killed'
+  | 'user-disabled'
+  | 'role-revoked'
   | 'recording-failed'
   | 'spawn-failed';
 

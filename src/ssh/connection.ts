@@ -24,6 +24,7 @@ import { envAllowed, normaliseTerm, shellEnv } from '../session/env.js';
 import { currentAccount, lookupAccount, type OsAccount } from '../session/os-account.js';
 import { NullRecorder, Recorder } from '../recording/recorder.js';
 import { AuditorMenu } from '../session/auditor-menu.js';
+import { RecoveryCodeRepo } from '../store/recovery-codes.js';
 import { asAccount, prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from '../session/tmux.js';
 
 const PROMPT = 'Verification code: ';
@@ -52,6 +53,7 @@ export class GatewayConnection {
   private resolved: Resolved | null = null;
   private shellOpen = false;
   private auditorMenu: AuditorMenu | null = null;
+  private readonly recovery: RecoveryCodeRepo;
   private closed = false;
 
   constructor(
@@ -60,6 +62,7 @@ export class GatewayConnection {
     private readonly pending: Pending,
   ) {
     this.log = ctx.logger.child({ conn: this.id, addr: pending.addr });
+    this.recovery = new RecoveryCodeRepo(ctx.db);
     client.on('error', (e) => this.log.debug({ err: e.message }, 'connection error'));
     client.on('close', () => (this.closed = true));
     client.on('authentication', (a) => this.guard(() => this.onAuth(a)));
@@ -194,11 +197,15 @@ export class GatewayConnection {
       return;
     }
     const check = checkTotp(rec.secret.reveal(), code, clock.now(), config.auth.totp.window, rec.lastStep);
-    if (!check.ok) {
+    let method = 'publickey+totp';
+    if (!check.ok && check.reason === 'malformed' && this.recovery.spend(user.id, code, clock.now())) {
+      // A one-time recovery code in place of the TOTP code: spent now, audited every time.
+      method = 'publickey+recovery-code';
+      audit.emit(userName, { type: 'auth.recovery-code', user: userName, addr: this.addr, connId: this.id, remaining: this.recovery.remaining(user.id) });
+    } else if (!check.ok) {
       this.fail(a, ['keyboard-interactive'], userName, `totp-${check.reason}`, { lockout: true });
       return;
-    }
-    if (!totp.spendStep(user.id, check.step)) {
+    } else if (!totp.spendStep(user.id, check.step)) {
       this.fail(a, ['keyboard-interactive'], userName, 'totp-replayed', { lockout: true });
       return;
     }
@@ -212,7 +219,7 @@ export class GatewayConnection {
       role: decision.role.name,
       addr: this.addr,
       connId: this.id,
-      method: 'publickey+totp',
+      method,
       keyFingerprint: this.keyFingerprint,
     });
     this.log.info({ user: userName, role: decision.role.name }, 'authenticated');

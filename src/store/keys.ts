@@ -34,6 +34,11 @@ export class KeyRepo {
     return r ? KeyRow.parse(r) : null;
   }
 
+  /** Removes the user's key with this fingerprint; false if they have none such. */
+  remove(userId: number, fingerprint: string): boolean {
+    return this.db.prepare('DELETE FROM public_keys WHERE user_id = ? AND fingerprint = ?').run(userId, fingerprint).changes === 1;
+  }
+
   listForUser(userId: number): StoredKey[] {
     return this.db.prepare('SELECT * FROM public_keys WHERE user_id = ? ORDER BY id').all(userId).map((r) => KeyRow.parse(r));
   }

@@ -99,6 +99,39 @@ export class RoleRepo {
     if (r.changes === 0) throw new TgError('TG_ERR_GRANT_EXISTS', 'that role is already granted to that user');
   }
 
+  /** Changes the given fields of a role. */
+  edit(roleId: number, e: Partial<Omit<RoleInput, 'name' | 'kind'>> & { allowRoot?: boolean; tmuxOptions?: Record<string, string> }): void {
+    const cols: Record<string, unknown> = {};
+    if (e.runAs !== undefined) cols.run_as = e.runAs;
+    if (e.shell !== undefined) cols.shell = e.shell;
+    if (e.idleTimeoutMs !== undefined) cols.idle_timeout_ms = e.idleTimeoutMs;
+    if (e.maxSessionMs !== undefined) cols.max_session_ms = e.maxSessionMs;
+    if (e.recordInput !== undefined) cols.record_input = e.recordInput ? 1 : 0;
+    if (e.allowRoot !== undefined) cols.allow_root = e.allowRoot ? 1 : 0;
+    if (e.tmuxOptions !== undefined) cols.tmux_options = JSON.stringify(e.tmuxOptions);
+    const keys = Object.keys(cols);
+    if (keys.length === 0) return;
+    this.db.prepare(`UPDATE roles SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`).run(...keys.map((k) => cols[k] as never), roleId);
+  }
+
+  /** Users the role is granted to. */
+  grantees(roleId: number): number[] {
+    return (this.db.prepare('SELECT user_id FROM grants WHERE role_id = ?').all(roleId) as { user_id: number }[]).map((r) => r.user_id);
+  }
+
+  revoke(userId: number, roleId: number): boolean {
+    const n = this.db.prepare('DELETE FROM grants WHERE user_id = ? AND role_id = ?').run(userId, roleId).changes;
+    this.db.prepare('UPDATE users SET default_role_id = NULL WHERE id = ? AND default_role_id = ?').run(userId, roleId);
+    return n === 1;
+  }
+
+  /** Deletes a role and its grants. */
+  remove(roleId: number): void {
+    this.db.prepare('UPDATE users SET default_role_id = NULL WHERE default_role_id = ?').run(roleId);
+    this.db.prepare('DELETE FROM grants WHERE role_id = ?').run(roleId);
+    this.db.prepare('DELETE FROM roles WHERE id = ?').run(roleId);
+  }
+
   isGranted(userId: number, roleId: number): boolean {
     return this.db.prepare('SELECT 1 FROM grants WHERE user_id = ? AND role_id = ?').get(userId, roleId) !== undefined;
   }

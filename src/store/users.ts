@@ -59,7 +59,20 @@ export class UserRepo {
     return this.db.prepare('SELECT * FROM users WHERE removed_at IS NULL ORDER BY name').all().map(toUser);
   }
 
-  setDefaultRole(userId: number, roleId: number): void {
+  setDisabled(userId: number, disabled: boolean): void {
+    this.db.prepare('UPDATE users SET disabled = ? WHERE id = ?').run(disabled ? 1 : 0, userId);
+  }
+
+  /** Soft removal: the row stays (audit events and recordings name it), the name is freed. */
+  remove(userId: number, now: number): void {
+    this.db.prepare('UPDATE users SET removed_at = ?, disabled = 1 WHERE id = ?').run(now, userId);
+    this.db.prepare('DELETE FROM grants WHERE user_id = ?').run(userId);
+    this.db.prepare('DELETE FROM public_keys WHERE user_id = ?').run(userId);
+    this.db.prepare('DELETE FROM totp_secrets WHERE user_id = ?').run(userId);
+    this.db.prepare('DELETE FROM recovery_codes WHERE user_id = ?').run(userId);
+  }
+
+  setDefaultRole(userId: number, roleId: number | null): void {
     this.db.prepare('UPDATE users SET default_role_id = ? WHERE id = ?').run(roleId, userId);
   }
 }

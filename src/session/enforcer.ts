@@ -1,0 +1,37 @@
+import type { GatewayContext } from '../gateway-context.js';
+
+/**
+ * Makes admin changes reach live sessions without a restart: polls the store (shared with the
+ * CLI) for disabled or removed users, revoked grants and kill requests, and ends the affected
+ * sessions with a reason the user sees. Returns a stop function.
+ */
+export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
+  const { db, live, logger } = ctx;
+  const disabledQ = db.prepare('SELECT id FROM users WHERE disabled = 1 OR removed_at IS NOT NULL');
+  const grantsQ = db.prepare('SELECT user_id, role_id FROM grants');
+  const killsQ = db.prepare('SELECT session_id, reason, requested_by FROM session_kills WHERE done_at IS NULL');
+  const doneQ = db.prepare('UPDATE session_kills SET done_at = ? WHERE session_id = ?');
+  const tick = () => {
+    try {
+      const kills = killsQ.all() as { session_id: string; reason: string; requested_by: string }[];
+      for (const k of kills) {
+        const s = live.get(k.session_id);
+        if (!s) continue; // another gateway's, or already gone
+        s.shell.end('killed', `session ended by an administrator: ${k.reason}`);
+        doneQ.run(ctx.clock.now(), k.session_id);
+      }
+      if (live.size === 0) return;
+      const disabled = new Set((disabledQ.all() as { id: number }[]).map((r) => r.id));
+      const grants = new Set((grantsQ.all() as { user_id: number; role_id: number }[]).map((r) => `${r.user_id}:${r.role_id}`));
+      for (const s of live.all()) {
+        if (disabled.has(s.userId)) s.shell.end('user-disabled', 'your account was disabled by an administrator');
+        else if (!grants.has(`${s.userId}:${s.roleId}`)) s.shell.end('role-revoked', `your role ${s.roleName} was revoked by an administrator`);
+      }
+    } catch (e) {
+      logger.error({ err: e }, 'enforcer tick failed');
+    }
+  };
+  const t = setInterval(tick, everyMs);
+  t.unref();
+  return () => clearInterval(t);
+}

@@ -1,0 +1,53 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Db } from './db.js';
+
+const ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'; // no 0/O, 1/I
+
+/** A recovery code: 16 characters from 32 (80 bits), shown as XXXX-XXXX-XXXX-XXXX. */
+export function newRecoveryCode(): string {
+  const b = randomBytes(16);
+  const s = [...b].map((x) => ALPHABET[x % 32]).join('');
+  return s.match(/.{4}/g)!.join('-');
+}
+
+/** Codes are compared without dashes, spaces or case. */
+export function normaliseRecoveryCode(s: string): string {
+  return s.replace(/[\s-]/g, '').toUpperCase();
+}
+
+const hash = (salt: Buffer, code: string) => createHash('sha256').update(salt).update(normaliseRecoveryCode(code)).digest();
+
+/** One-time recovery codes, stored salted and hashed only. */
+export class RecoveryCodeRepo {
+  constructor(private readonly db: Db) {}
+
+  /** Replaces a user's codes with `n` new ones; returns them (shown once). */
+  generate(userId: number, n: number, now: number): string[] {
+    this.db.prepare('DELETE FROM recovery_codes WHERE user_id = ?').run(userId);
+    const ins = this.db.prepare('INSERT INTO recovery_codes (user_id, salt, code_hash, created_at) VALUES (?, ?, ?, ?)');
+    const codes: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const code = newRecoveryCode();
+      const salt = randomBytes(16);
+      ins.run(userId, salt, hash(salt, code), now);
+      codes.push(code);
+    }
+    return codes;
+  }
+
+  /** Spends a code if it is one of the user's unused ones; true exactly once per code. */
+  spend(userId: number, code: string, now: number): boolean {
+    if (!/^[A-Za-z0-9]{16}$/.test(normaliseRecoveryCode(code))) return false;
+    const rows = this.db.prepare('SELECT id, salt, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL').all(userId) as { id: number; salt: Buffer; code_hash: Buffer }[];
+    for (const r of rows) {
+      if (timingSafeEqual(hash(r.salt, code), r.code_hash)) {
+        return this.db.prepare('UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL').run(now, r.id).changes === 1;
+      }
+    }
+    return false;
+  }
+
+  remaining(userId: number): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL').get(userId) as { n: number }).n;
+  }
+}
