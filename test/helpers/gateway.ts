@@ -12,6 +12,7 @@ import { addKey, addUser, confirmTotp, enrollTotp, addRole, grantRole } from '..
 import { totpCode } from '../../src/auth/totp.js';
 import { readAudit } from '../../src/audit/log.js';
 import { PtyDriver } from './pty-driver.js';
+import { stringify as stringifyYaml } from 'yaml';
 
 export interface TestUser {
   name: string;
@@ -57,6 +58,7 @@ export class TestGateway {
   private drivers: PtyDriver[] = [];
   readonly home: string;
   readonly knownHostsFile: string;
+  private readonly input: ConfigInput;
 
   constructor(
     overrides: ConfigInput = {},
@@ -66,6 +68,14 @@ export class TestGateway {
     this.home = path.join(this.dir, 'home');
     this.knownHostsFile = path.join(this.dir, 'known_hosts');
     this.clock = new FakeClock(Math.floor(Date.now() / 30_000) * 30_000 + 1_000);
+    this.input = {
+        listen: { host: '127.0.0.1', port: 0 },
+        dataDir: 'data',
+        keysDir: 'keys',
+        ...overrides,
+        ssh: { loginGraceTime: '1h', ...overrides.ssh },
+        sessions: { defaultShell: '/bin/sh', ...overrides.sessions },
+      };
     this.config = buildConfig(
       {
         listen: { host: '127.0.0.1', port: 0 },
@@ -175,7 +185,8 @@ export class TestGateway {
   /** CLI args that point at this gateway's store. */
   cliConfig(): string[] {
     const f = path.join(this.dir, 'config.yaml');
-    if (!existsSync(f)) writeFileSync(f, `dataDir: ${this.config.paths.dataDir}\nkeysDir: ${this.config.paths.keysDir}\n`);
+    // The same settings the in-process gateway runs with, so the CLI reads the live configuration.
+    if (!existsSync(f)) writeFileSync(f, stringifyYaml({ ...this.input, dataDir: this.config.paths.dataDir, keysDir: this.config.paths.keysDir }));
     return ['--config', f];
   }
 
