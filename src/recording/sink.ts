@@ -36,6 +36,7 @@ export class FileSink implements RecordingSink {
       async append(data, sync) {
         let off = 0;
         while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
+        // fdatasync covers everything appended before it, synced or not (group commit).
         if (sync) await fh.datasync();
       },
       close: () => fh.close(),
