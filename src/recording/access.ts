@@ -21,6 +21,10 @@ export interface OpenedRecording {
   header: RecordingHeader;
   frames: Frame[];
   durationMs: number;
+  /** The session data key (in memory only), for the encrypted keyframe cache. */
+  dataKey: Buffer;
+  /** Hash of the last chunk: binds the keyframe cache to exactly this content. */
+  head: string;
 }
 
 /** Session + recording rows for an id, or TG_ERR_SESSION_NOT_FOUND. */
@@ -44,8 +48,10 @@ export function openRecording(a: RecordingStore, sessionId: string): OpenedRecor
   const parsed = parseRecording(readRecordingFile(row));
   if (!parsed.header) throw new TgError('TG_ERR_RECORDING_TAMPERED', `recording ${sessionId}: ${parsed.headerError}`);
   const frames: Frame[] = [];
+  let head = '';
   for (const r of parsed.records) {
     if (r.type !== 'chunk') continue;
+    head = r.hash.toString('hex');
     try {
       frames.push(...openChunk(r as ChunkRecord, key));
     } catch {
@@ -53,5 +59,5 @@ export function openRecording(a: RecordingStore, sessionId: string): OpenedRecor
     }
   }
   const durationMs = Math.max(row.duration_ms ?? 0, frames.at(-1)?.t ?? 0);
-  return { session, row, header: parsed.header, frames, durationMs };
+  return { session, row, header: parsed.header, frames, durationMs, dataKey: key, head };
 }

@@ -1,3 +1,6 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Screen } from './screen.js';
 import { readResize, type Frame } from './format.js';
 import { formatOffset } from './asciicast.js';
@@ -101,10 +104,49 @@ export function endsClean(b: Buffer): boolean {
 }
 
 
+const KF_MAGIC = Buffer.from('TGKF1\n');
+
+function kfKey(rec: OpenedRecording): Buffer {
+  return Buffer.from(hkdfSync('sha256', rec.dataKey, Buffer.alloc(0), 'tmuxgate-keyframes-v1', 32));
+}
+
+/**
+ * Keyframes for a recording: from the encrypted cache beside it when that opens for exactly this
+ * content, else built now (one pass through a headless terminal) and cached, encrypted.
+ */
+export async function keyframesFor(rec: OpenedRecording, frames: Frame[]): Promise<Keyframe[]> {
+  const file = rec.row.file.replace(/\.tgrec$/, '.tgkf');
+  const aad = Buffer.from(`${rec.session.id}\0${rec.head}`);
+  try {
+    const b = readFileSync(file);
+    if (b.subarray(0, KF_MAGIC.length).equals(KF_MAGIC)) {
+      const nonce = b.subarray(KF_MAGIC.length, KF_MAGIC.length + 12);
+      const d = createDecipheriv('aes-256-gcm', kfKey(rec), nonce);
+      d.setAAD(aad);
+      d.setAuthTag(b.subarray(b.length - 16));
+      const plain = Buffer.concat([d.update(b.subarray(KF_MAGIC.length + 12, b.length - 16)), d.final()]);
+      return JSON.parse(inflateRawSync(plain).toString()) as Keyframe[];
+    }
+  } catch {
+    /* no cache, or not for this content: rebuild */
+  }
+  const keys = await buildKeyframes(frames, rec.header.cols, rec.header.rows);
+  try {
+    const nonce = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', kfKey(rec), nonce);
+    c.setAAD(aad);
+    const ct = Buffer.concat([c.update(deflateRawSync(Buffer.from(JSON.stringify(keys)))), c.final()]);
+    writeFileSync(file, Buffer.concat([KF_MAGIC, nonce, ct, c.getAuthTag()]), { mode: 0o600 });
+  } catch {
+    /* a read-only store still replays, just without the cache */
+  }
+  return keys;
+}
+
 /** Plays a decrypted recording on `io` with the replay keys; resolves when the viewer quits. */
 export async function playRecording(io: PlayerIo, rec: OpenedRecording, o: { speed: number; from: number; idleLimit: number }): Promise<void> {
   const frames = rec.frames.filter((f) => f.kind === 'output' || f.kind === 'resize');
-  const keys = await buildKeyframes(frames, rec.header.cols, rec.header.rows);
+  const keys = await keyframesFor(rec, frames);
   await play(io, { frames, keys, duration: rec.durationMs, speed: o.speed, from: Math.min(o.from, rec.durationMs), idleLimit: o.idleLimit, rows: rec.header.rows, title: `${rec.session.id} ${rec.session.user_name}+${rec.session.role_name}` });
 }
 

@@ -112,6 +112,15 @@ describe('recordings of real sessions', () => {
     const norm = (l: string[]) => l.map((x) => x.trimEnd()).filter((x) => x.includes('PHI-RECORD') || x.includes('[alice+ops]'));
     expect(norm(replayed)).toEqual(norm(clientScreen));
     expect(norm(replayed).length).toBeGreaterThanOrEqual(4);
+    // The keyframe cache it left is encrypted: no plaintext of the session on disk.
+    const kf = t.admin.recordings.get(sessionId)!.file.replace(/\.tgrec$/, '.tgkf');
+    expect(existsSync(kf)).toBe(true);
+    expect(readFileSync(kf).includes(Buffer.from('PHI-RECORD'))).toBe(false);
+    const again = new PtyDriver(process.execPath, [BIN, 'replay', sessionId, '--speed', '500', '--from', '0:00', ...t.cliConfig()], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' }, { cols: 120, rows: 41 });
+    await again.waitFor('end: q to quit');
+    expect(norm((await screenOf(again.out, 120, 41)).slice(0, 40))).toEqual(norm(clientScreen));
+    again.write('q');
+    await again.waitExit();
   });
 
   it('gives an auditor role a replay menu over SSH, never a shell', async () => {
