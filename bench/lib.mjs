@@ -52,7 +52,7 @@ export class Gateway {
   }
   async start() {
     this.config = path.join(this.dir, 'config.yaml');
-    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: { maxStartupsPerAddress: 500, maxStartups: 1000 }\nsessions: { defaultShell: /bin/sh }\n${this.extraYaml}`);
+    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: { maxStartupsPerAddress: 500, maxStartups: 1000 }\nsessions: { defaultShell: /bin/sh }\nisolation: { pairAccounts: false }\n${this.extraYaml}`);
     this.cli(['init']);
     this.cli(['role', 'add', 'bench', '--run-as', ACCOUNT, '--shell', '/bin/sh']);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);
@@ -102,7 +102,7 @@ export class Gateway {
   stop() {
     this.proc?.kill('SIGTERM');
     const tm = path.join(this.dir, 'data', 'tmux');
-    if (existsSync(tm)) for (const d of readdirSync(tm)) spawnSync('tmux', ['-S', path.join(tm, d, 'tmux.sock'), 'kill-server'], { stdio: 'ignore' });
+    if (existsSync(tm)) for (const d of readdirSync(tm)) for (const f of readdirSync(path.join(tm, d)).filter((x) => x.endsWith('.sock'))) spawnSync('tmux', ['-S', path.join(tm, d, f), 'kill-server'], { stdio: 'ignore' });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

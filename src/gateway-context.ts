@@ -15,6 +15,7 @@ import type { RecordingRepo } from './store/recordings.js';
 import type { RecordingSink } from './recording/sink.js';
 import type { KeyProvider } from './crypto/master-key.js';
 import type { Signer } from './crypto/audit-key.js';
+import type { TmuxServers } from './session/tmux-servers.js';
 
 /** Everything a connection needs, built once by the composition root. */
 export interface GatewayContext {
@@ -35,4 +36,5 @@ export interface GatewayContext {
   recordingSink: RecordingSink;
   masterKeys: KeyProvider;
   auditSigner: Signer;
+  tmux: TmuxServers;
 }

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from './platform/logger.js';
 import { openDb, type Db } from './store/db.js';
 import { AuditLog, writeCheckpoint } from './audit/log.js';
 import { startEnforcer } from './session/enforcer.js';
+import { TmuxServers } from './session/tmux-servers.js';
 import { UserRepo } from './store/users.js';
 import { RoleRepo } from './store/roles.js';
 import { KeyRepo } from './store/keys.js';
@@ -99,7 +100,14 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     recordingSink: deps.recordingSink ?? new FileSink(path.join(config.paths.dataDir, 'recordings')),
     masterKeys: provider,
     auditSigner,
+    tmux: null as unknown as TmuxServers,
   };
+  ctx.tmux = new TmuxServers(
+    { socketDir: config.paths.socketDir, tmuxPath: config.sessions.tmuxPath, dormantTimeoutMs: config.sessions.dormantTimeout },
+    { clock, logger, audit, db },
+  );
+  const rec = await ctx.tmux.reconcile();
+  if (rec.adopted || rec.stale) audit.emit('gateway', { type: 'tmux.reconciled', adopted: rec.adopted, stale: rec.stale });
 
   ctx.recordings.markInterrupted();
   for (const s of ctx.sessions.markInterrupted(clock.now())) {
@@ -176,6 +184,9 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   };
   const cpTimer = setInterval(checkpoint, config.auditCheckpointInterval);
   cpTimer.unref();
+  const stopReaper = clock.setInterval(() => void ctx.tmux.reap().catch((e) => logger.error({ err: e }, 'reaper failed')), 60_000);
+  const intrusionTimer = setInterval(() => void ctx.tmux.checkIntruders().catch((e) => logger.error({ err: e }, 'intrusion check failed')), config.isolation.intrusionCheckInterval);
+  intrusionTimer.unref();
   checkpoint();
 
   let closing: Promise<void> | null = null;
@@ -196,6 +207,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
         await stopped;
         stopEnforcer();
         clearInterval(cpTimer);
+        clearInterval(intrusionTimer);
+        stopReaper();
         audit.emit('gateway', { type: 'gateway.stop', reason, sessionsClosed: n });
         checkpoint(); // the last rows are signed too: a cut-off tail is caught
         db.close();

@@ -23,6 +23,9 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('recording.failed'), sessionId: z.string(), user: name, role: name, error: z.string() }),
   z.object({ type: z.literal('recording.access'), action: z.enum(['replay', 'export', 'search', 'verify', 'observe', 'list']), sessionId: z.string().nullable(), detail: z.string().optional() }),
   z.object({ type: z.literal('session.interrupted'), sessionId: z.string(), user: name, role: name }),
+  z.object({ type: z.literal('tmux.reaped'), socketDir: z.string(), idleMs: z.number() }),
+  z.object({ type: z.literal('tmux.intrusion'), socketDir: z.string(), clientPid: z.number(), client: z.string() }),
+  z.object({ type: z.literal('tmux.reconciled'), adopted: z.number(), stale: z.number() }),
   z.object({ type: z.literal('admin.change'), action: z.string(), target: z.string(), detail: z.record(z.string(), z.unknown()).optional() }),
   z.object({ type: z.literal('totp.enroll'), user: name, state: z.enum(['pending', 'confirmed', 'reset']) }),
 ]);

@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { tmuxAlive } from '../session/tmux-servers.js';
 import { example, withAdmin, withCommon, configOf } from './common.js';
 import { printJson, printTable } from './output.js';
 import { TgError } from '../errors.js';
@@ -251,21 +253,33 @@ export function extendSessions(sessions: Command): void {
         const a = openAdmin(c);
         let file: string;
         let args: string[];
+        void file!;
+        void args!;
         try {
           const s = a.sessions.get(id);
           if (!s || s.state !== 'live') throw new TgError('TG_ERR_SESSION_NOT_FOUND', `no live session ${id}`);
           const role = a.roles.byId(s.role_id);
           const p = tmuxPaths(c.paths.socketDir, s.role_id, s.user_id);
-          if (!existsSync(p.socket)) throw new TgError('TG_ERR_SESSION_NOT_FOUND', `session ${id} has no tmux server on this host`);
-          const acct = role?.runAs ? lookupAccount(role.runAs) : currentAccount();
+          let socket: string | null = null;
+          for (const f of existsSync(p.dir) ? readdirSync(p.dir).filter((x) => x.endsWith('.sock')) : []) {
+            if (await tmuxAlive(c.sessions.tmuxPath, path.join(p.dir, f))) socket = path.join(p.dir, f);
+          }
+          if (!socket) throw new TgError('TG_ERR_SESSION_NOT_FOUND', `session ${id} has no tmux server on this host`);
+          // Root may attach to any account's server; otherwise attach as the server's owner.
+          const owner = statSync(socket).uid;
+          const acct = process.getuid?.() === 0 ? currentAccount() : role?.runAs ? lookupAccount(role.runAs) : currentAccount();
           if (!acct) throw new TgError('TG_ERR_INVALID_ARGUMENT', `role account ${role?.runAs} does not exist`);
+          void owner;
           a.audit.emit(a.actor, { type: 'recording.access', action: 'observe', sessionId: id, detail: `live, read-only: ${s.user_name}+${s.role_name}` });
-          ({ file, args } = asAccount(acct, c.sessions.tmuxPath, ['-S', p.socket, 'attach-session', '-t', 'main', '-f', 'read-only,ignore-size']));
+          ({ file, args } = asAccount(acct, c.sessions.tmuxPath, ['-S', socket, 'attach-session', '-t', 'main', '-f', 'read-only,ignore-size']));
+          const child = spawn(file, args, { stdio: 'inherit', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: process.env.TERM ?? 'xterm-256color', HOME: '/' } });
+          // Registered, so the gateway's intrusion check knows this client is an audited observer.
+          if (child.pid) a.db.prepare('INSERT OR REPLACE INTO tmux_observers (pid, session_id, actor, started_at) VALUES (?, ?, ?, ?)').run(child.pid, id, a.actor, Date.now());
+          await new Promise<void>((resolve) => child.on('exit', () => resolve()));
+          if (child.pid) a.db.prepare('DELETE FROM tmux_observers WHERE pid = ?').run(child.pid);
         } finally {
           a.close();
         }
-        const child = spawn(file, args, { stdio: 'inherit', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: process.env.TERM ?? 'xterm-256color', HOME: '/' } });
-        await new Promise<void>((resolve) => child.on('exit', () => resolve()));
       }),
   );
 }

@@ -129,7 +129,8 @@ export function runChecks(a: AdminContext, opts: { verifyLimit?: number } = {}):
   const dev = shellRoles.filter((r) => !r.runAs || r.runAs === me.name);
   const missing = shellRoles.filter((r) => r.runAs && !lookupAccount(r.runAs));
   const root = shellRoles.filter((r) => r.runAs && lookupAccount(r.runAs)?.uid === 0);
-  add('least-privilege', 'hardening', 'Least privilege: roles under their own OS accounts', shellRoles.length > 0 && dev.length === 0 && missing.length === 0 && root.length === 0,
-    `${dev.length ? `DEVELOPMENT MODE: roles under the gateway's own account (${me.name}): ${dev.map((r) => r.name).join(', ')}; ` : ''}${missing.length ? `accounts missing for: ${missing.map((r) => r.name).join(', ')}; ` : ''}${root.length ? `roles running as root (break-glass): ${root.map((r) => r.name).join(', ')}; ` : ''}${shellRoles.map((r) => `${r.name}->${r.runAs ?? me.name}`).join(', ') || 'no shell roles'}`);
+  const pairs = c.isolation.pairAccounts && process.getuid?.() === 0;
+  add('least-privilege', 'hardening', 'Least privilege: one OS account per (role, user)', shellRoles.length > 0 && dev.length === 0 && missing.length === 0 && root.length === 0 && pairs,
+    `${pairs ? `pair accounts on (uids ${c.isolation.uidMin}-${c.isolation.uidMax}, in each role account's group); ` : 'PAIR ACCOUNTS OFF: users of one role share its OS account; '}${dev.length ? `DEVELOPMENT MODE: roles under the gateway's own account (${me.name}): ${dev.map((r) => r.name).join(', ')}; ` : ''}${missing.length ? `accounts missing for: ${missing.map((r) => r.name).join(', ')}; ` : ''}${root.length ? `roles running as root (break-glass): ${root.map((r) => r.name).join(', ')}; ` : ''}${shellRoles.map((r) => `${r.name}->${r.runAs ?? me.name}`).join(', ') || 'no shell roles'}`);
   return checks;
 }

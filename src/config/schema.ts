@@ -54,6 +54,24 @@ export const ConfigSchema = z
         tmuxPath: z.string().min(1).default('tmux'),
         defaultShell: z.string().startsWith('/').default('/bin/bash'),
         lang: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/).default('C.UTF-8'),
+        /** A tmux server with no client for this long is killed and its socket removed. */
+        dormantTimeout: duration('8h'),
+      })
+      .prefault({}),
+    isolation: z
+      .strictObject({
+        /**
+         * Roles with runAs get one OS account per (role, user), allocated from the uid range, in
+         * the runAs account's group: two users of one role cannot reach each other's tmux, files or
+         * processes. Needs the gateway to run as root.
+         */
+        pairAccounts: z.boolean().default(true),
+        uidMin: z.number().int().min(1000).default(61000),
+        uidMax: z.number().int().max(2 ** 31 - 2).default(61999),
+        accountPrefix: z.string().regex(/^[a-z][a-z0-9]{0,11}$/).default('tg'),
+        homeBase: z.string().startsWith('/').default('/var/lib/tmuxgate/home'),
+        /** How often managed tmux servers are checked for clients the gateway did not start. */
+        intrusionCheckInterval: duration('10s'),
       })
       .prefault({}),
     /** How often the gateway signs the audit chain head (also at every shutdown). */
@@ -102,6 +120,9 @@ export const ConfigSchema = z
   .superRefine((c, ctx) => {
     if (c.sessions.idleWarning >= c.sessions.idleTimeout) {
       ctx.addIssue({ code: 'custom', path: ['sessions', 'idleWarning'], message: 'must be shorter than sessions.idleTimeout' });
+    }
+    if (c.isolation.uidMin > c.isolation.uidMax) {
+      ctx.addIssue({ code: 'custom', path: ['isolation', 'uidMin'], message: 'must not exceed isolation.uidMax' });
     }
     if (c.ssh.maxStartupsPerAddress > c.ssh.maxStartups) {
       ctx.addIssue({ code: 'custom', path: ['ssh', 'maxStartupsPerAddress'], message: 'must not exceed ssh.maxStartups' });

@@ -92,6 +92,11 @@ export class ShellSession {
     this.endListeners.push(fn);
   }
 
+  /** The pid of the program in the pty (the tmux client, or the sandbox around it). */
+  get pid(): number | null {
+    return this.pty?.pid ?? null;
+  }
+
   get endReason(): EndReason | null {
     return this.ended;
   }

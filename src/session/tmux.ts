@@ -62,14 +62,13 @@ export function tmuxConf(role: Role, shell: string, user: string): string {
 
 export interface TmuxPaths {
   dir: string;
-  socket: string;
   conf: string;
 }
 
 /** Socket directory and file for (role, user): named from ids, never from a login string. */
 export function tmuxPaths(socketDir: string, roleId: number, userId: number): TmuxPaths {
   const dir = path.join(socketDir, `r${roleId}-u${userId}`);
-  return { dir, socket: path.join(dir, 'tmux.sock'), conf: path.join(dir, 'tmux.conf') };
+  return { dir, conf: path.join(dir, 'tmux.conf') };
 }
 
 /**
@@ -104,6 +103,6 @@ export function asAccount(account: OsAccount, file: string, args: string[]): { f
 }
 
 /** argv for the tmux client that attaches (or creates) the (role, user) session. */
-export function tmuxAttachArgs(p: TmuxPaths, cols: number, rows: number): string[] {
+export function tmuxAttachArgs(p: { socket: string; conf: string }, cols: number, rows: number): string[] {
   return ['-u', '-S', p.socket, '-f', p.conf, 'new-session', '-A', '-s', 'main', '-x', String(cols), '-y', String(rows)];
 }

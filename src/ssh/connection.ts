@@ -25,6 +25,8 @@ import { currentAccount, lookupAccount, type OsAccount } from '../session/os-acc
 import { NullRecorder, Recorder } from '../recording/recorder.js';
 import { AuditorMenu } from '../session/auditor-menu.js';
 import { RecoveryCodeRepo } from '../store/recovery-codes.js';
+import { ensurePairAccount } from '../session/pair-accounts.js';
+import { sandboxed } from '../session/sandbox.js';
 import { asAccount, prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from '../session/tmux.js';
 
 const PROMPT = 'Verification code: ';
@@ -366,15 +368,36 @@ export class GatewayConnection {
     };
     if (role.kind === 'auditor') return this.startAuditor(stream, pty);
     if (role.kind !== 'shell') return fail('this role has no shell', `role ${role.name} is of kind ${role.kind}`);
-    const account = this.accountFor(role);
-    if (typeof account === 'string') return fail('your role cannot start a session right now; the reason was logged', account);
-    const paths = tmuxPaths(config.paths.socketDir, role.id, user.id);
+    const template = this.accountFor(role);
+    if (typeof template === 'string') return fail('your role cannot start a session right now; the reason was logged', template);
     const shellPath = role.shell ?? config.sessions.defaultShell;
+    let account = template;
+    // One OS account per (role, user): isolation between users of the same role too.
+    if (role.runAs && template.uid !== 0 && config.isolation.pairAccounts && process.getuid?.() === 0) {
+      try {
+        account = await ensurePairAccount(this.ctx.db, config.isolation, role.id, user.id, template, shellPath);
+      } catch (e) {
+        this.log.error({ err: e }, 'cannot allocate the pair account');
+        return fail('your session could not be prepared; the reason was logged', `pair account: ${(e as Error).message}`);
+      }
+    }
+    const paths = tmuxPaths(config.paths.socketDir, role.id, user.id);
+    let socket: string;
     try {
       prepareTmuxDir(config.paths.socketDir, paths, account, tmuxConf(role, shellPath, user.name));
+      socket = await this.ctx.tmux.socketFor(paths.dir, role.id, user.id);
     } catch (e) {
       this.log.error({ err: e }, 'cannot prepare the tmux directory');
       return fail('your session could not be prepared; the reason was logged', `tmux dir: ${(e as Error).message}`);
+    }
+    let cmd = asAccount(account, config.sessions.tmuxPath, tmuxAttachArgs({ ...paths, socket }, clampSize(pty.cols, pty.rows).cols, clampSize(pty.cols, pty.rows).rows));
+    if (role.sandbox) {
+      try {
+        cmd = sandboxed(role.sandbox, { hide: [config.paths.dataDir, config.paths.keysDir], bind: [paths.dir, account.home].filter((p) => existsSync(p)) }, cmd.file, cmd.args);
+      } catch (e) {
+        // Fail closed: no sandbox, no session; the user is told why.
+        return fail(`sandbox could not be set up: ${(e as Error).message}`, `sandbox: ${(e as Error).message}`);
+      }
     }
     const id = newId('s_');
     const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
@@ -407,7 +430,6 @@ export class GatewayConnection {
       sessions.end(id, 'client-disconnected', clock.now());
       return null;
     }
-    const cmd = asAccount(account, config.sessions.tmuxPath, tmuxAttachArgs(paths, size.cols, size.rows));
     const shell = new ShellSession(
       {
         id,
@@ -466,6 +488,11 @@ export class GatewayConnection {
     live.add({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, shell });
     recorder.marker({ event: 'start', user: user.name, role: role.name, addr: this.addr, cols: size.cols, rows: size.rows });
     shell.start(channelPort(stream));
+    const clientPid = shell.pid;
+    if (clientPid) {
+      this.ctx.tmux.attached(paths.dir, clientPid);
+      shell.onEnd(() => this.ctx.tmux.detached(paths.dir, clientPid));
+    }
     return shell;
   }
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Db } from './db.js';
 import { TgError } from '../errors.js';
 import { checkName } from './names.js';
+import { SandboxSchema, type SandboxSpec } from '../session/sandbox.js';
 
 const RoleRow = z.object({
   id: z.number(),
@@ -15,6 +16,7 @@ const RoleRow = z.object({
   record_input: z.number(),
   tmux_options: z.string(),
   created_at: z.number(),
+  sandbox: z.string().nullable().optional(),
 });
 
 export interface Role {
@@ -29,6 +31,7 @@ export interface Role {
   recordInput: boolean;
   tmuxOptions: Record<string, string>;
   createdAt: number;
+  sandbox: SandboxSpec | null;
 }
 
 function toRole(raw: unknown): Role {
@@ -45,6 +48,7 @@ function toRole(raw: unknown): Role {
     recordInput: r.record_input === 1,
     tmuxOptions: z.record(z.string(), z.string()).parse(JSON.parse(r.tmux_options)),
     createdAt: r.created_at,
+    sandbox: r.sandbox ? SandboxSchema.parse(JSON.parse(r.sandbox)) : null,
   };
 }
 
@@ -100,7 +104,7 @@ export class RoleRepo {
   }
 
   /** Changes the given fields of a role. */
-  edit(roleId: number, e: Partial<Omit<RoleInput, 'name' | 'kind'>> & { allowRoot?: boolean; tmuxOptions?: Record<string, string> }): void {
+  edit(roleId: number, e: Partial<Omit<RoleInput, 'name' | 'kind'>> & { allowRoot?: boolean; tmuxOptions?: Record<string, string>; sandbox?: SandboxSpec | null }): void {
     const cols: Record<string, unknown> = {};
     if (e.runAs !== undefined) cols.run_as = e.runAs;
     if (e.shell !== undefined) cols.shell = e.shell;
@@ -109,6 +113,7 @@ export class RoleRepo {
     if (e.recordInput !== undefined) cols.record_input = e.recordInput ? 1 : 0;
     if (e.allowRoot !== undefined) cols.allow_root = e.allowRoot ? 1 : 0;
     if (e.tmuxOptions !== undefined) cols.tmux_options = JSON.stringify(e.tmuxOptions);
+    if (e.sandbox !== undefined) cols.sandbox = e.sandbox === null ? null : JSON.stringify(SandboxSchema.parse(e.sandbox));
     const keys = Object.keys(cols);
     if (keys.length === 0) return;
     this.db.prepare(`UPDATE roles SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`).run(...keys.map((k) => cols[k] as never), roleId);

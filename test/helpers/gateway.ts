@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { buildConfig } from '../../src/config/load.js';
@@ -30,12 +30,16 @@ export function makeKey(dir: string, name: string, type = 'ed25519', bits?: numb
   return { keyFile, pubFile: `${keyFile}.pub` };
 }
 
+/** The tmux sockets (randomly named per server start) in a pair's socket directory. */
+export function socketsIn(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.sock')).map((f) => path.join(dir, f)) : [];
+}
+
 /** Kills every tmux server whose socket lives under `socketDir`. */
 export function killTmuxServers(socketDir: string): void {
   if (!existsSync(socketDir)) return;
   for (const d of readdirSync(socketDir)) {
-    const sock = path.join(socketDir, d, 'tmux.sock');
-    if (existsSync(sock)) spawnSync('tmux', ['-S', sock, 'kill-server'], { stdio: 'ignore' });
+    for (const sock of socketsIn(path.join(socketDir, d))) spawnSync('tmux', ['-S', sock, 'kill-server'], { stdio: 'ignore' });
   }
 }
 
@@ -68,7 +72,10 @@ export class TestGateway {
     this.home = path.join(this.dir, 'home');
     this.knownHostsFile = path.join(this.dir, 'known_hosts');
     this.clock = new FakeClock(Math.floor(Date.now() / 30_000) * 30_000 + 1_000);
+    // Unique per harness: parallel test files must not share pair accounts.
+    const prefix = `tt${Math.random().toString(36).slice(2, 7).replace(/[^a-z0-9]/g, 'x')}`;
     this.input = {
+        isolation: { accountPrefix: prefix, homeBase: path.join(this.dir, 'homes'), uidMin: 63000, uidMax: 63999, ...overrides.isolation },
         listen: { host: '127.0.0.1', port: 0 },
         dataDir: 'data',
         keysDir: 'keys',
@@ -82,6 +89,7 @@ export class TestGateway {
         dataDir: 'data',
         keysDir: 'keys',
         ...overrides,
+        isolation: this.input.isolation,
         // The fake clock jumps 30 s per TOTP code: keep the grace timer out of the way unless a test sets it.
         ssh: { loginGraceTime: '1h', ...overrides.ssh },
         sessions: { defaultShell: '/bin/sh', ...overrides.sessions },
@@ -93,6 +101,7 @@ export class TestGateway {
   /** Starts the gateway and opens an admin context on the same store. */
   async start(): Promise<this> {
     execFileSync('mkdir', ['-p', this.home]);
+    chmodSync(this.dir, 0o711); // role and pair accounts traverse to their own socket dir and home
     const sink = new Writable({
       write: (chunk: Buffer, _e, cb) => {
         this.logLines.push(...chunk.toString().split('\n').filter(Boolean));
@@ -199,8 +208,14 @@ export class TestGateway {
   async stop(): Promise<void> {
     for (const d of this.drivers) d.kill();
     await this.gw?.close('test end');
-    this.admin?.close();
     killTmuxServers(this.config.paths.socketDir);
+    if (this.admin) {
+      for (const a of this.admin.db.prepare('SELECT account FROM pair_accounts').all() as { account: string }[]) {
+        spawnSync('pkill', ['-KILL', '-u', a.account], { stdio: 'ignore' });
+        spawnSync('userdel', [a.account], { stdio: 'ignore' });
+      }
+      this.admin.close();
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

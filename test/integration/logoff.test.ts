@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { TestGateway, type TestUser } from '../helpers/gateway.js';
+import { TestGateway, socketsIn, type TestUser } from '../helpers/gateway.js';
 import { addRole, grantRole } from '../../src/admin/operations.js';
 
 describe('automatic logoff through the real client (injected clock)', () => {
@@ -26,8 +26,8 @@ describe('automatic logoff through the real client (injected clock)', () => {
     await d.waitExit();
     const end = t.audit('session.end').at(-1)!;
     expect(end.data.reason).toBe('idle-timeout');
-    const sock = `${t.config.paths.socketDir}/r1-u1/tmux.sock`;
-    expect(spawnSync('tmux', ['-S', sock, 'has-session']).status).toBe(0);
+    const [sock] = socketsIn(`${t.config.paths.socketDir}/r1-u1`);
+    expect(spawnSync('tmux', ['-S', sock!, 'has-session']).status).toBe(0);
     const back = await t.login(alice);
     await t.run(back, 'echo "$STAY"', 'still-here');
     back.kill();

@@ -4,7 +4,7 @@ import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { BIN, cli } from '../helpers/cli.js';
-import { killTmuxServers, makeKey, tempDir } from '../helpers/gateway.js';
+import { killTmuxServers, makeKey, socketsIn, tempDir } from '../helpers/gateway.js';
 import { PtyDriver } from '../helpers/pty-driver.js';
 import { waitUntil } from '../helpers/poll.js';
 
@@ -72,8 +72,8 @@ describe('tmuxgate serve as a process', () => {
     expect(status).toBe(0);
     await d.waitFor('gateway is restarting');
     await d.waitExit();
-    const sock = path.join(dir, 'data', 'tmux', 'r1-u1', 'tmux.sock');
-    expect(spawnSync('tmux', ['-S', sock, 'has-session', '-t', 'main']).status).toBe(0);
+    const [sock] = socketsIn(path.join(dir, 'data', 'tmux', 'r1-u1'));
+    expect(spawnSync('tmux', ['-S', sock!, 'has-session', '-t', 'main']).status).toBe(0);
     const db = new Database(path.join(dir, 'data', 'tmuxgate.db'), { readonly: true });
     const types = (db.prepare('SELECT type FROM audit_events ORDER BY id').all() as { type: string }[]).map((r) => r.type);
     db.close();
