@@ -31,6 +31,20 @@ export function sandboxed(spec: SandboxSpec, o: { hide: string[]; bind: string[]
     if (!existsSync(p)) throw new Error(`sandbox read-only path ${p} does not exist`);
     a.push('--ro-bind', p, p);
   }
-  for (const p of o.bind) a.push('--bind', p, p);
+  // Directories bwrap makes inside a tmpfs for a bind are 0700 root: create the ancestors of each
+  // bind that lie under a tmpfs ourselves, traversable (0711), so the account can reach its dir.
+  const tmpfsRoots = ['/tmp', ...[...spec.hiddenPaths, ...o.hide].filter((p) => existsSync(p) && statSync(p).isDirectory())];
+  const made = new Set<string>();
+  for (const p of o.bind) {
+    const parts = p.split('/').filter(Boolean);
+    for (let i = 1; i < parts.length; i++) {
+      const anc = '/' + parts.slice(0, i).join('/');
+      if (!made.has(anc) && tmpfsRoots.some((r) => anc.startsWith(r + '/'))) {
+        a.push('--perms', '0711', '--dir', anc);
+        made.add(anc);
+      }
+    }
+    a.push('--bind', p, p);
+  }
   return { file: BWRAP, args: [...a, '--', file, ...args] };
 }

@@ -75,27 +75,16 @@ export class TestGateway {
     // Unique per harness: parallel test files must not share pair accounts.
     const prefix = `tt${Math.random().toString(36).slice(2, 7).replace(/[^a-z0-9]/g, 'x')}`;
     this.input = {
-        isolation: { accountPrefix: prefix, homeBase: path.join(this.dir, 'homes'), uidMin: 63000, uidMax: 63999, ...overrides.isolation },
-        listen: { host: '127.0.0.1', port: 0 },
-        dataDir: 'data',
-        keysDir: 'keys',
-        ...overrides,
-        ssh: { loginGraceTime: '1h', ...overrides.ssh },
-        sessions: { defaultShell: '/bin/sh', ...overrides.sessions },
-      };
-    this.config = buildConfig(
-      {
-        listen: { host: '127.0.0.1', port: 0 },
-        dataDir: 'data',
-        keysDir: 'keys',
-        ...overrides,
-        isolation: this.input.isolation,
-        // The fake clock jumps 30 s per TOTP code: keep the grace timer out of the way unless a test sets it.
-        ssh: { loginGraceTime: '1h', ...overrides.ssh },
-        sessions: { defaultShell: '/bin/sh', ...overrides.sessions },
-      },
-      { file: null, baseDir: this.dir },
-    );
+      listen: { host: '127.0.0.1', port: 0 },
+      dataDir: 'data',
+      keysDir: 'keys',
+      ...overrides,
+      isolation: { accountPrefix: prefix, homeBase: path.join(this.dir, 'homes'), uidMin: 63000, uidMax: 63999, ...overrides.isolation },
+      // The fake clock jumps 30 s per TOTP code: keep the grace timer out of the way unless a test sets it.
+      ssh: { loginGraceTime: '1h', ...overrides.ssh },
+      sessions: { defaultShell: '/bin/sh', ...overrides.sessions },
+    };
+    this.config = buildConfig(this.input, { file: null, baseDir: this.dir });
   }
 
   /** Starts the gateway and opens an admin context on the same store. */
@@ -112,6 +101,13 @@ export class TestGateway {
     writeFileSync(this.knownHostsFile, this.gw.knownHosts.replace(/^\[[^\]]+\]/, `[127.0.0.1]`) + '\n');
     this.admin = openAdmin(this.config, { clock: this.clock, actor: 'os:test' });
     return this;
+  }
+
+  /** Stops the gateway (tmux servers stay, as in production) and starts a new one on the same store. */
+  async restart(): Promise<void> {
+    await this.gw.close('restart');
+    this.gw = await startGateway(this.config, { clock: this.clock, logger: createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, cb) => (this.logLines.push(c.toString()), cb()) }) }), ...this.opts.deps });
+    writeFileSync(this.knownHostsFile, this.gw.knownHosts.replace(/^\[[^\]]+\]/, `[127.0.0.1]`) + '\n');
   }
 
   get port(): number {

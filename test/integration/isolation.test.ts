@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { TestGateway, socketsIn, type TestUser } from '../helpers/gateway.js';
+import { PtyDriver } from '../helpers/pty-driver.js';
+import { waitUntil } from '../helpers/poll.js';
+import { addRole, editRole, grantRole } from '../../src/admin/operations.js';
+
+const isRoot = process.getuid?.() === 0;
+const TEMPLATE = 'tgisoops';
+
+/** Escapes tried from inside real logged-in shells (through OpenSSH) must all fail. */
+describe.skipIf(!isRoot)('isolation between (role, user) pairs', () => {
+  const t = new TestGateway({ isolation: { intrusionCheckInterval: '200ms' }, sessions: { dormantTimeout: '2h' } });
+  let alice: TestUser;
+  let bob: TestUser;
+  const dirOf = (roleId: number, userId: number) => path.join(t.config.paths.socketDir, `r${roleId}-u${userId}`);
+
+  beforeAll(async () => {
+    if (spawnSync('id', [TEMPLATE]).status !== 0) spawnSync('useradd', ['-M', '-s', '/bin/sh', TEMPLATE]);
+    process.env.TMUXGATE_ISOLATION_CANARY = 'iso-canary-31337';
+    await t.start();
+    addRole(t.admin, { name: 'ops', runAs: TEMPLATE });
+    addRole(t.admin, { name: 'dba', runAs: TEMPLATE });
+    alice = t.user('alice', 'ops');
+    bob = t.user('bob', 'ops');
+    grantRole(t.admin, 'alice', 'dba');
+  });
+  afterAll(async () => {
+    delete process.env.TMUXGATE_ISOLATION_CANARY;
+    await t.stop();
+  });
+
+  it('runs each pair under its own account with a private home', async () => {
+    const b = await t.login(bob);
+    await t.run(b, 'echo "me=$(id -un) home=$HOME"; echo bob-secret > ~/notes; echo WHO-$((1+1))', 'WHO-2');
+    expect(b.text).toMatch(/me=tt\w+r1u2 home=\/.*homes\/tt\w+r1u2/);
+    const d = await t.login(alice, 'alice+dba');
+    await t.run(d, 'echo "me=$(id -un)"; echo DBA-$((2+2))', 'DBA-4');
+    expect(d.text).toMatch(/me=tt\w+r2u1/);
+    d.kill();
+    b.kill();
+  });
+
+  it("from alice's ops shell, bob's and alice's dba servers, recordings, database, keys and gateway environment are out of reach", async () => {
+    const a = await t.login(alice);
+    const bobSock = socketsIn(dirOf(1, 2))[0]!;
+    const dbaSock = socketsIn(dirOf(2, 1))[0]!;
+    const { dataDir, keysDir, socketDir } = t.config.paths;
+    const bobHome = path.join(t.config.isolation.homeBase, `${t.config.isolation.accountPrefix}r1u2`);
+    const attempts: [string, string][] = [
+      ['bob-ls', `tmux -S ${bobSock} ls`],
+      ['bob-attach', `tmux -S ${bobSock} attach`],
+      ['bob-sendkeys', `tmux -S ${bobSock} send-keys -t main 'echo pwned' Enter`],
+      ['bob-socket-dir', `ls ${dirOf(1, 2)}`],
+      ['dba-ls', `tmux -S ${dbaSock} ls`],
+      ['list-sockets', `ls ${socketDir}`],
+      ['recordings', `ls ${dataDir}/recordings`],
+      ['database', `head -c 16 ${dataDir}/tmuxgate.db`],
+      ['keys', `cat ${keysDir}/master.key`],
+      ['gateway-env', `cat /proc/${process.pid}/environ`],
+      ['bob-home', `cat ${bobHome}/notes`],
+    ];
+    for (const [name, cmd] of attempts) {
+      await t.run(a, `${cmd} >/dev/null 2>&1 </dev/null && echo "LEAK:${name}" || echo "DENIED:${name}"`, new RegExp(`(LEAK|DENIED):${name}\\n`), 10_000);
+    }
+    for (const [name] of attempts) expect(a.text, name).toContain(`DENIED:${name}`);
+    expect(a.text).not.toContain('iso-canary-31337');
+    a.kill();
+  });
+
+  it('detaches and audits a tmux client the gateway did not start', async () => {
+    const a = await t.login(alice);
+    const sock = socketsIn(dirOf(1, 1))[0]!;
+    const intruder = new PtyDriver('tmux', ['-S', sock, 'attach', '-t', 'main'], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm' });
+    await waitUntil(() => t.audit('tmux.intrusion').length > 0, 'intrusion detected', 10_000);
+    await intruder.waitExit(10_000);
+    expect(t.audit('tmux.intrusion')[0]!.data.socketDir).toBe(dirOf(1, 1));
+    await t.run(a, 'echo STILL-$((3+3))', 'STILL-6'); // the owner's own client is untouched
+    a.kill();
+  });
+
+  it('reconciles on restart (adopts live servers, removes stale sockets) and reaps dormant ones', async () => {
+    const stale = path.join(dirOf(1, 1), 'deadbeefdeadbeef.sock');
+    writeFileSync(stale, '');
+    await t.restart();
+    expect(existsSync(stale)).toBe(false);
+    expect(t.audit('tmux.reconciled').at(-1)!.data).toMatchObject({ stale: 1 });
+    const live = socketsIn(dirOf(1, 1));
+    expect(live).toHaveLength(1);
+    const a = await t.login(alice); // reattaches to the adopted server
+    a.kill();
+    await waitUntil(() => t.admin.sessions.list({ live: true }).length === 0, 'session closed');
+    t.clock.advance(2 * 3_600_000 + 120_000);
+    await waitUntil(() => t.audit('tmux.reaped').length >= 1, 'dormant server reaped');
+    await waitUntil(() => !existsSync(live[0]!), 'socket removed');
+  });
+
+  it('runs a sandboxed role with read-only paths and a private /tmp; a broken sandbox refuses the session', async () => {
+    const ro = path.join(t.dir, 'ro');
+    mkdirSync(ro, { mode: 0o777 });
+    spawnSync('chmod', ['777', ro]);
+    editRole(t.admin, 'dba', { sandbox: { readOnlyPaths: [ro], hiddenPaths: [] } });
+    const d = await t.login(alice, 'alice+dba');
+    await t.run(d, `touch ${ro}/x 2>/dev/null && echo RO-LEAK || echo RO-DENIED; echo tmpfile > /tmp/tg-sandbox-probe; echo SB-$((5+5))`, 'SB-10');
+    expect(d.text).toContain('RO-DENIED');
+    expect(existsSync('/tmp/tg-sandbox-probe')).toBe(false);
+    d.kill();
+    spawnSync('tmux', ['-S', socketsIn(dirOf(2, 1))[0]!, 'kill-server']);
+    editRole(t.admin, 'dba', { sandbox: { readOnlyPaths: ['/nonexistent/tmuxgate'], hiddenPaths: [] } });
+    const broken = t.ssh(alice, 'alice+dba');
+    await broken.waitFor('Verification code:');
+    broken.write(t.code(alice) + '\r');
+    await broken.waitFor('sandbox could not be set up: sandbox read-only path /nonexistent/tmuxgate does not exist');
+    await broken.waitExit();
+    expect(t.audit('request.denied').some((e) => String(e.data.detail).startsWith('sandbox:'))).toBe(true);
+  });
+});
