@@ -23,7 +23,7 @@ import { FrontDoor, normaliseAddr } from './ssh/front-door.js';
 import { GatewayConnection } from './ssh/connection.js';
 import { SessionRegistry } from './session/registry.js';
 import { spawnPty, type Pty, type PtySpawnOptions } from './session/pty.js';
-import { currentAccount } from './session/os-account.js';
+import { currentAccount, lookupAccount } from './session/os-account.js';
 import type { GatewayContext } from './gateway-context.js';
 import path from 'node:path';
 import { RecordingRepo } from './store/recordings.js';
@@ -159,6 +159,14 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const changed = previous ? changedFields(JSON.parse(previous.value), JSON.parse(canonicalJson(plain))) : ['(first start)'];
   db.prepare("INSERT INTO gateway_state (key, value) VALUES ('config', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(canonicalJson(plain));
   const dev = devMode(ctx.roles);
+  // Roles are checked at start as well as at each login: a missing account or an unflagged root
+  // account is reported now, not discovered by the first user.
+  for (const r of ctx.roles.list().filter((x) => x.kind === 'shell' && x.runAs)) {
+    const acct = lookupAccount(r.runAs!);
+    if (!acct) logger.error({ role: r.name, runAs: r.runAs }, 'role account does not exist: logins to this role are refused');
+    else if (acct.uid === 0 && !r.allowRoot) logger.error({ role: r.name }, 'role runs as root without allowRoot: logins to this role are refused');
+    else if (acct.uid !== 0 && config.isolation.pairAccounts && process.getuid?.() !== 0) logger.warn({ role: r.name }, 'pair accounts need the gateway to run as root');
+  }
   audit.emit('gateway', {
     type: 'gateway.start',
     version: VERSION,

@@ -116,6 +116,14 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
     }
   });
 
+  it('refuses X11 forwarding and keeps the shell', async () => {
+    const d = t.ssh(alice, 'alice', ['-X'], { DISPLAY: ':99' });
+    await t.enter(d, alice);
+    await t.run(d, 'echo "display=[${DISPLAY:-none}]"', 'display=[none]');
+    d.kill();
+    expect(t.audit('request.denied').some((e) => e.data.request === 'x11')).toBe(true);
+  });
+
   it('refuses a shell without a terminal (ssh -T) with a message', async () => {
     const d = t.ssh(alice, 'alice', ['-T']);
     await d.waitFor('Verification code:');
