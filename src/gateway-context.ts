@@ -16,6 +16,7 @@ import type { RecordingSink } from './recording/sink.js';
 import type { KeyProvider } from './crypto/master-key.js';
 import type { Signer } from './crypto/audit-key.js';
 import type { TmuxServers } from './session/tmux-servers.js';
+import type { Metrics } from './platform/metrics.js';
 
 /** Everything a connection needs, built once by the composition root. */
 export interface GatewayContext {
@@ -37,4 +38,5 @@ export interface GatewayContext {
   masterKeys: KeyProvider;
   auditSigner: Signer;
   tmux: TmuxServers;
+  metrics: Metrics;
 }

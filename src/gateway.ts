@@ -8,6 +8,7 @@ import { openDb, type Db } from './store/db.js';
 import { AuditLog, writeCheckpoint } from './audit/log.js';
 import { startEnforcer } from './session/enforcer.js';
 import { TmuxServers } from './session/tmux-servers.js';
+import { Metrics, serveMetrics } from './platform/metrics.js';
 import { UserRepo } from './store/users.js';
 import { RoleRepo } from './store/roles.js';
 import { KeyRepo } from './store/keys.js';
@@ -45,6 +46,8 @@ export interface Gateway {
   readonly ctx: GatewayContext;
   readonly hostKeyFingerprint: string;
   readonly knownHosts: string;
+  /** Port of the /metrics endpoint, when enabled. */
+  readonly metricsPort: number | null;
   /** Drains: stop accepting, tell users, close channels (tmux servers stay), close the DB. */
   close(reason?: string): Promise<void>;
 }
@@ -101,6 +104,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     masterKeys: provider,
     auditSigner,
     tmux: null as unknown as TmuxServers,
+    metrics: new Metrics(),
   };
   ctx.tmux = new TmuxServers(
     { socketDir: config.paths.socketDir, tmuxPath: config.sessions.tmuxPath, dormantTimeoutMs: config.sessions.dormantTimeout },
@@ -154,6 +158,21 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   sshServer.on('error', (e: Error) => logger.warn({ err: e.message }, 'ssh server error'));
 
   const addr = await front.listen(config.listen.host, config.listen.port);
+  const m = ctx.metrics;
+  m.describe('sessions_active', 'gauge', 'shell sessions open now');
+  m.describe('connections_unauthenticated', 'gauge', 'TCP connections not yet authenticated');
+  m.describe('logins_total', 'counter', 'authentication outcomes');
+  m.describe('recording_bytes_total', 'counter', 'bytes of client stream recorded (in) and written to disk (stored)');
+  m.describe('recording_failures_total', 'counter', 'recordings that could not be written (sessions ended)');
+  m.describe('lockouts_active', 'gauge', 'user and address lockouts in force');
+  m.describe('process_resident_memory_bytes', 'gauge', 'gateway RSS');
+  m.gauge('sessions_active', () => ctx.live.size);
+  m.gauge('connections_unauthenticated', () => front.stats().unauthenticated);
+  m.gauge('lockouts_active', () => ctx.lockouts.active().length);
+  m.gauge('process_resident_memory_bytes', () => process.memoryUsage.rss());
+  for (const r of ['success', 'failure', 'locked']) m.inc(`logins_total{result="${r}"}`, 0);
+  const metricsServer = config.metrics.enabled ? await serveMetrics(m, config.metrics.host, config.metrics.port) : null;
+  const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : null;
   const previous = db.prepare("SELECT value FROM gateway_state WHERE key = 'config'").get() as { value: string } | undefined;
   const { paths: _p, hash: _h, ...plain } = config;
   const changed = previous ? changedFields(JSON.parse(previous.value), JSON.parse(canonicalJson(plain))) : ['(first start)'];
@@ -204,6 +223,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     ctx,
     hostKeyFingerprint: hostKey.fingerprint,
     knownHosts: known,
+    metricsPort,
     close(reason = 'shutdown') {
       closing ??= (async () => {
         const stopped = front.stopAccepting();
@@ -213,6 +233,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
         await ctx.live.drain(); // every recording sealed before the store closes
         front.destroyAll();
         await stopped;
+        metricsServer?.close();
         stopEnforcer();
         clearInterval(cpTimer);
         clearInterval(intrusionTimer);

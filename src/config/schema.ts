@@ -74,6 +74,14 @@ export const ConfigSchema = z
         intrusionCheckInterval: duration('10s'),
       })
       .prefault({}),
+    /** Optional Prometheus endpoint (GET /metrics), loopback only: it reveals activity levels. */
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        host: z.enum(['127.0.0.1', '::1', 'localhost']).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(9464),
+      })
+      .prefault({}),
     /** How often the gateway signs the audit chain head (also at every shutdown). */
     auditCheckpointInterval: duration('60s'),
     recording: z

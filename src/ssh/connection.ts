@@ -224,6 +224,7 @@ export class GatewayConnection {
       method,
       keyFingerprint: this.keyFingerprint,
     });
+    this.ctx.metrics.inc('logins_total{result="success"}');
     this.log.info({ user: userName, role: decision.role.name }, 'authenticated');
     a.accept();
   }
@@ -241,6 +242,7 @@ export class GatewayConnection {
   ): void {
     const { audit, lockouts } = this.ctx;
     this.tries++;
+    if (a.method !== 'publickey' || a.signature) this.ctx.metrics.inc(`logins_total{result="${reason === 'locked' ? 'locked' : 'failure'}"}`);
     if (!o.audited) audit.emit(who, { type: 'auth.failure', user: who, addr: this.addr, connId: this.id, method: a.method, reason });
     this.log.info({ user: who, method: a.method, reason, tries: this.tries }, 'authentication failed');
     if (o.lockout) {
@@ -454,6 +456,7 @@ export class GatewayConnection {
       { clock, logger: this.log.child({ session: id }), spawnPty: this.ctx.spawnPty },
     );
     recorder.onFailure((e) => {
+      this.ctx.metrics.inc('recording_failures_total');
       this.log.error({ err: e.message, session: id }, 'recording failed; ending the session');
       shell.end('recording-failed', 'recording failed: session ended');
     });
@@ -524,6 +527,8 @@ export class GatewayConnection {
   private async openRecorder(id: string, user: string, role: Role, term: string, size: { cols: number; rows: number }, startedAt: number): Promise<Recorder> {
     const { recordingSink, recordings, masterKeys, auditSigner, clock } = this.ctx;
     const dataKey = randomBytes(32);
+    let lastIn = 0;
+    let lastStored = 0;
     const file = await recordingSink.create(id);
     recordings.create({ sessionId: id, file: file.path, dataKey, keys: masterKeys, cols: size.cols, rows: size.rows, now: clock.now() });
     const recorder = new Recorder({
@@ -536,7 +541,13 @@ export class GatewayConnection {
       flushIntervalMs: this.ctx.config.recording.flushInterval,
       maxChunkBytes: this.ctx.config.recording.maxChunkBytes,
       maxQueueBytes: this.ctx.config.recording.maxQueueBytes,
-      onFlush: (st) => recordings.flushed(id, st.chunks, st.head, st.bytesIn, st.bytesStored),
+      onFlush: (st) => {
+        recordings.flushed(id, st.chunks, st.head, st.bytesIn, st.bytesStored);
+        this.ctx.metrics.inc('recording_bytes_total{kind="in"}', st.bytesIn - lastIn);
+        this.ctx.metrics.inc('recording_bytes_total{kind="stored"}', st.bytesStored - lastStored);
+        lastIn = st.bytesIn;
+        lastStored = st.bytesStored;
+      },
     });
     await recorder.start();
     return recorder;
