@@ -13,6 +13,8 @@ export interface LiveSession {
 export class SessionRegistry {
   private readonly byId = new Map<string, LiveSession>();
   private readonly tasks = new Set<Promise<unknown>>();
+  /** Read-only watchers of shared sessions, by a random id. */
+  readonly viewers = new Map<string, { viewerId: number; viewer: string; ownerUserId: number; ownerRoleId: number; shell: ShellSession }>();
 
   /** Keeps track of work that must finish before shutdown (sealing recordings). */
   track(p: Promise<unknown>): void {
@@ -45,6 +47,7 @@ export class SessionRegistry {
   /** Ends every live session with the same reason and message. */
   endAll(reason: EndReason, message: string): number {
     const all = this.all();
+    for (const v of this.viewers.values()) v.shell.end(reason, message);
     for (const s of all) s.shell.end(reason, message);
     return all.length;
   }

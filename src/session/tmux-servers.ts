@@ -55,6 +55,18 @@ export class TmuxServers {
     return socket;
   }
 
+  /** The live server's socket for a pair, or null: never starts one (for read-only viewers). */
+  async liveSocket(dir: string, roleId: number, userId: number): Promise<string | null> {
+    const known = this.servers.get(path.basename(dir));
+    if (known && existsSync(known.socket) && (await tmuxAlive(this.o.tmuxPath, known.socket))) return known.socket;
+    return (await this.adoptDir(dir, roleId, userId))?.socket ?? null;
+  }
+
+  /** Shows a message in the pair's tmux (to every client, for a few seconds). */
+  async notify(socket: string, text: string): Promise<void> {
+    await run(this.o.tmuxPath, ['-S', socket, 'display-message', '-d', '5000', text.replace(/[#;]/g, ' ')]).catch(() => {});
+  }
+
   attached(dir: string, pid: number): void {
     this.servers.get(path.basename(dir))?.clients.add(pid);
   }

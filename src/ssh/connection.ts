@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type {
   AuthContext,
   Connection,
@@ -27,6 +27,7 @@ import { AuditorMenu } from '../session/auditor-menu.js';
 import { RecoveryCodeRepo } from '../store/recovery-codes.js';
 import { ensurePairAccount } from '../session/pair-accounts.js';
 import { sandboxed } from '../session/sandbox.js';
+import { parseGatewayCommand, type GatewayCommand } from '../session/gateway-commands.js';
 import { asAccount, prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from '../session/tmux.js';
 
 const PROMPT = 'Verification code: ';
@@ -328,7 +329,22 @@ export class GatewayConnection {
     session.on('x11', (_a, reject) => this.guard(() => this.deny('x11', 'X11 forwarding', reject)));
     session.on('auth-agent', (_a, reject) => this.guard(() => this.deny('auth-agent', 'agent forwarding', reject)));
     session.on('signal', (_a, reject) => this.guard(() => reject?.()));
-    session.on('exec', (_a, reject, info) => this.guard(() => this.deny('exec', `command: ${info.command}`, reject)));
+    session.on('exec', (accept, reject, info) =>
+      this.guard(() => {
+        const cmd = parseGatewayCommand(String(info.command));
+        if (!cmd || this.shellOpen || this.resolved!.role.kind !== 'shell') {
+          this.deny('exec', `command: ${info.command}`, reject);
+          return;
+        }
+        this.shellOpen = true;
+        const stream = accept();
+        this.onGatewayCommand(cmd, stream, pty).catch((e) => {
+          this.log.error({ err: e }, 'gateway command failed');
+          stream.exit(1);
+          stream.end();
+        });
+      }),
+    );
     session.on('subsystem', (_a, reject, info) => this.guard(() => this.deny('subsystem', `subsystem: ${info.name}`, reject)));
     session.on('shell', (accept, reject) =>
       this.guard(() => {
@@ -497,6 +513,77 @@ export class GatewayConnection {
       shell.onEnd(() => this.ctx.tmux.detached(paths.dir, clientPid));
     }
     return shell;
+  }
+
+  /** share / unshare / watchers / watch: read-only sharing between users, audited. */
+  private async onGatewayCommand(cmd: GatewayCommand, stream: ServerChannel, pty: PseudoTtyInfo | null): Promise<void> {
+    const { users, roles, audit, db, config, clock } = this.ctx;
+    const { user, role } = this.resolved!;
+    const done = (code: number, text: string) => {
+      stream.write(text.replace(/\n/g, '\r\n') + '\r\n');
+      stream.exit(code);
+      stream.end();
+    };
+    if (cmd.cmd === 'share' || cmd.cmd === 'unshare') {
+      const viewer = users.find(cmd.user);
+      if (!viewer || viewer.id === user.id) return done(1, `tmuxgate: cannot share with ${cmd.user}`);
+      if (cmd.cmd === 'share') {
+        db.prepare('INSERT OR IGNORE INTO shares (owner_user_id, owner_role_id, viewer_user_id, created_at) VALUES (?, ?, ?, ?)').run(user.id, role.id, viewer.id, clock.now());
+        audit.emit(user.name, { type: 'share.grant', owner: user.name, role: role.name, viewer: viewer.name });
+        return done(0, `${viewer.name} may now watch your ${role.name} session read-only:\n  ssh -t ${viewer.name}@<gateway> watch ${user.name}+${role.name}`);
+      }
+      db.prepare('DELETE FROM shares WHERE owner_user_id = ? AND owner_role_id = ? AND viewer_user_id = ?').run(user.id, role.id, viewer.id);
+      for (const v of this.ctx.live.viewers.values()) {
+        if (v.viewerId === viewer.id && v.ownerUserId === user.id && v.ownerRoleId === role.id) v.shell.end('killed', `${user.name} stopped sharing`);
+      }
+      audit.emit(user.name, { type: 'share.revoke', owner: user.name, role: role.name, viewer: viewer.name });
+      return done(0, `${viewer.name} may no longer watch your ${role.name} session`);
+    }
+    if (cmd.cmd === 'watchers') {
+      const may = (db.prepare('SELECT u.name FROM shares s JOIN users u ON u.id = s.viewer_user_id WHERE s.owner_user_id = ? AND s.owner_role_id = ?').all(user.id, role.id) as { name: string }[]).map((r) => r.name);
+      const now = [...this.ctx.live.viewers.values()].filter((v) => v.ownerUserId === user.id && v.ownerRoleId === role.id).map((v) => v.viewer);
+      return done(0, `may watch: ${may.join(', ') || 'nobody'}\nwatching now: ${now.join(', ') || 'nobody'}`);
+    }
+    if (cmd.cmd !== 'watch') return;
+    const owner = users.find(cmd.user);
+    const ownerRole = owner ? (cmd.role ? roles.find(cmd.role) : owner.defaultRoleId ? roles.byId(owner.defaultRoleId) : null) : null;
+    const shared = owner && ownerRole && db.prepare('SELECT 1 FROM shares WHERE owner_user_id = ? AND owner_role_id = ? AND viewer_user_id = ?').get(owner.id, ownerRole.id, user.id);
+    if (!owner || !ownerRole || !shared) {
+      this.deny('watch', `watch ${cmd.user}${cmd.role ? '+' + cmd.role : ''}: not shared with ${user.name}`);
+      return done(1, 'tmuxgate: that session is not shared with you');
+    }
+    if (!pty) return done(1, 'tmuxgate: watching needs a terminal; use ssh -t');
+    const dir = tmuxPaths(config.paths.socketDir, ownerRole.id, owner.id).dir;
+    const socket = await this.ctx.tmux.liveSocket(dir, ownerRole.id, owner.id);
+    if (!socket) return done(1, `tmuxgate: ${owner.name} has no ${ownerRole.name} session running`);
+    const st = statSync(socket);
+    const size = clampSize(pty.cols, pty.rows);
+    const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
+    const runAs: OsAccount = { name: String(st.uid), uid: st.uid, gid: st.gid, home: '/', shell: '/bin/sh' };
+    const c = asAccount(runAs, config.sessions.tmuxPath, ['-u', '-S', socket, 'attach-session', '-t', 'main', '-f', 'read-only,ignore-size']);
+    const viewerShell = new ShellSession(
+      {
+        id: newId('v_'),
+        spawn: { file: c.file, args: c.args, cwd: '/', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: term, LANG: config.sessions.lang, HOME: '/' }, cols: size.cols, rows: size.rows, term },
+        idleTimeoutMs: config.sessions.idleTimeout,
+        idleWarningMs: config.sessions.idleWarning,
+        maxSessionMs: config.sessions.maxSessionTime,
+      },
+      { clock, logger: this.log, spawnPty: this.ctx.spawnPty },
+    );
+    const key = newId('w_');
+    this.ctx.live.viewers.set(key, { viewerId: user.id, viewer: user.name, ownerUserId: owner.id, ownerRoleId: ownerRole.id, shell: viewerShell });
+    audit.emit(user.name, { type: 'share.join', owner: owner.name, role: ownerRole.name, viewer: user.name, addr: this.addr });
+    await this.ctx.tmux.notify(socket, `tmuxgate: ${user.name} is watching (read-only)`);
+    viewerShell.onEnd((reason) => {
+      this.ctx.live.viewers.delete(key);
+      if (viewerShell.pid) this.ctx.tmux.detached(dir, viewerShell.pid);
+      audit.emit(user.name, { type: 'share.leave', owner: owner.name, role: ownerRole.name, viewer: user.name, reason });
+      void this.ctx.tmux.notify(socket, `tmuxgate: ${user.name} stopped watching`);
+      setTimeout(() => this.client.end(), 2000).unref();
+    });
+    viewerShell.start(channelPort(stream));
+    if (viewerShell.pid) this.ctx.tmux.attached(dir, viewerShell.pid);
   }
 
   /** An auditor role gets the replay menu, never a shell. */
