@@ -57,16 +57,24 @@ export class Gateway {
     this.cli(['role', 'add', 'bench', '--run-as', ACCOUNT, '--shell', '/bin/sh']);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);
     this.secrets = [];
-    // One user per login: a TOTP code is spent once per 30 s step per user.
+    // One user per login: a TOTP code is spent once per 30 s step per user. Enrolled in-process
+    // through the same admin operations the CLI uses (the CLI's start-up cost x 1,000 users is minutes).
+    const { loadConfig } = await import(path.join(ROOT, 'dist/config/load.js'));
+    const { openAdmin } = await import(path.join(ROOT, 'dist/admin/context.js'));
+    const ops = await import(path.join(ROOT, 'dist/admin/operations.js'));
+    const ssh2 = (await import('ssh2')).default;
+    const admin = openAdmin(loadConfig(this.config), { actor: 'os:bench' });
     for (let i = 0; i < this.users; i++) {
       const u = `u${i}`;
-      this.cli(['user', 'add', u, '--role', 'bench']);
-      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, `id_${u}`)]);
-      this.cli(['key', 'add', u, '--file', path.join(this.dir, `id_${u}.pub`)]);
-      const { secret } = JSON.parse(this.cli(['totp', 'enroll', u, '--json']));
-      this.cli(['totp', 'confirm', u, totpCode(secret, Date.now())]);
+      ops.addUser(admin, u, 'bench');
+      const pair = ssh2.utils.generateKeyPairSync('ed25519');
+      writeFileSync(path.join(this.dir, `id_${u}`), pair.private, { mode: 0o600 });
+      ops.addKey(admin, u, pair.public);
+      const { secret } = ops.enrollTotp(admin, u);
+      ops.confirmTotp(admin, u, totpCode(secret, Date.now()));
       this.secrets.push(secret);
     }
+    admin.close();
     this.proc = spawn(process.execPath, [BIN, 'serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     this.proc.stderr.on('data', (d) => (log += d));

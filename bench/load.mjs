@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+// Load benchmarks with in-process ssh2 clients (light enough for 1,000 sessions):
+//   latency: keystroke echo p50/p99 on a probe session while N other sessions print a steady
+//            stream, tmuxgate (recording on) vs sshd+tmux, N = 1, 50, 200
+//   idle:    gateway RSS, CPU at rest and total PSS with 100, 500, 1000 idle sessions
+// Usage: node bench/load.mjs [--quick] [--only latency,idle]   (root). Appends to RESULTS.md.
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import { Gateway, Sshd, ensureAccount, pct, waitFor } from './lib.mjs';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const { totpCode } = await import(path.join(ROOT, 'dist/auth/totp.js'));
+const quick = process.argv.includes('--quick');
+const onlyArg = process.argv.indexOf('--only');
+const only = onlyArg > 0 ? process.argv[onlyArg + 1].split(',') : ['latency', 'idle'];
+const LOADS = quick ? [1, 20] : [1, 50, 200];
+const IDLES = quick ? [100] : [100, 500, 1000];
+const rows = [];
+const row = (what, gw, sshd, unit, target) => {
+  rows.push({ what, gw, sshd, unit, ratio: typeof sshd === 'number' ? +(gw / sshd).toFixed(3) : '-', target });
+  console.log(`${what}: tmuxgate ${gw} ${unit}${typeof sshd === 'number' ? `, sshd ${sshd} ${unit}, ratio ${(gw / sshd).toFixed(3)}` : ''} (target ${target})`);
+};
+
+function connect(opts) {
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    const out = { c, data: '', ch: null };
+    c.on('keyboard-interactive', (_n, _i, _l, _p, finish) => finish([opts.code()]));
+    c.on('error', reject);
+    c.on('ready', () => {
+      const onCh = (err, ch) => {
+        if (err) return reject(err);
+        out.ch = ch;
+        ch.on('data', (d) => {
+          out.data += d.toString('latin1');
+          if (out.data.length > 200_000) out.data = out.data.slice(-100_000);
+        });
+        ch.stderr?.on('data', () => {});
+        resolve(out);
+      };
+      const pty = { term: 'xterm-256color', cols: 120, rows: 40 };
+      if (opts.command) c.exec(opts.command, { pty }, onCh);
+      else c.shell(pty, onCh);
+    });
+    c.connect({ host: '127.0.0.1', port: opts.port, username: opts.username, privateKey: opts.key, tryKeyboard: true, hostVerifier: () => true, readyTimeout: 60_000 });
+  });
+}
+
+async function gatewayClient(gw, i) {
+  const s = await connect({ port: gw.port, username: `u${i}`, key: readFileSync(path.join(gw.dir, `id_u${i}`)), code: () => totpCode(gw.secrets[i], Date.now() + 30_000) });
+  await waitFor(() => /tmuxgate[\s\S]*\$ /.test(s.data), 'gateway prompt', 60_000);
+  return s;
+}
+async function sshdClient(sshd, i) {
+  const s = await connect({ port: sshd.port, username: 'tgbench', key: readFileSync(path.join(sshd.dir, 'id')), code: () => '', command: `tmux -S ${sshd.sock}/l${i} -f /dev/null new-session -A -s main /bin/sh` });
+  await waitFor(() => /\[main\][\s\S]*\$ /.test(s.data), 'sshd prompt', 60_000);
+  return s;
+}
+
+/** Echo latency of single keystrokes on `probe`, in ms. */
+async function echoLatency(probe, samples) {
+  probe.ch.write('cat\r');
+  await new Promise((r) => setTimeout(r, 300));
+  const lat = [];
+  const letters = 'abcdefghijklmnopqrstuvwxyz';
+  for (let i = 0; i < samples; i++) {
+    const ch = letters[i % 26];
+    const mark = probe.data.length;
+    const t0 = performance.now();
+    probe.ch.write(ch);
+    await waitFor(() => probe.data.indexOf(ch, mark) >= 0, 'echo', 10_000);
+    lat.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
+  }
+  probe.ch.write('\x03');
+  return lat;
+}
+
+const LOOP = 'while :; do seq 1 30; sleep 0.2; done\r';
+ensureAccount();
+const needUsers = (only.includes('latency') ? LOADS.reduce((a, b) => a + b + 1, 0) : 0) + (only.includes('idle') ? Math.max(...IDLES) : 0) + 2;
+const gw = new Gateway(needUsers);
+const sshd = new Sshd();
+let next = 0;
+try {
+  console.log(`setting up ${needUsers} users...`);
+  await gw.start();
+  await sshd.start();
+  if (only.includes('latency')) {
+    for (const n of LOADS) {
+      const res = {};
+      for (const side of ['gw', 'sshd']) {
+        const load = [];
+        for (let i = 0; i < n; i++) {
+          const s = side === 'gw' ? await gatewayClient(gw, next++) : await sshdClient(sshd, 10_000 + n * 1000 + i);
+          s.ch.write(LOOP);
+          load.push(s);
+        }
+        const probe = side === 'gw' ? await gatewayClient(gw, next++) : await sshdClient(sshd, 900_000 + n);
+        await new Promise((r) => setTimeout(r, 1000));
+        const lat = await echoLatency(probe, quick ? 40 : 100);
+        res[side] = { p50: pct(lat, 50), p99: pct(lat, 99) };
+        for (const s of [...load, probe]) {
+          s.ch.write('\x03');
+          s.c.end();
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      row(`keystroke echo p50 with ${n} sessions printing`, +res.gw.p50.toFixed(2), +res.sshd.p50.toFixed(2), 'ms', '-');
+      row(`keystroke echo p99 with ${n} sessions printing`, +res.gw.p99.toFixed(2), +res.sshd.p99.toFixed(2), 'ms', n >= 200 ? '<= 1.2' : '-');
+    }
+  }
+  if (only.includes('idle')) {
+    const open = [];
+    for (const n of IDLES) {
+      while (open.length < n) open.push(await gatewayClient(gw, next++));
+      await new Promise((r) => setTimeout(r, 3000));
+      const c0 = gw.cpuTicks();
+      await new Promise((r) => setTimeout(r, 10_000));
+      const cpu = (gw.cpuTicks() - c0) / 10 / 10; // % of one core over 10 s (ticks are 10 ms)
+      let pss = 0;
+      for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+        try {
+          const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+          if (!(pid === String(gw.proc.pid) || cmd.includes(gw.dir) || cmd.startsWith('-sh') || cmd.startsWith('/bin/sh'))) continue;
+          pss += Number(/Pss:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+        } catch {}
+      }
+      row(`gateway RSS with ${n} idle sessions`, +(gw.rssKb() / 1024).toFixed(1), '-', 'MB', n >= 1000 ? '< 300 MB' : '-');
+      row(`gateway CPU at rest with ${n} idle sessions`, +cpu.toFixed(2), '-', '% of a core', '-');
+      row(`total PSS (gateway + tmux + shells) with ${n} idle sessions`, +(pss / 1024).toFixed(0), '-', 'MB', '-');
+    }
+    for (const s of open) s.c.end();
+  }
+} finally {
+  gw.stop();
+  sshd.stop();
+}
+const date = new Date().toISOString().slice(0, 10);
+let md = `\n## ${date} load ${quick ? '(quick)' : '(full)'} on ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, node ${process.version}\n\n| measure | tmuxgate | sshd+tmux | unit | ratio | target |\n| --- | --- | --- | --- | --- | --- |\n`;
+for (const r of rows) md += `| ${r.what} | ${r.gw} | ${r.sshd} | ${r.unit} | ${r.ratio} | ${r.target} |\n`;
+appendFileSync(path.join(ROOT, 'bench', 'RESULTS.md'), md);
+console.log(md);
+process.exit(0);

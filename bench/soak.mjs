@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// Soak: sessions open, work and close continuously (default 10 minutes; --quick: 1 minute).
+// After warm-up, gateway RSS must not grow by more than 10%, no file descriptors may leak, and
+// no tmux server may be left once every session has exited. Appends to RESULTS.md.
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import { Gateway, ensureAccount, waitFor } from './lib.mjs';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const { totpCode } = await import(path.join(ROOT, 'dist/auth/totp.js'));
+const quick = process.argv.includes('--quick');
+const DURATION = quick ? 60_000 : 600_000;
+const USERS = 150; // a TOTP step is spent per login: each user logs in at most every ~30 s
+const CONCURRENT = 6;
+
+ensureAccount();
+const gw = new Gateway(USERS);
+await gw.start();
+const fds = () => readdirSync(`/proc/${gw.proc.pid}/fd`).length;
+const tmuxServers = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+  try {
+    return readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('tmux') && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(gw.dir);
+  } catch {
+    return false;
+  }
+}).length;
+
+let next = 0;
+let done = 0;
+let failed = 0;
+async function oneSession() {
+  const i = next++ % USERS;
+  const c = new ssh2.Client();
+  await new Promise((resolve, reject) => {
+    let data = '';
+    c.on('keyboard-interactive', (_n, _i, _l, _p, finish) => finish([totpCode(gw.secrets[i], Date.now() + 30_000)]));
+    c.on('error', reject);
+    c.on('close', resolve);
+    c.on('ready', () =>
+      c.shell({ term: 'xterm', cols: 100, rows: 30 }, (err, ch) => {
+        if (err) return reject(err);
+        ch.on('data', (d) => (data += d));
+        waitFor(() => /tmuxgate[\s\S]*\$ /.test(data), 'prompt', 30_000)
+          .then(() => {
+            ch.write('seq 1 2000 | tail -1; exit\r'); // work, then end the shell: the tmux server exits too
+          })
+          .catch(reject);
+      }),
+    );
+    c.connect({ host: '127.0.0.1', port: gw.port, username: `u${i}`, privateKey: readFileSync(path.join(gw.dir, `id_u${i}`)), tryKeyboard: true, hostVerifier: () => true });
+  }).then(() => done++, () => failed++);
+}
+
+const t0 = Date.now();
+let warm = null;
+const samples = [];
+const workers = Array.from({ length: CONCURRENT }, async () => {
+  while (Date.now() - t0 < DURATION) {
+    await oneSession();
+    if (!warm && Date.now() - t0 > DURATION / 5) warm = { rss: gw.rssKb(), fds: fds() };
+  }
+});
+const sampler = setInterval(() => samples.push(gw.rssKb()), 5000);
+await Promise.all(workers);
+clearInterval(sampler);
+await new Promise((r) => setTimeout(r, 3000));
+const end = { rss: gw.rssKb(), fds: fds(), tmux: tmuxServers() };
+gw.stop();
+const growth = (end.rss - warm.rss) / warm.rss;
+const lines = [
+  ['sessions opened and closed', done, `(${failed} failed) over ${DURATION / 60000} min, ${CONCURRENT} at a time`],
+  ['gateway RSS after warm-up -> end', `${(warm.rss / 1024).toFixed(1)} -> ${(end.rss / 1024).toFixed(1)} MB`, `growth ${(growth * 100).toFixed(1)}% (target <= 10%); peak ${(Math.max(...samples) / 1024).toFixed(1)} MB`],
+  ['gateway open file descriptors after warm-up -> end', `${warm.fds} -> ${end.fds}`, end.fds <= warm.fds ? 'no leak' : 'LEAK'],
+  ['tmux servers left after every shell exited', end.tmux, end.tmux === 0 ? 'none leaked' : 'LEAK'],
+];
+let md = `\n## ${new Date().toISOString().slice(0, 10)} soak ${quick ? '(quick, 1 min)' : '(10 min)'} on ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, node ${process.version}\n\n| measure | value | note |\n| --- | --- | --- |\n`;
+for (const l of lines) md += `| ${l.join(' | ')} |\n`;
+appendFileSync(path.join(ROOT, 'bench', 'RESULTS.md'), md);
+console.log(md);
+process.exit(0);
