@@ -5,16 +5,12 @@ import { canonicalJson } from './config/load.js';
 import { systemClock, type Clock } from './platform/clock.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { openDb, type Db } from './store/db.js';
-import { AuditLog, writeCheckpoint } from './audit/log.js';
+import { writeCheckpoint } from './audit/log.js';
+import { buildStores } from './store/stores.js';
+import type { RoleRepo } from './store/roles.js';
 import { startEnforcer } from './session/enforcer.js';
 import { TmuxServers } from './session/tmux-servers.js';
 import { Metrics, serveMetrics } from './platform/metrics.js';
-import { UserRepo } from './store/users.js';
-import { RoleRepo } from './store/roles.js';
-import { KeyRepo } from './store/keys.js';
-import { TotpRepo } from './store/totp.js';
-import { SessionRepo } from './store/sessions.js';
-import { Lockouts } from './auth/lockout.js';
 import { ensureKeysDir } from './crypto/key-files.js';
 import { loadMasterKey } from './crypto/master-key.js';
 import { loadAuditKey } from './crypto/audit-key.js';
@@ -27,7 +23,6 @@ import { spawnPty, type Pty, type PtySpawnOptions } from './session/pty.js';
 import { currentAccount, lookupAccount } from './session/os-account.js';
 import type { GatewayContext } from './gateway-context.js';
 import path from 'node:path';
-import { RecordingRepo } from './store/recordings.js';
 import { FileSink, type RecordingSink } from './recording/sink.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -84,24 +79,14 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   chmodSync(config.paths.socketDir, 0o711);
 
   const db: Db = openDb(config.paths.dbFile);
-  const audit = new AuditLog(db, clock, logger);
+  const stores = buildStores(config, clock, db, provider, logger);
+  const audit = stores.audit;
   const ctx: GatewayContext = {
-    config,
-    clock,
+    ...stores,
     logger,
-    db,
-    audit,
-    users: new UserRepo(db),
-    roles: new RoleRepo(db),
-    keys: new KeyRepo(db),
-    totp: new TotpRepo(db, provider),
-    sessions: new SessionRepo(db),
-    lockouts: new Lockouts(db, clock, { user: config.auth.userLockout, address: config.auth.addressLockout }),
     live: new SessionRegistry(),
     spawnPty: deps.spawnPty ?? spawnPty,
-    recordings: new RecordingRepo(db),
     recordingSink: deps.recordingSink ?? new FileSink(path.join(config.paths.dataDir, 'recordings')),
-    masterKeys: provider,
     auditSigner,
     tmux: null as unknown as TmuxServers,
     metrics: new Metrics(),

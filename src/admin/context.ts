@@ -1,33 +1,13 @@
 import os from 'node:os';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../platform/clock.js';
-import { openDb, type Db } from '../store/db.js';
-import { AuditLog } from '../audit/log.js';
-import { UserRepo } from '../store/users.js';
-import { RoleRepo } from '../store/roles.js';
-import { KeyRepo } from '../store/keys.js';
-import { TotpRepo } from '../store/totp.js';
-import { SessionRepo } from '../store/sessions.js';
-import { Lockouts } from '../auth/lockout.js';
+import { openDb } from '../store/db.js';
+import { buildStores, type Stores } from '../store/stores.js';
 import { loadMasterKey, type KeyProvider } from '../crypto/master-key.js';
 import { ensureKeysDir } from '../crypto/key-files.js';
-import { RecordingRepo } from '../store/recordings.js';
 
-/** What admin operations need: the store, the master key and who is acting. */
-export interface AdminContext {
-  config: Config;
-  clock: Clock;
-  db: Db;
-  audit: AuditLog;
-  users: UserRepo;
-  roles: RoleRepo;
-  keys: KeyRepo;
-  totp: TotpRepo;
-  sessions: SessionRepo;
-  lockouts: Lockouts;
-  recordings: RecordingRepo;
-  /** The master key, loaded on first use (public-key-only verification never needs it). */
-  masterKeys: KeyProvider;
+/** What admin operations need: the stores, the master key and who is acting. */
+export interface AdminContext extends Stores {
   /** "os:<account>" for CLI use. */
   actor: string;
   close(): void;
@@ -56,18 +36,7 @@ export function openAdmin(config: Config, opts: { clock?: Clock; actor?: string;
   };
   const db = openDb(config.paths.dbFile);
   return {
-    config,
-    clock,
-    db,
-    audit: new AuditLog(db, clock),
-    users: new UserRepo(db),
-    roles: new RoleRepo(db),
-    keys: new KeyRepo(db),
-    totp: new TotpRepo(db, provider),
-    sessions: new SessionRepo(db),
-    lockouts: new Lockouts(db, clock, { user: config.auth.userLockout, address: config.auth.addressLockout }),
-    recordings: new RecordingRepo(db),
-    masterKeys: provider,
+    ...buildStores(config, clock, db, provider),
     actor: opts.actor ?? cliActor(),
     close: () => db.close(),
   };

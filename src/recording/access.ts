@@ -1,19 +1,13 @@
 import { readFileSync, existsSync } from 'node:fs';
-import type { SessionRepo } from '../store/sessions.js';
-import type { RecordingRepo } from '../store/recordings.js';
-import type { KeyProvider } from '../crypto/master-key.js';
-
-/** What reading a recording needs: the CLI's admin context and the gateway's context both have it. */
-export interface RecordingStore {
-  sessions: SessionRepo;
-  recordings: RecordingRepo;
-  masterKeys: KeyProvider;
-}
+import type { Stores } from '../store/stores.js';
 import { TgError } from '../errors.js';
 import type { RecordingRow } from '../store/recordings.js';
 import type { SessionRecord } from '../store/sessions.js';
 import { openChunk, parseRecording, type ChunkRecord } from './reader.js';
 import type { Frame, RecordingHeader } from './format.js';
+
+/** What reading a recording needs: the CLI's admin context and the gateway's context both have it. */
+export type RecordingStore = Pick<Stores, 'sessions' | 'recordings' | 'masterKeys'>;
 
 export interface OpenedRecording {
   session: SessionRecord;

@@ -16,6 +16,11 @@ describe('tmuxgate serve as a process', () => {
   let log = '';
   let port = 0;
 
+  /** The real OpenSSH client at the gateway process, as `login`, with its key from the temp dir. */
+  function sshAs(login: string): PtyDriver {
+    return new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', path.join(dir, `${login}_ed25519`), '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`, `${login}@127.0.0.1`], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
+  }
+
   function start(): Promise<void> {
     log = '';
     gw = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { env: { PATH: process.env.PATH!, HOME: dir, TMUXGATE_CANARY_PROC: 'proc-canary' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -61,7 +66,7 @@ describe('tmuxgate serve as a process', () => {
     // The confirm spent the current step: log in with the next one (inside the one-step window).
     const next = new Date(Date.now() + 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC');
     const code = execFileSync('oathtool', ['--totp', '-b', '-N', next, readFileSync(path.join(dir, 'secret'), 'utf8')]).toString().trim();
-    const d = new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', path.join(dir, 'alice_ed25519'), '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`, 'alice@127.0.0.1'], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
+    const d = sshAs('alice');
     await d.waitFor('Verification code:');
     d.write(code + '\r');
     await d.waitFor('[alice+ops]');
@@ -86,7 +91,7 @@ describe('tmuxgate serve as a process', () => {
     writeFileSync(path.join(dir, 'known_hosts'), known + '\n');
     const when = new Date(Date.now() + 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC');
     const code = execFileSync('oathtool', ['--totp', '-b', '-N', when, readFileSync(path.join(dir, 'bob.secret'), 'utf8')]).toString().trim();
-    const d = new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', path.join(dir, 'bob_ed25519'), '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`, 'bob@127.0.0.1'], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
+    const d = sshAs('bob');
     await d.waitFor('Verification code:');
     d.write(code + '\r');
     await d.waitFor('[bob+ops]');
