@@ -62,12 +62,12 @@ export class Gateway {
     const { loadConfig } = await import(path.join(ROOT, 'dist/config/load.js'));
     const { openAdmin } = await import(path.join(ROOT, 'dist/admin/context.js'));
     const ops = await import(path.join(ROOT, 'dist/admin/operations.js'));
-    const ssh2 = (await import('ssh2')).default;
+    const { generateEd25519 } = await import(path.join(ROOT, 'dist/ssh/host-key.js'));
     const admin = openAdmin(loadConfig(this.config), { actor: 'os:bench' });
     for (let i = 0; i < this.users; i++) {
       const u = `u${i}`;
       ops.addUser(admin, u, 'bench');
-      const pair = ssh2.utils.generateKeyPairSync('ed25519');
+      const pair = generateEd25519('bench');
       writeFileSync(path.join(this.dir, `id_${u}`), pair.private, { mode: 0o600 });
       ops.addKey(admin, u, pair.public);
       const { secret } = ops.enrollTotp(admin, u);

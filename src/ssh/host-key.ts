@@ -17,6 +17,21 @@ export interface HostKey {
   created: boolean;
 }
 
+/**
+ * An ed25519 key pair in OpenSSH format. ssh2 1.17's generator drops a leading zero byte of the
+ * public key about once in 300 keys (a 31-byte key no client accepts), so a pair is only taken
+ * once its public half parses to the full 32 bytes.
+ */
+export function generateEd25519(comment = 'tmuxgate host key'): { private: string; public: string } {
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    const pub = ssh2.utils.parseKey(pair.public);
+    const priv = ssh2.utils.parseKey(pair.private);
+    if (pub instanceof Error || Array.isArray(pub) || priv instanceof Error || Array.isArray(priv)) continue;
+    if (pub.getPublicSSH().length === 51 && priv.getPublicSSH().equals(pub.getPublicSSH())) return pair;
+  }
+}
+
 /** Loads the ed25519 host key from keysDir, generating it (0600, dir 0700) on first start. */
 export function loadHostKey(keysDir: string, opts: { create: boolean } = { create: true }): HostKey {
   const file = path.join(keysDir, HOST_KEY_FILE);
@@ -24,7 +39,7 @@ export function loadHostKey(keysDir: string, opts: { create: boolean } = { creat
   if (!existsSync(file)) {
     if (!opts.create) throw new TgError('TG_ERR_KEY_UNREADABLE', `no host key at ${file}; run: tmuxgate init`);
     ensureKeysDir(keysDir);
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'tmuxgate host key' });
+    const pair = generateEd25519();
     writeAtomic(file, pair.private, 0o600);
     writeAtomic(`${file}.pub`, pair.public + '\n', 0o644);
     created = true;
