@@ -139,11 +139,12 @@ export function extendRole(role: Command): void {
       .option('--shell <path>')
       .option('--run-as <account>', 'OS account its tmux servers run as')
       .option('--idle-timeout <duration>')
+      .option('--idle-warning <duration>', 'warn this long before the idle logoff')
       .option('--max-session <duration>')
       .option('--record-input <on|off>', 'record keystrokes (off by default: they can carry passwords)')
       .option('--tmux-option <name=value...>', 'allowed tmux options (history-limit, mode-keys, status, ...)')
       .addHelpText('after', example('tmuxgate role edit ops --idle-timeout 10m --record-input on'))
-      .action((name: string, o: { shell?: string; runAs?: string; idleTimeout?: string; maxSession?: string; recordInput?: string; tmuxOption?: string[] }, cmd: Command) =>
+      .action((name: string, o: { shell?: string; runAs?: string; idleTimeout?: string; idleWarning?: string; maxSession?: string; recordInput?: string; tmuxOption?: string[] }, cmd: Command) =>
         withAdmin(cmd, (a) => {
           if (o.recordInput !== undefined && !['on', 'off'].includes(o.recordInput)) throw new TgError('TG_ERR_INVALID_ARGUMENT', '--record-input takes on or off');
           let tmuxOptions: Record<string, string> | undefined;
@@ -160,6 +161,7 @@ export function extendRole(role: Command): void {
             ...(o.shell !== undefined ? { shell: o.shell } : {}),
             ...(o.runAs !== undefined ? { runAs: o.runAs } : {}),
             ...(o.idleTimeout !== undefined ? { idleTimeoutMs: dur(o.idleTimeout, '--idle-timeout')! } : {}),
+            ...(o.idleWarning !== undefined ? { idleWarningMs: dur(o.idleWarning, '--idle-warning')! } : {}),
             ...(o.maxSession !== undefined ? { maxSessionMs: dur(o.maxSession, '--max-session')! } : {}),
             ...(o.recordInput !== undefined ? { recordInput: o.recordInput === 'on' } : {}),
             ...(tmuxOptions ? { tmuxOptions } : {}),

@@ -461,7 +461,7 @@ export class GatewayConnection {
           term,
         },
         idleTimeoutMs: role.idleTimeoutMs ?? config.sessions.idleTimeout,
-        idleWarningMs: Math.min(config.sessions.idleWarning, (role.idleTimeoutMs ?? config.sessions.idleTimeout) / 2),
+        idleWarningMs: Math.min(role.idleWarningMs ?? config.sessions.idleWarning, (role.idleTimeoutMs ?? config.sessions.idleTimeout) / 2),
         maxSessionMs: role.maxSessionMs ?? config.sessions.maxSessionTime,
         tap: {
           output: (d) => recorder.frame('output', d),

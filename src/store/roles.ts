@@ -17,6 +17,7 @@ const RoleRow = z.object({
   tmux_options: z.string(),
   created_at: z.number(),
   sandbox: z.string().nullable().optional(),
+  idle_warning_ms: z.number().nullable().optional(),
 });
 
 export interface Role {
@@ -27,6 +28,7 @@ export interface Role {
   allowRoot: boolean;
   shell: string | null;
   idleTimeoutMs: number | null;
+  idleWarningMs: number | null;
   maxSessionMs: number | null;
   recordInput: boolean;
   tmuxOptions: Record<string, string>;
@@ -44,6 +46,7 @@ function toRole(raw: unknown): Role {
     allowRoot: r.allow_root === 1,
     shell: r.shell,
     idleTimeoutMs: r.idle_timeout_ms,
+    idleWarningMs: r.idle_warning_ms ?? null,
     maxSessionMs: r.max_session_ms,
     recordInput: r.record_input === 1,
     tmuxOptions: z.record(z.string(), z.string()).parse(JSON.parse(r.tmux_options)),
@@ -58,6 +61,7 @@ export interface RoleInput {
   runAs?: string | null;
   shell?: string | null;
   idleTimeoutMs?: number | null;
+  idleWarningMs?: number | null;
   maxSessionMs?: number | null;
   recordInput?: boolean;
 }
@@ -71,8 +75,8 @@ export class RoleRepo {
     checkName('role', input.name);
     if (this.find(input.name)) throw new TgError('TG_ERR_ROLE_EXISTS', `role ${input.name} already exists`);
     const info = this.db
-      .prepare('INSERT INTO roles (name, kind, run_as, shell, idle_timeout_ms, max_session_ms, record_input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(input.name, input.kind ?? 'shell', input.runAs ?? null, input.shell ?? null, input.idleTimeoutMs ?? null, input.maxSessionMs ?? null, input.recordInput ? 1 : 0, now);
+      .prepare('INSERT INTO roles (name, kind, run_as, shell, idle_timeout_ms, idle_warning_ms, max_session_ms, record_input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(input.name, input.kind ?? 'shell', input.runAs ?? null, input.shell ?? null, input.idleTimeoutMs ?? null, input.idleWarningMs ?? null, input.maxSessionMs ?? null, input.recordInput ? 1 : 0, now);
     return this.byId(Number(info.lastInsertRowid))!;
   }
 
@@ -109,6 +113,7 @@ export class RoleRepo {
     if (e.runAs !== undefined) cols.run_as = e.runAs;
     if (e.shell !== undefined) cols.shell = e.shell;
     if (e.idleTimeoutMs !== undefined) cols.idle_timeout_ms = e.idleTimeoutMs;
+    if (e.idleWarningMs !== undefined) cols.idle_warning_ms = e.idleWarningMs;
     if (e.maxSessionMs !== undefined) cols.max_session_ms = e.maxSessionMs;
     if (e.recordInput !== undefined) cols.record_input = e.recordInput ? 1 : 0;
     if (e.allowRoot !== undefined) cols.allow_root = e.allowRoot ? 1 : 0;

@@ -33,6 +33,18 @@ describe('automatic logoff through the real client (injected clock)', () => {
     back.kill();
   });
 
+  it("uses the role's own idle timeout and warning time", async () => {
+    addRole(t.admin, { name: 'brief', idleTimeoutMs: 5 * 60_000, idleWarningMs: 2 * 60_000 });
+    grantRole(t.admin, 'alice', 'brief');
+    const d = await t.login(alice, 'alice+brief');
+    const mark = d.out.length;
+    t.clock.advance(3 * 60_000);
+    await d.waitFor('you will be logged off in 120 seconds', 10_000, mark);
+    t.clock.advance(2 * 60_000);
+    await d.waitFor('logged off after 5 minutes without input', 10_000, mark);
+    await d.waitExit();
+  });
+
   it('typing keeps a session alive past the idle timeout', async () => {
     const d = await t.login(alice);
     for (let i = 0; i < 4; i++) {

@@ -5,7 +5,7 @@ import { parseLoginName } from '../../src/authz/login-name.js';
 import type { Role } from '../../src/store/roles.js';
 import type { User } from '../../src/store/users.js';
 
-const role = (id: number, name: string): Role => ({ id, name, kind: 'shell', runAs: null, allowRoot: false, shell: null, idleTimeoutMs: null, maxSessionMs: null, recordInput: false, tmuxOptions: {}, createdAt: 0 });
+const role = (id: number, name: string): Role => ({ id, name, kind: 'shell', runAs: null, allowRoot: false, shell: null, idleTimeoutMs: null, idleWarningMs: null, maxSessionMs: null, recordInput: false, tmuxOptions: {}, createdAt: 0, sandbox: null });
 const user = (o: Partial<User> = {}): User => ({ id: 1, name: 'alice', defaultRoleId: 1, disabled: false, createdAt: 0, ...o });
 
 describe('auth policy: both factors, always, in order', () => {

@@ -135,7 +135,7 @@ describe('environment and tmux config', () => {
     expect(normaliseTerm('xterm', 'xterm-256color')).toBe('xterm');
   });
   it('generates a hardened tmux.conf and refuses options that could run programs', () => {
-    const role = { id: 1, name: 'ops', kind: 'shell' as const, runAs: null, allowRoot: false, shell: null, idleTimeoutMs: null, maxSessionMs: null, recordInput: false, tmuxOptions: { 'history-limit': '5000' }, createdAt: 0 };
+    const role = { id: 1, name: 'ops', kind: 'shell' as const, runAs: null, allowRoot: false, shell: null, idleTimeoutMs: null, idleWarningMs: null, maxSessionMs: null, recordInput: false, tmuxOptions: { 'history-limit': '5000' }, createdAt: 0, sandbox: null };
     const conf = tmuxConf(role, '/bin/bash', 'alice');
     for (const line of ['set -g allow-rename off', 'set -g set-clipboard off', 'set -g allow-passthrough off', 'set -g update-environment ""']) expect(conf).toContain(line);
     expect(conf).not.toMatch(/run-shell|if-shell|set-hook/);
