@@ -78,7 +78,7 @@ async function echoLatency(probe, samples) {
   return lat;
 }
 
-const LOOP = 'while :; do seq 1 30; sleep 0.2; done\r';
+const LOOP = 'while :; do date; uptime; sleep 1; done\r'; // a log-tail-like steady stream: 2 lines a second
 ensureAccount();
 const needUsers = (only.includes('latency') ? LOADS.reduce((a, b) => a + b + 1, 0) : 0) + (only.includes('idle') ? Math.max(...IDLES) : 0) + 2;
 const gw = new Gateway(needUsers);

@@ -9,14 +9,14 @@ import { Gateway, Sshd, ensureAccount, pct, waitFor } from './lib.mjs';
 
 const quick = process.argv.includes('--quick');
 const onlyArg = process.argv.indexOf('--only');
-const only = onlyArg > 0 ? process.argv[onlyArg + 1].split(',') : ['login', 'bulk', 'idle'];
+const only = onlyArg > 0 ? process.argv[onlyArg + 1].split(',') : ['login', 'storm', 'bulk', 'idle'];
 const N = quick ? 20 : 100;
 const IDLE = quick ? 50 : 200;
 const SEQ = quick ? 1_000_000 : 5_000_000;
 const B64MB = quick ? 20 : 100;
 
 ensureAccount();
-const gw = new Gateway((only.includes("login") ? N : 0) + (only.includes("idle") ? IDLE : 0) + 4);
+const gw = new Gateway((only.includes('login') ? N : 0) + (only.includes('storm') ? 50 : 0) + (only.includes('idle') ? IDLE : 0) + 4);
 const sshd = new Sshd();
 const rows = [];
 const row = (what, gwv, sshv, unit, target) => {
@@ -44,6 +44,27 @@ try {
     }
     row(`login to first prompt p50 (key+TOTP vs key), n=${N}`, +pct(g, 50).toFixed(1), +pct(s, 50).toFixed(1), 'ms', '<= 0.5');
     row(`login to first prompt p99, n=${N}`, +pct(g, 99).toFixed(1), +pct(s, 99).toFixed(1), 'ms', '<= 0.5');
+  }
+
+  if (only.includes('storm')) {
+    // 50 clients at once, each timed from spawn to its first prompt.
+    const STORM = 50;
+    const g = await Promise.all(Array.from({ length: STORM }, async () => {
+      const t0 = performance.now();
+      const c = await gw.login(next++);
+      const ms = performance.now() - t0;
+      c.p.kill();
+      return ms;
+    }));
+    const s = await Promise.all(Array.from({ length: STORM }, async (_, i) => {
+      const t0 = performance.now();
+      const d = await sshd.login(5000 + i);
+      const ms = performance.now() - t0;
+      d.p.kill();
+      return ms;
+    }));
+    row(`login storm: ${STORM} clients at once, p50`, +pct(g, 50).toFixed(1), +pct(s, 50).toFixed(1), 'ms', '<= 0.5');
+    row(`login storm: ${STORM} clients at once, p99`, +pct(g, 99).toFixed(1), +pct(s, 99).toFixed(1), 'ms', '<= 0.5');
   }
 
   if (only.includes('bulk')) {
