@@ -4,6 +4,7 @@ import type { Role, RoleInput } from '../store/roles.js';
 import type { StoredKey } from '../store/keys.js';
 import { FINGERPRINT_RE, parseAuthorizedKey } from '../auth/public-key.js';
 import { RecoveryCodeRepo } from '../store/recovery-codes.js';
+import { parseLoginName } from '../authz/login-name.js';
 import { checkTotp, newTotpSecret, totpUri } from '../auth/totp.js';
 import { TgError } from '../errors.js';
 import { checkName } from '../store/names.js';
@@ -94,6 +95,8 @@ export function confirmTotp(a: AdminContext, userName: string, code: string): vo
 export function addRole(a: AdminContext, input: RoleInput): Role {
   return tx(a, () => {
     if (input.shell && !input.shell.startsWith('/')) throw new TgError('TG_ERR_INVALID_ARGUMENT', '--shell must be an absolute path');
+    if ((input.kind === 'viewer') !== Boolean(input.viewOf)) throw new TgError('TG_ERR_INVALID_ARGUMENT', 'a viewer role needs --view-of USER+ROLE, and only a viewer role takes it');
+    if (input.viewOf && !parseLoginName(input.viewOf)?.role) throw new TgError('TG_ERR_INVALID_ARGUMENT', `--view-of: expected USER+ROLE, got ${input.viewOf.slice(0, 40)}`);
     const role = a.roles.add(input, a.clock.now());
     a.audit.emit(a.actor, { type: 'admin.change', action: 'role.add', target: role.name, detail: { kind: role.kind, runAs: role.runAs, shell: role.shell } });
     return role;

@@ -193,14 +193,16 @@ export function roleCommand(): Command {
       .option('--run-as <account>', "OS account the role's tmux servers run as (default: the gateway's own: development mode)")
       .option('--idle-timeout <duration>', 'log off after this long without input (e.g. 15m)')
       .option('--max-session <duration>', 'end sessions after this long (e.g. 8h)')
-      .option('--kind <kind>', 'shell or auditor', 'shell')
+      .option('--kind <kind>', 'shell, auditor (replay menu) or viewer (read-only view of --view-of)', 'shell')
+      .option('--view-of <user+role>', 'for --kind viewer: the session it shows')
       .addHelpText('after', example('tmuxgate role add ops --shell /bin/bash --idle-timeout 10m'))
-      .action((name: string, o: { shell?: string; runAs?: string; idleTimeout?: string; maxSession?: string; kind: string }, cmd: Command) =>
+      .action((name: string, o: { shell?: string; runAs?: string; idleTimeout?: string; maxSession?: string; kind: string; viewOf?: string }, cmd: Command) =>
         withAdmin(cmd, (a) => {
-          if (o.kind !== 'shell' && o.kind !== 'auditor') throw new TgError('TG_ERR_INVALID_ARGUMENT', '--kind must be shell or auditor');
+          if (o.kind !== 'shell' && o.kind !== 'auditor' && o.kind !== 'viewer') throw new TgError('TG_ERR_INVALID_ARGUMENT', '--kind must be shell, auditor or viewer');
           const r = addRole(a, {
             name,
             kind: o.kind,
+            viewOf: o.viewOf ?? null,
             shell: o.shell ?? null,
             runAs: o.runAs ?? null,
             idleTimeoutMs: ms(o.idleTimeout, '--idle-timeout'),

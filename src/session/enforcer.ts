@@ -20,9 +20,12 @@ export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
         s.shell.end('killed', `session ended by an administrator: ${k.reason}`);
         doneQ.run(ctx.clock.now(), k.session_id);
       }
-      if (live.size === 0) return;
+      if (live.size === 0 && live.viewers.size === 0) return;
       const disabled = new Set((disabledQ.all() as { id: number }[]).map((r) => r.id));
       const grants = new Set((grantsQ.all() as { user_id: number; role_id: number }[]).map((r) => `${r.user_id}:${r.role_id}`));
+      for (const v of live.viewers.values()) {
+        if (disabled.has(v.viewerId)) v.shell.end('user-disabled', 'your account was disabled by an administrator');
+      }
       for (const s of live.all()) {
         if (disabled.has(s.userId)) s.shell.end('user-disabled', 'your account was disabled by an administrator');
         else if (!grants.has(`${s.userId}:${s.roleId}`)) s.shell.end('role-revoked', `your role ${s.roleName} was revoked by an administrator`);

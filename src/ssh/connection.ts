@@ -385,6 +385,20 @@ export class GatewayConnection {
       return null;
     };
     if (role.kind === 'auditor') return this.startAuditor(stream, pty);
+    if (role.kind === 'viewer') {
+      // A viewer role is a standing read-only view of one named session: the grant is the permission.
+      const target = parseLoginName(role.viewOf ?? '');
+      const owner = target ? this.ctx.users.find(target.user) : null;
+      const ownerRole = target?.role ? this.ctx.roles.find(target.role) : null;
+      if (!owner || !ownerRole) return fail('the session this role shows does not exist', `viewer role ${role.name}: ${role.viewOf}`);
+      const done = (code: number, text: string) => {
+        stream.write(text + '\r\n');
+        stream.exit(code);
+        stream.end();
+      };
+      await this.startWatch(stream, pty, owner, ownerRole, done);
+      return null;
+    }
     if (role.kind !== 'shell') return fail('this role has no shell', `role ${role.name} is of kind ${role.kind}`);
     const template = this.accountFor(role);
     if (typeof template === 'string') return fail('your role cannot start a session right now; the reason was logged', template);
@@ -553,6 +567,13 @@ export class GatewayConnection {
       return done(1, 'tmuxgate: that session is not shared with you');
     }
     if (!pty) return done(1, 'tmuxgate: watching needs a terminal; use ssh -t');
+    await this.startWatch(stream, pty, owner, ownerRole, done);
+  }
+
+  /** A read-only tmux client on another user's live session (shared with, or a viewer role for, this user). */
+  private async startWatch(stream: ServerChannel, pty: PseudoTtyInfo, owner: User, ownerRole: Role, done: (code: number, text: string) => void): Promise<void> {
+    const { audit, config, clock } = this.ctx;
+    const { user } = this.resolved!;
     const dir = tmuxPaths(config.paths.socketDir, ownerRole.id, owner.id).dir;
     const socket = await this.ctx.tmux.liveSocket(dir, ownerRole.id, owner.id);
     if (!socket) return done(1, `tmuxgate: ${owner.name} has no ${ownerRole.name} session running`);

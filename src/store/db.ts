@@ -68,11 +68,15 @@ export function migrate(db: Db, dir = MIGRATIONS_DIR): string[] {
   const applied: string[] = [];
   for (const m of all.filter((x) => x.version > have)) {
     try {
+      // Table rebuilds (SQLite's way to change a CHECK) need foreign keys off during the migration.
+      db.pragma('foreign_keys = OFF');
       db.transaction(() => {
         db.exec(m.sql);
         db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
       }).immediate();
+      db.pragma('foreign_keys = ON');
     } catch (e) {
+      db.pragma('foreign_keys = ON');
       throw new TgError('TG_ERR_DB_MIGRATION', `migration ${m.version}_${m.name} failed: ${(e as Error).message}`, { cause: e });
     }
     applied.push(`${String(m.version).padStart(4, '0')}_${m.name}`);

@@ -7,7 +7,7 @@ import { SandboxSchema, type SandboxSpec } from '../session/sandbox.js';
 const RoleRow = z.object({
   id: z.number(),
   name: z.string(),
-  kind: z.enum(['shell', 'auditor']),
+  kind: z.enum(['shell', 'auditor', 'viewer']),
   run_as: z.string().nullable(),
   allow_root: z.number(),
   shell: z.string().nullable(),
@@ -18,12 +18,15 @@ const RoleRow = z.object({
   created_at: z.number(),
   sandbox: z.string().nullable().optional(),
   idle_warning_ms: z.number().nullable().optional(),
+  view_of: z.string().nullable().optional(),
 });
 
 export interface Role {
   id: number;
   name: string;
-  kind: 'shell' | 'auditor';
+  kind: 'shell' | 'auditor' | 'viewer';
+  /** For a viewer role: the session it shows, "<user>+<role>". */
+  viewOf: string | null;
   runAs: string | null;
   allowRoot: boolean;
   shell: string | null;
@@ -42,6 +45,7 @@ function toRole(raw: unknown): Role {
     id: r.id,
     name: r.name,
     kind: r.kind,
+    viewOf: r.view_of ?? null,
     runAs: r.run_as,
     allowRoot: r.allow_root === 1,
     shell: r.shell,
@@ -57,7 +61,8 @@ function toRole(raw: unknown): Role {
 
 export interface RoleInput {
   name: string;
-  kind?: 'shell' | 'auditor';
+  kind?: 'shell' | 'auditor' | 'viewer';
+  viewOf?: string | null;
   runAs?: string | null;
   shell?: string | null;
   idleTimeoutMs?: number | null;
@@ -75,8 +80,8 @@ export class RoleRepo {
     checkName('role', input.name);
     if (this.find(input.name)) throw new TgError('TG_ERR_ROLE_EXISTS', `role ${input.name} already exists`);
     const info = this.db
-      .prepare('INSERT INTO roles (name, kind, run_as, shell, idle_timeout_ms, idle_warning_ms, max_session_ms, record_input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(input.name, input.kind ?? 'shell', input.runAs ?? null, input.shell ?? null, input.idleTimeoutMs ?? null, input.idleWarningMs ?? null, input.maxSessionMs ?? null, input.recordInput ? 1 : 0, now);
+      .prepare('INSERT INTO roles (name, kind, view_of, run_as, shell, idle_timeout_ms, idle_warning_ms, max_session_ms, record_input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(input.name, input.kind ?? 'shell', input.viewOf ?? null, input.runAs ?? null, input.shell ?? null, input.idleTimeoutMs ?? null, input.idleWarningMs ?? null, input.maxSessionMs ?? null, input.recordInput ? 1 : 0, now);
     return this.byId(Number(info.lastInsertRowid))!;
   }
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { TestGateway, socketsIn, type TestUser } from '../helpers/gateway.js';
+import { waitUntil } from '../helpers/poll.js';
 import { addRole, grantRole } from '../../src/admin/operations.js';
 
 describe('automatic logoff through the real client (injected clock)', () => {
@@ -24,7 +25,8 @@ describe('automatic logoff through the real client (injected clock)', () => {
     t.clock.advance(60_000);
     await d.waitFor('logged off after 15 minutes without input', 10_000, mark);
     await d.waitExit();
-    const end = t.audit('session.end').at(-1)!;
+    // The end is audited once the recording is sealed, just after the client has left.
+    const end = await waitUntil(() => t.audit('session.end').at(-1), 'session.end audited');
     expect(end.data.reason).toBe('idle-timeout');
     const [sock] = socketsIn(`${t.config.paths.socketDir}/r1-u1`);
     expect(spawnSync('tmux', ['-S', sock!, 'has-session']).status).toBe(0);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestGateway, type TestUser } from '../helpers/gateway.js';
+import { addRole, grantRole } from '../../src/admin/operations.js';
 
 /** Read-only sharing through the gateway's own exec commands, with the real OpenSSH client. */
 describe('read-only sharing', () => {
@@ -51,6 +52,24 @@ describe('read-only sharing', () => {
     const types = t.audit().map((e) => e.type);
     expect(types).toEqual(expect.arrayContaining(['share.grant', 'share.join', 'share.leave', 'share.revoke']));
     a.kill();
+  });
+
+  it('a viewer role is a standing read-only view of one named session', async () => {
+    addRole(t.admin, { name: 'watch-alice', kind: 'viewer', viewOf: 'alice+ops' });
+    grantRole(t.admin, 'bob', 'watch-alice');
+    const a = await t.login(alice);
+    await t.run(a, 'echo VIEWED-$((8*8))', 'VIEWED-64');
+    const v = t.ssh(bob, 'bob+watch-alice');
+    await v.waitFor('Verification code:');
+    v.write(t.code(bob) + '\r');
+    await v.waitFor('VIEWED-64');
+    v.write('echo FROM-VIEWER-$((2+2))\r');
+    await t.run(a, 'echo OWNER-LAST', 'OWNER-LAST');
+    await v.waitFor('OWNER-LAST');
+    expect(a.text).not.toContain('FROM-VIEWER-4');
+    v.kill();
+    a.kill();
+    expect(() => addRole(t.admin, { name: 'bad-viewer', kind: 'viewer' })).toThrow(/--view-of/);
   });
 
   it('still refuses any other exec command', async () => {
