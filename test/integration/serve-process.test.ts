@@ -21,6 +21,22 @@ describe('tmuxgate serve as a process', () => {
     return new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', path.join(dir, `${login}_ed25519`), '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`, `${login}@127.0.0.1`], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
   }
 
+  /**
+   * Trusts the running gateway's host key (from `tmuxgate hostkey`), then logs `login` in with an
+   * oathtool code for the next step (the confirm at enrollment spent the current one).
+   */
+  async function loginAs(login: string, secretFile: string): Promise<PtyDriver> {
+    const known = (JSON.parse(cli(['hostkey', '--config', configFile, '--json']).stdout) as { knownHosts: string }).knownHosts.replace(/^\[([^\]]+)\]:\d+/, `[127.0.0.1]:${port}`);
+    writeFileSync(path.join(dir, 'known_hosts'), known + '\n');
+    const next = new Date(Date.now() + 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC');
+    const code = execFileSync('oathtool', ['--totp', '-b', '-N', next, readFileSync(path.join(dir, secretFile), 'utf8')]).toString().trim();
+    const d = sshAs(login);
+    await d.waitFor('Verification code:');
+    d.write(code + '\r');
+    await d.waitFor(`[${login}+ops]`);
+    return d;
+  }
+
   function start(): Promise<void> {
     log = '';
     gw = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { env: { PATH: process.env.PATH!, HOME: dir, TMUXGATE_CANARY_PROC: 'proc-canary' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -60,16 +76,7 @@ describe('tmuxgate serve as a process', () => {
 
   it('logs in with an oathtool code, and on SIGTERM tells the user, exits 0 and leaves tmux running', async () => {
     await start();
-    const hostkey = cli(['hostkey', '--config', configFile, '--json']);
-    const known = (JSON.parse(hostkey.stdout) as { knownHosts: string }).knownHosts.replace(/^\[([^\]]+)\]:\d+/, `[127.0.0.1]:${port}`);
-    writeFileSync(path.join(dir, 'known_hosts'), known + '\n');
-    // The confirm spent the current step: log in with the next one (inside the one-step window).
-    const next = new Date(Date.now() + 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC');
-    const code = execFileSync('oathtool', ['--totp', '-b', '-N', next, readFileSync(path.join(dir, 'secret'), 'utf8')]).toString().trim();
-    const d = sshAs('alice');
-    await d.waitFor('Verification code:');
-    d.write(code + '\r');
-    await d.waitFor('[alice+ops]');
+    const d = await loginAs('alice', 'secret');
     d.write('echo "proc=[${TMUXGATE_CANARY_PROC:-absent}]-$((6*7))"\r');
     await d.waitFor('proc=[absent]-42');
     gw!.kill('SIGTERM');
@@ -87,14 +94,7 @@ describe('tmuxgate serve as a process', () => {
 
   it('after kill -9 mid-session, the next start marks it interrupted and verify says intact up to the last flush', async () => {
     await start();
-    const known = (JSON.parse(cli(['hostkey', '--config', configFile, '--json']).stdout) as { knownHosts: string }).knownHosts.replace(/^\[([^\]]+)\]:\d+/, `[127.0.0.1]:${port}`);
-    writeFileSync(path.join(dir, 'known_hosts'), known + '\n');
-    const when = new Date(Date.now() + 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC');
-    const code = execFileSync('oathtool', ['--totp', '-b', '-N', when, readFileSync(path.join(dir, 'bob.secret'), 'utf8')]).toString().trim();
-    const d = sshAs('bob');
-    await d.waitFor('Verification code:');
-    d.write(code + '\r');
-    await d.waitFor('[bob+ops]');
+    const d = await loginAs('bob', 'bob.secret');
     d.write('echo CRASH-$((40+2))\r');
     await d.waitFor('CRASH-42');
     const db = new Database(path.join(dir, 'data', 'tmuxgate.db'), { readonly: true });
