@@ -46,7 +46,8 @@ describe.skipIf(!isRoot)('gateway as a plain user (development mode)', () => {
     gw.stdout!.on('data', (d) => (log += d));
     gw.stderr!.on('data', (d) => (log += d));
     const port = Number((await waitUntil(() => /listening on [\d.]+:(\d+)/.exec(log), 'listening'))[1]);
-    expect(log).toContain('development mode');
+    // The warning goes through pino's asynchronous stdout; the listening line is on stderr.
+    await waitUntil(() => log.includes('development mode'), 'development mode warning');
     const next = new Date(Date.now() + 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC');
     const d = new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', k.keyFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${path.join(dir, 'kh')}`, 'alice@127.0.0.1'], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
     await d.waitFor('Verification code:');
