@@ -71,10 +71,15 @@ export class TmuxServers {
     this.servers.get(path.basename(dir))?.clients.add(pid);
   }
 
+  /** Clients of ours that were told to go but may still be connected for a moment. */
+  private readonly leaving = new Map<number, number>();
+
   detached(dir: string, pid: number): void {
     const s = this.servers.get(path.basename(dir));
     if (!s) return;
     s.clients.delete(pid);
+    // A killed client can stay attached for a few ms (longer under load): not an intruder.
+    this.leaving.set(pid, Date.now() + 10_000);
     if (s.clients.size === 0) s.lastDetach = this.deps.clock.now();
   }
 
@@ -154,6 +159,7 @@ export class TmuxServers {
   async checkIntruders(perTick = 25): Promise<number> {
     let n = 0;
     const observers = new Set((this.deps.db.prepare('SELECT pid FROM tmux_observers').all() as { pid: number }[]).map((r) => r.pid));
+    for (const [pid, until] of this.leaving) if (until <= Date.now()) this.leaving.delete(pid);
     const all = [...this.servers.values()];
     const batch = all.length <= perTick ? all : Array.from({ length: perTick }, (_, i) => all[(this.cursor + i) % all.length]!);
     this.cursor = all.length ? (this.cursor + batch.length) % all.length : 0;
@@ -168,7 +174,7 @@ export class TmuxServers {
       for (const line of out.split('\n').filter(Boolean)) {
         const [pidText, name] = line.split(' ');
         const pid = Number(pidText);
-        if (this.ours(pid, s.clients) || this.ours(pid, observers)) continue;
+        if (this.ours(pid, s.clients) || this.ours(pid, observers) || (this.leaving.get(pid) ?? 0) > Date.now()) continue;
         await run(this.o.tmuxPath, ['-S', s.socket, 'detach-client', '-t', name ?? '']).catch(() => {});
         n++;
         this.deps.audit.emit('gateway', { type: 'tmux.intrusion', socketDir: s.dir, clientPid: pid, client: String(name ?? '') });
