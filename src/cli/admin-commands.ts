@@ -2,22 +2,14 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import QRCode from 'qrcode';
-import { configOf, example, withAdmin, withCommon } from './common.js';
+import { configOf, durationFlag, example, withAdmin, withCommon } from './common.js';
 import { printJson, printTable } from './output.js';
 import { addKey, addRole, addUser, confirmTotp, enrollTotp, grantRole, listUsers } from '../admin/operations.js';
 import { openAdmin } from '../admin/context.js';
 import { TgError } from '../errors.js';
-import { parseDuration } from '../config/duration.js';
 import { rotateMasterKey } from '../crypto/master-key.js';
 import { RecordingRepo } from '../store/recordings.js';
 import { TotpRepo } from '../store/totp.js';
-
-function ms(v: string | undefined, flag: string): number | null {
-  if (v === undefined) return null;
-  const d = parseDuration(v);
-  if (d === null || d <= 0) throw new TgError('TG_ERR_INVALID_ARGUMENT', `${flag}: not a duration: ${v} (use e.g. 15m, 12h)`);
-  return d;
-}
 
 /** `tmuxgate user ...` */
 export function userCommand(): Command {
@@ -205,8 +197,8 @@ export function roleCommand(): Command {
             viewOf: o.viewOf ?? null,
             shell: o.shell ?? null,
             runAs: o.runAs ?? null,
-            idleTimeoutMs: ms(o.idleTimeout, '--idle-timeout'),
-            maxSessionMs: ms(o.maxSession, '--max-session'),
+            idleTimeoutMs: durationFlag(o.idleTimeout, '--idle-timeout') ?? null,
+            maxSessionMs: durationFlag(o.maxSession, '--max-session') ?? null,
           });
           process.stdout.write(`added role ${r.name}\n`);
         }),

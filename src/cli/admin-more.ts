@@ -1,12 +1,11 @@
 import { Command } from 'commander';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { tmuxAlive } from '../session/tmux-servers.js';
-import { example, withAdmin, withCommon, configOf } from './common.js';
+import { durationFlag, example, withAdmin, withCommon, configOf } from './common.js';
 import { printJson, printTable } from './output.js';
 import { TgError } from '../errors.js';
-import { parseDuration } from '../config/duration.js';
 import {
   clearLockout,
   editRole,
@@ -24,13 +23,6 @@ import { openAdmin } from '../admin/context.js';
 import { tmuxPaths, asAccount } from '../session/tmux.js';
 import { currentAccount, lookupAccount } from '../session/os-account.js';
 import { checkTmuxOptions } from '../session/tmux.js';
-
-const dur = (v: string | undefined, flag: string): number | undefined => {
-  if (v === undefined) return undefined;
-  const d = parseDuration(v);
-  if (d === null || d <= 0) throw new TgError('TG_ERR_INVALID_ARGUMENT', `${flag}: not a duration: ${v}`);
-  return d;
-};
 
 /** user show / disable / enable / remove */
 export function extendUser(user: Command): void {
@@ -160,9 +152,9 @@ export function extendRole(role: Command): void {
           editRole(a, name, {
             ...(o.shell !== undefined ? { shell: o.shell } : {}),
             ...(o.runAs !== undefined ? { runAs: o.runAs } : {}),
-            ...(o.idleTimeout !== undefined ? { idleTimeoutMs: dur(o.idleTimeout, '--idle-timeout')! } : {}),
-            ...(o.idleWarning !== undefined ? { idleWarningMs: dur(o.idleWarning, '--idle-warning')! } : {}),
-            ...(o.maxSession !== undefined ? { maxSessionMs: dur(o.maxSession, '--max-session')! } : {}),
+            ...(o.idleTimeout !== undefined ? { idleTimeoutMs: durationFlag(o.idleTimeout, '--idle-timeout')! } : {}),
+            ...(o.idleWarning !== undefined ? { idleWarningMs: durationFlag(o.idleWarning, '--idle-warning')! } : {}),
+            ...(o.maxSession !== undefined ? { maxSessionMs: durationFlag(o.maxSession, '--max-session')! } : {}),
             ...(o.recordInput !== undefined ? { recordInput: o.recordInput === 'on' } : {}),
             ...(tmuxOptions ? { tmuxOptions } : {}),
           });
@@ -253,10 +245,6 @@ export function extendSessions(sessions: Command): void {
         if (!process.stdout.isTTY) throw new TgError('TG_ERR_NOT_A_TTY', 'observe needs a terminal');
         const c = configOf(cmd);
         const a = openAdmin(c);
-        let file: string;
-        let args: string[];
-        void file!;
-        void args!;
         try {
           const s = a.sessions.get(id);
           if (!s || s.state !== 'live') throw new TgError('TG_ERR_SESSION_NOT_FOUND', `no live session ${id}`);
@@ -267,13 +255,11 @@ export function extendSessions(sessions: Command): void {
             if (await tmuxAlive(c.sessions.tmuxPath, path.join(p.dir, f))) socket = path.join(p.dir, f);
           }
           if (!socket) throw new TgError('TG_ERR_SESSION_NOT_FOUND', `session ${id} has no tmux server on this host`);
-          // Root may attach to any account's server; otherwise attach as the server's owner.
-          const owner = statSync(socket).uid;
+          // Root may attach to any account's server; a plain user only to the role account's.
           const acct = process.getuid?.() === 0 ? currentAccount() : role?.runAs ? lookupAccount(role.runAs) : currentAccount();
           if (!acct) throw new TgError('TG_ERR_INVALID_ARGUMENT', `role account ${role?.runAs} does not exist`);
-          void owner;
           a.audit.emit(a.actor, { type: 'recording.access', action: 'observe', sessionId: id, detail: `live, read-only: ${s.user_name}+${s.role_name}` });
-          ({ file, args } = asAccount(acct, c.sessions.tmuxPath, ['-S', socket, 'attach-session', '-t', 'main', '-f', 'read-only,ignore-size']));
+          const { file, args } = asAccount(acct, c.sessions.tmuxPath, ['-S', socket, 'attach-session', '-t', 'main', '-f', 'read-only,ignore-size']);
           const child = spawn(file, args, { stdio: 'inherit', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: process.env.TERM ?? 'xterm-256color', HOME: '/' } });
           // Registered, so the gateway's intrusion check knows this client is an audited observer.
           if (child.pid) a.db.prepare('INSERT OR REPLACE INTO tmux_observers (pid, session_id, actor, started_at) VALUES (?, ?, ?, ?)').run(child.pid, id, a.actor, Date.now());

@@ -68,7 +68,7 @@ export function sessionsCommand(): Command {
 
 /** Verifies one recording with the master key (or only the public key). */
 export function verifyOne(a: AdminContext, sessionId: string, publicKeyPem: string, withKey: boolean): VerifyResult {
-  const { session, row } = findRecording(a, sessionId);
+  const { row } = findRecording(a, sessionId);
   let file: Buffer;
   try {
     file = readRecordingFile(row);
@@ -85,9 +85,7 @@ export function verifyOne(a: AdminContext, sessionId: string, publicKeyPem: stri
     }
   }
   const sessionState = row.state === 'recording' ? 'live' : row.state === 'sealed' ? 'closed' : 'interrupted';
-  const result = verifyRecording({ sessionId, file, dataKey, keyError, publicKeyPem, db: { sessionState, chunks: row.chunks, head: row.chain_head } });
-  void session;
-  return result;
+  return verifyRecording({ sessionId, file, dataKey, keyError, publicKeyPem, db: { sessionState, chunks: row.chunks, head: row.chain_head } });
 }
 
 export function verifyCommand(): Command {

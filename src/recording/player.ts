@@ -169,8 +169,6 @@ function play(io: PlayerIo, p: PlayInput): Promise<void> {
   let index = 0;
   let rows = p.rows;
   let timer: NodeJS.Timeout | null = null;
-  let wallAnchor = Date.now();
-  let posAnchor = pos;
   let done = false;
   let clean = true;
   const frames = p.frames as { t: number; kind: string; data: Buffer }[];
@@ -187,8 +185,6 @@ function play(io: PlayerIo, p: PlayInput): Promise<void> {
     index = s.index;
     rows = s.rows;
     out.write(`${CSI}r${CSI}H${CSI}2J${s.text}`);
-    wallAnchor = Date.now();
-    posAnchor = pos;
     done = index >= frames.length;
     status();
   };
@@ -253,8 +249,6 @@ function play(io: PlayerIo, p: PlayInput): Promise<void> {
       status();
       schedule();
     }
-    void wallAnchor;
-    void posAnchor;
   };
 
   return new Promise<void>((resolve) => {

@@ -241,7 +241,7 @@ export class GatewayConnection {
     reason: string,
     o: { lockout?: boolean; endNow?: boolean; partial?: boolean; query?: boolean; audited?: boolean } = {},
   ): void {
-    const { audit, lockouts } = this.ctx;
+    const { audit } = this.ctx;
     this.tries++;
     if (a.method !== 'publickey' || a.signature) this.ctx.metrics.inc(`logins_total{result="${reason === 'locked' ? 'locked' : 'failure'}"}`);
     if (!o.audited) audit.emit(who, { type: 'auth.failure', user: who, addr: this.addr, connId: this.id, method: a.method, reason });
@@ -257,7 +257,6 @@ export class GatewayConnection {
     }
     a.reject(methods, o.partial ?? false);
     if (exhausted || o.endNow) this.client.end();
-    void lockouts;
   }
 
   private recordLockout(kind: 'user' | 'address', subject: string): void {

@@ -8,18 +8,16 @@ import { PtyDriver } from '../helpers/pty-driver.js';
 import { Screen } from '../../src/recording/screen.js';
 import { FileSink, type RecordingFile, type RecordingSink } from '../../src/recording/sink.js';
 
-/** A sink whose disk fills up after `limit` bytes for sessions of `victim`. */
+/** A sink whose disk fills up after `limit` bytes, for the next recording created after `failNext`. */
 class FillingSink implements RecordingSink {
-  victim = '';
+  failNext = false;
   constructor(private readonly inner: FileSink, private readonly limit: number) {}
   async create(sessionId: string): Promise<RecordingFile> {
     const f = await this.inner.create(sessionId);
-    if (!this.victim || !sessionId) return f;
+    if (!this.failNext) return f;
+    this.failNext = false;
     let n = 0;
     const limit = this.limit;
-    const victim = this.victim;
-    this.victim = '';
-    void victim;
     return {
       path: f.path,
       async append(d, sync) {
@@ -151,7 +149,7 @@ describe('recordings of real sessions', () => {
   });
 
   it('ends a session whose recording cannot be written, and keeps serving others', async () => {
-    sink.victim = 'next';
+    sink.failNext = true;
     const d = t.ssh(bob, 'bob');
     await t.enter(d, bob);
     d.write('head -c 20000 /dev/urandom | base64\r');
