@@ -421,7 +421,8 @@ export class GatewayConnection {
       this.log.error({ err: e }, 'cannot prepare the tmux directory');
       return fail('your session could not be prepared; the reason was logged', `tmux dir: ${(e as Error).message}`);
     }
-    let cmd = asAccount(account, config.sessions.tmuxPath, tmuxAttachArgs({ ...paths, socket }, clampSize(pty.cols, pty.rows).cols, clampSize(pty.cols, pty.rows).rows));
+    const size = clampSize(pty.cols, pty.rows);
+    let cmd = asAccount(account, config.sessions.tmuxPath, tmuxAttachArgs({ ...paths, socket }, size.cols, size.rows));
     if (role.sandbox) {
       try {
         cmd = sandboxed(role.sandbox, { hide: [config.paths.dataDir, config.paths.keysDir], bind: [paths.dir, account.home].filter((p) => existsSync(p)) }, cmd.file, cmd.args);
@@ -432,7 +433,6 @@ export class GatewayConnection {
     }
     const id = newId('s_');
     const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
-    const size = clampSize(pty.cols, pty.rows);
     const env = shellEnv({
       term,
       lang: config.sessions.lang,
