@@ -1,6 +1,7 @@
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { Pty, PtySpawnOptions } from './pty.js';
+import { PtyFlow } from './pty-flow.js';
 
 /** The SSH side of a shell, as the session sees it. The ssh2 adapter implements it. */
 export interface TerminalChannel {
@@ -70,6 +71,7 @@ const CRLF = '\r\n';
  */
 export class ShellSession {
   private pty: Pty | null = null;
+  private flow: PtyFlow | null = null;
   private channel: TerminalChannel | null = null;
   private lastInput: number;
   private warned = false;
@@ -115,14 +117,14 @@ export class ShellSession {
     }
     this.pty = pty;
     const tap = this.opts.tap;
+    const flow = new PtyFlow(pty);
+    this.flow = flow;
     pty.onData((d) => {
       if (this.ended) return;
       tap?.output(d);
-      if (!channel.write(d)) {
-        // The client is not reading: stop reading the pty until it drains, so memory stays flat.
-        pty.pause();
-        channel.onceDrain(() => pty.resume());
-      }
+      // The client is not reading: stop reading the pty until it drains, so memory stays flat.
+      if (!channel.write(d) && flow.clientBlocked()) channel.onceDrain(() => flow.drained());
+      flow.afterRead();
     });
     pty.onExit((code) => this.finish(code === 0 ? 'detached' : 'shell-exited', code));
     channel.onData((d) => {
@@ -196,6 +198,7 @@ export class ShellSession {
     this.ended = reason;
     this.cancelIdle?.();
     this.cancelMax?.();
+    this.flow?.stop();
     if (this.pty) {
       try {
         this.pty.kill('SIGHUP'); // detaches this tmux client; the tmux server and its shells live on
