@@ -148,6 +148,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   m.describe('connections_unauthenticated', 'gauge', 'TCP connections not yet authenticated');
   m.describe('logins_total', 'counter', 'authentication outcomes');
   m.describe('recording_bytes_total', 'counter', 'bytes of client stream recorded (in) and written to disk (stored)');
+  m.describe('recording_seal_seconds_total', 'counter', 'main-thread time spent compressing, encrypting and chaining recording chunks');
+  m.describe('process_cpu_seconds_total', 'counter', 'gateway CPU time, user and system, all threads');
   m.describe('recording_failures_total', 'counter', 'recordings that could not be written (sessions ended)');
   m.describe('lockouts_active', 'gauge', 'user and address lockouts in force');
   m.describe('process_resident_memory_bytes', 'gauge', 'gateway RSS');
@@ -155,7 +157,12 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   m.gauge('connections_unauthenticated', () => front.stats().unauthenticated);
   m.gauge('lockouts_active', () => ctx.lockouts.active().length);
   m.gauge('process_resident_memory_bytes', () => process.memoryUsage.rss());
+  m.gauge('process_cpu_seconds_total', () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  });
   for (const r of ['success', 'failure', 'locked']) m.inc(`logins_total{result="${r}"}`, 0);
+  m.inc('recording_seal_seconds_total', 0);
   const metricsServer = config.metrics.enabled ? await serveMetrics(m, config.metrics.host, config.metrics.port) : null;
   const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : null;
   const previous = db.prepare("SELECT value FROM gateway_state WHERE key = 'config'").get() as { value: string } | undefined;

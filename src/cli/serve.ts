@@ -20,6 +20,7 @@ export function serveCommand(): Command {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       process.stderr.write(`tmuxgate listening on ${gw.host}:${gw.port} (host key ${gw.hostKeyFingerprint})\n`);
+      if (gw.metricsPort !== null) process.stderr.write(`tmuxgate metrics on http://${config.metrics.host}:${gw.metricsPort}/metrics\n`);
       await new Promise<never>(() => {});
     });
 }

@@ -636,6 +636,7 @@ export class GatewayConnection {
     const dataKey = randomBytes(32);
     let lastIn = 0;
     let lastStored = 0;
+    let lastSeal = 0;
     const file = await recordingSink.create(id);
     recordings.create({ sessionId: id, file: file.path, dataKey, keys: masterKeys, cols: size.cols, rows: size.rows, now: clock.now() });
     const recorder = new Recorder({
@@ -652,8 +653,10 @@ export class GatewayConnection {
         recordings.flushed(id, st.chunks, st.head, st.bytesIn, st.bytesStored);
         this.ctx.metrics.inc('recording_bytes_total{kind="in"}', st.bytesIn - lastIn);
         this.ctx.metrics.inc('recording_bytes_total{kind="stored"}', st.bytesStored - lastStored);
+        this.ctx.metrics.inc('recording_seal_seconds_total', (st.sealMs - lastSeal) / 1000);
         lastIn = st.bytesIn;
         lastStored = st.bytesStored;
+        lastSeal = st.sealMs;
       },
     });
     await recorder.start();

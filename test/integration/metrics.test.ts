@@ -30,6 +30,10 @@ describe('Prometheus metrics on loopback', () => {
     expect(value(text, 'logins_total{result="failure"}')).toBe(1);
     expect(text).toContain('# TYPE tmuxgate_logins_total counter');
     expect(value(text, 'process_resident_memory_bytes')).toBeGreaterThan(1e6);
+    expect(value(text, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    // A chunk was sealed for the bytes above: its compression and encryption time is counted.
+    expect(value(text, 'recording_seal_seconds_total')).toBeGreaterThan(0);
+    expect(value(text, 'recording_seal_seconds_total')).toBeLessThan(value(text, 'process_cpu_seconds_total'));
     expect((await fetch(`http://127.0.0.1:${t.gw.metricsPort}/other`)).status).toBe(404);
     d.kill();
   });
