@@ -31,12 +31,33 @@ export function waitFor(cond, what, ms = 30_000) {
   });
 }
 
-/** Runs the real ssh client in a pty; resolves helpers to drive it. */
+/**
+ * Runs the real ssh client in a pty; resolves helpers to drive it. The driver must cost next to
+ * nothing while it takes in tens of MB (it shares two cores with what it measures; measured, a
+ * driver that kept one growing string used more CPU than the gateway): `out` keeps the first
+ * 256 KB only (enough for logins), `bytes` counts everything, and `expect` scans new bytes only.
+ */
 export function sshClient(args, env = {}) {
-  const p = pty.spawn('ssh', args, { name: 'xterm-256color', cols: 120, rows: 40, env: { PATH: process.env.PATH, HOME: env.HOME ?? os.tmpdir(), TERM: 'xterm-256color', ...env } });
-  const c = { out: '', exited: false, p };
-  p.onData((d) => (c.out += d));
+  const p = pty.spawn('ssh', args, { name: 'xterm-256color', cols: 120, rows: 40, encoding: null, env: { PATH: process.env.PATH, HOME: env.HOME ?? os.tmpdir(), TERM: 'xterm-256color', ...env } });
+  const c = { out: '', bytes: 0, exited: false, p, watch: null };
+  p.onData((d) => {
+    c.bytes += d.length;
+    if (c.out.length < 256 * 1024) c.out += d.toString('utf8');
+    const w = c.watch;
+    if (w && !w.hit) {
+      const s = w.tail + d.toString('latin1');
+      w.hit = s.includes(w.needle);
+      w.tail = s.slice(-w.needle.length);
+    }
+  });
   p.onExit(() => (c.exited = true));
+  /** Resolves when `needle` arrives after this call. */
+  c.expect = (needle, what, ms) => {
+    const w = (c.watch = { needle, tail: '', hit: false });
+    return waitFor(() => w.hit || c.exited, what, ms).then(() => {
+      if (!w.hit) throw new Error(`${what}: the client exited`);
+    });
+  };
   return c;
 }
 
@@ -52,7 +73,7 @@ export class Gateway {
   }
   async start() {
     this.config = path.join(this.dir, 'config.yaml');
-    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: { maxStartupsPerAddress: 500, maxStartups: 1000 }\nsessions: { defaultShell: /bin/sh }\nisolation: { pairAccounts: false }\n${this.extraYaml}`);
+    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: { maxStartupsPerAddress: 500, maxStartups: 1000 }\nsessions: { defaultShell: /bin/sh }\nisolation: { pairAccounts: false }\nmetrics: { enabled: true, port: 0 }\n${this.extraYaml}`);
     this.cli(['init']);
     this.cli(['role', 'add', 'bench', '--run-as', ACCOUNT, '--shell', '/bin/sh']);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);
@@ -75,12 +96,15 @@ export class Gateway {
       this.secrets.push(secret);
     }
     admin.close();
-    this.proc = spawn(process.execPath, [BIN, 'serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // TG_BENCH_PROF=<dir>: the gateway writes a V8 CPU profile there when it stops (bench/profile.mjs).
+    const prof = process.env.TG_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TG_BENCH_PROF}`] : [];
+    this.proc = spawn(process.execPath, [...prof, BIN, 'serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     this.proc.stderr.on('data', (d) => (log += d));
     this.proc.stdout.on('data', () => {});
     const m = await waitFor(() => /listening on [\d.]+:(\d+)/.exec(log), 'gateway start');
     this.port = Number(m[1]);
+    this.metricsUrl = (await waitFor(() => /metrics on (\S+)/.exec(log), 'metrics address'))[1];
     const host = JSON.parse(this.cli(['hostkey', '--json'])).knownHosts.replace(/^\[[^\]]+\]:\d+/, `[127.0.0.1]:${this.port}`);
     writeFileSync(path.join(this.dir, 'known_hosts'), host + '\n');
   }
@@ -103,15 +127,35 @@ export class Gateway {
     const s = readFileSync(`/proc/${this.proc.pid}/status`, 'utf8');
     return Number(/VmRSS:\s+(\d+)/.exec(s)[1]);
   }
+  /** CPU time of all the gateway's threads in ms, to the nanosecond (/proc/<pid>/task/<tid>/schedstat; ticks are 10 ms). */
+  cpuMs() {
+    let ns = 0;
+    for (const t of readdirSync(`/proc/${this.proc.pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${this.proc.pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        /* thread ended */
+      }
+    }
+    return ns / 1e6;
+  }
+  /** The gateway's /metrics as { name: value }. */
+  async metrics() {
+    const text = await (await fetch(this.metricsUrl)).text();
+    return Object.fromEntries(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => [l.slice(0, l.lastIndexOf(' ')).replace(/^tmuxgate_/, ''), Number(l.slice(l.lastIndexOf(' ') + 1))]));
+  }
   cpuTicks() {
     const f = readFileSync(`/proc/${this.proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
     return Number(f[11]) + Number(f[12]);
   }
-  stop() {
+  /** Stops the gateway; with `wait`, resolves once it has exited (a CPU profile is written then). */
+  stop(wait = false) {
+    const exited = this.proc && this.proc.exitCode === null ? new Promise((r) => this.proc.once('exit', r)) : Promise.resolve();
     this.proc?.kill('SIGTERM');
     const tm = path.join(this.dir, 'data', 'tmux');
     if (existsSync(tm)) for (const d of readdirSync(tm)) for (const f of readdirSync(path.join(tm, d)).filter((x) => x.endsWith('.sock'))) spawnSync('tmux', ['-S', path.join(tm, d, f), 'kill-server'], { stdio: 'ignore' });
-    rmSync(this.dir, { recursive: true, force: true });
+    if (!wait) return void rmSync(this.dir, { recursive: true, force: true });
+    return exited.then(() => rmSync(this.dir, { recursive: true, force: true }));
   }
 }
 
@@ -143,14 +187,21 @@ export class Sshd {
     this.sock = path.join(this.dir, 'tmux');
     mkdirSync(this.sock, { recursive: true });
     chmodSync(this.sock, 0o777);
+    // The same tmux.conf the gateway generates for its sessions (history-limit, terminal, status
+    // line): the ratio is then the gateway's own cost, not the price of the product's tmux
+    // settings (measured: history-limit 10000 alone costs the tmux server 10-20% on `seq`).
+    const { tmuxConf } = await import(path.join(ROOT, 'dist/session/tmux.js'));
+    this.conf = path.join(this.dir, 'tmux.conf');
+    writeFileSync(this.conf, tmuxConf({ name: 'bench', tmuxOptions: {} }, '/bin/sh', 'sshd'));
+    chmodSync(this.conf, 0o644);
   }
   args(i, tmux = true) {
-    const cmd = tmux ? ['-t', `tmux -S ${this.sock}/s${i} -f /dev/null new-session -A -s main /bin/sh`] : ['-t'];
+    const cmd = tmux ? ['-t', `tmux -S ${this.sock}/s${i} -f ${this.conf} new-session -A -s main /bin/sh`] : ['-t'];
     return ['-F', '/dev/null', '-p', String(this.port), '-i', path.join(this.dir, 'id'), '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=/dev/null`, '-o', 'LogLevel=ERROR', ...cmd.slice(0, 1), `${ACCOUNT}@127.0.0.1`, ...cmd.slice(1)];
   }
   async login(i, tmux = true) {
     const c = sshClient(this.args(i, tmux), { HOME: this.dir });
-    await waitFor(() => (tmux ? /\[main\][\s\S]*\$ / : /\$ /).test(c.out) || c.exited, 'sshd prompt');
+    await waitFor(() => (tmux ? /\[sshd\+bench\][\s\S]*\$ / : /\$ /).test(c.out) || c.exited, 'sshd prompt');
     if (c.exited) throw new Error('sshd login failed: ' + c.out);
     return c;
   }

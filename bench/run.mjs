@@ -69,10 +69,10 @@ try {
 
   if (only.includes('bulk')) {
     const run = async (c, cmd) => {
-      const mark = c.out.length;
+      const done = c.expect('D3ONE', cmd, 600_000);
       const t0 = performance.now();
       c.p.write(`${cmd}; echo D$((1+2))ONE\r`);
-      await waitFor(() => c.out.indexOf('D3ONE', mark) >= 0, cmd, 600_000);
+      await done;
       return performance.now() - t0;
     };
     for (const [name, cmd, mb] of [

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// Profiles the gateway under bulk output: one session runs seq + base64 through tmux while the
+// gateway runs with --cpu-prof; prints self time by package and the top functions, and leaves the
+// .cpuprofile (open it in Chrome DevTools or speedscope.app for a flame graph).
+// Usage: sudo node bench/profile.mjs [--recording on|off] [--out DIR]
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Gateway, ensureAccount } from './lib.mjs';
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+};
+const recording = arg('--recording', 'on');
+const out = path.resolve(arg('--out', `/tmp/tmuxgate-prof-${recording}-${Date.now()}`));
+mkdirSync(out, { recursive: true });
+ensureAccount();
+
+process.env.TG_BENCH_PROF = out;
+const gw = new Gateway(1, recording === 'off' ? 'recording: { enabled: false }\n' : '');
+let mb = 0;
+try {
+  await gw.start();
+  const c = await gw.login(0);
+  const mark = c.bytes;
+  const done = c.expect('D3ONE', 'bulk', 600_000);
+  c.p.write('seq 1 2000000; head -c 20000000 /dev/urandom | base64; echo D$((1+2))ONE\r');
+  await done;
+  mb = (c.bytes - mark) / 1e6;
+  c.p.kill();
+} finally {
+  await gw.stop(true);
+}
+
+const file = readdirSync(out).find((f) => f.endsWith('.cpuprofile'));
+if (!file) throw new Error(`no profile written in ${out}`);
+const prof = JSON.parse(readFileSync(path.join(out, file), 'utf8'));
+// Self time per node from the sample intervals.
+const self = new Map();
+const dt = prof.timeDeltas;
+for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (dt[i] ?? 0) / 1000);
+const byFn = new Map();
+const byPkg = new Map();
+for (const n of prof.nodes) {
+  const ms = self.get(n.id) ?? 0;
+  if (!ms) continue;
+  const { functionName, url, lineNumber } = n.callFrame;
+  const where = url.replace(/^file:\/\//, '');
+  const pkg = !url ? n.callFrame.functionName.startsWith('(') ? n.callFrame.functionName : '(native)' : /node_modules\/([^/]+)/.exec(where)?.[1] ?? (where.includes('/dist/') ? 'tmuxgate:' + where.split('/dist/')[1].split('/')[0] : where.startsWith('node:') ? 'node' : where);
+  byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + ms);
+  const key = `${functionName || '(anonymous)'} ${path.basename(where)}:${lineNumber + 1}`;
+  byFn.set(key, (byFn.get(key) ?? 0) + ms);
+}
+const busy = [...byPkg].filter(([k]) => k !== '(idle)').reduce((a, [, v]) => a + v, 0);
+console.log(`recording ${recording}: ${mb.toFixed(1)} MB of client stream, ${busy.toFixed(0)} ms busy on the main thread (${(busy / mb).toFixed(1)} ms/MB)`);
+console.log('\nself time by package (main thread, without idle):');
+for (const [k, v] of [...byPkg].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${(v / mb).toFixed(1).padStart(7)} ms/MB  ${((100 * v) / busy).toFixed(1).padStart(5)}%  ${k}`);
+console.log('\ntop functions by self time:');
+for (const [k, v] of [...byFn].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${(v / mb).toFixed(1).padStart(7)} ms/MB  ${k}`);
+console.log(`\nprofile: ${path.join(out, file)}`);
