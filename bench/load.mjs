@@ -34,6 +34,7 @@ function connect(opts) {
         if (err) return reject(err);
         out.ch = ch;
         ch.on('data', (d) => {
+          out.onData?.(d);
           out.data += d.toString('latin1');
           if (out.data.length > 200_000) out.data = out.data.slice(-100_000);
         });
@@ -54,8 +55,8 @@ async function gatewayClient(gw, i) {
   return s;
 }
 async function sshdClient(sshd, i) {
-  const s = await connect({ port: sshd.port, username: 'tgbench', key: readFileSync(path.join(sshd.dir, 'id')), code: () => '', command: `tmux -S ${sshd.sock}/l${i} -f /dev/null new-session -A -s main /bin/sh` });
-  await waitFor(() => /\[main\][\s\S]*\$ /.test(s.data), 'sshd prompt', 60_000);
+  const s = await connect({ port: sshd.port, username: 'tgbench', key: readFileSync(path.join(sshd.dir, 'id')), code: () => '', command: `tmux -S ${sshd.sock}/l${i} -f ${sshd.conf} new-session -A -s main /bin/sh` });
+  await waitFor(() => /\[sshd\+bench\][\s\S]*\$ /.test(s.data), 'sshd prompt', 60_000);
   return s;
 }
 
@@ -67,11 +68,23 @@ async function echoLatency(probe, samples) {
   const letters = 'abcdefghijklmnopqrstuvwxyz';
   for (let i = 0; i < samples; i++) {
     const ch = letters[i % 26];
-    const mark = probe.data.length;
+    // Timed from the data event itself, not by polling (a 2 ms poll was as large as the figure).
+    let t1 = 0;
+    const echoed = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('timeout: echo')), 10_000);
+      probe.onData = (d) => {
+        if (d.includes(ch)) {
+          t1 = performance.now();
+          probe.onData = null;
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+    });
     const t0 = performance.now();
     probe.ch.write(ch);
-    await waitFor(() => probe.data.indexOf(ch, mark) >= 0, 'echo', 10_000);
-    lat.push(performance.now() - t0);
+    await echoed;
+    lat.push(t1 - t0);
     await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
   }
   probe.ch.write('\x03');
@@ -100,7 +113,7 @@ try {
         }
         const probe = side === 'gw' ? await gatewayClient(gw, next++) : await sshdClient(sshd, 900_000 + n);
         await new Promise((r) => setTimeout(r, 1000));
-        const lat = await echoLatency(probe, quick ? 40 : 100);
+        const lat = await echoLatency(probe, quick ? 150 : 400);
         res[side] = { p50: pct(lat, 50), p99: pct(lat, 99) };
         for (const s of [...load, probe]) {
           s.ch.write('\x03');
