@@ -151,18 +151,38 @@ export class TmuxServers {
 
   private cursor = 0;
 
+  private roundRobin(servers: Managed[], n: number): Managed[] {
+    if (servers.length <= n) return servers;
+    const batch = Array.from({ length: n }, (_, i) => servers[(this.cursor + i) % servers.length]!);
+    this.cursor = (this.cursor + n) % servers.length;
+    return batch;
+  }
+
   /**
    * Detaches every client of a managed server that the gateway did not start; audits each.
-   * Each check spawns a tmux client, so one tick looks at `perTick` servers, round-robin
-   * (measured: checking 1,000 servers every 10 s spent most of a core in fork/exec).
+   *
+   * Asking tmux costs a spawned tmux client per server (measured: 1,000 servers every 10 s spent
+   * most of a core in fork/exec), so the kernel is asked first: one read of /proc/net/unix shows,
+   * for every socket path, the listening socket and each connection to it. Only a server with
+   * more connections than clients of ours (a stranger, or one of our own short tmux commands) is
+   * asked for its clients, so every server is covered every tick. A server whose socket the
+   * kernel table does not show (another network namespace) is asked in turn, `perTick` a tick.
    */
-  async checkIntruders(perTick = 25): Promise<number> {
+  async checkIntruders(perTick = 25, unixTable: () => string | null = readUnixTable): Promise<number> {
     let n = 0;
     const observers = new Set((this.deps.db.prepare('SELECT pid FROM tmux_observers').all() as { pid: number }[]).map((r) => r.pid));
     for (const [pid, until] of this.leaving) if (until <= Date.now()) this.leaving.delete(pid);
-    const all = [...this.servers.values()];
-    const batch = all.length <= perTick ? all : Array.from({ length: perTick }, (_, i) => all[(this.cursor + i) % all.length]!);
-    this.cursor = all.length ? (this.cursor + batch.length) % all.length : 0;
+    const all = [...this.servers.values()].filter((s) => existsSync(s.socket));
+    const text = unixTable();
+    let batch: Managed[];
+    if (text === null) {
+      batch = this.roundRobin(all, perTick);
+    } else {
+      const t = parseUnixTable(text);
+      const unseen = all.filter((s) => !t.listening.has(s.socket));
+      const crowded = all.filter((s) => t.listening.has(s.socket) && (t.connected.get(s.socket) ?? 0) > s.clients.size);
+      batch = [...crowded, ...this.roundRobin(unseen, perTick)];
+    }
     for (const s of batch) {
       if (!existsSync(s.socket)) continue;
       let out = '';
@@ -183,4 +203,31 @@ export class TmuxServers {
     }
     return n;
   }
+}
+
+/** The kernel's table of unix sockets, or null where it cannot be read. */
+function readUnixTable(): string | null {
+  try {
+    return readFileSync('/proc/net/unix', 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Listening socket paths, and how many connections each path has, from /proc/net/unix
+ * ("Num RefCount Protocol Flags Type St Inode Path"; St 03 is connected; an accepted connection
+ * carries the path of the socket it was accepted on, the connecting side has none).
+ */
+export function parseUnixTable(text: string): { listening: Set<string>; connected: Map<string, number> } {
+  const listening = new Set<string>();
+  const connected = new Map<string, number>();
+  for (const line of text.split('\n').slice(1)) {
+    const m = /^\S+:\s+\S+\s+\S+\s+(\S+)\s+\S+\s+(\S+)\s+\S+ (.+)$/.exec(line);
+    if (!m) continue;
+    const [, flags, st, p] = m as unknown as [string, string, string, string];
+    if (st === '01' && (parseInt(flags, 16) & 0x10000) !== 0) listening.add(p);
+    else if (st === '03') connected.set(p, (connected.get(p) ?? 0) + 1);
+  }
+  return { listening, connected };
 }

@@ -25,6 +25,10 @@ export class PtyDriver {
     );
   }
 
+  get pid(): number {
+    return this.p.pid;
+  }
+
   get text(): string {
     return plain(this.out);
   }
