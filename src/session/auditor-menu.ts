@@ -38,7 +38,7 @@ export class AuditorMenu {
   private done = false;
   private lastInput: number;
   private cancelIdle: (() => void) | null = null;
-  private endListener: (reason: string) => void = () => {};
+  private readonly endListeners: ((reason: string) => void)[] = [];
 
   constructor(
     private readonly o: AuditorMenuOptions,
@@ -50,14 +50,18 @@ export class AuditorMenu {
   }
 
   onEnd(fn: (reason: string) => void): void {
-    this.endListener = fn;
+    this.endListeners.push(fn);
   }
 
   start(): void {
     this.ch.onData((d) => {
       this.lastInput = this.deps.clock.now();
-      if (this.replaying) this.keyHandler?.(d);
-      else this.onKey(d.toString());
+      // One read may carry several keys (typed fast, pasted, or coalesced on a slow link).
+      for (const k of splitKeys(d.toString('latin1'))) {
+        if (this.done) return;
+        if (this.replaying) this.keyHandler?.(Buffer.from(k, 'latin1'));
+        else this.onKey(k);
+      }
     });
     this.ch.onClose(() => this.end('client-disconnected'));
     this.armIdle();
@@ -74,7 +78,7 @@ export class AuditorMenu {
     this.cancelIdle?.();
     this.cancelIdle = this.deps.clock.setTimeout(() => {
       if (this.deps.clock.now() - this.lastInput >= this.o.idleTimeoutMs) {
-        this.ch.write(`${CSI}0m${CSI}2J${CSI}H[tmuxgate] logged off after ${Math.round(this.o.idleTimeoutMs / 60000)} minutes without input\r\n`);
+        this.write(`${CSI}0m${CSI}2J${CSI}H[tmuxgate] logged off after ${Math.round(this.o.idleTimeoutMs / 60000)} minutes without input\r\n`);
         this.end('idle-timeout');
       } else this.armIdle();
     }, Math.max(1000, this.lastInput + this.o.idleTimeoutMs - this.deps.clock.now()));
@@ -103,7 +107,7 @@ export class AuditorMenu {
     }
     if (list.length === 0) s += '  (no recorded sessions match)\r\n';
     s += `${CSI}${this.o.rows};1H[up/down] move  [enter] replay  [/] filter  [q] quit`;
-    this.ch.write(s);
+    this.write(s);
   }
 
   private onKey(k: string): void {
@@ -131,7 +135,7 @@ export class AuditorMenu {
       const rec = openRecording(this.store, s.id);
       this.store.audit.emit(this.o.user, { type: 'recording.access', action: 'replay', sessionId: s.id, detail: `over SSH as ${this.o.user}+${this.o.role}` });
       const io: PlayerIo = {
-        write: (d) => this.ch.write(d),
+        write: (d) => this.write(d),
         columns: () => this.o.cols,
         onKey: (fn) => (this.keyHandler = fn),
         interactive: true,
@@ -140,7 +144,7 @@ export class AuditorMenu {
       await playRecording(io, rec, { speed: 1, from: 0, idleLimit: 2000 });
     } catch (e) {
       this.deps.logger.warn({ err: (e as Error).message, session: s.id }, 'auditor replay failed');
-      this.ch.write(`${CSI}2J${CSI}Hcannot replay ${s.id}: ${(e as Error).message}\r\npress a key`);
+      this.write(`${CSI}2J${CSI}Hcannot replay ${s.id}: ${(e as Error).message}\r\npress a key`);
       await new Promise<void>((r) => (this.keyHandler = () => r()));
     } finally {
       this.replaying = false;
@@ -149,16 +153,41 @@ export class AuditorMenu {
     if (!this.done) this.render();
   }
 
+  /** Ends the menu from the gateway's side (an administrator's action, shutdown), saying why. */
+  stop(reason: string, message: string): void {
+    this.write(`${CSI}0m\r\n[tmuxgate] ${message}.\r\n`);
+    this.end(reason);
+  }
+
+  /** Nothing is written once the menu has ended (the channel may be closed). */
+  private write(d: string | Buffer): void {
+    if (!this.done) this.ch.write(d);
+  }
+
   end(reason: string): void {
     if (this.done) return;
     this.done = true;
     this.cancelIdle?.();
+    // A replay in progress stops as if the auditor pressed q; its timers must not outlive the menu.
+    this.keyHandler?.(Buffer.from('q'));
     try {
       this.ch.write(`${CSI}?25h${CSI}0m\r\n`);
       this.ch.exitAndClose(0);
     } catch {
       /* gone */
     }
-    this.endListener(reason);
+    for (const fn of this.endListeners) fn(reason);
   }
+}
+
+/** Splits terminal input into keys: one escape sequence (arrows: ESC [ A, ESC O A) or one character each. */
+export function splitKeys(s: string): string[] {
+  const keys: string[] = [];
+  for (let i = 0; i < s.length; ) {
+    const m = s[i] === '\x1b' ? /^\x1b(\[[0-9;?]*[\x40-\x7e]|O[\x40-\x7e])/.exec(s.slice(i)) : null;
+    const k = m ? m[0] : s[i]!;
+    keys.push(k);
+    i += k.length;
+  }
+  return keys;
 }

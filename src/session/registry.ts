@@ -1,15 +1,22 @@
 import type { ShellSession, EndReason } from './shell-session.js';
 
+/** What the gateway can do to any live session: a shell, or an auditor's replay menu. */
+export interface LiveHandle {
+  /** Ends the session from the gateway's side, telling the user why. */
+  end(reason: EndReason, message: string): void;
+  onEnd(fn: (reason: string) => void): void;
+}
+
 export interface LiveSession {
   id: string;
   userId: number;
   roleId: number;
   userName: string;
   roleName: string;
-  shell: ShellSession;
+  shell: LiveHandle;
 }
 
-/** The shells this gateway process is serving right now. */
+/** The sessions this gateway process is serving right now (shells and auditor menus). */
 export class SessionRegistry {
   private readonly byId = new Map<string, LiveSession>();
   private readonly tasks = new Set<Promise<unknown>>();

@@ -74,6 +74,35 @@ describe('admin changes reach live sessions', () => {
     await d.waitExit(3000);
   });
 
+  it('an auditor in the replay menu is a live session: listed, killable, and ended when disabled', async () => {
+    t.role('audit', { kind: 'auditor' });
+    const carol = t.user('carol', 'audit');
+    const enter = async () => {
+      const d = t.ssh(carol, 'carol');
+      await d.waitFor('Verification code:');
+      d.write(t.code(carol) + '\r');
+      await d.waitFor('tmuxgate auditor carol+audit');
+      return d;
+    };
+    const m = await enter();
+    const id = sessionOf('carol');
+    const listed = JSON.parse((await cliAsync(['sessions', 'list', '--live', '--json', ...t.cliConfig()])).stdout) as { id: string }[];
+    expect(listed.map((x) => x.id)).toContain(id);
+    expect((await cliAsync(['sessions', 'kill', id, '--reason', 'audit window closed', ...t.cliConfig()])).status).toBe(0);
+    await m.waitFor('session ended by an administrator: audit window closed', 2000);
+    await m.waitExit(3000);
+
+    t.clock.advance(30_000); // a fresh TOTP step for the second login
+    const again = await enter();
+    const t0 = Date.now();
+    expect((await cliAsync(['user', 'disable', 'carol', ...t.cliConfig()])).status).toBe(0);
+    await again.waitFor('your account was disabled by an administrator', 2000);
+    await again.waitExit(3000);
+    expect(Date.now() - t0).toBeLessThan(2500);
+    expect(t.admin.sessions.get(sessionOf('carol'))!.end_reason).toBe('user-disabled');
+    await cliAsync(['user', 'enable', 'carol', ...t.cliConfig()]);
+  });
+
   it('lockouts clear reaches the running gateway', async () => {
     t.admin.lockouts.recordFailure('user', 'bob');
     for (let i = 0; i < 10; i++) t.admin.lockouts.recordFailure('user', 'bob');

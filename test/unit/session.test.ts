@@ -144,3 +144,12 @@ describe('environment and tmux config', () => {
     expect(checkTmuxOptions({ 'history-limit': '1; run-shell x' })).toMatch(/not allowed/);
   });
 });
+
+describe('auditor menu keys', () => {
+  it('splits one read into keys: characters one by one, arrow sequences whole', async () => {
+    const { splitKeys } = await import('../../src/session/auditor-menu.js');
+    expect(splitKeys('/abc\r')).toEqual(['/', 'a', 'b', 'c', '\r']);
+    expect(splitKeys('\x1b[A\x1b[Bj\x1bOAq')).toEqual(['\x1b[A', '\x1b[B', 'j', '\x1bOA', 'q']);
+    expect(splitKeys('\x1b')).toEqual(['\x1b']);
+  });
+});

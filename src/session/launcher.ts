@@ -1,0 +1,367 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import type { GatewayContext } from '../gateway-context.js';
+import type { Logger } from '../platform/logger.js';
+import { newId } from '../platform/ids.js';
+import { parseLoginName } from '../authz/login-name.js';
+import type { User } from '../store/users.js';
+import type { Role } from '../store/roles.js';
+import { NullRecorder, Recorder } from '../recording/recorder.js';
+import { clampSize, ShellSession, type TerminalChannel } from './shell-session.js';
+import { normaliseTerm, shellEnv } from './env.js';
+import { currentAccount, lookupAccount, type OsAccount } from './os-account.js';
+import { AuditorMenu } from './auditor-menu.js';
+import { ensurePairAccount } from './pair-accounts.js';
+import { sandboxed } from './sandbox.js';
+import type { GatewayCommand } from './gateway-commands.js';
+import { asAccount, prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from './tmux.js';
+
+/** The terminal a client asked for (its pty request). */
+export interface TerminalRequest {
+  term: string;
+  cols: number;
+  rows: number;
+}
+
+/** Whatever runs on a channel and follows the client's window size. */
+export interface Resizable {
+  resize(cols: number, rows: number): void;
+}
+
+/** What the session side needs of the authenticated connection it runs on. */
+export interface ConnectionInfo {
+  id: string;
+  addr: string;
+  user: User;
+  role: Role;
+  log: Logger;
+  /** Whether the client has gone (checked after the slow steps of a start). */
+  closed(): boolean;
+  /** Audits a refused request as request.denied. */
+  deny(request: string, detail: string): void;
+  /** Ends the SSH connection after a grace period, so the session's last words reach the client. */
+  endSoon(): void;
+}
+
+/**
+ * Starts what an authenticated user gets on a channel: their (role, user) tmux session with its
+ * recording, a read-only view of a shared session, the gateway commands (share, unshare,
+ * watchers, watch), or an auditor's replay menu. Knows nothing of ssh2: the connection hands it
+ * a TerminalChannel.
+ */
+export class SessionLauncher {
+  constructor(
+    private readonly ctx: GatewayContext,
+    private readonly conn: ConnectionInfo,
+  ) {}
+
+  /** Starts (or reattaches) the (role, user) tmux session on an accepted shell channel. */
+  async shell(ch: TerminalChannel, pty: TerminalRequest, clientEnv: Record<string, string>): Promise<Resizable | null> {
+    const { config, clock, audit, sessions, live } = this.ctx;
+    const { user, role } = this.conn;
+    const fail = (why: string, detail: string) => {
+      this.conn.deny('shell', detail);
+      ch.write(Buffer.from(`tmuxgate: ${why}\r\n`));
+      ch.exitAndClose(1);
+      return null;
+    };
+    if (role.kind === 'auditor') return this.auditor(ch, pty);
+    if (role.kind === 'viewer') {
+      // A viewer role is a standing read-only view of one named session: the grant is the permission.
+      const target = parseLoginName(role.viewOf ?? '');
+      const owner = target ? this.ctx.users.find(target.user) : null;
+      const ownerRole = target?.role ? this.ctx.roles.find(target.role) : null;
+      if (!owner || !ownerRole) return fail('the session this role shows does not exist', `viewer role ${role.name}: ${role.viewOf}`);
+      const done = (code: number, text: string) => {
+        ch.write(Buffer.from(text + '\r\n'));
+        ch.exitAndClose(code);
+        return null;
+      };
+      return this.watch(ch, pty, owner, ownerRole, done);
+    }
+    if (role.kind !== 'shell') return fail('this role has no shell', `role ${role.name} is of kind ${role.kind}`);
+    const template = this.accountFor(role);
+    if (typeof template === 'string') return fail('your role cannot start a session right now; the reason was logged', template);
+    const shellPath = role.shell ?? config.sessions.defaultShell;
+    let account = template;
+    // One OS account per (role, user): isolation between users of the same role too.
+    if (role.runAs && template.uid !== 0 && config.isolation.pairAccounts && process.getuid?.() === 0) {
+      try {
+        account = await ensurePairAccount(this.ctx.db, config.isolation, role.id, user.id, template, shellPath);
+      } catch (e) {
+        this.conn.log.error({ err: e }, 'cannot allocate the pair account');
+        return fail('your session could not be prepared; the reason was logged', `pair account: ${(e as Error).message}`);
+      }
+    }
+    const paths = tmuxPaths(config.paths.socketDir, role.id, user.id);
+    let socket: string;
+    try {
+      prepareTmuxDir(config.paths.socketDir, paths, account, tmuxConf(role, shellPath, user.name));
+      socket = await this.ctx.tmux.socketFor(paths.dir, role.id, user.id);
+    } catch (e) {
+      this.conn.log.error({ err: e }, 'cannot prepare the tmux directory');
+      return fail('your session could not be prepared; the reason was logged', `tmux dir: ${(e as Error).message}`);
+    }
+    const size = clampSize(pty.cols, pty.rows);
+    let cmd = asAccount(account, config.sessions.tmuxPath, tmuxAttachArgs({ ...paths, socket }, size.cols, size.rows));
+    if (role.sandbox) {
+      try {
+        cmd = sandboxed(role.sandbox, { hide: [config.paths.dataDir, config.paths.keysDir], bind: [paths.dir, account.home].filter((p) => existsSync(p)) }, cmd.file, cmd.args);
+      } catch (e) {
+        // Fail closed: no sandbox, no session; the user is told why.
+        return fail(`sandbox could not be set up: ${(e as Error).message}`, `sandbox: ${(e as Error).message}`);
+      }
+    }
+    const id = newId('s_');
+    const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
+    const env = shellEnv({
+      term,
+      lang: config.sessions.lang,
+      home: account.home,
+      user: account.name,
+      shell: shellPath,
+      gatewayUser: user.name,
+      role: role.name,
+      sessionId: id,
+      clientEnv,
+    });
+    const startedAt = clock.now();
+    sessions.start({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, remoteAddr: this.conn.addr, term, cols: size.cols, rows: size.rows, startedAt });
+    // Recording first: no byte reaches the user before the encrypted recording exists (fail closed).
+    let recorder: Recorder | NullRecorder;
+    try {
+      recorder = config.recording.enabled ? await this.openRecorder(id, user.name, role, term, size, startedAt) : new NullRecorder();
+    } catch (e) {
+      this.conn.log.error({ err: e }, 'cannot start the recording');
+      sessions.end(id, 'recording-failed', clock.now());
+      audit.emit(user.name, { type: 'recording.failed', sessionId: id, user: user.name, role: role.name, error: String((e as Error).message).slice(0, 200) });
+      return fail('recording failed: session not started', 'recording could not be created');
+    }
+    if (this.conn.closed()) {
+      await recorder.close('client-disconnected');
+      sessions.end(id, 'client-disconnected', clock.now());
+      return null;
+    }
+    const shell = new ShellSession(
+      {
+        id,
+        spawn: {
+          file: cmd.file,
+          args: cmd.args,
+          cwd: existsSync(account.home) ? account.home : '/',
+          env,
+          cols: size.cols,
+          rows: size.rows,
+          term,
+        },
+        idleTimeoutMs: role.idleTimeoutMs ?? config.sessions.idleTimeout,
+        idleWarningMs: Math.min(role.idleWarningMs ?? config.sessions.idleWarning, (role.idleTimeoutMs ?? config.sessions.idleTimeout) / 2),
+        maxSessionMs: role.maxSessionMs ?? config.sessions.maxSessionTime,
+        tap: {
+          output: (d) => recorder.frame('output', d),
+          input: (d) => (role.recordInput ? recorder.frame('input', d) : undefined),
+          resize: (c, r) => recorder.resize(c, r),
+        },
+      },
+      { clock, logger: this.conn.log.child({ session: id }), spawnPty: this.ctx.spawnPty },
+    );
+    recorder.onFailure((e) => {
+      this.ctx.metrics.inc('recording_failures_total');
+      this.conn.log.error({ err: e.message, session: id }, 'recording failed; ending the session');
+      shell.end('recording-failed', 'recording failed: session ended');
+    });
+    audit.emit(user.name, { type: 'session.start', sessionId: id, user: user.name, role: role.name, addr: this.conn.addr, connId: this.conn.id, term, cols: size.cols, rows: size.rows, socketDir: paths.dir });
+    shell.onEnd((reason) => {
+      live.track(
+        (async () => {
+          recorder.marker({ event: 'end', reason });
+          const trailer = await recorder.close(reason);
+          const failure = recorder.failure;
+          if (recorder instanceof Recorder) this.ctx.recordings.finish(id, failure ? 'failed' : 'sealed', clock.now() - startedAt, clock.now(), failure ? failure.message.slice(0, 300) : null);
+          sessions.end(id, reason, clock.now());
+          if (failure) audit.emit(user.name, { type: 'recording.failed', sessionId: id, user: user.name, role: role.name, error: failure.message.slice(0, 200) });
+          audit.emit(user.name, {
+            type: 'session.end',
+            sessionId: id,
+            user: user.name,
+            role: role.name,
+            reason,
+            durationMs: clock.now() - startedAt,
+            recordingHash: trailer?.finalHash ?? recorder.stats().head,
+            recordingChunks: recorder.stats().chunks,
+          });
+          this.conn.log.info({ session: id, reason }, 'session ended');
+        })().catch((e) => this.conn.log.error({ err: e }, 'closing the session failed')),
+      );
+      // The channel is closed with its last words queued; OpenSSH leaves once its channel is
+      // gone. Ending the connection at once could drop those words, so only a stuck client
+      // is cut off, after a grace period.
+      this.conn.endSoon();
+    });
+    live.add({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, shell });
+    recorder.marker({ event: 'start', user: user.name, role: role.name, addr: this.conn.addr, cols: size.cols, rows: size.rows });
+    shell.start(ch);
+    const clientPid = shell.pid;
+    if (clientPid) {
+      this.ctx.tmux.attached(paths.dir, clientPid);
+      shell.onEnd(() => this.ctx.tmux.detached(paths.dir, clientPid));
+    }
+    return shell;
+  }
+
+  /** share / unshare / watchers / watch: read-only sharing between users, audited. */
+  async command(cmd: GatewayCommand, ch: TerminalChannel, pty: TerminalRequest | null): Promise<Resizable | null> {
+    const { users, roles, audit, db, config, clock } = this.ctx;
+    const { user, role } = this.conn;
+    const done = (code: number, text: string) => {
+      ch.write(Buffer.from(text.replace(/\n/g, '\r\n') + '\r\n'));
+      ch.exitAndClose(code);
+      return null;
+    };
+    if (cmd.cmd === 'share' || cmd.cmd === 'unshare') {
+      const viewer = users.find(cmd.user);
+      if (!viewer || viewer.id === user.id) return done(1, `tmuxgate: cannot share with ${cmd.user}`);
+      if (cmd.cmd === 'share') {
+        db.prepare('INSERT OR IGNORE INTO shares (owner_user_id, owner_role_id, viewer_user_id, created_at) VALUES (?, ?, ?, ?)').run(user.id, role.id, viewer.id, clock.now());
+        audit.emit(user.name, { type: 'share.grant', owner: user.name, role: role.name, viewer: viewer.name });
+        return done(0, `${viewer.name} may now watch your ${role.name} session read-only:\n  ssh -t ${viewer.name}@<gateway> watch ${user.name}+${role.name}`);
+      }
+      db.prepare('DELETE FROM shares WHERE owner_user_id = ? AND owner_role_id = ? AND viewer_user_id = ?').run(user.id, role.id, viewer.id);
+      for (const v of this.ctx.live.viewers.values()) {
+        if (v.viewerId === viewer.id && v.ownerUserId === user.id && v.ownerRoleId === role.id) v.shell.end('killed', `${user.name} stopped sharing`);
+      }
+      audit.emit(user.name, { type: 'share.revoke', owner: user.name, role: role.name, viewer: viewer.name });
+      return done(0, `${viewer.name} may no longer watch your ${role.name} session`);
+    }
+    if (cmd.cmd === 'watchers') {
+      const may = (db.prepare('SELECT u.name FROM shares s JOIN users u ON u.id = s.viewer_user_id WHERE s.owner_user_id = ? AND s.owner_role_id = ?').all(user.id, role.id) as { name: string }[]).map((r) => r.name);
+      const now = [...this.ctx.live.viewers.values()].filter((v) => v.ownerUserId === user.id && v.ownerRoleId === role.id).map((v) => v.viewer);
+      return done(0, `may watch: ${may.join(', ') || 'nobody'}\nwatching now: ${now.join(', ') || 'nobody'}`);
+    }
+    if (cmd.cmd !== 'watch') return null;
+    const owner = users.find(cmd.user);
+    const ownerRole = owner ? (cmd.role ? roles.find(cmd.role) : owner.defaultRoleId ? roles.byId(owner.defaultRoleId) : null) : null;
+    const shared = owner && ownerRole && db.prepare('SELECT 1 FROM shares WHERE owner_user_id = ? AND owner_role_id = ? AND viewer_user_id = ?').get(owner.id, ownerRole.id, user.id);
+    if (!owner || !ownerRole || !shared) {
+      this.conn.deny('watch', `watch ${cmd.user}${cmd.role ? '+' + cmd.role : ''}: not shared with ${user.name}`);
+      return done(1, 'tmuxgate: that session is not shared with you');
+    }
+    if (!pty) return done(1, 'tmuxgate: watching needs a terminal; use ssh -t');
+    return this.watch(ch, pty, owner, ownerRole, done);
+  }
+
+  /** A read-only tmux client on another user's live session (shared with, or a viewer role for, this user). */
+  private async watch(ch: TerminalChannel, pty: TerminalRequest, owner: User, ownerRole: Role, done: (code: number, text: string) => null): Promise<Resizable | null> {
+    const { audit, config, clock } = this.ctx;
+    const { user } = this.conn;
+    const dir = tmuxPaths(config.paths.socketDir, ownerRole.id, owner.id).dir;
+    const socket = await this.ctx.tmux.liveSocket(dir, ownerRole.id, owner.id);
+    if (!socket) return done(1, `tmuxgate: ${owner.name} has no ${ownerRole.name} session running`);
+    const st = statSync(socket);
+    const size = clampSize(pty.cols, pty.rows);
+    const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
+    const runAs: OsAccount = { name: String(st.uid), uid: st.uid, gid: st.gid, home: '/', shell: '/bin/sh' };
+    const c = asAccount(runAs, config.sessions.tmuxPath, ['-u', '-S', socket, 'attach-session', '-t', 'main', '-f', 'read-only,ignore-size']);
+    const viewerShell = new ShellSession(
+      {
+        id: newId('v_'),
+        spawn: { file: c.file, args: c.args, cwd: '/', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: term, LANG: config.sessions.lang, HOME: '/' }, cols: size.cols, rows: size.rows, term },
+        idleTimeoutMs: config.sessions.idleTimeout,
+        idleWarningMs: config.sessions.idleWarning,
+        maxSessionMs: config.sessions.maxSessionTime,
+      },
+      { clock, logger: this.conn.log, spawnPty: this.ctx.spawnPty },
+    );
+    const key = newId('w_');
+    this.ctx.live.viewers.set(key, { viewerId: user.id, viewer: user.name, ownerUserId: owner.id, ownerRoleId: ownerRole.id, shell: viewerShell });
+    audit.emit(user.name, { type: 'share.join', owner: owner.name, role: ownerRole.name, viewer: user.name, addr: this.conn.addr });
+    await this.ctx.tmux.notify(socket, `tmuxgate: ${user.name} is watching (read-only)`);
+    viewerShell.onEnd((reason) => {
+      this.ctx.live.viewers.delete(key);
+      if (viewerShell.pid) this.ctx.tmux.detached(dir, viewerShell.pid);
+      audit.emit(user.name, { type: 'share.leave', owner: owner.name, role: ownerRole.name, viewer: user.name, reason });
+      void this.ctx.tmux.notify(socket, `tmuxgate: ${user.name} stopped watching`);
+      this.conn.endSoon();
+    });
+    viewerShell.start(ch);
+    if (viewerShell.pid) this.ctx.tmux.attached(dir, viewerShell.pid);
+    return viewerShell;
+  }
+
+  /** An auditor role gets the replay menu, never a shell. */
+  private auditor(ch: TerminalChannel, pty: TerminalRequest): Resizable {
+    const { config, clock, audit, sessions, live } = this.ctx;
+    const { user, role } = this.conn;
+    const size = clampSize(pty.cols, pty.rows);
+    const id = newId('a_');
+    const startedAt = clock.now();
+    const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
+    // A session like any other: listed live, killable, and ended when the auditor is disabled or
+    // loses the role (access to recordings is revoked at once, not at the next login).
+    sessions.start({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, remoteAddr: this.conn.addr, term, cols: size.cols, rows: size.rows, startedAt });
+    audit.emit(user.name, { type: 'session.start', sessionId: id, user: user.name, role: role.name, addr: this.conn.addr, connId: this.conn.id, term: pty.term, cols: size.cols, rows: size.rows, socketDir: '(auditor menu)' });
+    const menu = new AuditorMenu(
+      { user: user.name, role: role.name, cols: size.cols, rows: size.rows, idleTimeoutMs: role.idleTimeoutMs ?? config.sessions.idleTimeout },
+      { sessions: this.ctx.sessions, recordings: this.ctx.recordings, masterKeys: this.ctx.masterKeys, audit },
+      { clock, logger: this.conn.log },
+      { write: (d) => void ch.write(typeof d === 'string' ? Buffer.from(d) : d), onData: (fn) => ch.onData(fn), onClose: (fn) => ch.onClose(fn), exitAndClose: (code) => ch.exitAndClose(code) },
+    );
+    menu.onEnd((reason) => {
+      sessions.end(id, reason, clock.now());
+      audit.emit(user.name, { type: 'session.end', sessionId: id, user: user.name, role: role.name, reason, durationMs: clock.now() - startedAt });
+      this.conn.endSoon();
+    });
+    live.add({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, shell: { end: (reason, message) => menu.stop(reason, message), onEnd: (fn) => menu.onEnd(fn) } });
+    menu.start();
+    return {
+      resize: (cols, rows) => {
+        const s = clampSize(cols, rows);
+        menu.resize(s.cols, s.rows);
+      },
+    };
+  }
+
+  /** Creates the session's recording: a random data key, stored only wrapped by the master key. */
+  private async openRecorder(id: string, user: string, role: Role, term: string, size: { cols: number; rows: number }, startedAt: number): Promise<Recorder> {
+    const { recordingSink, recordings, masterKeys, auditSigner, clock } = this.ctx;
+    const dataKey = randomBytes(32);
+    let lastIn = 0;
+    let lastStored = 0;
+    let lastSeal = 0;
+    const file = await recordingSink.create(id);
+    recordings.create({ sessionId: id, file: file.path, dataKey, keys: masterKeys, cols: size.cols, rows: size.rows, now: clock.now() });
+    const recorder = new Recorder({
+      header: { v: 1, sessionId: id, user, role: role.name, startedAt, cols: size.cols, rows: size.rows, term, cipher: 'aes-256-gcm', compression: 'deflate-raw', recordInput: role.recordInput },
+      dataKey,
+      file,
+      clock,
+      signer: auditSigner,
+      fsync: this.ctx.config.recording.fsync,
+      flushIntervalMs: this.ctx.config.recording.flushInterval,
+      maxChunkBytes: this.ctx.config.recording.maxChunkBytes,
+      maxQueueBytes: this.ctx.config.recording.maxQueueBytes,
+      onFlush: (st) => {
+        recordings.flushed(id, st.chunks, st.head, st.bytesIn, st.bytesStored);
+        this.ctx.metrics.inc('recording_bytes_total{kind="in"}', st.bytesIn - lastIn);
+        this.ctx.metrics.inc('recording_bytes_total{kind="stored"}', st.bytesStored - lastStored);
+        this.ctx.metrics.inc('recording_seal_seconds_total', (st.sealMs - lastSeal) / 1000);
+        lastIn = st.bytesIn;
+        lastStored = st.bytesStored;
+        lastSeal = st.sealMs;
+      },
+    });
+    await recorder.start();
+    return recorder;
+  }
+
+  /** The OS account a role's tmux runs as, or why it cannot be used. */
+  private accountFor(role: Role): OsAccount | string {
+    const me = currentAccount();
+    if (!role.runAs) return me;
+    const acct = lookupAccount(role.runAs);
+    if (!acct) return `role ${role.name}: account ${role.runAs} does not exist`;
+    if (acct.uid === 0 && !role.allowRoot) return `role ${role.name}: runs as root without allowRoot`;
+    if (acct.uid !== me.uid && me.uid !== 0) return `role ${role.name}: gateway must run as root to switch to ${role.runAs}`;
+    return acct;
+  }
+}
