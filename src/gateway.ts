@@ -201,11 +201,33 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
       logger.error({ err: e }, 'audit checkpoint failed');
     }
   };
-  const cpTimer = setInterval(checkpoint, config.auditCheckpointInterval);
-  cpTimer.unref();
-  const stopReaper = clock.setInterval(() => void ctx.tmux.reap().catch((e) => logger.error({ err: e }, 'reaper failed')), 60_000);
-  const intrusionTimer = setInterval(() => void ctx.tmux.checkIntruders().catch((e) => logger.error({ err: e }, 'intrusion check failed')), config.isolation.intrusionCheckInterval);
-  intrusionTimer.unref();
+  // Periodic work runs on the injected clock like every other policy timer. The tmux checks are
+  // asynchronous: one at a time, so a clock moved forward by hours does not start hundreds; ticks
+  // that fall due meanwhile fold into one more run, so the state as of the last tick is checked.
+  const oneAtATime = (what: string, task: () => Promise<unknown>) => {
+    let running = false;
+    let again = false;
+    const tick = (): void => {
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      task()
+        .catch((e) => logger.error({ err: e }, `${what} failed`))
+        .finally(() => {
+          running = false;
+          if (again) {
+            again = false;
+            tick();
+          }
+        });
+    };
+    return tick;
+  };
+  const stopCheckpoints = clock.setInterval(checkpoint, config.auditCheckpointInterval);
+  const stopReaper = clock.setInterval(oneAtATime('reaper', () => ctx.tmux.reap()), 60_000);
+  const stopIntrusion = clock.setInterval(oneAtATime('intrusion check', () => ctx.tmux.checkIntruders()), config.isolation.intrusionCheckInterval);
   checkpoint();
 
   let closing: Promise<void> | null = null;
@@ -227,8 +249,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
         await stopped;
         metricsServer?.close();
         stopEnforcer();
-        clearInterval(cpTimer);
-        clearInterval(intrusionTimer);
+        stopCheckpoints();
+        stopIntrusion();
         stopReaper();
         audit.emit('gateway', { type: 'gateway.stop', reason, sessionsClosed: n });
         checkpoint(); // the last rows are signed too: a cut-off tail is caught

@@ -74,7 +74,8 @@ describe.skipIf(!isRoot)('isolation between (role, user) pairs', () => {
     const a = await t.login(alice);
     const sock = socketsIn(dirOf(1, 1))[0]!;
     const intruder = new PtyDriver('tmux', ['-S', sock, 'attach', '-t', 'main'], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm' });
-    await waitUntil(() => t.audit('tmux.intrusion').some((e) => e.data.socketDir === dirOf(1, 1)), 'intrusion detected', 10_000);
+    // The check runs on the gateway's clock: move it on while waiting for the stranger to be found.
+    await waitUntil(() => (t.clock.advance(200), t.audit('tmux.intrusion').some((e) => e.data.socketDir === dirOf(1, 1))), 'intrusion detected', 10_000);
     await intruder.waitExit(10_000);
     // Only the foreign client was treated as an intruder, never one of the gateway's own.
     expect(new Set(t.audit('tmux.intrusion').map((e) => e.data.clientPid)).size).toBe(1);
