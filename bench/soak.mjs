@@ -59,19 +59,24 @@ const samples = [];
 const workers = Array.from({ length: CONCURRENT }, async () => {
   while (Date.now() - t0 < DURATION) {
     await oneSession();
-    if (!warm && Date.now() - t0 > DURATION / 5) warm = { rss: gw.rssKb(), fds: fds() };
+    if (!warm && Date.now() - t0 > DURATION / 5) warm = { rss: gw.rssKb(), fds: fds(), heap: (await gw.metrics()).process_heap_used_bytes };
   }
 });
 const sampler = setInterval(() => samples.push(gw.rssKb()), 5000);
+const series = [];
+const heapSampler = setInterval(() => void gw.metrics().then((m) => series.push(`${Math.round((Date.now() - t0) / 1000)}s rss ${(gw.rssKb() / 1024).toFixed(0)} heap ${(m.process_heap_used_bytes / 1e6).toFixed(0)}`)), 30_000);
 await Promise.all(workers);
 clearInterval(sampler);
+clearInterval(heapSampler);
+console.log(series.join('\n'));
 await new Promise((r) => setTimeout(r, 3000));
-const end = { rss: gw.rssKb(), fds: fds(), tmux: tmuxServers() };
+const end = { rss: gw.rssKb(), fds: fds(), tmux: tmuxServers(), heap: (await gw.metrics()).process_heap_used_bytes };
 gw.stop();
 const growth = (end.rss - warm.rss) / warm.rss;
 const lines = [
   ['sessions opened and closed', done, `(${failed} failed) over ${DURATION / 60000} min, ${CONCURRENT} at a time`],
   ['gateway RSS after warm-up -> end', `${(warm.rss / 1024).toFixed(1)} -> ${(end.rss / 1024).toFixed(1)} MB`, `growth ${(growth * 100).toFixed(1)}% (target <= 10%); peak ${(Math.max(...samples) / 1024).toFixed(1)} MB`],
+  ['gateway JavaScript heap in use after warm-up -> end', `${(warm.heap / 1e6).toFixed(1)} -> ${(end.heap / 1e6).toFixed(1)} MB`, `growth ${(((end.heap - warm.heap) / warm.heap) * 100).toFixed(1)}% (a leak in the gateway's own objects shows here; RSS also counts native memory and allocator slack)`],
   ['gateway open file descriptors after warm-up -> end', `${warm.fds} -> ${end.fds}`, end.fds <= warm.fds ? 'no leak' : 'LEAK'],
   ['tmux servers left after every shell exited', end.tmux, end.tmux === 0 ? 'none leaked' : 'LEAK'],
 ];

@@ -157,6 +157,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   m.gauge('connections_unauthenticated', () => front.stats().unauthenticated);
   m.gauge('lockouts_active', () => ctx.lockouts.active().length);
   m.gauge('process_resident_memory_bytes', () => process.memoryUsage.rss());
+  m.describe('process_heap_used_bytes', 'gauge', 'JavaScript heap in use (RSS less native memory and allocator slack)');
+  m.gauge('process_heap_used_bytes', () => process.memoryUsage().heapUsed);
   m.gauge('process_cpu_seconds_total', () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;

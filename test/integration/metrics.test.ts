@@ -30,6 +30,7 @@ describe('Prometheus metrics on loopback', () => {
     expect(value(text, 'logins_total{result="failure"}')).toBe(1);
     expect(text).toContain('# TYPE tmuxgate_logins_total counter');
     expect(value(text, 'process_resident_memory_bytes')).toBeGreaterThan(1e6);
+    expect(value(text, 'process_heap_used_bytes')).toBeGreaterThan(1e6);
     expect(value(text, 'process_cpu_seconds_total')).toBeGreaterThan(0);
     // A chunk was sealed for the bytes above: its compression and encryption time is counted.
     expect(value(text, 'recording_seal_seconds_total')).toBeGreaterThan(0);
