@@ -16,7 +16,8 @@ const SEQ = quick ? 1_000_000 : 5_000_000;
 const B64MB = quick ? 20 : 100;
 
 ensureAccount();
-const gw = new Gateway((only.includes('login') ? N : 0) + (only.includes('storm') ? 50 : 0) + (only.includes('idle') ? IDLE : 0) + 4);
+const STORMS = quick ? 1 : 3;
+const gw = new Gateway((only.includes('login') ? N : 0) + (only.includes('storm') ? 50 * STORMS : 0) + (only.includes('idle') ? IDLE : 0) + 4);
 const sshd = new Sshd();
 const rows = [];
 const row = (what, gwv, sshv, unit, target) => {
@@ -47,24 +48,32 @@ try {
   }
 
   if (only.includes('storm')) {
-    // 50 clients at once, each timed from spawn to its first prompt.
+    // 50 clients at once, each timed from spawn to its first prompt; three storms a side,
+    // alternating, pooled: the p99 of one storm is its slowest login, which moves by 20% from
+    // storm to storm on two cores shared by 50 clients, 50 tmux servers and 50 shells.
     const STORM = 50;
-    const g = await Promise.all(Array.from({ length: STORM }, async () => {
-      const t0 = performance.now();
-      const c = await gw.login(next++);
-      const ms = performance.now() - t0;
-      c.p.kill();
-      return ms;
-    }));
-    const s = await Promise.all(Array.from({ length: STORM }, async (_, i) => {
-      const t0 = performance.now();
-      const d = await sshd.login(5000 + i);
-      const ms = performance.now() - t0;
-      d.p.kill();
-      return ms;
-    }));
-    row(`login storm: ${STORM} clients at once, p50`, +pct(g, 50).toFixed(1), +pct(s, 50).toFixed(1), 'ms', '<= 0.5');
-    row(`login storm: ${STORM} clients at once, p99`, +pct(g, 99).toFixed(1), +pct(s, 99).toFixed(1), 'ms', '<= 0.5');
+    const g = [];
+    const s = [];
+    for (let rep = 0; rep < STORMS; rep++) {
+      g.push(...(await Promise.all(Array.from({ length: STORM }, async () => {
+        const t0 = performance.now();
+        const c = await gw.login(next++);
+        const ms = performance.now() - t0;
+        c.p.kill();
+        return ms;
+      }))));
+      await new Promise((r) => setTimeout(r, 3000)); // the 50 sessions close and seal
+      s.push(...(await Promise.all(Array.from({ length: STORM }, async (_, i) => {
+        const t0 = performance.now();
+        const d = await sshd.login(5000 + rep * STORM + i);
+        const ms = performance.now() - t0;
+        d.p.kill();
+        return ms;
+      }))));
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    row(`login storm: ${STORM} clients at once, p50 over ${STORMS} storms`, +pct(g, 50).toFixed(1), +pct(s, 50).toFixed(1), 'ms', '<= 0.5');
+    row(`login storm: ${STORM} clients at once, p99 over ${STORMS} storms`, +pct(g, 99).toFixed(1), +pct(s, 99).toFixed(1), 'ms', '<= 0.5');
   }
 
   if (only.includes('bulk')) {
