@@ -350,7 +350,15 @@ export class SessionLauncher {
         lastSeal = st.sealMs;
       },
     });
-    await recorder.start();
+    try {
+      await recorder.start();
+    } catch (e) {
+      // The file was created but its header could not be written (disk full): close it, and
+      // mark the row failed rather than leave it 'recording' until the next restart.
+      await file.close().catch(() => {});
+      recordings.finish(id, 'failed', 0, clock.now(), String((e as Error).message).slice(0, 300));
+      throw e;
+    }
     return recorder;
   }
 
