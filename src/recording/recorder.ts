@@ -244,6 +244,11 @@ export class Recorder {
   stats(): RecorderStats {
     return { chunks: this.seq, head: this.head.toString('hex'), bytesIn: this.bytesIn, bytesStored: this.bytesStored, sealMs: this.sealMs };
   }
+
+  /** Bytes sealed and waiting to be written (the session fails at maxQueueBytes). */
+  get queuedBytes(): number {
+    return this.queued;
+  }
 }
 
 /** Stands in when recording is switched off (benchmarks only; reported by the compliance report). */

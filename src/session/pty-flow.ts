@@ -68,6 +68,11 @@ export class PtyFlow {
     return this.holds.size > 0;
   }
 
+  /** Reading is held because the client is not keeping up. */
+  get waitingForClient(): boolean {
+    return this.holds.has('client');
+  }
+
   private hold(why: 'client' | 'gather'): void {
     if (this.holds.size === 0) this.pty.pause();
     this.holds.add(why);

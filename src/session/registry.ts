@@ -5,6 +5,8 @@ export interface LiveHandle {
   /** Ends the session from the gateway's side, telling the user why. */
   end(reason: EndReason, message: string): void;
   onEnd(fn: (reason: string) => void): void;
+  /** Output is waiting because the client does not read it (shells only). */
+  readonly waitingForClient?: boolean;
 }
 
 export interface LiveSession {
@@ -20,6 +22,8 @@ export interface LiveSession {
 export class SessionRegistry {
   private readonly byId = new Map<string, LiveSession>();
   private readonly tasks = new Set<Promise<unknown>>();
+  /** Recordings being written now: their write queues are a gauge on /metrics. */
+  readonly recorders = new Set<{ readonly queuedBytes: number }>();
   /** Read-only watchers of shared sessions, by a random id. */
   readonly viewers = new Map<string, { viewerId: number; viewer: string; ownerUserId: number; ownerRoleId: number; shell: ShellSession }>();
 

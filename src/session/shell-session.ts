@@ -99,6 +99,11 @@ export class ShellSession {
     return this.pty?.pid ?? null;
   }
 
+  /** Output is waiting because the client does not read it (backpressure). */
+  get waitingForClient(): boolean {
+    return this.flow?.waitingForClient ?? false;
+  }
+
   get endReason(): EndReason | null {
     return this.ended;
   }

@@ -35,7 +35,13 @@ describe('Prometheus metrics on loopback', () => {
     // A chunk was sealed for the bytes above: its compression and encryption time is counted.
     expect(value(text, 'recording_seal_seconds_total')).toBeGreaterThan(0);
     expect(value(text, 'recording_seal_seconds_total')).toBeLessThan(value(text, 'process_cpu_seconds_total'));
+    expect(value(text, 'recording_queue_bytes')).toBeGreaterThanOrEqual(0);
+    expect(value(text, 'sessions_waiting_for_client')).toBe(0);
+    expect(value(text, 'event_loop_delay_seconds{quantile="0.99"}')).toBeGreaterThan(0);
+    expect(value(text, 'event_loop_delay_seconds{quantile="1"}')).toBeLessThan(1);
     expect((await fetch(`http://127.0.0.1:${t.gw.metricsPort}/other`)).status).toBe(404);
+    expect(t.gw.ctx.live.recorders.size).toBe(1); // the open session's recorder feeds recording_queue_bytes
     d.kill();
+    await waitUntil(() => t.gw.ctx.live.recorders.size === 0, 'recorder let go when the session ends');
   });
 });

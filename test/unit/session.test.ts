@@ -97,10 +97,13 @@ describe('shell session', () => {
     const ch = fakeChannel(true);
     const s = new ShellSession(opts, { clock: new FakeClock(), logger: silentLogger(), spawnPty: () => pty });
     s.start(ch);
+    expect(s.waitingForClient).toBe(false);
     pty.emit('lots of output');
     expect(pty.calls).toContain('pause');
+    expect(s.waitingForClient).toBe(true); // what /metrics counts as sessions_waiting_for_client
     ch.drain();
     expect(pty.calls).toContain('resume');
+    expect(s.waitingForClient).toBe(false);
   });
 
   it('ends cleanly when the pty cannot be spawned', () => {
