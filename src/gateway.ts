@@ -23,7 +23,7 @@ import { spawnPty, type Pty, type PtySpawnOptions } from './session/pty.js';
 import { currentAccount, lookupAccount } from './session/os-account.js';
 import type { GatewayContext } from './gateway-context.js';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { FileSink, type RecordingSink } from './recording/sink.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -156,17 +156,17 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   m.describe('process_resident_memory_bytes', 'gauge', 'gateway RSS');
   m.describe('recording_queue_bytes', 'gauge', 'recording bytes sealed and waiting to be written, all sessions (a session fails at recording.maxQueueBytes)');
   m.describe('sessions_waiting_for_client', 'gauge', 'sessions whose output is held because the client is not reading it');
-  m.describe('event_loop_delay_seconds', 'gauge', 'event loop delay since the previous scrape (every keystroke waits this long at worst)');
+  m.describe('event_loop_utilization', 'gauge', 'share of time the event loop was busy since the previous scrape (near 1: keystrokes queue in the gateway)');
   m.gauge('recording_queue_bytes', () => [...ctx.live.recorders].reduce((a, r) => a + r.queuedBytes, 0));
   m.gauge('sessions_waiting_for_client', () => ctx.live.all().filter((s) => s.shell.waitingForClient).length);
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  loopDelay.enable();
-  // p99 and max over the window since the last scrape; the max gauge is read last and resets it.
-  m.gauge('event_loop_delay_seconds{quantile="0.99"}', () => loopDelay.percentile(99) / 1e9);
-  m.gauge('event_loop_delay_seconds{quantile="1"}', () => {
-    const v = loopDelay.max / 1e9;
-    loopDelay.reset();
-    return v;
+  // From libuv's own idle-time accounting: no timer, so it costs nothing at rest (a 20 ms
+  // event-loop-delay monitor was measured at 0.4% of a core on an idle gateway).
+  let eluMark = performance.eventLoopUtilization();
+  m.gauge('event_loop_utilization', () => {
+    const now = performance.eventLoopUtilization();
+    const u = performance.eventLoopUtilization(now, eluMark).utilization;
+    eluMark = now;
+    return u;
   });
   m.gauge('sessions_active', () => ctx.live.size);
   m.gauge('connections_unauthenticated', () => front.stats().unauthenticated);
@@ -266,7 +266,6 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
         await stopped;
         metricsServer?.close();
         stopEnforcer();
-        loopDelay.disable();
         stopCheckpoints();
         stopIntrusion();
         stopReaper();
