@@ -64,10 +64,6 @@ export class PtyFlow {
     this.gatherTimer = null;
   }
 
-  get held(): boolean {
-    return this.holds.size > 0;
-  }
-
   /** Reading is held because the client is not keeping up. */
   get waitingForClient(): boolean {
     return this.holds.has('client');
