@@ -184,8 +184,7 @@ export class TmuxServers {
       batch = [...crowded, ...this.roundRobin(unseen, perTick)];
     }
     for (const s of batch) {
-      if (!existsSync(s.socket)) continue;
-      let out = '';
+      let out = ''; // a socket gone since the filter above makes list-clients fail: skipped
       try {
         out = (await run(this.o.tmuxPath, ['-S', s.socket, 'list-clients', '-F', '#{client_pid} #{client_name}'], { timeout: 5000 })).stdout;
       } catch {
