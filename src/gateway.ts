@@ -157,7 +157,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   m.describe('recording_queue_bytes', 'gauge', 'recording bytes sealed and waiting to be written, all sessions (a session fails at recording.maxQueueBytes)');
   m.describe('sessions_waiting_for_client', 'gauge', 'sessions whose output is held because the client is not reading it');
   m.describe('event_loop_utilization', 'gauge', 'share of time the event loop was busy since the previous scrape (near 1: keystrokes queue in the gateway)');
-  m.gauge('recording_queue_bytes', () => [...ctx.live.recorders].reduce((a, r) => a + r.queuedBytes, 0));
+  m.gauge('recording_queue_bytes', () => ctx.live.all().reduce((a, s) => a + (s.recorder?.queuedBytes ?? 0), 0));
   m.gauge('sessions_waiting_for_client', () => ctx.live.all().filter((s) => s.shell.waitingForClient).length);
   // From libuv's own idle-time accounting: no timer, so it costs nothing at rest (a 20 ms
   // event-loop-delay monitor was measured at 0.4% of a core on an idle gateway).

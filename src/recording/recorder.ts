@@ -264,4 +264,5 @@ export class NullRecorder {
   stats(): RecorderStats {
     return { chunks: 0, head: '', bytesIn: 0, bytesStored: 0, sealMs: 0 };
   }
+  readonly queuedBytes = 0;
 }

@@ -198,12 +198,7 @@ export class SessionLauncher {
       // is cut off, after a grace period.
       this.conn.endSoon();
     });
-    live.add({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, shell });
-    if (recorder instanceof Recorder) {
-      const r = recorder;
-      live.recorders.add(r);
-      shell.onEnd(() => live.recorders.delete(r));
-    }
+    live.add({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, shell, recorder });
     recorder.marker({ event: 'start', user: user.name, role: role.name, addr: this.conn.addr, cols: size.cols, rows: size.rows });
     shell.start(ch);
     const clientPid = shell.pid;

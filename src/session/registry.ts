@@ -16,14 +16,14 @@ export interface LiveSession {
   userName: string;
   roleName: string;
   shell: LiveHandle;
+  /** The session's recording, if it has one: its write queue is a gauge on /metrics. */
+  recorder?: { readonly queuedBytes: number };
 }
 
 /** The sessions this gateway process is serving right now (shells and auditor menus). */
 export class SessionRegistry {
   private readonly byId = new Map<string, LiveSession>();
   private readonly tasks = new Set<Promise<unknown>>();
-  /** Recordings being written now: their write queues are a gauge on /metrics. */
-  readonly recorders = new Set<{ readonly queuedBytes: number }>();
   /** Read-only watchers of shared sessions, by a random id. */
   readonly viewers = new Map<string, { viewerId: number; viewer: string; ownerUserId: number; ownerRoleId: number; shell: ShellSession }>();
 
