@@ -72,12 +72,7 @@ export class SessionLauncher {
       const owner = target ? this.ctx.users.find(target.user) : null;
       const ownerRole = target?.role ? this.ctx.roles.find(target.role) : null;
       if (!owner || !ownerRole) return fail('the session this role shows does not exist', `viewer role ${role.name}: ${role.viewOf}`);
-      const done = (code: number, text: string) => {
-        ch.write(Buffer.from(text + '\r\n'));
-        ch.exitAndClose(code);
-        return null;
-      };
-      return this.watch(ch, pty, owner, ownerRole, done);
+      return this.watch(ch, pty, owner, ownerRole, (code, text) => closeWith(ch, code, text));
     }
     if (role.kind !== 'shell') return fail('this role has no shell', `role ${role.name} is of kind ${role.kind}`);
     const template = this.accountFor(role);
@@ -213,11 +208,7 @@ export class SessionLauncher {
   async command(cmd: GatewayCommand, ch: TerminalChannel, pty: TerminalRequest | null): Promise<Resizable | null> {
     const { users, roles, audit, db, config, clock } = this.ctx;
     const { user, role } = this.conn;
-    const done = (code: number, text: string) => {
-      ch.write(Buffer.from(text.replace(/\n/g, '\r\n') + '\r\n'));
-      ch.exitAndClose(code);
-      return null;
-    };
+    const done = (code: number, text: string) => closeWith(ch, code, text);
     if (cmd.cmd === 'share' || cmd.cmd === 'unshare') {
       const viewer = users.find(cmd.user);
       if (!viewer || viewer.id === user.id) return done(1, `tmuxgate: cannot share with ${cmd.user}`);
@@ -372,4 +363,11 @@ export class SessionLauncher {
     if (acct.uid !== me.uid && me.uid !== 0) return `role ${role.name}: gateway must run as root to switch to ${role.runAs}`;
     return acct;
   }
+}
+
+/** Says the last words (lines end CRLF on a terminal) and closes the channel with an exit code. */
+function closeWith(ch: TerminalChannel, code: number, text: string): null {
+  ch.write(Buffer.from(text.replace(/\n/g, '\r\n') + '\r\n'));
+  ch.exitAndClose(code);
+  return null;
 }
