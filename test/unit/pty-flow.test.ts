@@ -23,6 +23,16 @@ describe('PtyFlow', () => {
   });
   afterEach(() => vi.useRealTimers());
 
+  /** A flow that has just seen two reads 1 ms apart: a burst, so it is gathering. */
+  const inBurst = () => {
+    const pty = new FakePty();
+    const f = new PtyFlow(pty, now);
+    f.afterRead();
+    t += 1;
+    f.afterRead();
+    return { pty, f };
+  };
+
   it('never holds the first read after a quiet spell (a keystroke echo goes out at once)', () => {
     const pty = new FakePty();
     const f = new PtyFlow(pty, now);
@@ -35,11 +45,7 @@ describe('PtyFlow', () => {
   });
 
   it('pauses a burst for GATHER_MS, then reads again', () => {
-    const pty = new FakePty();
-    const f = new PtyFlow(pty, now);
-    f.afterRead();
-    t += 1;
-    f.afterRead();
+    const { pty, f } = inBurst();
     expect(pty.paused).toBe(true);
     vi.advanceTimersByTime(GATHER_MS - 1);
     expect(pty.paused).toBe(true);
@@ -64,11 +70,7 @@ describe('PtyFlow', () => {
   });
 
   it('a client that drains while the burst gathers does not resume early', () => {
-    const pty = new FakePty();
-    const f = new PtyFlow(pty, now);
-    f.afterRead();
-    t += 1;
-    f.afterRead();
+    const { pty, f } = inBurst();
     f.clientBlocked();
     f.drained();
     expect(pty.paused).toBe(true);
@@ -77,11 +79,7 @@ describe('PtyFlow', () => {
   });
 
   it('after stop, no timer fires and the pty is left alone', () => {
-    const pty = new FakePty();
-    const f = new PtyFlow(pty, now);
-    f.afterRead();
-    t += 1;
-    f.afterRead();
+    const { pty, f } = inBurst();
     f.stop();
     vi.advanceTimersByTime(100);
     expect(pty.log).toEqual(['pause']);
