@@ -190,7 +190,7 @@ export class Sshd {
     // The same tmux.conf the gateway generates for its sessions (history-limit, terminal, status
     // line): the ratio is then the gateway's own cost, not the price of the product's tmux
     // settings (measured: history-limit 10000 alone costs the tmux server 10-20% on `seq`).
-    const { tmuxConf } = await import(path.join(ROOT, 'dist/session/tmux.js'));
+    const { tmuxConf } = await import(path.join(ROOT, 'dist/host/tmux.js'));
     this.conf = path.join(this.dir, 'tmux.conf');
     writeFileSync(this.conf, tmuxConf({ name: 'bench', tmuxOptions: {} }, '/bin/sh', 'sshd'));
     chmodSync(this.conf, 0o644);

@@ -4,7 +4,7 @@ import type { Pty, PtySpawnOptions } from './session/pty.js';
 import type { SessionRegistry } from './session/registry.js';
 import type { RecordingSink } from './recording/sink.js';
 import type { Signer } from './crypto/audit-key.js';
-import type { TmuxServers } from './session/tmux-servers.js';
+import type { Host } from './host/host.js';
 import type { Metrics } from './platform/metrics.js';
 
 /** Everything a connection needs, built once by the composition root. */
@@ -14,6 +14,6 @@ export interface GatewayContext extends Stores {
   spawnPty: (o: PtySpawnOptions) => Pty;
   recordingSink: RecordingSink;
   auditSigner: Signer;
-  tmux: TmuxServers;
+  host: Host;
   metrics: Metrics;
 }

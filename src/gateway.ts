@@ -1,4 +1,6 @@
 import { mkdirSync, chmodSync, readFileSync } from 'node:fs';
+import { Host } from './host/host.js';
+import { HostAccountRepo } from './store/host-accounts.js';
 import ssh2 from 'ssh2';
 import type { Config } from './config/schema.js';
 import { canonicalJson } from './config/load.js';
@@ -9,7 +11,6 @@ import { writeCheckpoint } from './audit/log.js';
 import { buildStores } from './store/stores.js';
 import type { RoleRepo } from './store/roles.js';
 import { startEnforcer } from './session/enforcer.js';
-import { TmuxServers } from './session/tmux-servers.js';
 import { Metrics, serveMetrics } from './platform/metrics.js';
 import { ensureKeysDir } from './crypto/key-files.js';
 import { loadMasterKey } from './crypto/master-key.js';
@@ -20,7 +21,6 @@ import { FrontDoor, normaliseAddr } from './ssh/front-door.js';
 import { GatewayConnection } from './ssh/connection.js';
 import { SessionRegistry } from './session/registry.js';
 import { spawnPty, type Pty, type PtySpawnOptions } from './session/pty.js';
-import { currentAccount, lookupAccount } from './session/os-account.js';
 import type { GatewayContext } from './gateway-context.js';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -59,9 +59,8 @@ export function changedFields(before: unknown, after: unknown, prefix = ''): str
 }
 
 /** Whether any shell role runs under the gateway's own account (development mode). */
-function devMode(roles: RoleRepo): boolean {
-  const me = currentAccount().name;
-  return roles.list().some((r) => r.kind === 'shell' && (!r.runAs || r.runAs === me));
+function devMode(roles: RoleRepo, host: Host): boolean {
+  return roles.list().some((r) => r.kind === 'shell' && host.devMode(r));
 }
 
 /** Builds every dependency from the config, then listens. The composition root. */
@@ -73,15 +72,20 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const { provider } = loadMasterKey(config.paths.keysDir, { create: true });
   const auditSigner = loadAuditKey(config.paths.keysDir);
   mkdirSync(config.paths.dataDir, { recursive: true, mode: 0o700 });
-  // 0711: other accounts may traverse (to reach their own 0700 tmux socket dir) but never list;
-  // everything inside is 0600 / 0700.
-  chmodSync(config.paths.dataDir, 0o711);
-  mkdirSync(config.paths.socketDir, { recursive: true, mode: 0o711 });
-  chmodSync(config.paths.socketDir, 0o711);
+  // Nothing of a pair lives under dataDir any more (sockets, confs and homes have their own
+  // root-only trees): only the gateway's own account may enter it.
+  chmodSync(config.paths.dataDir, 0o700);
 
   const db: Db = openDb(config.paths.dbFile);
   const stores = buildStores(config, clock, db, provider, logger);
   const audit = stores.audit;
+  const host = new Host({ config, repo: new HostAccountRepo(db), roles: stores.roles, clock, logger, audit });
+  try {
+    await host.prepare();
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   const ctx: GatewayContext = {
     ...stores,
     logger,
@@ -89,14 +93,10 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     spawnPty: deps.spawnPty ?? spawnPty,
     recordingSink: deps.recordingSink ?? new FileSink(path.join(config.paths.dataDir, 'recordings')),
     auditSigner,
-    tmux: null as unknown as TmuxServers,
+    host,
     metrics: new Metrics(),
   };
-  ctx.tmux = new TmuxServers(
-    { socketDir: config.paths.socketDir, tmuxPath: config.sessions.tmuxPath, dormantTimeoutMs: config.sessions.dormantTimeout },
-    { clock, logger, audit, db },
-  );
-  const rec = await ctx.tmux.reconcile();
+  const rec = await host.servers.reconcile();
   if (rec.adopted || rec.stale) audit.emit('gateway', { type: 'tmux.reconciled', adopted: rec.adopted, stale: rec.stale });
 
   ctx.recordings.markInterrupted();
@@ -186,15 +186,9 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const { paths: _p, hash: _h, ...plain } = config;
   const changed = previous ? changedFields(JSON.parse(previous.value), JSON.parse(canonicalJson(plain))) : ['(first start)'];
   db.prepare("INSERT INTO gateway_state (key, value) VALUES ('config', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(canonicalJson(plain));
-  const dev = devMode(ctx.roles);
-  // Roles are checked at start as well as at each login: a missing account or an unflagged root
-  // account is reported now, not discovered by the first user.
-  for (const r of ctx.roles.list().filter((x) => x.kind === 'shell' && x.runAs)) {
-    const acct = lookupAccount(r.runAs!);
-    if (!acct) logger.error({ role: r.name, runAs: r.runAs }, 'role account does not exist: logins to this role are refused');
-    else if (acct.uid === 0 && !r.allowRoot) logger.error({ role: r.name }, 'role runs as root without allowRoot: logins to this role are refused');
-    else if (acct.uid !== 0 && config.isolation.pairAccounts && process.getuid?.() !== 0) logger.warn({ role: r.name }, 'pair accounts need the gateway to run as root');
-  }
+  // Roles were checked by host.prepare(): a missing account or an unflagged root account is
+  // logged at start, not discovered by the first user.
+  const dev = devMode(ctx.roles, host);
   audit.emit('gateway', {
     type: 'gateway.start',
     version: VERSION,
@@ -243,8 +237,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     return tick;
   };
   const stopCheckpoints = clock.setInterval(checkpoint, config.auditCheckpointInterval);
-  const stopReaper = clock.setInterval(oneAtATime('reaper', () => ctx.tmux.reap()), 60_000);
-  const stopIntrusion = clock.setInterval(oneAtATime('intrusion check', () => ctx.tmux.checkIntruders()), config.isolation.intrusionCheckInterval);
+  const stopReaper = clock.setInterval(oneAtATime('reaper', () => host.servers.reap()), 60_000);
+  const stopIntrusion = clock.setInterval(oneAtATime('intrusion check', () => host.servers.checkIntruders()), config.isolation.intrusionCheckInterval);
   checkpoint();
 
   let closing: Promise<void> | null = null;

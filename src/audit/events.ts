@@ -18,7 +18,7 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('lockout.clear'), subjectKind: z.enum(['user', 'address']), subject: name }),
   z.object({ type: z.literal('connection.refused'), addr, connId: z.string().optional(), reason: z.string(), user: name.optional() }),
   z.object({ type: z.literal('request.denied'), user: name, role: name.optional(), addr, connId: z.string(), request: z.string(), detail: z.string() }),
-  z.object({ type: z.literal('session.start'), sessionId: z.string(), user: name, role: name, addr, connId: z.string(), term: z.string(), cols: z.number(), rows: z.number(), socketDir: z.string() }),
+  z.object({ type: z.literal('session.start'), sessionId: z.string(), user: name, role: name, addr, connId: z.string(), term: z.string(), cols: z.number(), rows: z.number(), socketDir: z.string(), devMode: z.boolean().optional() }),
   z.object({ type: z.literal('session.end'), sessionId: z.string(), user: name, role: name, reason: z.string(), durationMs: z.number(), recordingHash: z.string().optional(), recordingChunks: z.number().optional() }),
   z.object({ type: z.literal('recording.failed'), sessionId: z.string(), user: name, role: name, error: z.string() }),
   z.object({ type: z.literal('recording.access'), action: z.enum(['replay', 'export', 'search', 'verify', 'observe', 'list']), sessionId: z.string().nullable(), detail: z.string().optional() }),
@@ -30,6 +30,9 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('tmux.reaped'), socketDir: z.string(), idleMs: z.number() }),
   z.object({ type: z.literal('tmux.intrusion'), socketDir: z.string(), clientPid: z.number(), client: z.string() }),
   z.object({ type: z.literal('tmux.reconciled'), adopted: z.number(), stale: z.number() }),
+  z.object({ type: z.literal('tmux.option-reset'), socketDir: z.string(), options: z.array(z.string()) }),
+  z.object({ type: z.literal('tmux.refused'), socketDir: z.string(), reason: z.string() }),
+  z.object({ type: z.literal('host.account'), action: z.enum(['create', 'lock', 'unlock', 'terminate', 'remove']), account: z.string(), uid: z.number(), reason: z.string().optional(), processesKilled: z.number().optional() }),
   z.object({ type: z.literal('admin.change'), action: z.string(), target: z.string(), detail: z.record(z.string(), z.unknown()).optional() }),
   z.object({ type: z.literal('totp.enroll'), user: name, state: z.enum(['pending', 'confirmed', 'reset']) }),
 ]);

@@ -2,11 +2,12 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import QRCode from 'qrcode';
-import { configOf, durationFlag, example, withAdmin, withCommon } from './common.js';
+import { configOf, durationFlag, example, withAdmin, withAdminAsync, withCommon } from './common.js';
 import { printJson, printTable } from './output.js';
-import { addKey, addRole, addUser, confirmTotp, enrollTotp, grantRole, listUsers } from '../admin/operations.js';
+import { addKey, addRole, addUser, confirmTotp, enrollTotp, grantRole, listUsers, removeRole } from '../admin/operations.js';
 import { openAdmin } from '../admin/context.js';
 import { TgError } from '../errors.js';
+import { checkRoleAccount, sandboxFromFlags, withSandboxFlags, type SandboxFlags } from './role-flags.js';
 import { rotateMasterKey } from '../crypto/master-key.js';
 import { RecordingRepo } from '../store/recordings.js';
 import { TotpRepo } from '../store/totp.js';
@@ -182,28 +183,35 @@ export function roleCommand(): Command {
       .description('add a role')
       .argument('<name>')
       .option('--shell <path>', 'login shell inside tmux (default: config sessions.defaultShell)')
-      .option('--run-as <account>', "OS account the role's tmux servers run as (default: the gateway's own: development mode)")
+      .option('--run-as <account>', "template OS account (its group); default under root: an unprivileged account tmuxgate creates for the role")
       .option('--idle-timeout <duration>', 'log off after this long without input (e.g. 15m)')
       .option('--max-session <duration>', 'end sessions after this long (e.g. 8h)')
       .option('--kind <kind>', 'shell, auditor (replay menu) or viewer (read-only view of --view-of)', 'shell')
-      .option('--view-of <user+role>', 'for --kind viewer: the session it shows')
-      .addHelpText('after', example('tmuxgate role add ops --shell /bin/bash --idle-timeout 10m'))
-      .action((name: string, o: { shell?: string; runAs?: string; idleTimeout?: string; maxSession?: string; kind: string; viewOf?: string }, cmd: Command) =>
-        withAdmin(cmd, (a) => {
-          if (o.kind !== 'shell' && o.kind !== 'auditor' && o.kind !== 'viewer') throw new TgError('TG_ERR_INVALID_ARGUMENT', '--kind must be shell, auditor or viewer');
-          const r = addRole(a, {
-            name,
-            kind: o.kind,
-            viewOf: o.viewOf ?? null,
-            shell: o.shell ?? null,
-            runAs: o.runAs ?? null,
-            idleTimeoutMs: durationFlag(o.idleTimeout, '--idle-timeout') ?? null,
-            maxSessionMs: durationFlag(o.maxSession, '--max-session') ?? null,
-          });
-          process.stdout.write(`added role ${r.name}\n`);
-        }),
-      ),
+      .option('--view-of <user+role>', 'for --kind viewer: the session it shows'),
   );
+  withSandboxFlags(role.commands.at(-1)!)
+    .addHelpText('after', example('tmuxgate role add ops --shell /bin/bash --idle-timeout 10m', 'tmuxgate role add dba --sandbox on --rw /srv/dumps --hide /etc/ssl/private'))
+    .action((name: string, o: { shell?: string; runAs?: string; idleTimeout?: string; maxSession?: string; kind: string; viewOf?: string } & SandboxFlags, cmd: Command) =>
+      withAdminAsync(cmd, async (a) => {
+        if (o.kind !== 'shell' && o.kind !== 'auditor' && o.kind !== 'viewer') throw new TgError('TG_ERR_INVALID_ARGUMENT', '--kind must be shell, auditor or viewer');
+        const sandbox = sandboxFromFlags(o);
+        const r = addRole(a, {
+          name,
+          kind: o.kind,
+          viewOf: o.viewOf ?? null,
+          shell: o.shell ?? null,
+          runAs: o.runAs ?? null,
+          idleTimeoutMs: durationFlag(o.idleTimeout, '--idle-timeout') ?? null,
+          maxSessionMs: durationFlag(o.maxSession, '--max-session') ?? null,
+          sandbox: sandbox ?? null,
+        });
+        const account = await checkRoleAccount(a, r.name).catch((e: unknown) => {
+          removeRole(a, r.name, true); // a role that could not run is not left behind
+          throw e;
+        });
+        process.stdout.write(`added role ${r.name}${account ? ` (runs as ${account}; each user gets an account of their own in its group)` : ''}${sandbox ? ', sandboxed' : ''}\n`);
+      }),
+    );
   role.addCommand(
     withCommon(new Command('list'))
       .description('list roles')

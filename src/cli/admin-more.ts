@@ -1,9 +1,7 @@
 import { Command } from 'commander';
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import path from 'node:path';
-import { tmuxAlive } from '../session/tmux-servers.js';
-import { durationFlag, example, withAdmin, withCommon, configOf } from './common.js';
+import { durationFlag, example, withAdmin, withAdminAsync, withCommon } from './common.js';
+import { sandboxFromFlags, withSandboxFlags, checkRoleAccount, type SandboxFlags } from './role-flags.js';
+import { observeCommand } from './sessions-observe.js';
 import { printJson, printTable } from './output.js';
 import { TgError } from '../errors.js';
 import {
@@ -19,10 +17,7 @@ import {
   setUserDisabled,
   showUser,
 } from '../admin/operations.js';
-import { openAdmin } from '../admin/context.js';
-import { tmuxPaths, asAccount } from '../session/tmux.js';
-import { currentAccount, lookupAccount } from '../session/os-account.js';
-import { checkTmuxOptions } from '../session/tmux.js';
+import { checkTmuxOptions } from '../host/tmux.js';
 
 /** user show / disable / enable / remove */
 export function extendUser(user: Command): void {
@@ -129,39 +124,49 @@ export function extendRole(role: Command): void {
       .description('change a role')
       .argument('<name>')
       .option('--shell <path>')
-      .option('--run-as <account>', 'OS account its tmux servers run as')
+      .option('--run-as <account>', 'template OS account its tmux servers run as (checked: it must reach the socket root and home base)')
       .option('--idle-timeout <duration>')
       .option('--idle-warning <duration>', 'warn this long before the idle logoff')
       .option('--max-session <duration>')
       .option('--record-input <on|off>', 'record keystrokes (off by default: they can carry passwords)')
-      .option('--tmux-option <name=value...>', 'allowed tmux options (history-limit, mode-keys, status, ...)')
-      .addHelpText('after', example('tmuxgate role edit ops --idle-timeout 10m --record-input on'))
-      .action((name: string, o: { shell?: string; runAs?: string; idleTimeout?: string; idleWarning?: string; maxSession?: string; recordInput?: string; tmuxOption?: string[] }, cmd: Command) =>
-        withAdmin(cmd, (a) => {
-          if (o.recordInput !== undefined && !['on', 'off'].includes(o.recordInput)) throw new TgError('TG_ERR_INVALID_ARGUMENT', '--record-input takes on or off');
-          let tmuxOptions: Record<string, string> | undefined;
-          if (o.tmuxOption) {
-            tmuxOptions = Object.fromEntries(o.tmuxOption.map((kv) => {
-              const i = kv.indexOf('=');
-              if (i <= 0) throw new TgError('TG_ERR_INVALID_ARGUMENT', `--tmux-option: expected name=value, got ${kv}`);
-              return [kv.slice(0, i), kv.slice(i + 1)];
-            }));
-            const bad = checkTmuxOptions(tmuxOptions);
-            if (bad) throw new TgError('TG_ERR_INVALID_ARGUMENT', bad);
-          }
-          editRole(a, name, {
-            ...(o.shell !== undefined ? { shell: o.shell } : {}),
-            ...(o.runAs !== undefined ? { runAs: o.runAs } : {}),
-            ...(o.idleTimeout !== undefined ? { idleTimeoutMs: durationFlag(o.idleTimeout, '--idle-timeout')! } : {}),
-            ...(o.idleWarning !== undefined ? { idleWarningMs: durationFlag(o.idleWarning, '--idle-warning')! } : {}),
-            ...(o.maxSession !== undefined ? { maxSessionMs: durationFlag(o.maxSession, '--max-session')! } : {}),
-            ...(o.recordInput !== undefined ? { recordInput: o.recordInput === 'on' } : {}),
-            ...(tmuxOptions ? { tmuxOptions } : {}),
-          });
-          process.stdout.write(`edited role ${name}\n`);
-        }),
-      ),
+      .option('--tmux-option <name=value...>', 'allowed tmux options (history-limit, mode-keys, status, ...)'),
   );
+  withSandboxFlags(role.commands.at(-1)!)
+    .addHelpText('after', example('tmuxgate role edit ops --idle-timeout 10m --record-input on', 'tmuxgate role edit dba --sandbox on --ro /etc --rw /srv/dumps'))
+    .action((name: string, o: { shell?: string; runAs?: string; idleTimeout?: string; idleWarning?: string; maxSession?: string; recordInput?: string; tmuxOption?: string[] } & SandboxFlags, cmd: Command) =>
+      withAdminAsync(cmd, async (a) => {
+        if (o.recordInput !== undefined && !['on', 'off'].includes(o.recordInput)) throw new TgError('TG_ERR_INVALID_ARGUMENT', '--record-input takes on or off');
+        let tmuxOptions: Record<string, string> | undefined;
+        if (o.tmuxOption) {
+          tmuxOptions = Object.fromEntries(o.tmuxOption.map((kv) => {
+            const i = kv.indexOf('=');
+            if (i <= 0) throw new TgError('TG_ERR_INVALID_ARGUMENT', `--tmux-option: expected name=value, got ${kv}`);
+            return [kv.slice(0, i), kv.slice(i + 1)];
+          }));
+          const bad = checkTmuxOptions(tmuxOptions);
+          if (bad) throw new TgError('TG_ERR_INVALID_ARGUMENT', bad);
+        }
+        const sandbox = sandboxFromFlags(o);
+        const before = a.roles.get(name);
+        editRole(a, name, {
+          ...(o.shell !== undefined ? { shell: o.shell } : {}),
+          ...(o.runAs !== undefined ? { runAs: o.runAs } : {}),
+          ...(o.idleTimeout !== undefined ? { idleTimeoutMs: durationFlag(o.idleTimeout, '--idle-timeout')! } : {}),
+          ...(o.idleWarning !== undefined ? { idleWarningMs: durationFlag(o.idleWarning, '--idle-warning')! } : {}),
+          ...(o.maxSession !== undefined ? { maxSessionMs: durationFlag(o.maxSession, '--max-session')! } : {}),
+          ...(o.recordInput !== undefined ? { recordInput: o.recordInput === 'on' } : {}),
+          ...(tmuxOptions ? { tmuxOptions } : {}),
+          ...(sandbox !== undefined ? { sandbox } : {}),
+        });
+        if (o.runAs !== undefined) {
+          await checkRoleAccount(a, name).catch((e: unknown) => {
+            editRole(a, name, { runAs: before.runAs }); // refused: the role keeps the account it had
+            throw e;
+          });
+        }
+        process.stdout.write(`edited role ${name}\n`);
+      }),
+    );
   role.addCommand(
     withCommon(new Command('remove'))
       .description('remove a role (refused while granted, unless --force)')
@@ -236,38 +241,5 @@ export function extendSessions(sessions: Command): void {
         }),
       ),
   );
-  sessions.addCommand(
-    withCommon(new Command('observe'))
-      .description('watch a live session read-only (a tmux read-only client: cannot type or resize)')
-      .argument('<session-id>')
-      .addHelpText('after', example('tmuxgate sessions observe s_AbC123   # detach with the tmux prefix + d'))
-      .action(async (id: string, _o, cmd: Command) => {
-        if (!process.stdout.isTTY) throw new TgError('TG_ERR_NOT_A_TTY', 'observe needs a terminal');
-        const c = configOf(cmd);
-        const a = openAdmin(c);
-        try {
-          const s = a.sessions.get(id);
-          if (!s || s.state !== 'live') throw new TgError('TG_ERR_SESSION_NOT_FOUND', `no live session ${id}`);
-          const role = a.roles.byId(s.role_id);
-          const p = tmuxPaths(c.paths.socketDir, s.role_id, s.user_id);
-          let socket: string | null = null;
-          for (const f of existsSync(p.dir) ? readdirSync(p.dir).filter((x) => x.endsWith('.sock')) : []) {
-            if (await tmuxAlive(c.sessions.tmuxPath, path.join(p.dir, f))) socket = path.join(p.dir, f);
-          }
-          if (!socket) throw new TgError('TG_ERR_SESSION_NOT_FOUND', `session ${id} has no tmux server on this host`);
-          // Root may attach to any account's server; a plain user only to the role account's.
-          const acct = process.getuid?.() === 0 ? currentAccount() : role?.runAs ? lookupAccount(role.runAs) : currentAccount();
-          if (!acct) throw new TgError('TG_ERR_INVALID_ARGUMENT', `role account ${role?.runAs} does not exist`);
-          a.audit.emit(a.actor, { type: 'recording.access', action: 'observe', sessionId: id, detail: `live, read-only: ${s.user_name}+${s.role_name}` });
-          const { file, args } = asAccount(acct, c.sessions.tmuxPath, ['-S', socket, 'attach-session', '-t', 'main', '-f', 'read-only,ignore-size']);
-          const child = spawn(file, args, { stdio: 'inherit', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: process.env.TERM ?? 'xterm-256color', HOME: '/' } });
-          // Registered, so the gateway's intrusion check knows this client is an audited observer.
-          if (child.pid) a.db.prepare('INSERT OR REPLACE INTO tmux_observers (pid, session_id, actor, started_at) VALUES (?, ?, ?, ?)').run(child.pid, id, a.actor, Date.now());
-          await new Promise<void>((resolve) => child.on('exit', () => resolve()));
-          if (child.pid) a.db.prepare('DELETE FROM tmux_observers WHERE pid = ?').run(child.pid);
-        } finally {
-          a.close();
-        }
-      }),
-  );
+  sessions.addCommand(observeCommand());
 }

@@ -26,6 +26,16 @@ export function withAdmin<T>(cmd: Command, fn: (a: AdminContext) => T): T {
   }
 }
 
+/** Like withAdmin for commands that wait on something (OS accounts, a tmux client). */
+export async function withAdminAsync<T>(cmd: Command, fn: (a: AdminContext) => Promise<T>): Promise<T> {
+  const a = openAdmin(configOf(cmd));
+  try {
+    return await fn(a);
+  } finally {
+    a.close();
+  }
+}
+
 /** A positive duration flag ("15m", "12h") in milliseconds; undefined when the flag is absent. */
 export function durationFlag(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { openOutputFile } from './output-file.js';
 import { example, withAdmin, withCommon, configOf } from './common.js';
 import { printJson, printTable } from './output.js';
 import { TgError, EXIT } from '../errors.js';
@@ -131,19 +132,26 @@ export function exportCommand(): Command {
     .description('export a recording for standard players')
     .argument('<session-id>')
     .option('--format <format>', 'asciicast (v2)', 'asciicast')
-    .option('-o, --output <file>', 'write here instead of stdout (created 0600)')
+    .option('-o, --output <file>', 'write here instead of stdout (a new file, 0600; an existing one is refused)')
+    .option('--force', 'with -o: replace an existing file (by a new one, never through a symlink)')
     .addHelpText('after', example('tmuxgate export s_AbC123 -o session.cast && asciinema play session.cast'))
-    .action(async (id: string, o: { format: string; output?: string }, cmd: Command) => {
+    .action(async (id: string, o: { format: string; output?: string; force?: boolean }, cmd: Command) => {
       if (o.format !== 'asciicast') throw new TgError('TG_ERR_INVALID_ARGUMENT', `--format: unknown format ${o.format} (supported: asciicast)`);
       const a = openAdmin(configOf(cmd));
       try {
         const rec = openRecording(a, id);
         access(a, 'export', id, o.output ? `to ${o.output}` : 'to stdout');
-        const out: NodeJS.WritableStream = o.output ? createWriteStream(o.output, { mode: 0o600, flags: 'w' }) : process.stdout;
-        for (const line of asciicastLines(rec.header, rec.frames, `tmuxgate ${id} ${rec.session.user_name}+${rec.session.role_name}`)) {
-          if (!out.write(line + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
+        const file = o.output ? openOutputFile(o.output, o.force ?? false) : null;
+        const out: NodeJS.WritableStream = file?.stream ?? process.stdout;
+        try {
+          for (const line of asciicastLines(rec.header, rec.frames, `tmuxgate ${id} ${rec.session.user_name}+${rec.session.role_name}`)) {
+            if (!out.write(line + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
+          }
+          await file?.commit();
+        } catch (e) {
+          file?.abort();
+          throw e;
         }
-        if (o.output) await new Promise<void>((r) => out.end(() => r()));
       } finally {
         a.close();
       }

@@ -7,8 +7,8 @@ import { MASTER_KEY_FILE } from '../crypto/master-key.js';
 import { HOST_KEY_FILE } from '../ssh/host-key.js';
 import { ALLOWED, effectiveAlgorithms } from '../ssh/algorithms.js';
 import { formatDuration } from '../config/duration.js';
-import { currentAccount, lookupAccount } from '../session/os-account.js';
-import { tmuxConf } from '../session/tmux.js';
+import { currentAccount, lookupAccount } from '../host/account.js';
+import { tmuxConf } from '../host/tmux.js';
 import { verifyOne } from '../cli/recording-commands.js';
 
 export interface Check {

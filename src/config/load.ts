@@ -24,6 +24,17 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/**
+ * Where tmux sockets and the gateway's tmux.conf files live when the config names no place. Under
+ * root they must be reachable by every pair account whatever the checkout's parents allow (a
+ * checkout under /root is 0700), so they go to /run/tmuxgate, one directory per data directory;
+ * tmux servers do not outlive a reboot, so a tmpfs is the right home. Otherwise under dataDir.
+ */
+export function defaultSocketDir(dataDir: string, root = process.getuid?.() === 0): string {
+  if (!root) return path.join(dataDir, 'tmux');
+  return path.join('/run/tmuxgate', createHash('sha256').update(dataDir).digest('hex').slice(0, 12));
+}
+
 /** Validates an already-parsed object; relative paths resolve against `baseDir`. */
 export function buildConfig(input: unknown, source: { file: string | null; baseDir: string }): Config {
   const r = ConfigSchema.safeParse(input ?? {});
@@ -33,7 +44,7 @@ export function buildConfig(input: unknown, source: { file: string | null; baseD
   const c = r.data;
   const dataDir = path.resolve(source.baseDir, c.dataDir);
   const keysDir = path.resolve(source.baseDir, c.keysDir);
-  const socketDir = c.sessions.socketDir ? path.resolve(source.baseDir, c.sessions.socketDir) : path.join(dataDir, 'tmux');
+  const socketDir = c.sessions.socketDir ? path.resolve(source.baseDir, c.sessions.socketDir) : defaultSocketDir(dataDir);
   const hash = createHash('sha256').update(canonicalJson(c)).digest('hex');
   return {
     ...c,

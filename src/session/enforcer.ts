@@ -1,24 +1,41 @@
 import type { GatewayContext } from '../gateway-context.js';
 
 /**
- * Makes admin changes reach live sessions without a restart: polls the store (shared with the
- * CLI) for disabled or removed users, revoked grants and kill requests, and ends the affected
- * sessions with a reason the user sees. Returns a stop function.
+ * Makes admin changes reach live sessions and pair processes without a restart: polls the store
+ * (shared with the CLI) for disabled or removed users, revoked grants and kill requests, ends the
+ * affected sessions with a reason the user sees, then ends the pairs' tmux servers and every
+ * process of their accounts (locking or removing the accounts). Returns a stop function.
  */
 export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
-  const { db, live, logger } = ctx;
+  const { db, live, logger, host } = ctx;
   const disabledQ = db.prepare('SELECT id FROM users WHERE disabled = 1 OR removed_at IS NOT NULL');
   const grantsQ = db.prepare('SELECT user_id, role_id FROM grants');
   const killsQ = db.prepare('SELECT session_id, reason, requested_by FROM session_kills WHERE done_at IS NULL');
   const doneQ = db.prepare('UPDATE session_kills SET done_at = ? WHERE session_id = ?');
+  let hostWork: Promise<void> | null = null;
   const tick = () => {
     try {
       const kills = killsQ.all() as { session_id: string; reason: string; requested_by: string }[];
+      const pairsToKill: { roleId: number; userId: number }[] = [];
       for (const k of kills) {
         const s = live.get(k.session_id);
         if (!s) continue; // another gateway's, or already gone
         s.shell.end('killed', `session ended by an administrator: ${k.reason}`);
         doneQ.run(ctx.clock.now(), k.session_id);
+        pairsToKill.push({ roleId: s.roleId, userId: s.userId });
+      }
+      // Pair processes end off the event loop's critical path, one batch at a time.
+      if (!hostWork) {
+        hostWork = (async () => {
+          for (const p of pairsToKill) await host.killPair(p.roleId, p.userId);
+          await host.enforce();
+        })()
+          .catch((e) => logger.error({ err: e }, 'ending pair processes failed'))
+          .finally(() => (hostWork = null));
+      } else if (pairsToKill.length) {
+        void hostWork.then(async () => {
+          for (const p of pairsToKill) await host.killPair(p.roleId, p.userId);
+        });
       }
       if (live.size === 0 && live.viewers.size === 0) return;
       const disabled = new Set((disabledQ.all() as { id: number }[]).map((r) => r.id));

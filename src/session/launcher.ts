@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
 import type { GatewayContext } from '../gateway-context.js';
 import type { Logger } from '../platform/logger.js';
 import { newId } from '../platform/ids.js';
@@ -9,12 +8,10 @@ import type { Role } from '../store/roles.js';
 import { NullRecorder, Recorder } from '../recording/recorder.js';
 import { clampSize, ShellSession, type TerminalChannel } from './shell-session.js';
 import { normaliseTerm, shellEnv } from './env.js';
-import { currentAccount, lookupAccount, type OsAccount } from './os-account.js';
 import { AuditorMenu } from './auditor-menu.js';
-import { ensurePairAccount } from './pair-accounts.js';
-import { sandboxed } from './sandbox.js';
+import { TgError } from '../errors.js';
 import type { GatewayCommand } from './gateway-commands.js';
-import { asAccount, prepareTmuxDir, tmuxAttachArgs, tmuxConf, tmuxPaths } from './tmux.js';
+import type { Pair } from '../host/tmux.js';
 
 /** The terminal a client asked for (its pty request). */
 export interface TerminalRequest {
@@ -75,51 +72,31 @@ export class SessionLauncher {
       return this.watch(ch, pty, owner, ownerRole, (code, text) => closeWith(ch, code, text));
     }
     if (role.kind !== 'shell') return fail('this role has no shell', `role ${role.name} is of kind ${role.kind}`);
-    const template = this.accountFor(role);
-    if (typeof template === 'string') return fail('your role cannot start a session right now; the reason was logged', template);
+    const { host } = this.ctx;
     const shellPath = role.shell ?? config.sessions.defaultShell;
-    let account = template;
-    // One OS account per (role, user): isolation between users of the same role too.
-    if (role.runAs && template.uid !== 0 && config.isolation.pairAccounts && process.getuid?.() === 0) {
-      try {
-        account = await ensurePairAccount(this.ctx.db, config.isolation, role.id, user.id, template, shellPath);
-      } catch (e) {
-        this.conn.log.error({ err: e }, 'cannot allocate the pair account');
-        return fail('your session could not be prepared; the reason was logged', `pair account: ${(e as Error).message}`);
-      }
-    }
-    const paths = tmuxPaths(config.paths.socketDir, role.id, user.id);
-    let socket: string;
-    try {
-      prepareTmuxDir(config.paths.socketDir, paths, account, tmuxConf(role, shellPath, user.name));
-      socket = await this.ctx.tmux.socketFor(paths.dir, role.id, user.id);
-    } catch (e) {
-      this.conn.log.error({ err: e }, 'cannot prepare the tmux directory');
-      return fail('your session could not be prepared; the reason was logged', `tmux dir: ${(e as Error).message}`);
-    }
     const size = clampSize(pty.cols, pty.rows);
-    let cmd = asAccount(account, config.sessions.tmuxPath, tmuxAttachArgs({ ...paths, socket }, size.cols, size.rows));
-    if (role.sandbox) {
-      try {
-        cmd = sandboxed(role.sandbox, { hide: [config.paths.dataDir, config.paths.keysDir], bind: [paths.dir, account.home].filter((p) => existsSync(p)) }, cmd.file, cmd.args);
-      } catch (e) {
-        // Fail closed: no sandbox, no session; the user is told why.
-        return fail(`sandbox could not be set up: ${(e as Error).message}`, `sandbox: ${(e as Error).message}`);
-      }
-    }
     const id = newId('s_');
     const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
-    const env = shellEnv({
-      term,
-      lang: config.sessions.lang,
-      home: account.home,
-      user: account.name,
-      shell: shellPath,
-      gatewayUser: user.name,
-      role: role.name,
-      sessionId: id,
-      clientEnv,
-    });
+    // The pair: its own OS account (created on first use), socket directory, home and the
+    // gateway-owned tmux.conf; then its server, started as the pair in the role's sandbox.
+    let pair: Pair;
+    let socket: string;
+    let env: Record<string, string>;
+    let cmd: { file: string; args: string[] };
+    try {
+      pair = await host.pairForLogin(role, user.id, user.name, shellPath);
+      host.tmux.client(pair, '/dev/null', []); // a sandbox that cannot be set up refuses before anything starts
+      env = shellEnv({ term, lang: config.sessions.lang, home: pair.account.home, user: pair.account.name, shell: shellPath, gatewayUser: user.name, role: role.name, sessionId: id, clientEnv });
+      socket = await host.servers.socketFor(pair, env, size.cols, size.rows);
+      cmd = host.tmux.client(pair, socket, ['attach-session', '-t', 'main']);
+    } catch (e) {
+      // Fail closed: no sandbox, no session; the user is told why (a sandbox's reason is the role's, not a secret).
+      if (e instanceof TgError && e.code === 'TG_ERR_SANDBOX') return fail(`sandbox could not be set up: ${e.message}`, `sandbox: ${e.message}`);
+      this.conn.log.error({ err: e }, 'cannot prepare the session');
+      return fail('your session could not be prepared; the reason was logged', `session prepare: ${(e as Error).message}`);
+    }
+    const devMode = host.devMode(role);
+    if (devMode) ch.write(Buffer.from('tmuxgate: development mode: sessions are not isolated (the gateway is not running as root)\r\n'));
     const startedAt = clock.now();
     sessions.start({ id, userId: user.id, roleId: role.id, userName: user.name, roleName: role.name, remoteAddr: this.conn.addr, term, cols: size.cols, rows: size.rows, startedAt });
     // Recording first: no byte reaches the user before the encrypted recording exists (fail closed).
@@ -143,7 +120,7 @@ export class SessionLauncher {
         spawn: {
           file: cmd.file,
           args: cmd.args,
-          cwd: existsSync(account.home) ? account.home : '/',
+          cwd: '/',
           env,
           cols: size.cols,
           rows: size.rows,
@@ -165,7 +142,7 @@ export class SessionLauncher {
       this.conn.log.error({ err: e.message, session: id }, 'recording failed; ending the session');
       shell.end('recording-failed', 'recording failed: session ended');
     });
-    audit.emit(user.name, { type: 'session.start', sessionId: id, user: user.name, role: role.name, addr: this.conn.addr, connId: this.conn.id, term, cols: size.cols, rows: size.rows, socketDir: paths.dir });
+    audit.emit(user.name, { type: 'session.start', sessionId: id, user: user.name, role: role.name, addr: this.conn.addr, connId: this.conn.id, term, cols: size.cols, rows: size.rows, socketDir: pair.dir, ...(devMode ? { devMode } : {}) });
     shell.onEnd((reason) => {
       live.track(
         (async () => {
@@ -198,8 +175,8 @@ export class SessionLauncher {
     shell.start(ch);
     const clientPid = shell.pid;
     if (clientPid) {
-      this.ctx.tmux.attached(paths.dir, clientPid);
-      shell.onEnd(() => this.ctx.tmux.detached(paths.dir, clientPid));
+      host.servers.attached(pair, clientPid, shell.tty);
+      shell.onEnd(() => host.servers.detached(pair, clientPid));
     }
     return shell;
   }
@@ -245,14 +222,20 @@ export class SessionLauncher {
   private async watch(ch: TerminalChannel, pty: TerminalRequest, owner: User, ownerRole: Role, done: (code: number, text: string) => null): Promise<Resizable | null> {
     const { audit, config, clock } = this.ctx;
     const { user } = this.conn;
-    const dir = tmuxPaths(config.paths.socketDir, ownerRole.id, owner.id).dir;
-    const socket = await this.ctx.tmux.liveSocket(dir, ownerRole.id, owner.id);
-    if (!socket) return done(1, `tmuxgate: ${owner.name} has no ${ownerRole.name} session running`);
-    const st = statSync(socket);
+    const { host } = this.ctx;
+    // The owner's pair as the store knows it: the socket is checked to be a socket of that
+    // account, and the read-only client runs as that account (never as a uid read off the socket).
+    const pair = host.pairOf(ownerRole.id, owner.id);
+    const socket = pair ? await host.servers.liveSocket(pair) : null;
+    if (!pair || !socket) return done(1, `tmuxgate: ${owner.name} has no ${ownerRole.name} session running`);
     const size = clampSize(pty.cols, pty.rows);
     const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
-    const runAs: OsAccount = { name: String(st.uid), uid: st.uid, gid: st.gid, home: '/', shell: '/bin/sh' };
-    const c = asAccount(runAs, config.sessions.tmuxPath, ['-u', '-S', socket, 'attach-session', '-t', 'main', '-f', 'read-only,ignore-size']);
+    let c: { file: string; args: string[] };
+    try {
+      c = host.tmux.client(pair, socket, ['attach-session', '-t', 'main', '-f', 'read-only,ignore-size']);
+    } catch (e) {
+      return done(1, `tmuxgate: cannot show that session: ${(e as Error).message}`);
+    }
     const viewerShell = new ShellSession(
       {
         id: newId('v_'),
@@ -266,16 +249,16 @@ export class SessionLauncher {
     const key = newId('w_');
     this.ctx.live.viewers.set(key, { viewerId: user.id, viewer: user.name, ownerUserId: owner.id, ownerRoleId: ownerRole.id, shell: viewerShell });
     audit.emit(user.name, { type: 'share.join', owner: owner.name, role: ownerRole.name, viewer: user.name, addr: this.conn.addr });
-    await this.ctx.tmux.notify(socket, `tmuxgate: ${user.name} is watching (read-only)`);
+    await host.servers.notify(pair, socket, `tmuxgate: ${user.name} is watching (read-only)`);
     viewerShell.onEnd((reason) => {
       this.ctx.live.viewers.delete(key);
-      if (viewerShell.pid) this.ctx.tmux.detached(dir, viewerShell.pid);
+      if (viewerShell.pid) host.servers.detached(pair, viewerShell.pid);
       audit.emit(user.name, { type: 'share.leave', owner: owner.name, role: ownerRole.name, viewer: user.name, reason });
-      void this.ctx.tmux.notify(socket, `tmuxgate: ${user.name} stopped watching`);
+      void host.servers.notify(pair, socket, `tmuxgate: ${user.name} stopped watching`);
       this.conn.endSoon();
     });
     viewerShell.start(ch);
-    if (viewerShell.pid) this.ctx.tmux.attached(dir, viewerShell.pid);
+    if (viewerShell.pid) host.servers.attached(pair, viewerShell.pid, viewerShell.tty);
     return viewerShell;
   }
 
@@ -351,17 +334,6 @@ export class SessionLauncher {
       throw e;
     }
     return recorder;
-  }
-
-  /** The OS account a role's tmux runs as, or why it cannot be used. */
-  private accountFor(role: Role): OsAccount | string {
-    const me = currentAccount();
-    if (!role.runAs) return me;
-    const acct = lookupAccount(role.runAs);
-    if (!acct) return `role ${role.name}: account ${role.runAs} does not exist`;
-    if (acct.uid === 0 && !role.allowRoot) return `role ${role.name}: runs as root without allowRoot`;
-    if (acct.uid !== me.uid && me.uid !== 0) return `role ${role.name}: gateway must run as root to switch to ${role.runAs}`;
-    return acct;
   }
 }
 

@@ -4,6 +4,8 @@ import * as nodePty from 'node-pty';
 /** A pseudo-terminal running one program. The port the session code uses; node-pty behind it. */
 export interface Pty {
   readonly pid: number;
+  /** The pty's terminal device (/dev/pts/N): how tmux names the client running in it. */
+  readonly tty: string | null;
   onData(fn: (data: Buffer) => void): void;
   onExit(fn: (code: number, signal: number | undefined) => void): void;
   write(data: Buffer): void;
@@ -38,6 +40,7 @@ export function spawnPty(o: PtySpawnOptions): Pty {
   } as nodePty.IPtyForkOptions);
   return {
     pid: p.pid,
+    tty: (p as unknown as { ptsName?: string }).ptsName ?? null,
     onData: (fn) => void p.onData((d: string | Buffer) => fn(typeof d === 'string' ? Buffer.from(d) : d)),
     onExit: (fn) => void p.onExit((e) => fn(e.exitCode, e.signal)),
     write: directWriter(p),

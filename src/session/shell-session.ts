@@ -65,6 +65,9 @@ export type EndReason =
 
 const CRLF = '\r\n';
 
+/** Reasons for which the gateway also ends the pair's tmux server and processes. */
+const ENDS_PAIR: ReadonlySet<EndReason> = new Set(['killed', 'user-disabled', 'role-revoked']);
+
 /**
  * One SSH shell attached to a tmux client in a pty. Moves bytes both ways with backpressure,
  * counts idleness from the user's input only, and ends exactly once.
@@ -97,6 +100,11 @@ export class ShellSession {
   /** The pid of the program in the pty (the tmux client, or the sandbox around it). */
   get pid(): number | null {
     return this.pty?.pid ?? null;
+  }
+
+  /** The terminal device of the pty (how tmux names this client), if known. */
+  get tty(): string | null {
+    return this.pty?.tty ?? null;
   }
 
   /** Output is waiting because the client does not read it (backpressure). */
@@ -158,10 +166,14 @@ export class ShellSession {
     }
   }
 
-  /** Ends the session from the gateway's side, telling the user why. The tmux session stays. */
+  /**
+   * Ends the session from the gateway's side, telling the user why. The tmux session stays, except
+   * when an administrator ended it (kill, disable, revoke: the pair's processes end too).
+   */
   end(reason: EndReason, message: string): void {
     if (this.ended) return;
-    this.send(`${CRLF}[tmuxgate] ${message}. Your tmux session keeps running.${CRLF}`);
+    const after = ENDS_PAIR.has(reason) ? 'Your tmux session was ended too.' : 'Your tmux session keeps running.';
+    this.send(`${CRLF}[tmuxgate] ${message}. ${after}${CRLF}`);
     this.finish(reason, 0);
   }
 

@@ -2,7 +2,18 @@ import { z } from 'zod';
 import type { Db } from './db.js';
 import { TgError } from '../errors.js';
 import { checkName } from './names.js';
-import { SandboxSchema, type SandboxSpec } from '../session/sandbox.js';
+
+/**
+ * A role's sandbox: the host filesystem read-only, a private /tmp and /var/tmp, its own PID
+ * namespace; `readWritePaths` are bound back writable, `readOnlyPaths` stay read-only even inside
+ * them, `hiddenPaths` are replaced by empty ones. The pair's home and socket directory are writable.
+ */
+export const SandboxSchema = z.strictObject({
+  readOnlyPaths: z.array(z.string().startsWith('/')).max(64).default([]),
+  readWritePaths: z.array(z.string().startsWith('/')).max(64).default([]),
+  hiddenPaths: z.array(z.string().startsWith('/')).max(64).default([]),
+});
+export type SandboxSpec = z.infer<typeof SandboxSchema>;
 
 const RoleRow = z.object({
   id: z.number(),
@@ -69,6 +80,7 @@ export interface RoleInput {
   idleWarningMs?: number | null;
   maxSessionMs?: number | null;
   recordInput?: boolean;
+  sandbox?: SandboxSpec | null;
 }
 
 /** Roles and grants. */
@@ -80,8 +92,8 @@ export class RoleRepo {
     checkName('role', input.name);
     if (this.find(input.name)) throw new TgError('TG_ERR_ROLE_EXISTS', `role ${input.name} already exists`);
     const info = this.db
-      .prepare('INSERT INTO roles (name, kind, view_of, run_as, shell, idle_timeout_ms, idle_warning_ms, max_session_ms, record_input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(input.name, input.kind ?? 'shell', input.viewOf ?? null, input.runAs ?? null, input.shell ?? null, input.idleTimeoutMs ?? null, input.idleWarningMs ?? null, input.maxSessionMs ?? null, input.recordInput ? 1 : 0, now);
+      .prepare('INSERT INTO roles (name, kind, view_of, run_as, shell, idle_timeout_ms, idle_warning_ms, max_session_ms, record_input, created_at, sandbox) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(input.name, input.kind ?? 'shell', input.viewOf ?? null, input.runAs ?? null, input.shell ?? null, input.idleTimeoutMs ?? null, input.idleWarningMs ?? null, input.maxSessionMs ?? null, input.recordInput ? 1 : 0, now, input.sandbox ? JSON.stringify(SandboxSchema.parse(input.sandbox)) : null);
     return this.byId(Number(info.lastInsertRowid))!;
   }
 

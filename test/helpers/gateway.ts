@@ -2,7 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { buildConfig } from '../../src/config/load.js';
+import Database from 'better-sqlite3';
+import { buildConfig, defaultSocketDir } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
 import { FakeClock } from '../../src/platform/clock.js';
 import { createLogger } from '../../src/platform/logger.js';
@@ -40,6 +41,37 @@ export function killTmuxServers(socketDir: string): void {
   if (!existsSync(socketDir)) return;
   for (const d of readdirSync(socketDir)) {
     for (const sock of socketsIn(path.join(socketDir, d))) spawnSync('tmux', ['-S', sock, 'kill-server'], { stdio: 'ignore' });
+  }
+}
+
+/** Ends the processes of, and deletes, every OS account a store made (pair and role accounts). */
+export function removeAccounts(db: AdminContext['db']): void {
+  const rows = db.prepare('SELECT account FROM pair_accounts UNION ALL SELECT account FROM role_accounts').all() as { account: string }[];
+  for (const a of rows) spawnSync('pkill', ['-KILL', '-u', a.account], { stdio: 'ignore' });
+  for (const a of rows) spawnSync('userdel', [a.account], { stdio: 'ignore' });
+}
+
+/**
+ * Config lines that keep a CLI- or process-driven test hermetic: OS accounts with a per-test
+ * prefix in the test uid range, homes under `dir`. Pair with cleanupStore().
+ */
+export function isolationYaml(dir: string): string {
+  const prefix = `tp${Math.random().toString(36).slice(2, 7).replace(/[^a-z0-9]/g, 'x')}`;
+  return `isolation:\n  accountPrefix: ${prefix}\n  homeBase: ${dir}/homes\n  uidMin: 63000\n  uidMax: 63999\n`;
+}
+
+/** Removes what a store's gateway or CLI made outside its temp dir: tmux servers, sockets, OS accounts. */
+export function cleanupStore(dataDir: string): void {
+  const socketDir = defaultSocketDir(dataDir);
+  killTmuxServers(socketDir);
+  rmSync(socketDir, { recursive: true, force: true });
+  const dbFile = path.join(dataDir, 'tmuxgate.db');
+  if (!existsSync(dbFile)) return;
+  const db = new Database(dbFile);
+  try {
+    removeAccounts(db as unknown as AdminContext['db']);
+  } finally {
+    db.close();
   }
 }
 
@@ -206,12 +238,10 @@ export class TestGateway {
     await this.gw?.close('test end');
     killTmuxServers(this.config.paths.socketDir);
     if (this.admin) {
-      for (const a of this.admin.db.prepare('SELECT account FROM pair_accounts').all() as { account: string }[]) {
-        spawnSync('pkill', ['-KILL', '-u', a.account], { stdio: 'ignore' });
-        spawnSync('userdel', [a.account], { stdio: 'ignore' });
-      }
+      removeAccounts(this.admin.db);
       this.admin.close();
     }
+    rmSync(this.config.paths.socketDir, { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -1,25 +1,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { cli, BIN } from '../helpers/cli.js';
-import { makeKey, tempDir } from '../helpers/gateway.js';
+import { cleanupStore, isolationYaml, makeKey, tempDir } from '../helpers/gateway.js';
 import { PtyDriver } from '../helpers/pty-driver.js';
 
 /** Every admin command through the real CLI binary, happy path and bad input. */
 describe('admin CLI', () => {
   const dir = tempDir();
+  chmodSync(dir, 0o711); // pair and role accounts traverse to their homes
   const cfg = path.join(dir, 'config.yaml');
   const run = (...args: string[]) => cli([...args, '--config', cfg]);
   const oath = (secret: string, offsetS = 0) =>
     execFileSync('oathtool', ['--totp', '-b', '-N', new Date(Date.now() + offsetS * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC'), secret]).toString().trim();
 
   beforeAll(() => {
-    writeFileSync(cfg, 'dataDir: ./data\nkeysDir: ./keys\n');
+    writeFileSync(cfg, `dataDir: ./data\nkeysDir: ./keys\n${isolationYaml(dir)}`);
     expect(run('init').status).toBe(0);
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    cleanupStore(path.join(dir, 'data'));
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('shows an example in --help of every command', () => {
     for (const c of [['user', 'add'], ['user', 'disable'], ['key', 'remove'], ['totp', 'recovery'], ['role', 'edit'], ['lockouts', 'clear'], ['sessions', 'kill'], ['audit', 'export'], ['compliance', 'report'], ['verify'], ['replay']]) {

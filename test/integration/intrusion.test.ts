@@ -4,8 +4,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/platform/clock.js';
 import { silentLogger } from '../../src/platform/logger.js';
-import { openDb, type Db } from '../../src/store/db.js';
-import { TmuxServers, parseUnixTable } from '../../src/session/tmux-servers.js';
+import { TmuxServers, parseUnixTable } from '../../src/host/tmux-servers.js';
+import { TmuxHost, type Pair } from '../../src/host/tmux.js';
+import { currentAccount } from '../../src/host/account.js';
 import { killTmuxServers, tempDir } from '../helpers/gateway.js';
 import { PtyDriver } from '../helpers/pty-driver.js';
 import { waitUntil } from '../helpers/poll.js';
@@ -16,11 +17,14 @@ describe('intrusion check across many tmux servers', () => {
   const N = 40;
   let dir = '';
   let socketDir = '';
-  let db: Db;
   const events: { type: string; data: Record<string, unknown> }[] = [];
   let servers: TmuxServers;
   const drivers: PtyDriver[] = [];
   const sock = (i: number) => path.join(socketDir, `r1-u${i}`, 'aaaaaaaaaaaaaaaa.sock');
+  const pairOf = (roleId: number, userId: number): Pair => {
+    const d = path.join(socketDir, `r${roleId}-u${userId}`);
+    return { roleId, userId, account: currentAccount(), dir: d, home: d, conf: '/dev/null', sandbox: null };
+  };
 
   beforeAll(async () => {
     dir = tempDir('tg-intr-');
@@ -29,17 +33,22 @@ describe('intrusion check across many tmux servers', () => {
       mkdirSync(path.dirname(sock(i)), { recursive: true, mode: 0o700 });
       execFileSync('tmux', ['-S', sock(i), '-f', '/dev/null', 'new-session', '-d', '-s', 'main', '/bin/sh']);
     }
-    db = openDb(path.join(dir, 'db.sqlite'), { migrate: true });
     servers = new TmuxServers(
-      { socketDir, tmuxPath: 'tmux', dormantTimeoutMs: 3_600_000 },
-      { clock: new FakeClock(0), logger: silentLogger(), audit: { emit: (_actor: string, e: { type: string }) => void events.push({ type: e.type, data: e as Record<string, unknown> }) } as never, db },
+      { socketDir, dormantTimeoutMs: 3_600_000 },
+      {
+        clock: new FakeClock(0),
+        logger: silentLogger(),
+        audit: { emit: (_actor: string, e: { type: string }) => void events.push({ type: e.type, data: e as Record<string, unknown> }) } as never,
+        tmux: new TmuxHost({ tmuxPath: 'tmux', hide: [] }),
+        pairOf: async (r, u) => pairOf(r, u),
+        observers: () => [],
+      },
     );
     expect((await servers.reconcile()).adopted).toBe(N);
   });
   afterAll(() => {
     for (const d of drivers) d.kill();
     killTmuxServers(socketDir);
-    db?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -59,7 +68,7 @@ describe('intrusion check across many tmux servers', () => {
   it('detaches a stranger on the last server in one tick, and leaves the gateway’s own client alone', async () => {
     const ours = attach(3);
     await waitUntil(() => connections(3) === 1, 'our client connected');
-    servers.attached(path.dirname(sock(3)), ours.pid);
+    servers.attached(pairOf(1, 3), ours.pid, null);
     const stranger = attach(N);
     await waitUntil(() => connections(N) === 1, 'stranger connected');
 

@@ -4,7 +4,8 @@ import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { BIN, cli } from '../helpers/cli.js';
-import { killTmuxServers, makeKey, socketsIn, tempDir } from '../helpers/gateway.js';
+import { defaultSocketDir } from '../../src/config/load.js';
+import { cleanupStore, isolationYaml, makeKey, socketsIn, tempDir } from '../helpers/gateway.js';
 import { PtyDriver } from '../helpers/pty-driver.js';
 import { waitUntil } from '../helpers/poll.js';
 
@@ -15,6 +16,7 @@ describe('tmuxgate serve as a process', () => {
   let gw: ChildProcess | null = null;
   let log = '';
   let port = 0;
+  let aliceUid = -1;
 
   /** The real OpenSSH client at the gateway process, as `login`, with its key from the temp dir. */
   function sshAs(login: string): PtyDriver {
@@ -48,7 +50,10 @@ describe('tmuxgate serve as a process', () => {
   }
 
   beforeAll(() => {
-    writeFileSync(configFile, 'listen:\n  port: 0\ndataDir: ./data\nkeysDir: ./keys\nsessions:\n  defaultShell: /bin/sh\n');
+    // The quick start's defaults, except that OS accounts get a per-test prefix and homes stay in
+    // the temp dir (hermetic); `role add ops` names no account, as in the README.
+    writeFileSync(configFile, `listen:\n  port: 0\ndataDir: ./data\nkeysDir: ./keys\nsessions:\n  defaultShell: /bin/sh\n${isolationYaml(dir)}`);
+    chmodSync(dir, 0o711);
     expect(cli(['init', '--config', configFile]).status).toBe(0);
     expect(cli(['role', 'add', 'ops', '--config', configFile]).status).toBe(0);
     expect(cli(['user', 'add', 'alice', '--role', 'ops', '--config', configFile]).status).toBe(0);
@@ -70,21 +75,24 @@ describe('tmuxgate serve as a process', () => {
   });
   afterAll(() => {
     gw?.kill('SIGKILL');
-    killTmuxServers(path.join(dir, 'data', 'tmux'));
+    cleanupStore(path.join(dir, 'data'));
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('logs in with an oathtool code, and on SIGTERM tells the user, exits 0 and leaves tmux running', async () => {
+  it('logs in with an oathtool code into an isolated shell, and on SIGTERM tells the user, exits 0 and leaves tmux running', async () => {
     await start();
     const d = await loginAs('alice', 'secret');
-    d.write('echo "proc=[${TMUXGATE_CANARY_PROC:-absent}]-$((6*7))"\r');
+    d.write('echo "proc=[${TMUXGATE_CANARY_PROC:-absent}]-$((6*7)) uid=[$(id -u)]"\r');
     await d.waitFor('proc=[absent]-42');
+    // A role added without --run-as still runs as an unprivileged account of its own.
+    aliceUid = Number(/uid=\[(\d+)\]/.exec(d.text)![1]);
+    expect(aliceUid).toBeGreaterThanOrEqual(63000);
     gw!.kill('SIGTERM');
     const status = await new Promise<number | null>((r) => gw!.once('exit', (c) => r(c)));
     expect(status).toBe(0);
     await d.waitFor('gateway is restarting');
     await d.waitExit();
-    const [sock] = socketsIn(path.join(dir, 'data', 'tmux', 'r1-u1'));
+    const [sock] = socketsIn(path.join(defaultSocketDir(path.join(dir, 'data')), 'r1-u1'));
     expect(spawnSync('tmux', ['-S', sock!, 'has-session', '-t', 'main']).status).toBe(0);
     const db = new Database(path.join(dir, 'data', 'tmuxgate.db'), { readonly: true });
     const types = (db.prepare('SELECT type FROM audit_events ORDER BY id').all() as { type: string }[]).map((r) => r.type);
@@ -95,8 +103,12 @@ describe('tmuxgate serve as a process', () => {
   it('after kill -9 mid-session, the next start marks it interrupted and verify says intact up to the last flush', async () => {
     await start();
     const d = await loginAs('bob', 'bob.secret');
-    d.write('echo CRASH-$((40+2))\r');
+    d.write('echo CRASH-$((40+2)) uid=[$(id -u)]\r');
     await d.waitFor('CRASH-42');
+    // Another user of the same role: another unprivileged account.
+    const uid = Number(/uid=\[(\d+)\]/.exec(d.text)![1]);
+    expect(uid).toBeGreaterThanOrEqual(63000);
+    expect(uid).not.toBe(aliceUid);
     const db = new Database(path.join(dir, 'data', 'tmuxgate.db'), { readonly: true });
     const row = () => db.prepare('SELECT session_id, chunks, state FROM recordings ORDER BY created_at DESC LIMIT 1').get() as { session_id: string; chunks: number; state: string };
     await waitUntil(() => row().chunks >= 1, 'a durable chunk');

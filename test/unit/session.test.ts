@@ -4,7 +4,7 @@ import { silentLogger } from '../../src/platform/logger.js';
 import { ShellSession, clampSize, type TerminalChannel } from '../../src/session/shell-session.js';
 import type { Pty } from '../../src/session/pty.js';
 import { shellEnv, normaliseTerm, envAllowed } from '../../src/session/env.js';
-import { tmuxConf, checkTmuxOptions } from '../../src/session/tmux.js';
+import { tmuxConf, checkTmuxOptions } from '../../src/host/tmux.js';
 
 /** A pty fake that records what it was told; the real one is exercised by the integration tests. */
 function fakePty() {

@@ -1,0 +1,187 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { Clock } from '../platform/clock.js';
+import type { AuditSink } from '../audit/log.js';
+import type { HostAccountRepo, PairAccountRecord } from '../store/host-accounts.js';
+import { TgError } from '../errors.js';
+import { lookupAccount, type OsAccount } from './account.js';
+import { preparePairDir } from './dirs.js';
+import { runAs, runRoot } from './run.js';
+
+function usedUids(): Set<number> {
+  const used = new Set<number>();
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const uid = Number(line.split(':')[2]);
+    if (Number.isInteger(uid)) used.add(uid);
+  }
+  return used;
+}
+
+/** The pids of running processes owned by `uid` (from /proc; 0 when none are left). */
+export function processesOf(uid: number): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'));
+      if (m && Number(m[1]) === uid) pids.push(Number(d));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
+}
+
+/**
+ * useradd with retries: another process (a second gateway, the admin CLI) may hold the passwd lock
+ * or take the uid we picked; `argv` is rebuilt each try so a fresh uid is chosen.
+ */
+async function useradd(name: string, argv: () => string[]): Promise<OsAccount> {
+  let last = '';
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const r = await runRoot('useradd', argv());
+    const acct = lookupAccount(name);
+    if (acct) return acct;
+    last = r.stderr.trim().slice(0, 200);
+    await new Promise((res) => setTimeout(res, 20 + Math.random() * 100 * (attempt + 1)));
+  }
+  throw new TgError('TG_ERR_ACCOUNT', `useradd ${name} failed: ${last}`);
+}
+
+/**
+ * The OS accounts of a root gateway: one unprivileged account per role when the admin named none,
+ * one per (role, user) pair. Names carry the store's installation id, and an account is used only
+ * if this store recorded it: an existing account of the same name is never adopted (a second
+ * installation or a re-initialised database would otherwise hand a new person someone else's
+ * account, group and home). Creations are serialised in this process.
+ */
+export class HostAccounts {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly cfg: Config['isolation'],
+    private readonly deps: { repo: HostAccountRepo; clock: Clock; audit: AuditSink },
+  ) {}
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** The account name of a (role, user) pair, from ids only. */
+  pairName(roleId: number, userId: number): string {
+    return `${this.cfg.accountPrefix}${this.deps.repo.installId()}r${roleId}u${userId}`;
+  }
+
+  /** The account name tmuxgate gives a role that names no account. */
+  roleAccountName(roleId: number): string {
+    return `${this.cfg.accountPrefix}${this.deps.repo.installId()}g${roleId}`;
+  }
+
+  /** The unprivileged account of a role that names none: created (system account, no login, own group) once. */
+  ensureRoleAccount(roleId: number): Promise<OsAccount> {
+    return this.serial(async () => {
+      const name = this.roleAccountName(roleId);
+      const rec = this.deps.repo.roleAccount(roleId);
+      const existing = lookupAccount(name);
+      if (rec) {
+        if (existing && existing.uid === rec.uid) return existing;
+        if (existing) throw new TgError('TG_ERR_ACCOUNT_NOT_OURS', `account ${name} has uid ${existing.uid}, not the uid ${rec.uid} this store created it with`);
+      } else if (existing) {
+        throw new TgError('TG_ERR_ACCOUNT_NOT_OURS', `account ${name} exists but was not created by this store; remove it or change isolation.accountPrefix`);
+      }
+      const acct = await useradd(name, () => ['--system', '-U', '-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', '-c', `tmuxgate role ${roleId}`, ...(rec ? ['-u', String(rec.uid)] : []), name]);
+      if (!rec) this.deps.repo.recordRoleAccount(roleId, name, acct.uid, this.deps.clock.now());
+      this.deps.audit.emit('gateway', { type: 'host.account', action: 'create', account: name, uid: acct.uid, reason: `role ${roleId}` });
+      return acct;
+    });
+  }
+
+  /**
+   * The pair's account, created on first use with a uid above every uid this store ever gave
+   * (uids are never reused), the template's group and the role's shell, and its home directory.
+   * A locked pair (user was disabled, grant revoked) is unlocked: the caller has just authorised
+   * the login.
+   */
+  ensurePairAccount(roleId: number, userId: number, template: OsAccount, shell: string): Promise<OsAccount> {
+    return this.serial(async () => {
+      const { repo, clock, audit } = this.deps;
+      const rec = repo.pair(roleId, userId);
+      const name = rec?.account ?? this.pairName(roleId, userId);
+      const home = rec?.home ?? path.join(this.cfg.homeBase, name);
+      if (rec?.removedAt) throw new TgError('TG_ERR_ACCOUNT', `account ${name} was removed with its user`);
+      let acct = lookupAccount(name);
+      if (acct && (!rec || acct.uid !== rec.uid)) {
+        throw new TgError('TG_ERR_ACCOUNT_NOT_OURS', `account ${name} exists but was not created by this store (or has another uid); it is never adopted`);
+      }
+      if (!acct) {
+        acct = await useradd(name, () => ['-u', String(rec?.uid ?? this.nextUid()), '-g', String(template.gid), '-d', home, '-M', '-s', shell, '-c', `tmuxgate role ${roleId} user ${userId}`, name]);
+        if (rec && acct.uid !== rec.uid) throw new TgError('TG_ERR_ACCOUNT', `account ${name} was re-created with uid ${acct.uid}, not ${rec.uid}`);
+        if (!rec) repo.recordPair({ roleId, userId, account: name, uid: acct.uid, home }, clock.now());
+        audit.emit('gateway', { type: 'host.account', action: 'create', account: name, uid: acct.uid });
+      }
+      if (rec?.lockedAt) {
+        await runRoot('usermod', ['-e', '', name]);
+        repo.setLocked(roleId, userId, null);
+        audit.emit('gateway', { type: 'host.account', action: 'unlock', account: name, uid: acct.uid });
+      }
+      preparePairDir(this.cfg.homeBase, name, acct);
+      return acct;
+    });
+  }
+
+  private nextUid(): number {
+    const used = usedUids();
+    let uid = Math.max(this.cfg.uidMin, (this.deps.repo.maxUid() ?? this.cfg.uidMin - 1) + 1);
+    while (used.has(uid) && uid <= this.cfg.uidMax) uid++;
+    if (uid > this.cfg.uidMax) throw new TgError('TG_ERR_ACCOUNT', `no free uid left in isolation.uidMin..uidMax (${this.cfg.uidMin}-${this.cfg.uidMax}); uids are never reused`);
+    return uid;
+  }
+
+  /**
+   * Ends every process of the account: `kill -KILL -1` run as the account itself, which the kernel
+   * applies to all of that uid's processes at once (a fork loop cannot outrun it), repeated until
+   * /proc shows none. Returns how many were found at first.
+   */
+  async terminate(acct: OsAccount): Promise<number> {
+    if (acct.uid === 0 || acct.uid === process.getuid?.()) return 0; // never ourselves
+    const found = processesOf(acct.uid).length;
+    for (let round = 0; round < 10 && processesOf(acct.uid).length > 0; round++) {
+      await runAs(acct, 'kill', ['-s', 'KILL', '--', '-1'], { timeoutMs: 3000 });
+    }
+    return found;
+  }
+
+  /** Locks a pair (expires the account so no PAM service admits it) and ends its processes. */
+  async lock(rec: PairAccountRecord, reason: string): Promise<void> {
+    const acct = lookupAccount(rec.account);
+    this.deps.repo.setLocked(rec.roleId, rec.userId, this.deps.clock.now());
+    if (!acct || acct.uid !== rec.uid) return;
+    await runRoot('usermod', ['-e', '1', rec.account]);
+    const killed = await this.terminate(acct);
+    this.deps.audit.emit('gateway', { type: 'host.account', action: 'lock', account: rec.account, uid: rec.uid, reason, processesKilled: killed });
+  }
+
+  /**
+   * Removes a removed user's pair account: processes ended, account deleted, home moved into a
+   * root-only archive (never left for a later account). Its uid stays recorded and is not reused.
+   */
+  async remove(rec: PairAccountRecord): Promise<void> {
+    const acct = lookupAccount(rec.account);
+    let killed = 0;
+    if (acct && acct.uid === rec.uid) {
+      killed = await this.terminate(acct);
+      await runRoot('userdel', [rec.account]);
+    }
+    const home = path.join(this.cfg.homeBase, rec.account);
+    if (rec.home === home && existsSync(home)) {
+      const archive = path.join(this.cfg.homeBase, '.removed');
+      if (!existsSync(archive)) mkdirSync(archive, { mode: 0o700 }); // homeBase is root-only: no race with a pair
+      renameSync(home, path.join(archive, `${rec.account}-${this.deps.clock.now()}`));
+    }
+    this.deps.repo.setRemoved(rec.roleId, rec.userId, this.deps.clock.now());
+    this.deps.audit.emit('gateway', { type: 'host.account', action: 'remove', account: rec.account, uid: rec.uid, processesKilled: killed, reason: 'user removed; home archived' });
+  }
+}

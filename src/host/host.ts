@@ -1,0 +1,180 @@
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
+import type { AuditSink } from '../audit/log.js';
+import type { HostAccountRepo, PairAccountRecord, PairEndCause } from '../store/host-accounts.js';
+import type { Role, RoleRepo } from '../store/roles.js';
+import { TgError } from '../errors.js';
+import { currentAccount, lookupAccount, type OsAccount } from './account.js';
+import { HostAccounts } from './accounts.js';
+import { checkRootOnly, makeDirs, preparePairDir, requireTraversable, writeRootFile } from './dirs.js';
+import { TmuxHost, pairDirName, tmuxConf, type Pair } from './tmux.js';
+import { TmuxServers, type KnownClient } from './tmux-servers.js';
+
+export interface HostDeps {
+  config: Config;
+  repo: HostAccountRepo;
+  roles: RoleRepo;
+  clock: Clock;
+  logger: Logger;
+  audit: AuditSink;
+}
+
+/**
+ * The privilege boundary: the only code that touches OS accounts, pair directories, tmux sockets
+ * and pair processes (see docs/isolation.md). Everything it does to something a pair account can
+ * write, it does as that account, or in a directory only root can write.
+ */
+export class Host {
+  readonly tmux: TmuxHost;
+  readonly servers: TmuxServers;
+  readonly accounts: HostAccounts;
+  /** Whether the gateway runs as root: pair isolation is possible only then. */
+  readonly root = process.getuid?.() === 0;
+  /** Gateway-owned tmux.conf files: root-only, readable by the pairs. */
+  readonly confDir: string;
+
+  constructor(private readonly d: HostDeps) {
+    const c = d.config;
+    this.confDir = path.join(c.paths.socketDir, 'conf');
+    this.tmux = new TmuxHost({ tmuxPath: c.sessions.tmuxPath, hide: [c.paths.dataDir, c.paths.keysDir] });
+    this.accounts = new HostAccounts(c.isolation, { repo: d.repo, clock: d.clock, audit: d.audit });
+    this.servers = new TmuxServers(
+      { socketDir: c.paths.socketDir, dormantTimeoutMs: c.sessions.dormantTimeout },
+      { clock: d.clock, logger: d.logger, audit: d.audit, tmux: this.tmux, pairOf: (r, u) => Promise.resolve(this.pairOf(r, u)), observers: () => d.repo.observers() as KnownClient[] },
+    );
+  }
+
+  /**
+   * At start: the socket root, conf directory and home base exist with the right modes and only
+   * root can change them; every shell role has an unprivileged account that can reach them.
+   * Throws a coded error naming the directory and what it needs.
+   */
+  async prepare(): Promise<void> {
+    this.prepareDirs();
+    if (!this.root) return;
+    for (const role of this.d.roles.list().filter((r) => r.kind === 'shell')) {
+      const acct = await this.roleAccount(role).catch((e: Error) => {
+        // A broken role is refused at login (and logged now); it does not stop the others.
+        this.d.logger.error({ role: role.name, err: e.message }, 'role cannot start sessions');
+        return null;
+      });
+      if (acct && acct.uid !== 0) this.checkReach(acct);
+    }
+  }
+
+  /** The socket root, conf directory and (under root) home base: created with their modes, checked root-only. */
+  prepareDirs(): void {
+    const { paths, isolation } = this.d.config;
+    makeDirs(paths.socketDir, 0o711);
+    makeDirs(this.confDir, 0o711);
+    if (!this.root) return;
+    checkRootOnly(paths.socketDir);
+    checkRootOnly(this.confDir);
+    if (isolation.pairAccounts) {
+      makeDirs(isolation.homeBase, 0o711);
+      checkRootOnly(isolation.homeBase);
+    }
+  }
+
+  /** Throws TG_ERR_PATH_NOT_TRAVERSABLE unless the role's (and so its pairs') accounts can reach their directories. */
+  checkReach(roleAccount: OsAccount): void {
+    const { paths, isolation } = this.d.config;
+    // Pair accounts share the role account's group but never its uid: judge by group and others.
+    const pairLike = { ...roleAccount, uid: -1 };
+    requireTraversable(paths.socketDir, pairLike, 'socket directory');
+    requireTraversable(this.confDir, pairLike, 'tmux.conf directory');
+    if (isolation.pairAccounts) requireTraversable(isolation.homeBase, pairLike, 'home base');
+  }
+
+  /**
+   * The OS account a role runs as. A role that names none gets a dedicated unprivileged account
+   * under a root gateway (recorded in the store and set as its runAs); only a gateway that is not
+   * root runs shells as its own account (development mode).
+   */
+  async roleAccount(role: Role): Promise<OsAccount> {
+    const me = currentAccount();
+    if (!role.runAs) {
+      if (!this.root) return me;
+      const acct = await this.accounts.ensureRoleAccount(role.id);
+      this.d.roles.edit(role.id, { runAs: acct.name }); // from now on the role names it, as if the admin had
+      return acct;
+    }
+    const acct = lookupAccount(role.runAs);
+    if (!acct) throw new TgError('TG_ERR_ACCOUNT', `role ${role.name}: account ${role.runAs} does not exist`);
+    if (acct.uid === 0 && !role.allowRoot) throw new TgError('TG_ERR_ACCOUNT', `role ${role.name}: runs as root without allowRoot`);
+    if (acct.uid !== me.uid && !this.root) throw new TgError('TG_ERR_ACCOUNT', `role ${role.name}: the gateway must run as root to switch to ${role.runAs}`);
+    return acct;
+  }
+
+  /** Whether sessions of this role run under the gateway's own account (not isolated). */
+  devMode(role: Role): boolean {
+    return !this.root && (!role.runAs || role.runAs === currentAccount().name);
+  }
+
+  /** Prepares a login's pair: its account (created on first use), socket directory, home and tmux.conf. */
+  async pairForLogin(role: Role, userId: number, userName: string, shell: string): Promise<Pair> {
+    const { config } = this.d;
+    const template = await this.roleAccount(role);
+    let account = template;
+    if (this.root && config.isolation.pairAccounts && template.uid !== 0) {
+      account = await this.accounts.ensurePairAccount(role.id, userId, template, shell);
+    }
+    const name = pairDirName(role.id, userId);
+    const dir = preparePairDir(config.paths.socketDir, name, account);
+    const conf = writeRootFile(this.confDir, `${name}.conf`, tmuxConf(role, shell, userName));
+    return { roleId: role.id, userId, account, dir, home: account.home, conf, sandbox: role.sandbox };
+  }
+
+  /** An existing pair (for viewers, observers, reconcile), or null: never creates anything. */
+  pairOf(roleId: number, userId: number): Pair | null {
+    const { config, repo, roles } = this.d;
+    const role = roles.byId(roleId);
+    if (!role) return null;
+    let account: OsAccount | null = null;
+    const rec = repo.pair(roleId, userId);
+    if (rec) {
+      const a = lookupAccount(rec.account);
+      account = a && a.uid === rec.uid ? a : null;
+    } else if (!this.root || !config.isolation.pairAccounts) {
+      account = role.runAs ? lookupAccount(role.runAs) : this.root ? null : currentAccount();
+    } else if (role.runAs && lookupAccount(role.runAs)?.uid === 0) {
+      account = lookupAccount(role.runAs); // break-glass root role: no pair accounts
+    }
+    if (!account) return null;
+    const name = pairDirName(roleId, userId);
+    return { roleId, userId, account, dir: path.join(config.paths.socketDir, name), home: account.home, conf: path.join(this.confDir, `${name}.conf`), sandbox: role.sandbox };
+  }
+
+  /**
+   * Ends a pair's tmux server and, when the pair has an account of its own, every process of it.
+   * `lock` also expires the account (disable, revoke); a removed user's account is deleted.
+   */
+  async endPair(rec: PairAccountRecord, cause: PairEndCause): Promise<void> {
+    const pair = this.pairOf(rec.roleId, rec.userId);
+    if (pair) await this.servers.kill(pair).catch(() => {});
+    if (cause === 'user-removed') await this.accounts.remove(rec);
+    else await this.accounts.lock(rec, cause);
+  }
+
+  /** Admin kill: the pair's server and its processes end; the account stays usable. */
+  async killPair(roleId: number, userId: number): Promise<void> {
+    const pair = this.pairOf(roleId, userId);
+    if (!pair) return;
+    await this.servers.kill(pair).catch(() => {});
+    const rec = this.d.repo.pair(roleId, userId);
+    if (rec && rec.uid === pair.account.uid) {
+      const n = await this.accounts.terminate(pair.account);
+      this.d.audit.emit('gateway', { type: 'host.account', action: 'terminate', account: rec.account, uid: rec.uid, reason: 'session killed by an administrator', processesKilled: n });
+    }
+  }
+
+  /** Locks or removes every pair whose user or grant is gone (the enforcer's tick). */
+  async enforce(): Promise<number> {
+    const due = this.d.repo.pairsToEnd();
+    for (const p of due) await this.endPair(p, p.cause);
+    for (const p of this.d.repo.removedUsersPairs()) await this.accounts.remove(p);
+    return due.length;
+  }
+}

@@ -1,0 +1,51 @@
+import { execFile } from 'node:child_process';
+import type { OsAccount } from './account.js';
+
+/** The environment of a short helper run as a pair: nothing of the gateway's own. */
+const PLAIN_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
+
+/**
+ * argv that starts `file args` as `account`: setpriv with its uid, gid and groups and no
+ * capabilities at all (node-pty's own uid switch keeps root's supplementary groups). When the
+ * gateway already runs as that account (development mode) the program runs as is.
+ */
+export function asAccount(account: OsAccount, file: string, args: string[]): { file: string; args: string[] } {
+  if (account.uid === process.getuid?.()) return { file, args };
+  return {
+    file: 'setpriv',
+    args: ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups', '--inh-caps=-all', '--bounding-set=-all', '--', file, ...args],
+  };
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a short program as `account` with a timeout and a plain environment; never throws for a
+ * non-zero exit (the caller reads `code`). Output is bounded: a hostile peer cannot fill memory.
+ */
+export function runAs(account: OsAccount, file: string, args: string[], o: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
+  const c = asAccount(account, file, args);
+  return runArgv(c.file, c.args, o);
+}
+
+/** Runs a root-side administrative program (useradd, usermod, userdel: in /usr/sbin) with a timeout. */
+export function runRoot(file: string, args: string[], timeoutMs = 15_000): Promise<RunResult> {
+  return runArgv(file, args, { timeoutMs, env: { ...PLAIN_ENV, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' } });
+}
+
+/** Runs an argv built elsewhere (already switched to an account) with a timeout and a plain environment. */
+export function runArgv(file: string, args: string[], o: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
+  const timeoutMs = o.timeoutMs ?? 5000;
+  const env = o.env ?? PLAIN_ENV;
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', env, cwd: '/', maxBuffer: 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      // A program that could not be started says so in stderr, so callers' errors name the cause.
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err ? err.message : '') });
+    });
+  });
+}

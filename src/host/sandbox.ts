@@ -1,0 +1,54 @@
+import { existsSync, statSync } from 'node:fs';
+import type { SandboxSpec } from '../store/roles.js';
+import { TgError } from '../errors.js';
+
+export const BWRAP = '/usr/bin/bwrap';
+
+/**
+ * bubblewrap argv that runs `file args` in the role's sandbox: the host filesystem read-only, its
+ * own PID namespace with a fresh /proc (so `ps` shows the pair's own processes only), private
+ * /tmp and /var/tmp, the gateway's data and keys hidden, the role's read-write, read-only and
+ * hidden paths, and the pair's socket directory and home bound back writable. bwrap always sets
+ * no_new_privs. `server`: the pair's tmux server, which must outlive the gateway; every other
+ * program dies with its parent. Throws with the reason when the sandbox cannot be set up (the
+ * session then does not start).
+ */
+export function sandboxed(spec: SandboxSpec, o: { hide: string[]; bind: string[]; ownPid: boolean; server: boolean }, file: string, args: string[]): { file: string; args: string[] } {
+  if (!existsSync(BWRAP)) throw new TgError('TG_ERR_SANDBOX', 'sandbox requested but bubblewrap (/usr/bin/bwrap) is not installed');
+  const a = ['--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/var/tmp'];
+  if (o.ownPid) a.push('--unshare-pid', '--proc', '/proc');
+  if (!o.server) a.push('--die-with-parent');
+  for (const p of spec.readWritePaths) {
+    if (!existsSync(p)) throw new TgError('TG_ERR_SANDBOX', `sandbox read-write path ${p} does not exist`);
+    a.push('--bind', p, p);
+  }
+  for (const p of spec.readOnlyPaths) {
+    if (!existsSync(p)) throw new TgError('TG_ERR_SANDBOX', `sandbox read-only path ${p} does not exist`);
+    a.push('--ro-bind', p, p);
+  }
+  const hidden = [...spec.hiddenPaths, ...o.hide];
+  for (const p of hidden) {
+    if (!existsSync(p)) {
+      if (spec.hiddenPaths.includes(p)) throw new TgError('TG_ERR_SANDBOX', `sandbox hidden path ${p} does not exist`);
+      continue;
+    }
+    if (statSync(p).isDirectory()) a.push('--tmpfs', p);
+    else a.push('--ro-bind', '/dev/null', p);
+  }
+  // Directories bwrap makes inside a tmpfs for a bind are 0700 root: create the ancestors of each
+  // bind that lie under a tmpfs ourselves, traversable (0711), so the account can reach its dir.
+  const tmpfsRoots = ['/tmp', '/var/tmp', ...hidden.filter((p) => existsSync(p) && statSync(p).isDirectory())];
+  const made = new Set<string>();
+  for (const p of o.bind.filter((b) => existsSync(b))) {
+    const parts = p.split('/').filter(Boolean);
+    for (let i = 1; i < parts.length; i++) {
+      const anc = '/' + parts.slice(0, i).join('/');
+      if (!made.has(anc) && tmpfsRoots.some((r) => anc.startsWith(r + '/'))) {
+        a.push('--perms', '0711', '--dir', anc);
+        made.add(anc);
+      }
+    }
+    a.push('--bind', p, p);
+  }
+  return { file: BWRAP, args: [...a, '--', file, ...args] };
+}

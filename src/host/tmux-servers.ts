@@ -1,0 +1,282 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
+import type { AuditSink } from '../audit/log.js';
+import { ENFORCED_OPTIONS, type Pair, type TmuxHost } from './tmux.js';
+
+const DIR_RE = /^r(\d+)-u(\d+)$/;
+
+interface Managed {
+  pair: Pair;
+  socket: string;
+  /** tmux clients the gateway spawned and that are attached now: pid -> tty. */
+  clients: Map<number, string | null>;
+  lastDetach: number;
+}
+
+/** A client the gateway knows: one of its own, or an admin's registered observer. */
+export interface KnownClient {
+  pid: number;
+  tty: string | null;
+}
+
+/**
+ * The tmux servers of this gateway: one per (role, user), its socket named at random per server
+ * start. Adopts live servers and removes stale sockets at start, kills servers that stayed
+ * without a client past the dormant timeout, and detaches (and audits) clients it did not start.
+ * Every tmux command goes through TmuxHost, as the pair.
+ */
+export class TmuxServers {
+  private readonly servers = new Map<string, Managed>();
+  /** Clients of ours that were told to go but may still be connected for a moment. */
+  private readonly leaving = new Map<number, number>();
+  private cursor = 0;
+
+  constructor(
+    private readonly o: { socketDir: string; dormantTimeoutMs: number },
+    private readonly deps: {
+      clock: Clock;
+      logger: Logger;
+      audit: AuditSink;
+      tmux: TmuxHost;
+      /** The pair of a socket directory found on disk, from the store (null: not ours to touch). */
+      pairOf: (roleId: number, userId: number) => Promise<Pair | null>;
+      /** Registered observers (admin CLI), from the store. */
+      observers: () => KnownClient[];
+    },
+  ) {}
+
+  /**
+   * The socket of the pair's live server, starting one (as the pair, in its sandbox) if there is
+   * none; `env` becomes the server's environment and so its shells'.
+   */
+  async socketFor(pair: Pair, env: Record<string, string>, cols: number, rows: number): Promise<string> {
+    const live = await this.liveSocket(pair);
+    if (live) return live;
+    const socket = path.join(pair.dir, `${randomBytes(8).toString('hex')}.sock`);
+    await this.deps.tmux.startServer(pair, socket, env, cols, rows);
+    this.servers.set(path.basename(pair.dir), { pair, socket, clients: new Map(), lastDetach: this.deps.clock.now() });
+    return socket;
+  }
+
+  /** The live server's socket for a pair, or null: never starts one (for read-only viewers). */
+  async liveSocket(pair: Pair): Promise<string | null> {
+    const known = this.servers.get(path.basename(pair.dir));
+    if (known && known.pair.account.uid === pair.account.uid && (await this.deps.tmux.alive(pair, known.socket))) return known.socket;
+    return (await this.adoptDir(pair))?.socket ?? null;
+  }
+
+  /** Shows a message in the pair's tmux (to every client, for a few seconds). */
+  async notify(pair: Pair, socket: string, text: string): Promise<void> {
+    await this.deps.tmux.run(pair, socket, ['display-message', '-d', '5000', text.replace(/[#;]/g, ' ')]);
+  }
+
+  attached(pair: Pair, pid: number, tty: string | null): void {
+    this.servers.get(path.basename(pair.dir))?.clients.set(pid, tty);
+  }
+
+  detached(pair: Pair, pid: number): void {
+    const s = this.servers.get(path.basename(pair.dir));
+    if (!s) return;
+    s.clients.delete(pid);
+    // A killed client can stay attached for a few ms (longer under load): not an intruder.
+    this.leaving.set(pid, Date.now() + 10_000);
+    if (s.clients.size === 0) s.lastDetach = this.deps.clock.now();
+  }
+
+  /** Kills the pair's server (admin kill, lock): as the pair, like every tmux command. */
+  async kill(pair: Pair): Promise<void> {
+    const key = path.basename(pair.dir);
+    const s = this.servers.get(key) ?? (await this.adoptDir(pair));
+    if (!s) return;
+    await this.deps.tmux.run(pair, s.socket, ['kill-server']);
+    this.servers.delete(key);
+  }
+
+  /**
+   * Adopts the live server in the pair's directory (if any) and removes stale sockets, as the
+   * pair. Only sockets owned by the pair's uid are considered; anything else the pair put there
+   * (a symlink to another socket, a file) is ignored.
+   */
+  private async adoptDir(pair: Pair): Promise<Managed | null> {
+    let adopted: Managed | null = null;
+    const names = existsSync(pair.dir) ? readdirSync(pair.dir).filter((x) => x.endsWith('.sock')) : [];
+    for (const f of names) {
+      const socket = path.join(pair.dir, f);
+      const alive = this.deps.tmux.socketState(pair, socket) === 'socket' && (await this.deps.tmux.alive(pair, socket));
+      if (alive && !adopted) {
+        adopted = { pair, socket, clients: new Map(), lastDetach: this.deps.clock.now() };
+        this.servers.set(path.basename(pair.dir), adopted);
+        continue;
+      }
+      // Two servers for one pair must never happen: keep one. Anything else named *.sock (a dead
+      // socket, a symlink the pair planted, a file) is removed as the pair, never followed.
+      if (alive) await this.deps.tmux.run(pair, socket, ['kill-server']);
+      await this.deps.tmux.removeSocket(pair, socket);
+      this.deps.logger.info({ socket }, 'removed a stale tmux socket');
+    }
+    return adopted;
+  }
+
+  /** At gateway start: adopt every live server, remove every stale socket. */
+  async reconcile(): Promise<{ adopted: number; stale: number }> {
+    let adopted = 0;
+    let stale = 0;
+    if (!existsSync(this.o.socketDir)) return { adopted, stale };
+    for (const d of readdirSync(this.o.socketDir)) {
+      const m = DIR_RE.exec(d);
+      if (!m) continue;
+      const pair = await this.deps.pairOf(Number(m[1]), Number(m[2]));
+      if (!pair) continue;
+      const before = existsSync(pair.dir) ? readdirSync(pair.dir).filter((x) => x.endsWith('.sock')).length : 0;
+      const a = await this.adoptDir(pair);
+      if (a) adopted++;
+      stale += before - (a ? 1 : 0);
+    }
+    return { adopted, stale };
+  }
+
+  /** Kills servers that have had no client for the dormant timeout. */
+  async reap(): Promise<number> {
+    let n = 0;
+    const now = this.deps.clock.now();
+    for (const [key, s] of this.servers) {
+      if (s.clients.size > 0 || now - s.lastDetach < this.o.dormantTimeoutMs) continue;
+      await this.deps.tmux.run(s.pair, s.socket, ['kill-server']);
+      await this.deps.tmux.removeSocket(s.pair, s.socket);
+      this.servers.delete(key);
+      n++;
+      this.deps.audit.emit('gateway', { type: 'tmux.reaped', socketDir: s.pair.dir, idleMs: now - s.lastDetach });
+    }
+    return n;
+  }
+
+  /** Whether a client (pid, tty) is one we know: by pid or a near ancestor (setpriv, bwrap), or by its tty. */
+  private ours(pid: number, tty: string, known: KnownClient[]): boolean {
+    if (tty && known.some((k) => k.tty === tty)) return true;
+    const pids = new Set(known.map((k) => k.pid));
+    let p = pid;
+    for (let hop = 0; hop < 4 && p > 1; hop++) {
+      if (pids.has(p)) return true;
+      try {
+        p = Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      } catch {
+        return false;
+      }
+    }
+    return false;
+  }
+
+  private roundRobin(servers: Managed[], n: number): Managed[] {
+    if (servers.length <= n) return servers;
+    const batch = Array.from({ length: n }, (_, i) => servers[(this.cursor + i) % servers.length]!);
+    this.cursor = (this.cursor + n) % servers.length;
+    return batch;
+  }
+
+  /**
+   * Detaches every client of a managed server that the gateway did not start; audits each. Also
+   * puts back the hardening options a user turned on from inside (passthrough, clipboard, ...).
+   *
+   * Asking tmux costs a spawned tmux client per server (measured: 1,000 servers every 10 s spent
+   * most of a core in fork/exec), so the kernel is asked first: one read of /proc/net/unix shows,
+   * for every socket path, the listening socket and each connection to it. Every client of ours
+   * connects through the path (servers are started on their own, never by an attaching client),
+   * so a server with more connections than clients of ours has a stranger (or one of our own
+   * short commands) and is asked for its clients at once. Every server is also asked in turn,
+   * `perTick` a tick, which covers what the kernel table cannot show and re-applies the options.
+   */
+  async checkIntruders(perTick = 25, unixTable: () => string | null = readUnixTable): Promise<number> {
+    let n = 0;
+    for (const [pid, until] of this.leaving) if (until <= Date.now()) this.leaving.delete(pid);
+    const observers = this.deps.observers();
+    const all = [...this.servers.values()];
+    const text = unixTable();
+    let batch: Managed[] = this.roundRobin(all, perTick);
+    if (text !== null) {
+      const t = parseUnixTable(text);
+      const crowded = all.filter((s) => (t.connected.get(s.socket) ?? 0) > s.clients.size);
+      batch = [...new Set([...crowded, ...batch])];
+    }
+    for (const s of batch) {
+      const r = await this.deps.tmux.run(s.pair, s.socket, ['list-clients', '-F', '#{client_pid} #{client_tty} #{client_name}']);
+      if (r.code !== 0) continue; // a socket gone meanwhile: skipped
+      const known: KnownClient[] = [...[...s.clients].map(([pid, tty]) => ({ pid, tty })), ...observers];
+      for (const line of r.stdout.split('\n').filter(Boolean)) {
+        const [pidText, tty, name] = line.split(' ');
+        const pid = Number(pidText);
+        if (this.ours(pid, tty ?? '', known) || (this.leaving.get(pid) ?? 0) > Date.now()) continue;
+        await this.deps.tmux.run(s.pair, s.socket, ['detach-client', '-t', name ?? '']);
+        n++;
+        this.deps.audit.emit('gateway', { type: 'tmux.intrusion', socketDir: s.pair.dir, clientPid: pid, client: String(name ?? '').slice(0, 100) });
+        this.deps.logger.warn({ socketDir: s.pair.dir, pid }, 'detached a tmux client the gateway did not start');
+      }
+      await this.enforceOptions(s);
+    }
+    return n;
+  }
+
+  /**
+   * Puts back the hardening options wherever a user changed them from inside (any level: the
+   * format shows each pane's effective value), and audits the attempt.
+   */
+  async enforceOptions(s: { pair: Pair; socket: string }): Promise<string[]> {
+    const fmt = ['#{pane_id}', ...ENFORCED_OPTIONS.map((o) => `#{${o.name}}`)].join('\t');
+    const r = await this.deps.tmux.run(s.pair, s.socket, ['list-panes', '-a', '-F', fmt]);
+    if (r.code !== 0) return [];
+    const changed = new Set<string>();
+    const panes = new Set<string>();
+    for (const line of r.stdout.split('\n').filter(Boolean)) {
+      const [pane, ...values] = line.split('\t');
+      ENFORCED_OPTIONS.forEach((o, i) => {
+        if ((values[i] ?? '') !== o.safe) {
+          changed.add(`${o.name}=${(values[i] ?? '').slice(0, 40)}`);
+          panes.add(pane!);
+        }
+      });
+    }
+    if (changed.size === 0) return [];
+    const cmds: string[][] = [];
+    for (const pane of panes) {
+      for (const o of ENFORCED_OPTIONS) {
+        if (o.level === 'window') cmds.push(['set-option', '-p', '-u', '-t', pane, o.name], ['set-option', '-w', '-u', '-t', pane, o.name]);
+        if (o.level === 'session') cmds.push(['set-option', '-u', '-t', pane, o.name]);
+      }
+    }
+    for (const o of ENFORCED_OPTIONS) cmds.push(['set-option', o.level === 'server' ? '-s' : '-g', o.name, o.value]);
+    await this.deps.tmux.run(s.pair, s.socket, cmds.flatMap((c, i) => (i ? [';', ...c] : c)));
+    const list = [...changed];
+    this.deps.audit.emit('gateway', { type: 'tmux.option-reset', socketDir: s.pair.dir, options: list });
+    this.deps.logger.warn({ socketDir: s.pair.dir, options: list }, 'a user turned hardening options back on; reset');
+    return list;
+  }
+}
+
+/** The kernel's table of unix sockets, or null where it cannot be read. */
+function readUnixTable(): string | null {
+  try {
+    return readFileSync('/proc/net/unix', 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Listening socket paths, and how many connections each path has, from /proc/net/unix
+ * ("Num RefCount Protocol Flags Type St Inode Path"; St 03 is connected; an accepted connection
+ * carries the path of the socket it was accepted on, the connecting side has none).
+ */
+export function parseUnixTable(text: string): { listening: Set<string>; connected: Map<string, number> } {
+  const listening = new Set<string>();
+  const connected = new Map<string, number>();
+  for (const line of text.split('\n').slice(1)) {
+    const m = /^\S+:\s+\S+\s+\S+\s+(\S+)\s+\S+\s+(\S+)\s+\S+ (.+)$/.exec(line);
+    if (!m) continue;
+    const [, flags, st, p] = m as unknown as [string, string, string, string];
+    if (st === '01' && (parseInt(flags, 16) & 0x10000) !== 0) listening.add(p);
+    else if (st === '03') connected.set(p, (connected.get(p) ?? 0) + 1);
+  }
+  return { listening, connected };
+}
