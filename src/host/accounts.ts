@@ -18,14 +18,15 @@ function usedUids(): Set<number> {
   return used;
 }
 
-/** The pids of running processes owned by `uid` (from /proc; 0 when none are left). */
+/** The pids of live processes owned by `uid` (from /proc; zombies are dead and hold nothing). */
 export function processesOf(uid: number): number[] {
   const pids: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'));
-      if (m && Number(m[1]) === uid) pids.push(Number(d));
+      const status = readFileSync(`/proc/${d}/status`, 'utf8');
+      const m = /^Uid:\s+(\d+)/m.exec(status);
+      if (m && Number(m[1]) === uid && !/^State:\s+Z/m.test(status)) pids.push(Number(d));
     } catch {
       /* gone meanwhile */
     }
@@ -149,7 +150,7 @@ export class HostAccounts {
     if (acct.uid === 0 || acct.uid === process.getuid?.()) return 0; // never ourselves
     const found = processesOf(acct.uid).length;
     for (let round = 0; round < 10 && processesOf(acct.uid).length > 0; round++) {
-      await runAs(acct, 'kill', ['-s', 'KILL', '--', '-1'], { timeoutMs: 3000 });
+      await runAs(acct, 'kill', ['-9', '-1'], { timeoutMs: 3000 }); // procps kill: '-s KILL -- -1' is a usage error
     }
     return found;
   }
@@ -170,17 +171,15 @@ export class HostAccounts {
    */
   async remove(rec: PairAccountRecord): Promise<void> {
     const acct = lookupAccount(rec.account);
-    let killed = 0;
-    if (acct && acct.uid === rec.uid) {
-      killed = await this.terminate(acct);
-      await runRoot('userdel', [rec.account]);
-    }
+    const ours = acct !== null && acct.uid === rec.uid;
+    const killed = ours ? await this.terminate(acct) : 0;
     const home = path.join(this.cfg.homeBase, rec.account);
     if (rec.home === home && existsSync(home)) {
       const archive = path.join(this.cfg.homeBase, '.removed');
       if (!existsSync(archive)) mkdirSync(archive, { mode: 0o700 }); // homeBase is root-only: no race with a pair
       renameSync(home, path.join(archive, `${rec.account}-${this.deps.clock.now()}`));
     }
+    if (ours) await runRoot('userdel', [rec.account]);
     this.deps.repo.setRemoved(rec.roleId, rec.userId, this.deps.clock.now());
     this.deps.audit.emit('gateway', { type: 'host.account', action: 'remove', account: rec.account, uid: rec.uid, processesKilled: killed, reason: 'user removed; home archived' });
   }

@@ -18,14 +18,6 @@ export function sandboxed(spec: SandboxSpec, o: { hide: string[]; bind: string[]
   const a = ['--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/var/tmp'];
   if (o.ownPid) a.push('--unshare-pid', '--proc', '/proc');
   if (!o.server) a.push('--die-with-parent');
-  for (const p of spec.readWritePaths) {
-    if (!existsSync(p)) throw new TgError('TG_ERR_SANDBOX', `sandbox read-write path ${p} does not exist`);
-    a.push('--bind', p, p);
-  }
-  for (const p of spec.readOnlyPaths) {
-    if (!existsSync(p)) throw new TgError('TG_ERR_SANDBOX', `sandbox read-only path ${p} does not exist`);
-    a.push('--ro-bind', p, p);
-  }
   const hidden = [...spec.hiddenPaths, ...o.hide];
   for (const p of hidden) {
     if (!existsSync(p)) {
@@ -35,11 +27,20 @@ export function sandboxed(spec: SandboxSpec, o: { hide: string[]; bind: string[]
     if (statSync(p).isDirectory()) a.push('--tmpfs', p);
     else a.push('--ro-bind', '/dev/null', p);
   }
-  // Directories bwrap makes inside a tmpfs for a bind are 0700 root: create the ancestors of each
-  // bind that lie under a tmpfs ourselves, traversable (0711), so the account can reach its dir.
+  for (const p of [...spec.readWritePaths, ...spec.readOnlyPaths]) {
+    if (!existsSync(p)) throw new TgError('TG_ERR_SANDBOX', `sandbox ${spec.readWritePaths.includes(p) ? 'read-write' : 'read-only'} path ${p} does not exist`);
+  }
+  // Writable binds first, then read-only ones (a read-only path inside a writable one stays
+  // read-only), the pair's own directories last. Directories bwrap makes inside a tmpfs for a
+  // bind are 0700 root: their ancestors are made here, traversable (0711), so the account can reach them.
   const tmpfsRoots = ['/tmp', '/var/tmp', ...hidden.filter((p) => existsSync(p) && statSync(p).isDirectory())];
   const made = new Set<string>();
-  for (const p of o.bind.filter((b) => existsSync(b))) {
+  const binds: [flag: string, path: string][] = [
+    ...spec.readWritePaths.map((p) => ['--bind', p] as [string, string]),
+    ...spec.readOnlyPaths.map((p) => ['--ro-bind', p] as [string, string]),
+    ...o.bind.filter((p) => existsSync(p)).map((p) => ['--bind', p] as [string, string]),
+  ];
+  for (const [flag, p] of binds) {
     const parts = p.split('/').filter(Boolean);
     for (let i = 1; i < parts.length; i++) {
       const anc = '/' + parts.slice(0, i).join('/');
@@ -48,7 +49,7 @@ export function sandboxed(spec: SandboxSpec, o: { hide: string[]; bind: string[]
         made.add(anc);
       }
     }
-    a.push('--bind', p, p);
+    a.push(flag, p, p);
   }
   return { file: BWRAP, args: [...a, '--', file, ...args] };
 }
