@@ -102,8 +102,12 @@ export const ConfigSchema = z
             issuer: z.string().min(1).max(64).default('tmuxgate'),
           })
           .prefault({}),
+        /** Counts only failures after a valid key proof: wrong, replayed or malformed codes. */
         userLockout: lockout(5, '5m'),
+        /** Counts every failure from one source address, the key step's included. */
         addressLockout: lockout(20, '5m'),
+        /** The same for the address's network (IPv4 /24, IPv6 /64): many addresses, one attacker. */
+        prefixLockout: lockout(100, '5m'),
       })
       .prefault({}),
     ssh: z
