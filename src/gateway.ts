@@ -6,6 +6,7 @@ import { systemClock, type Clock } from './platform/clock.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { openDb, type Db } from './store/db.js';
 import { writeCheckpoint } from './audit/log.js';
+import { PreAuthAudit } from './audit/preauth.js';
 import { buildStores } from './store/stores.js';
 import type { RoleRepo } from './store/roles.js';
 import { startEnforcer } from './session/enforcer.js';
@@ -91,6 +92,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     auditSigner,
     tmux: null as unknown as TmuxServers,
     metrics: new Metrics(),
+    preauth: new PreAuthAudit(audit, clock, config.auth.preAuthAudit),
   };
   ctx.tmux = new TmuxServers(
     { socketDir: config.paths.socketDir, tmuxPath: config.sessions.tmuxPath, dormantTimeoutMs: config.sessions.dormantTimeout },
@@ -127,7 +129,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
       maxStartupsPerAddress: config.ssh.maxStartupsPerAddress,
       loginGraceTime: config.ssh.loginGraceTime,
     },
-    { clock, logger, audit },
+    { clock, logger, preauth: ctx.preauth },
     (socket) => sshServer.injectSocket(socket),
   );
   const connections = new Set<GatewayConnection>();
@@ -269,6 +271,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
         stopCheckpoints();
         stopIntrusion();
         stopReaper();
+        ctx.preauth.close(); // pending pre-authentication summaries are written before the stop row
         audit.emit('gateway', { type: 'gateway.stop', reason, sessionsClosed: n });
         checkpoint(); // the last rows are signed too: a cut-off tail is caught
         db.close();

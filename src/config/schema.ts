@@ -108,6 +108,16 @@ export const ConfigSchema = z
         addressLockout: lockout(20, '5m'),
         /** The same for the address's network (IPv4 /24, IPv6 /64): many addresses, one attacker. */
         prefixLockout: lockout(100, '5m'),
+        /**
+         * Failures before a valid key proof are audited as one summary per address per interval,
+         * and at most maxRowsPerSecond rows per second on average (the busiest addresses first).
+         */
+        preAuthAudit: z
+          .strictObject({
+            interval: duration('60s'),
+            maxRowsPerSecond: z.number().min(0.01).max(1000).default(1),
+          })
+          .prefault({}),
       })
       .prefault({}),
     ssh: z
@@ -135,6 +145,9 @@ export const ConfigSchema = z
     }
     if (c.isolation.uidMin > c.isolation.uidMax) {
       ctx.addIssue({ code: 'custom', path: ['isolation', 'uidMin'], message: 'must not exceed isolation.uidMax' });
+    }
+    if (c.auth.preAuthAudit.interval < 1000) {
+      ctx.addIssue({ code: 'custom', path: ['auth', 'preAuthAudit', 'interval'], message: 'must be at least 1s' });
     }
     if (c.ssh.maxStartupsPerAddress > c.ssh.maxStartups) {
       ctx.addIssue({ code: 'custom', path: ['ssh', 'maxStartupsPerAddress'], message: 'must not exceed ssh.maxStartups' });

@@ -246,20 +246,27 @@ export class GatewayConnection {
     reason: string,
     o: { count?: 'user' | 'source'; endNow?: boolean; partial?: boolean; query?: boolean; audited?: boolean } = {},
   ): void {
-    const { audit } = this.ctx;
+    const { audit, preauth } = this.ctx;
     this.tries++;
+    // Before a valid key proof the client is a stranger: its failures go into the per-address
+    // summary (one row per address per interval), so a flood of probes cannot fill the disk.
+    // After it, every failure is its own audit row.
+    const proven = this.progress.keyUser !== null;
     if (a.method !== 'publickey' || a.signature) this.ctx.metrics.inc(`logins_total{result="${reason === 'locked' ? 'locked' : 'failure'}"}`);
-    if (!o.audited) audit.emit(who, { type: 'auth.failure', user: who, addr: this.addr, connId: this.id, method: a.method, reason });
-    this.log.info({ user: who, method: a.method, reason, tries: this.tries }, 'authentication failed');
+    if (o.audited) {
+      // already written by the caller
+    } else if (proven) audit.emit(who, { type: 'auth.failure', user: who, addr: this.addr, connId: this.id, method: a.method, reason });
+    else preauth.record(this.addr, `${a.method}:${reason}`, a.username);
+    this.log[proven ? 'info' : 'debug']({ user: who, method: a.method, reason, tries: this.tries }, 'authentication failed');
     if (o.count === 'user') this.recordLockout('user', who);
     if (o.count && !(o.query && this.queryCounted)) {
       if (o.query) this.queryCounted = true;
       for (const { subject, lock } of this.ctx.lockouts.recordSourceFailure(this.addr)) this.lockStarted('address', subject, lock);
     }
     const exhausted = this.tries >= this.ctx.config.ssh.maxAuthTries;
-    if (exhausted) {
+    if (exhausted && proven) {
       audit.emit(who, { type: 'connection.refused', addr: this.addr, connId: this.id, user: who, reason: 'too many authentication failures' });
-    }
+    } else if (exhausted) preauth.record(this.addr, 'refused:too many authentication failures');
     a.reject(methods, o.partial ?? false);
     if (exhausted || o.endNow) this.client.end();
   }

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
-import type { AuditSink } from '../audit/log.js';
+import type { PreAuthAudit } from '../audit/preauth.js';
 
 export interface FrontDoorLimits {
   maxStartups: number;
@@ -35,12 +35,10 @@ export class FrontDoor {
   private total = 0;
   private readonly pending = new Map<string, Pending>();
   private readonly sockets = new Set<net.Socket>();
-  private lastRefusalAudit = new Map<string, number>();
-  private refusedSinceAudit = 0;
 
   constructor(
     private readonly limits: FrontDoorLimits,
-    private readonly deps: { clock: Clock; logger: Logger; audit: AuditSink },
+    private readonly deps: { clock: Clock; logger: Logger; preauth: Pick<PreAuthAudit, 'record'> },
     private readonly hand: (socket: net.Socket) => void,
   ) {
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.onSocket(s));
@@ -121,18 +119,8 @@ export class FrontDoor {
     this.hand(socket);
   }
 
-  /** Audits a refusal, at most once per address per 10 s so a flood cannot flood the log. */
+  /** Audits a refusal into the per-address pre-authentication summary. */
   private refuse(addr: string, reason: string): void {
-    const now = this.deps.clock.now();
-    const last = this.lastRefusalAudit.get(addr) ?? 0;
-    if (now - last < 10_000) {
-      this.refusedSinceAudit++;
-      return;
-    }
-    if (this.lastRefusalAudit.size > 10_000) this.lastRefusalAudit = new Map();
-    this.lastRefusalAudit.set(addr, now);
-    const suppressed = this.refusedSinceAudit;
-    this.refusedSinceAudit = 0;
-    this.deps.audit.emit('gateway', { type: 'connection.refused', addr, reason: suppressed ? `${reason} (+${suppressed} similar refusals not logged)` : reason });
+    this.deps.preauth.record(addr, `refused:${reason}`);
   }
 }

@@ -200,6 +200,19 @@ export class TestGateway {
     return readAudit(this.admin.db, type ? { type } : {}).map((r) => ({ type: r.type, actor: r.actor, data: JSON.parse(r.data) as Record<string, unknown> }));
   }
 
+  /**
+   * Pre-authentication failures and refusals counted so far, by "method:reason", summed over every
+   * address: moves the clock one summary interval so the gateway writes its summaries.
+   */
+  preauthReasons(): Record<string, number> {
+    this.clock.advance(this.config.auth.preAuthAudit.interval);
+    const out: Record<string, number> = {};
+    for (const e of this.audit('preauth.summary')) {
+      for (const [r, n] of Object.entries(e.data.reasons as Record<string, number>)) out[r] = (out[r] ?? 0) + n;
+    }
+    return out;
+  }
+
   /** Stops everything this harness started: clients, gateway, tmux servers; removes the dir. */
   async stop(): Promise<void> {
     for (const d of this.drivers) d.kill();
