@@ -35,6 +35,8 @@ export interface GatewayDeps {
   spawnPty?: (o: PtySpawnOptions) => Pty;
   recordingSink?: RecordingSink;
   enforceEveryMs?: number;
+  /** Randomness for the front door's early drop (tests make it deterministic). */
+  random?: () => number;
 }
 
 export interface Gateway {
@@ -127,9 +129,11 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     {
       maxStartups: config.ssh.maxStartups,
       maxStartupsPerAddress: config.ssh.maxStartupsPerAddress,
+      maxStartupsPerPrefix: config.ssh.maxStartupsPerPrefix,
+      handshakeTimeout: config.ssh.handshakeTimeout,
       loginGraceTime: config.ssh.loginGraceTime,
     },
-    { clock, logger, preauth: ctx.preauth },
+    { clock, logger, preauth: ctx.preauth, ...(deps.random ? { random: deps.random } : {}) },
     (socket) => sshServer.injectSocket(socket),
   );
   const connections = new Set<GatewayConnection>();

@@ -68,6 +68,7 @@ export class GatewayConnection {
     };
     client.on('error', (e) => this.log.debug({ err: e.message }, 'connection error'));
     client.on('close', () => (this.closed = true));
+    client.once('handshake', () => pending.handshakeDone());
     client.on('authentication', (a) => this.guard(() => this.onAuth(a)));
     client.on('ready', () => this.guard(() => this.onReady()));
   }

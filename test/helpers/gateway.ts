@@ -80,8 +80,8 @@ export class TestGateway {
       keysDir: 'keys',
       ...overrides,
       isolation: { accountPrefix: prefix, homeBase: path.join(this.dir, 'homes'), uidMin: 63000, uidMax: 63999, ...overrides.isolation },
-      // The fake clock jumps 30 s per TOTP code: keep the grace timer out of the way unless a test sets it.
-      ssh: { loginGraceTime: '1h', ...overrides.ssh },
+      // The fake clock jumps 30 s per TOTP code: keep the grace and handshake timers out of the way unless a test sets them.
+      ssh: { loginGraceTime: '1h', handshakeTimeout: '1h', ...overrides.ssh },
       sessions: { defaultShell: '/bin/sh', ...overrides.sessions },
     };
     this.config = buildConfig(this.input, { file: null, baseDir: this.dir });

@@ -60,11 +60,12 @@ export function probe(port: number, localAddress: string, usernames: string[], k
   });
 }
 
-/** Sockets that connect from `localAddress` and never send a byte. */
+/** Sockets that connect from `localAddress` and never send a byte (they read, so they see the close). */
 export function idleSockets(port: number, localAddress: string, n: number): net.Socket[] {
   return Array.from({ length: n }, () => {
     const s = net.connect({ host: '127.0.0.1', port, localAddress });
     s.on('error', () => {});
+    s.resume();
     return s;
   });
 }

@@ -7,7 +7,7 @@ import { waitUntil } from '../helpers/poll.js';
 describe('pre-authentication audit is aggregated; authenticated events are written one by one', () => {
   const t = new TestGateway({
     auth: { addressLockout: { maxFailures: 1000 }, prefixLockout: { maxFailures: 1000 }, preAuthAudit: { interval: '10s', maxRowsPerSecond: 0.5 } },
-    ssh: { maxAuthTries: 20 },
+    ssh: { maxAuthTries: 20, maxStartups: 100, maxStartupsPerPrefix: 100 }, // no early drop: every probe gets its 10 tries
   });
   let alice: TestUser;
   const rows = () => (t.admin.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM audit_events').get() as { n: number; bytes: number });
