@@ -6,6 +6,12 @@ import { authorize, type AuthzDenial } from '../authz/decide.js';
 /** What the publickey step reads and computes; the gateway passes its stores, tests pass counters. */
 export interface KeyStepPort {
   findUser(name: string): User | null;
+  /**
+   * Some real user, looked up the way findUser looks one up: when a name matches nobody, the
+   * grants and key lookups run for this user instead, so a miss reads and decodes the same rows
+   * a hit does. Its results never decide anything.
+   */
+  decoyUser(): User | null;
   roleExists(name: string): boolean;
   grantsOf(userId: number): Role[];
   findKey(userId: number, blob: Buffer): { fingerprint: string } | null;
@@ -28,7 +34,7 @@ export type KeyStepResult =
   | { kind: 'key-ok' }
   | { kind: 'refused'; reason: KeyRefusal };
 
-/** No user has this id: lookups for a name that matched nobody still run, and find nothing. */
+/** No user has this id: lookups still run when there is no user at all, and find nothing. */
 const NO_USER = -1;
 
 /**
@@ -43,13 +49,15 @@ const NO_USER = -1;
 export function publicKeyStep(port: KeyStepPort, login: string, offer: KeyOffer): KeyStepResult {
   const parsed = parseLoginName(login);
   const user = port.findUser(parsed?.user ?? '');
+  const subject = user ?? port.decoyUser();
   const roleMissing = parsed?.role != null && !port.roleExists(parsed.role);
-  const granted = port.grantsOf(user?.id ?? NO_USER);
-  const key = port.findKey(user?.id ?? NO_USER, offer.blob);
+  const granted = port.grantsOf(subject?.id ?? NO_USER);
+  const key = port.findKey(subject?.id ?? NO_USER, offer.blob);
   const signed = offer.signature && offer.signed ? port.verify(offer.blob, offer.signed, offer.signature, offer.hashAlgo) : null;
 
   if (!parsed) return { kind: 'refused', reason: 'invalid-login-name' };
   if (roleMissing) return { kind: 'refused', reason: user ? 'unknown-role' : 'unknown-user' };
+  // From here on only `user` decides: the decoy's grants and keys are never used.
   const decision = authorize({ user, requested: parsed.role, granted: user ? granted : [] });
   if (!decision.ok || !user) return { kind: 'refused', reason: decision.ok ? 'unknown-user' : decision.reason };
   if (!key) return { kind: 'refused', reason: 'unknown-key' };

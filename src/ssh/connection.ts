@@ -61,6 +61,7 @@ export class GatewayConnection {
     this.recovery = new RecoveryCodeRepo(ctx.db);
     this.keyPort = {
       findUser: (name) => ctx.users.find(name),
+      decoyUser: () => decoy(ctx),
       roleExists: (name) => ctx.roles.find(name) !== null,
       grantsOf: (id) => ctx.roles.grantsOf(id),
       findKey: (id, blob) => ctx.keys.findForUser(id, blob),
@@ -407,6 +408,20 @@ export class GatewayConnection {
       endSoon: () => void setTimeout(() => this.client.end(), 2000).unref(),
     });
   }
+}
+
+let decoyName: string | null = null;
+
+/**
+ * A real user whose rows stand in for a login name that matched nobody (see auth/key-step.ts).
+ * The name is picked once and kept; a removed decoy is replaced at the next miss.
+ */
+function decoy(ctx: GatewayContext): User | null {
+  const found = decoyName !== null ? ctx.users.find(decoyName) : null;
+  if (found) return found;
+  const users = ctx.users.list();
+  decoyName = (users.find((u) => ctx.roles.grantsOf(u.id).length > 0) ?? users[0])?.name ?? null;
+  return decoyName !== null ? ctx.users.find(decoyName) : null;
 }
 
 /** Wraps an ssh2 channel as the session's TerminalChannel port. */

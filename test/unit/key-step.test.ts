@@ -15,9 +15,10 @@ function countingPort(signatureValid: boolean): KeyStepPort & { calls: string[] 
   return {
     calls,
     findUser: (name) => (calls.push('findUser'), name === 'alice' ? alice : null),
+    decoyUser: () => (calls.push('decoyUser'), alice),
     roleExists: (name) => (calls.push('roleExists'), name === 'ops' || name === 'dba'),
-    grantsOf: (id) => (calls.push('grantsOf'), id === alice.id ? [ops] : []),
-    findKey: (id, blob) => (calls.push('findKey'), id === alice.id && blob.equals(ENROLLED) ? { fingerprint: 'SHA256:x' } : null),
+    grantsOf: (id) => (calls.push(`grantsOf(${id})`), id === alice.id ? [ops] : []),
+    findKey: (id, blob) => (calls.push(`findKey(${id})`), id === alice.id && blob.equals(ENROLLED) ? { fingerprint: 'SHA256:x' } : null),
     verify: () => (calls.push('verify'), signatureValid),
   };
 }
@@ -35,8 +36,9 @@ describe('publickey step: every refusal does the same work (no timing oracle for
     const port = countingPort(false);
     const r = publicKeyStep(port, login, offer);
     expect(r).toEqual({ kind: 'refused', reason });
-    const base = ['findUser', 'grantsOf', 'findKey', 'verify'];
-    expect(port.calls).toEqual(login.includes('+') ? ['findUser', 'roleExists', 'grantsOf', 'findKey', 'verify'] : base);
+    // A miss adds the decoy's lookup; grants and keys are then read for a real user (id 7) either way.
+    const lookups = login.startsWith('alice') ? ['findUser'] : ['findUser', 'decoyUser'];
+    expect(port.calls).toEqual([...lookups, ...(login.includes('+') ? ['roleExists'] : []), 'grantsOf(7)', 'findKey(7)', 'verify']);
   });
 
   it('a query (no signature) for an unknown user and for a wrong key do the same lookups, no verify', () => {
@@ -44,8 +46,8 @@ describe('publickey step: every refusal does the same work (no timing oracle for
     const wrongKey = countingPort(true);
     expect(publicKeyStep(unknown, 'mallory', { blob: ENROLLED })).toEqual({ kind: 'refused', reason: 'unknown-user' });
     expect(publicKeyStep(wrongKey, 'alice', { blob: OTHER })).toEqual({ kind: 'refused', reason: 'unknown-key' });
-    expect(unknown.calls).toEqual(['findUser', 'grantsOf', 'findKey']);
-    expect(wrongKey.calls).toEqual(unknown.calls);
+    expect(unknown.calls).toEqual(['findUser', 'decoyUser', 'grantsOf(7)', 'findKey(7)']);
+    expect(wrongKey.calls).toEqual(['findUser', 'grantsOf(7)', 'findKey(7)']);
   });
 
   it('an unknown user with a valid signature over their own key is still refused', () => {
