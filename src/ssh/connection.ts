@@ -12,8 +12,8 @@ import type { Logger } from '../platform/logger.js';
 import { newId } from '../platform/ids.js';
 import type { Pending } from './front-door.js';
 import { nextStep, type AuthProgress } from '../auth/policy.js';
-import { verifySignature } from '../auth/public-key.js';
 import { publicKeyStep, type KeyStepPort } from '../auth/key-step.js';
+import { keyStepPort } from './key-port.js';
 import type { LockState } from '../auth/lockout.js';
 import { checkTotp } from '../auth/totp.js';
 import { parseLoginName, displayLogin } from '../authz/login-name.js';
@@ -50,6 +50,7 @@ export class GatewayConnection {
   private closed = false;
   /** Whether a refused key query has already counted against the source on this connection. */
   private queryCounted = false;
+  private noneSeen = false;
   private readonly keyPort: KeyStepPort;
 
   constructor(
@@ -59,14 +60,7 @@ export class GatewayConnection {
   ) {
     this.log = ctx.logger.child({ conn: this.id, addr: pending.addr });
     this.recovery = new RecoveryCodeRepo(ctx.db);
-    this.keyPort = {
-      findUser: (name) => ctx.users.find(name),
-      decoyUser: () => decoy(ctx),
-      roleExists: (name) => ctx.roles.find(name) !== null,
-      grantsOf: (id) => ctx.roles.grantsOf(id),
-      findKey: (id, blob) => ctx.keys.findForUser(id, blob),
-      verify: verifySignature,
-    };
+    this.keyPort = keyStepPort(ctx);
     client.on('error', (e) => this.log.debug({ err: e.message }, 'connection error'));
     client.on('close', () => (this.closed = true));
     client.once('handshake', () => pending.handshakeDone());
@@ -103,7 +97,13 @@ export class GatewayConnection {
     }
     switch (a.method) {
       case 'none':
-        // OpenSSH always starts with "none" to learn the methods: not an attempt.
+        // OpenSSH always starts with "none" to learn the methods: not an attempt. Later ones
+        // count against MaxAuthTries, as in sshd, or a client could ask forever.
+        if (this.noneSeen) {
+          this.fail(a, verdict.methods, displayLogin(login), 'none-repeated', { partial: verdict.partial });
+          return;
+        }
+        this.noneSeen = true;
         a.reject(verdict.methods, verdict.partial);
         return;
       case 'publickey':
@@ -408,20 +408,6 @@ export class GatewayConnection {
       endSoon: () => void setTimeout(() => this.client.end(), 2000).unref(),
     });
   }
-}
-
-let decoyName: string | null = null;
-
-/**
- * A real user whose rows stand in for a login name that matched nobody (see auth/key-step.ts).
- * The name is picked once and kept; a removed decoy is replaced at the next miss.
- */
-function decoy(ctx: GatewayContext): User | null {
-  const found = decoyName !== null ? ctx.users.find(decoyName) : null;
-  if (found) return found;
-  const users = ctx.users.list();
-  decoyName = (users.find((u) => ctx.roles.grantsOf(u.id).length > 0) ?? users[0])?.name ?? null;
-  return decoyName !== null ? ctx.users.find(decoyName) : null;
 }
 
 /** Wraps an ssh2 channel as the session's TerminalChannel port. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestGateway, makeKey, type TestUser } from '../helpers/gateway.js';
+import ssh2 from 'ssh2';
 import { garbageSigner, probe } from '../helpers/stranger.js';
 
 /** Issue 11, finding 1: strangers who hold a user's public key cannot lock the user out. */
@@ -60,6 +61,30 @@ describe('strangers with a public key: lockouts count against the source, never 
     expect(await refused.waitExit()).toBe(255);
     const d = await t.login(alice, 'alice', ['-b', '127.0.7.1']);
     d.kill();
+  });
+
+  it('a client that repeats "none" is ended after MaxAuthTries, as in sshd', async () => {
+    let asked = 0;
+    await new Promise<void>((resolve) => {
+      const c = new ssh2.Client();
+      c.on('error', () => {});
+      c.on('close', () => resolve());
+      c.connect({
+        host: '127.0.0.1',
+        port: t.port,
+        localAddress: '127.0.12.1',
+        username: 'alice',
+        hostVerifier: () => true,
+        authHandler: (_m: unknown, _p: unknown, next: (a: unknown) => void) => next(++asked > 100 ? false : { type: 'none', username: 'alice' }),
+      } as unknown as ssh2.ConnectConfig);
+    });
+    // The free first one, then maxAuthTries (10) counted ones; the client may ask once more
+    // before the disconnect reaches it, never 100 times.
+    expect(asked).toBeGreaterThanOrEqual(11);
+    expect(asked).toBeLessThanOrEqual(12);
+    // One more request may already be in flight when the gateway ends the connection.
+    expect(t.preauthReasons()['none:none-repeated']).toBeGreaterThanOrEqual(10);
+    expect(t.preauthReasons()['none:none-repeated']).toBeLessThanOrEqual(11);
   });
 
   it('wrong codes after a valid key proof still count against the user', async () => {
