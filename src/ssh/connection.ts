@@ -263,7 +263,16 @@ export class GatewayConnection {
     if (o.count === 'user') this.recordLockout('user', who);
     if (o.count && !(o.query && this.queryCounted)) {
       if (o.query) this.queryCounted = true;
-      for (const { subject, lock } of this.ctx.lockouts.recordSourceFailure(this.addr)) this.lockStarted('address', subject, lock);
+      for (const { subject, lock } of this.ctx.lockouts.recordSourceFailure(this.addr)) {
+        // A stranger's lockouts are counted in its summary too: an attacker with many addresses
+        // (an IPv6 /48 is 65,536 /64s) must not get one row per address past the bound either.
+        // The lockouts table keeps each one (`tmuxgate lockouts list`).
+        if (proven) this.lockStarted('address', subject, lock);
+        else {
+          preauth.record(this.addr, subject === this.addr ? 'lockout.start:address' : 'lockout.start:prefix');
+          this.log.warn({ kind: 'address', subject, until: new Date(lock.until).toISOString(), level: lock.level }, 'locked out');
+        }
+      }
     }
     const exhausted = this.tries >= this.ctx.config.ssh.maxAuthTries;
     if (exhausted && proven) {

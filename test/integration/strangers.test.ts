@@ -29,6 +29,7 @@ describe('strangers with a public key: lockouts count against the source, never 
     const reasons = t.preauthReasons();
     expect(reasons['publickey:bad-signature']).toBe(5);
     expect(reasons['publickey:address-locked']).toBeGreaterThanOrEqual(40);
+    expect(reasons['lockout.start:address']).toBe(1);
 
     // The real alice, key and fresh code, from another address: in.
     const d = await t.login(alice, 'alice', ['-b', '127.0.0.2']);
@@ -54,6 +55,7 @@ describe('strangers with a public key: lockouts count against the source, never 
     for (let i = 1; i <= 4; i++) await probe(t.port, `127.0.6.${i}`, Array(3).fill('alice'), forged);
     for (let i = 1; i <= 4; i++) expect(t.gw.ctx.lockouts.state('address', `127.0.6.${i}`).locked).toBe(false);
     expect(t.gw.ctx.lockouts.state('address', '127.0.6.0/24').locked).toBe(true);
+    expect(t.gw.ctx.lockouts.active().map((l) => l.subject)).toContain('127.0.6.0/24'); // what `lockouts list` shows
     expect(t.gw.ctx.lockouts.state('user', 'alice').locked).toBe(false);
 
     const refused = t.ssh(alice, 'alice', ['-b', '127.0.6.99', '-o', 'PreferredAuthentications=publickey,keyboard-interactive']);
