@@ -62,8 +62,10 @@ export function sshClient(args, env = {}) {
 }
 
 export class Gateway {
-  constructor(users, extraYaml = '') {
+  /** `ssh`: the config's ssh section as YAML flow text (default: caps out of the way of load benchmarks). */
+  constructor(users, extraYaml = '', ssh = '{ maxStartupsPerAddress: 500, maxStartupsPerPrefix: 1000, maxStartups: 1000 }') {
     this.extraYaml = extraYaml;
+    this.ssh = ssh;
     this.dir = mkdtempSync('/tmp/tgb-');
     chmodSync(this.dir, 0o711); // the run-as account must traverse to its socket dir
     this.users = users;
@@ -73,7 +75,7 @@ export class Gateway {
   }
   async start() {
     this.config = path.join(this.dir, 'config.yaml');
-    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: { maxStartupsPerAddress: 500, maxStartups: 1000 }\nsessions: { defaultShell: /bin/sh }\nisolation: { pairAccounts: false }\nmetrics: { enabled: true, port: 0 }\n${this.extraYaml}`);
+    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: ${this.ssh}\nsessions: { defaultShell: /bin/sh }\nisolation: { pairAccounts: false }\nmetrics: { enabled: true, port: 0 }\n${this.extraYaml}`);
     this.cli(['init']);
     this.cli(['role', 'add', 'bench', '--run-as', ACCOUNT, '--shell', '/bin/sh']);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);
@@ -160,7 +162,9 @@ export class Gateway {
 }
 
 export class Sshd {
-  constructor() {
+  /** `limits`: sshd_config lines for connection limits (default: out of the way of load benchmarks). */
+  constructor(limits = ['MaxStartups 1000']) {
+    this.limits = limits;
     this.dir = mkdtempSync('/tmp/tgs-');
     chmodSync(this.dir, 0o755);
   }
@@ -174,7 +178,7 @@ export class Sshd {
     this.port = 30000 + Math.floor(Math.random() * 20000);
     writeFileSync(
       path.join(this.dir, 'sshd_config'),
-      [`Port ${this.port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(this.dir, 'host')}`, `AuthorizedKeysFile ${ak}`, 'UsePAM no', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'StrictModes no', 'MaxStartups 1000', 'PidFile none', 'PrintMotd no', 'PrintLastLog no', 'LogLevel ERROR'].join('\n') + '\n',
+      [`Port ${this.port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(this.dir, 'host')}`, `AuthorizedKeysFile ${ak}`, 'UsePAM no', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'StrictModes no', ...this.limits, 'PidFile none', 'PrintMotd no', 'PrintLastLog no', 'LogLevel ERROR'].join('\n') + '\n',
     );
     this.proc = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(this.dir, 'sshd_config')], { stdio: 'ignore' });
     const net = await import('node:net');

@@ -6,6 +6,7 @@ import type { RecordingSink } from './recording/sink.js';
 import type { Signer } from './crypto/audit-key.js';
 import type { Host } from './host/host.js';
 import type { Metrics } from './platform/metrics.js';
+import type { PreAuthAudit } from './audit/preauth.js';
 
 /** Everything a connection needs, built once by the composition root. */
 export interface GatewayContext extends Stores {
@@ -16,4 +17,6 @@ export interface GatewayContext extends Stores {
   auditSigner: Signer;
   host: Host;
   metrics: Metrics;
+  /** Aggregated audit for clients that have not proven a key. */
+  preauth: PreAuthAudit;
 }

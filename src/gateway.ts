@@ -8,6 +8,7 @@ import { systemClock, type Clock } from './platform/clock.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { openDb, type Db } from './store/db.js';
 import { writeCheckpoint } from './audit/log.js';
+import { PreAuthAudit } from './audit/preauth.js';
 import { buildStores } from './store/stores.js';
 import type { RoleRepo } from './store/roles.js';
 import { startEnforcer } from './session/enforcer.js';
@@ -34,6 +35,8 @@ export interface GatewayDeps {
   spawnPty?: (o: PtySpawnOptions) => Pty;
   recordingSink?: RecordingSink;
   enforceEveryMs?: number;
+  /** Randomness for the front door's early drop (tests make it deterministic). */
+  random?: () => number;
 }
 
 export interface Gateway {
@@ -95,6 +98,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     auditSigner,
     host,
     metrics: new Metrics(),
+    preauth: new PreAuthAudit(audit, clock, config.auth.preAuthAudit),
   };
   const rec = await host.servers.reconcile();
   if (rec.adopted || rec.stale) audit.emit('gateway', { type: 'tmux.reconciled', adopted: rec.adopted, stale: rec.stale });
@@ -125,9 +129,11 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     {
       maxStartups: config.ssh.maxStartups,
       maxStartupsPerAddress: config.ssh.maxStartupsPerAddress,
+      maxStartupsPerPrefix: config.ssh.maxStartupsPerPrefix,
+      handshakeTimeout: config.ssh.handshakeTimeout,
       loginGraceTime: config.ssh.loginGraceTime,
     },
-    { clock, logger, audit },
+    { clock, logger, preauth: ctx.preauth, ...(deps.random ? { random: deps.random } : {}) },
     (socket) => sshServer.injectSocket(socket),
   );
   const connections = new Set<GatewayConnection>();
@@ -263,6 +269,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
         stopCheckpoints();
         stopIntrusion();
         stopReaper();
+        ctx.preauth.close(); // pending pre-authentication summaries are written before the stop row
         audit.emit('gateway', { type: 'gateway.stop', reason, sessionsClosed: n });
         checkpoint(); // the last rows are signed too: a cut-off tail is caught
         db.close();

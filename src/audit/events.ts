@@ -16,6 +16,8 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('auth.locked'), user: name, addr, connId: z.string(), subject: z.enum(['user', 'address']), until: z.number() }),
   z.object({ type: z.literal('lockout.start'), subjectKind: z.enum(['user', 'address']), subject: name, level: z.number(), until: z.number() }),
   z.object({ type: z.literal('lockout.clear'), subjectKind: z.enum(['user', 'address']), subject: name }),
+  /** Pre-authentication failures and refusals of one address (or '*': several) over an interval. */
+  z.object({ type: z.literal('preauth.summary'), addr, addresses: z.number(), from: z.number(), to: z.number(), attempts: z.number(), reasons: z.record(z.string(), z.number()), names: z.array(z.string().max(40)).max(5), distinctNames: z.number() }),
   z.object({ type: z.literal('connection.refused'), addr, connId: z.string().optional(), reason: z.string(), user: name.optional() }),
   z.object({ type: z.literal('request.denied'), user: name, role: name.optional(), addr, connId: z.string(), request: z.string(), detail: z.string() }),
   z.object({ type: z.literal('session.start'), sessionId: z.string(), user: name, role: name, addr, connId: z.string(), term: z.string(), cols: z.number(), rows: z.number(), socketDir: z.string(), devMode: z.boolean().optional() }),

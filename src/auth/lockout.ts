@@ -1,5 +1,6 @@
 import type { Db } from '../store/db.js';
 import type { Clock } from '../platform/clock.js';
+import { addressPrefix } from './address-prefix.js';
 
 export type SubjectKind = 'user' | 'address';
 
@@ -29,18 +30,57 @@ export function lockDuration(policy: LockoutPolicy, level: number): number {
   return Math.min(policy.maxDuration, policy.baseDuration * 2 ** Math.max(0, level - 1));
 }
 
+/** Policies per subject kind; `prefix` (IPv4 /24, IPv6 /64) defaults to the address policy. */
+export interface LockoutPolicies {
+  user: LockoutPolicy;
+  address: LockoutPolicy;
+  prefix?: LockoutPolicy;
+}
+
+/** Whether an 'address' subject is a network prefix ("192.0.2.0/24") rather than one address. */
+const isPrefix = (subject: string) => subject.includes('/');
+
 /**
- * Failure counting and lockouts per user and per source address, kept in SQLite so they hold
+ * Failure counting and lockouts per user and per source address and its prefix, kept in SQLite so they hold
  * across restarts and `tmuxgate lockouts clear` reaches a running gateway.
  * A lockout consumes the failures that caused it; its level (and so its length) grows with each
  * further lockout and falls back to zero once the subject has been quiet for maxDuration.
+ * A prefix is stored as an 'address' subject in CIDR notation ("192.0.2.0/24"), so
+ * `tmuxgate lockouts clear 192.0.2.0/24 --address` lifts it, with no schema change.
  */
 export class Lockouts {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
-    private readonly policies: Record<SubjectKind, LockoutPolicy>,
+    private readonly policies: LockoutPolicies,
   ) {}
+
+  private policyFor(kind: SubjectKind, subject: string): LockoutPolicy {
+    if (kind === 'address' && isPrefix(subject)) return this.policies.prefix ?? this.policies.address;
+    return this.policies[kind];
+  }
+
+  /**
+   * The lock in force on a source address or its prefix, or null. Checked at every step of
+   * authentication, before any signature is verified.
+   */
+  sourceLock(addr: string): { subject: string; until: number } | null {
+    for (const subject of [addr, addressPrefix(addr)]) {
+      const s = this.state('address', subject);
+      if (s.locked) return { subject, until: s.until };
+    }
+    return null;
+  }
+
+  /** Counts one failure against a source address and its prefix; returns the locks it starts. */
+  recordSourceFailure(addr: string): { subject: string; lock: LockState }[] {
+    const started: { subject: string; lock: LockState }[] = [];
+    for (const subject of [addr, addressPrefix(addr)]) {
+      const lock = this.recordFailure('address', subject);
+      if (lock) started.push({ subject, lock });
+    }
+    return started;
+  }
 
   /** Whether the subject is locked right now. */
   state(kind: SubjectKind, subject: string): LockState {
@@ -54,11 +94,12 @@ export class Lockouts {
   /** Records one failure; returns the new lock when this failure triggers one. */
   recordFailure(kind: SubjectKind, subject: string): LockState | null {
     const now = this.clock.now();
-    const policy = this.policies[kind];
+    const policy = this.policyFor(kind, subject);
+    const longestWindow = Math.max(this.policies.user.window, this.policies.address.window, this.policies.prefix?.window ?? 0);
     return this.db
       .transaction((): LockState | null => {
         this.db.prepare('INSERT INTO auth_failures (subject_kind, subject, at) VALUES (?, ?, ?)').run(kind, subject, now);
-        this.db.prepare('DELETE FROM auth_failures WHERE at < ?').run(now - Math.max(this.policies.user.window, this.policies.address.window));
+        this.db.prepare('DELETE FROM auth_failures WHERE at < ?').run(now - longestWindow);
         const { n } = this.db
           .prepare('SELECT COUNT(*) AS n FROM auth_failures WHERE subject_kind = ? AND subject = ? AND at > ?')
           .get(kind, subject, now - policy.window) as { n: number };

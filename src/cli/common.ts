@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { openAdmin, type AdminContext } from '../admin/context.js';
-import { parseDuration } from '../config/duration.js';
+import { durationBoundProblem, parseDuration } from '../config/duration.js';
 import { TgError } from '../errors.js';
 
 /** Adds the options every command takes. */
@@ -36,11 +36,13 @@ export async function withAdminAsync<T>(cmd: Command, fn: (a: AdminContext) => P
   }
 }
 
-/** A positive duration flag ("15m", "12h") in milliseconds; undefined when the flag is absent. */
+/** A positive duration flag ("15m", "12h"), at most MAX_DURATION_MS, in milliseconds; undefined when absent. */
 export function durationFlag(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
   const d = parseDuration(v);
   if (d === null || d <= 0) throw new TgError('TG_ERR_INVALID_ARGUMENT', `${flag}: not a duration: ${v} (use e.g. 15m, 12h)`);
+  const bound = durationBoundProblem(d);
+  if (bound) throw new TgError('TG_ERR_INVALID_ARGUMENT', `${flag}: ${v} is ${bound}`);
   return d;
 }
 

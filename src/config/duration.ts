@@ -10,6 +10,17 @@ export function parseDuration(v: string | number): number | null {
   return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!);
 }
 
+/**
+ * The longest duration any setting takes: a year. Timers run in chained steps (see
+ * platform/clock.ts), so this is a sanity bound on input, not Node's 24.8-day timer limit.
+ */
+export const MAX_DURATION_MS = 365 * 86_400_000;
+
+/** Why a parsed duration is out of bounds, or null when it is fine. */
+export function durationBoundProblem(ms: number): string | null {
+  return ms > MAX_DURATION_MS ? `longer than the maximum of ${formatDuration(MAX_DURATION_MS)}` : null;
+}
+
 /** Formats milliseconds as the shortest exact duration string ("15m", "90s"). */
 export function formatDuration(ms: number): string {
   for (const u of ['d', 'h', 'm', 's'] as const) {
@@ -29,6 +40,11 @@ export const durationField = () =>
     const ms = parseDuration(v);
     if (ms === null) {
       ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(v)} (use e.g. 30s, 15m, 12h)` });
+      return z.NEVER;
+    }
+    const bound = durationBoundProblem(ms);
+    if (bound) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is ${bound}` });
       return z.NEVER;
     }
     return ms;

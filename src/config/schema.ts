@@ -30,6 +30,17 @@ const lockout = (failures: number, base: string) =>
     })
     .prefault({});
 
+/** "10:30:100" or 100 -> { start, rate, full }. */
+const startups = z.union([z.number().int().min(1), z.string()]).transform((v, ctx) => {
+  const m = typeof v === 'number' ? [String(v), String(v), '100', String(v)] : /^(\d+):(\d+):(\d+)$/.exec(v) ?? (/^\d+$/.test(v) ? [v, v, '100', v] : null);
+  const [start, rate, full] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [NaN, NaN, NaN];
+  if (!m || !(start >= 1 && start <= full && rate >= 0 && rate <= 100)) {
+    ctx.addIssue({ code: 'custom', message: `not start:rate:full with 1 <= start <= full and rate 0-100: ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return { start, rate, full };
+});
+
 /** The gateway's configuration file. Every field has a default; no file at all is valid. */
 export const ConfigSchema = z
   .strictObject({
@@ -102,16 +113,35 @@ export const ConfigSchema = z
             issuer: z.string().min(1).max(64).default('tmuxgate'),
           })
           .prefault({}),
+        /** Counts only failures after a valid key proof: wrong, replayed or malformed codes. */
         userLockout: lockout(5, '5m'),
+        /** Counts every failure from one source address, the key step's included. */
         addressLockout: lockout(20, '5m'),
+        /** The same for the address's network (IPv4 /24, IPv6 /64): many addresses, one attacker. */
+        prefixLockout: lockout(100, '5m'),
+        /**
+         * Failures before a valid key proof are audited as one summary per address per interval,
+         * and at most maxRowsPerSecond rows per second on average (the busiest addresses first).
+         */
+        preAuthAudit: z
+          .strictObject({
+            interval: duration('60s'),
+            maxRowsPerSecond: z.number().min(0.01).max(1000).default(1),
+          })
+          .prefault({}),
       })
       .prefault({}),
     ssh: z
       .strictObject({
         loginGraceTime: duration('30s'),
+        /** From accept to the end of the first key exchange (ident, KEXINIT, kex): seconds, not the grace time. */
+        handshakeTimeout: duration('10s'),
         maxAuthTries: z.number().int().min(1).max(20).default(3),
+        /** Unauthenticated connections per source address, and per IPv4 /24 or IPv6 /64. */
         maxStartupsPerAddress: z.number().int().min(1).default(10),
-        maxStartups: z.number().int().min(1).default(100),
+        maxStartupsPerPrefix: z.number().int().min(1).default(30),
+        /** sshd's MaxStartups: "start:rate:full" (random early drop from start, at rate% rising to 100% at full), or one number N (= N:100:N). */
+        maxStartups: startups.prefault('10:30:100'),
         keepaliveInterval: duration('15s'),
         keepaliveCountMax: z.number().int().min(1).default(3),
         algorithms: z
@@ -132,8 +162,14 @@ export const ConfigSchema = z
     if (c.isolation.uidMin > c.isolation.uidMax) {
       ctx.addIssue({ code: 'custom', path: ['isolation', 'uidMin'], message: 'must not exceed isolation.uidMax' });
     }
-    if (c.ssh.maxStartupsPerAddress > c.ssh.maxStartups) {
-      ctx.addIssue({ code: 'custom', path: ['ssh', 'maxStartupsPerAddress'], message: 'must not exceed ssh.maxStartups' });
+    if (c.auth.preAuthAudit.interval < 1000) {
+      ctx.addIssue({ code: 'custom', path: ['auth', 'preAuthAudit', 'interval'], message: 'must be at least 1s' });
+    }
+    if (c.ssh.maxStartupsPerAddress > c.ssh.maxStartupsPerPrefix) {
+      ctx.addIssue({ code: 'custom', path: ['ssh', 'maxStartupsPerAddress'], message: 'must not exceed ssh.maxStartupsPerPrefix' });
+    }
+    if (c.ssh.maxStartupsPerPrefix > c.ssh.maxStartups.full) {
+      ctx.addIssue({ code: 'custom', path: ['ssh', 'maxStartupsPerPrefix'], message: 'must not exceed the full value of ssh.maxStartups' });
     }
   });
 

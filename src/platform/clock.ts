@@ -11,20 +11,73 @@ export interface Clock {
   setInterval(fn: () => void, ms: number): () => void;
 }
 
-/** The wall clock and Node's timers. Timers never keep the process alive on their own. */
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return () => clearTimeout(t);
-  },
-  setInterval(fn, ms) {
-    const t = setInterval(fn, ms);
-    t.unref();
-    return () => clearInterval(t);
-  },
-};
+/** Node's timers take at most 2^31-1 ms (24.8 days); a longer delay fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The part of Node's timer API the system clock uses; tests pass one that overflows like Node's. */
+export interface TimerApi {
+  setTimeout(fn: () => void, ms: number): { unref(): unknown };
+  clearTimeout(handle: never): void;
+  setInterval(fn: () => void, ms: number): { unref(): unknown };
+  clearInterval(handle: never): void;
+}
+
+/**
+ * A clock on `timers` that is correct for any delay: a delay beyond MAX_TIMER_MS is a chain of
+ * timers of at most MAX_TIMER_MS each (counted down, not read back from the wall clock, so a
+ * clock step does not move it). NaN or negative delays mean "now", as in Node.
+ */
+export function makeSystemClock(timers: TimerApi, now: () => number = Date.now): Clock {
+  const later = (fn: () => void, ms: number): (() => void) => {
+    let left = Number.isNaN(ms) ? 0 : Math.max(0, ms);
+    let handle: { unref(): unknown } | null = null;
+    let cancelled = false;
+    const arm = (): void => {
+      const step = Math.min(left, MAX_TIMER_MS);
+      left -= step;
+      handle = timers.setTimeout(() => {
+        if (cancelled) return;
+        if (left > 0) arm();
+        else fn();
+      }, step);
+      handle.unref();
+    };
+    arm();
+    return () => {
+      cancelled = true;
+      if (handle) timers.clearTimeout(handle as never);
+    };
+  };
+  return {
+    now,
+    setTimeout: later,
+    setInterval(fn, ms) {
+      if (ms <= MAX_TIMER_MS) {
+        const t = timers.setInterval(fn, ms);
+        t.unref();
+        return () => timers.clearInterval(t as never);
+      }
+      // Longer than one Node timer: a chain per period.
+      let cancel = (): void => {};
+      let stopped = false;
+      const next = (): void => {
+        cancel = later(() => {
+          if (stopped) return;
+          next();
+          fn();
+        }, ms);
+      };
+      next();
+      return () => {
+        stopped = true;
+        cancel();
+      };
+    },
+  };
+}
+
+/** The wall clock and Node's timers, any delay. Timers never keep the process alive on their own. */
+export const systemClock: Clock = makeSystemClock(globalThis as unknown as TimerApi);
 
 interface Timer {
   at: number;

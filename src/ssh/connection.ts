@@ -12,7 +12,9 @@ import type { Logger } from '../platform/logger.js';
 import { newId } from '../platform/ids.js';
 import type { Pending } from './front-door.js';
 import { nextStep, type AuthProgress } from '../auth/policy.js';
-import { verifySignature } from '../auth/public-key.js';
+import { publicKeyStep, type KeyStepPort } from '../auth/key-step.js';
+import { keyStepPort } from './key-port.js';
+import type { LockState } from '../auth/lockout.js';
 import { checkTotp } from '../auth/totp.js';
 import { parseLoginName, displayLogin } from '../authz/login-name.js';
 import { authorize, type AuthzDecision } from '../authz/decide.js';
@@ -46,6 +48,10 @@ export class GatewayConnection {
   private shellOpen = false;
   private readonly recovery: RecoveryCodeRepo;
   private closed = false;
+  /** Whether a refused key query has already counted against the source on this connection. */
+  private queryCounted = false;
+  private noneSeen = false;
+  private readonly keyPort: KeyStepPort;
 
   constructor(
     private readonly ctx: GatewayContext,
@@ -54,8 +60,10 @@ export class GatewayConnection {
   ) {
     this.log = ctx.logger.child({ conn: this.id, addr: pending.addr });
     this.recovery = new RecoveryCodeRepo(ctx.db);
+    this.keyPort = keyStepPort(ctx);
     client.on('error', (e) => this.log.debug({ err: e.message }, 'connection error'));
     client.on('close', () => (this.closed = true));
+    client.once('handshake', () => pending.handshakeDone());
     client.on('authentication', (a) => this.guard(() => this.onAuth(a)));
     client.on('ready', () => this.guard(() => this.onReady()));
   }
@@ -80,7 +88,7 @@ export class GatewayConnection {
     const login = a.username;
     const verdict = nextStep(this.progress, login);
     if (verdict.kind === 'rejected') {
-      this.fail(a, ['publickey'], displayLogin(login), 'login-changed', { lockout: true, endNow: true });
+      this.fail(a, ['publickey'], displayLogin(login), 'login-changed', { count: 'source', endNow: true });
       return;
     }
     if (verdict.kind === 'accepted') {
@@ -89,7 +97,13 @@ export class GatewayConnection {
     }
     switch (a.method) {
       case 'none':
-        // OpenSSH always starts with "none" to learn the methods: not an attempt.
+        // OpenSSH always starts with "none" to learn the methods: not an attempt. Later ones
+        // count against MaxAuthTries, as in sshd, or a client could ask forever.
+        if (this.noneSeen) {
+          this.fail(a, verdict.methods, displayLogin(login), 'none-repeated', { partial: verdict.partial });
+          return;
+        }
+        this.noneSeen = true;
         a.reject(verdict.methods, verdict.partial);
         return;
       case 'publickey':
@@ -99,7 +113,7 @@ export class GatewayConnection {
         this.onKeyboard(a, login);
         return;
       default:
-        this.fail(a, verdict.methods, displayLogin(login), `method-not-allowed:${a.method}`, { partial: verdict.partial });
+        this.fail(a, verdict.methods, displayLogin(login), `method-not-allowed:${a.method}`, { partial: verdict.partial, count: 'source' });
     }
   }
 
@@ -120,36 +134,36 @@ export class GatewayConnection {
       a.reject(['keyboard-interactive'], true);
       return;
     }
-    const { user, decision } = this.resolve(login);
-    const who = user?.name ?? displayLogin(login);
-    // Unknown user, unknown or ungranted role: exactly the answer a wrong key gets.
-    if (!decision.ok || !user) {
-      this.fail(a, ['publickey'], who, decision.ok ? 'unknown-user' : decision.reason, { query: !a.signature });
+    const query = !a.signature;
+    // A locked address or prefix is refused before any lookup or signature check, with the
+    // answer a wrong key gets (no oracle). Attempts while locked do not extend the lock.
+    const lock = this.ctx.lockouts.sourceLock(this.addr);
+    if (lock) {
+      this.fail(a, ['publickey'], displayLogin(login), 'address-locked', { query });
       return;
     }
-    const key = this.ctx.keys.findForUser(user.id, a.key.data);
-    if (!key) {
-      this.fail(a, ['publickey'], who, 'unknown-key', { query: !a.signature });
+    const step = publicKeyStep(this.keyPort, login, { blob: a.key.data, signed: a.blob, signature: a.signature, hashAlgo: a.hashAlgo });
+    if (step.kind === 'refused') {
+      // Unknown user, unknown or ungranted role, wrong key, bad signature: all the same answer,
+      // all counted against the source address only, never against the user (a stranger who
+      // holds a user's public key must not be able to lock the user out).
+      this.fail(a, ['publickey'], displayLogin(login), step.reason, { query, count: 'source' });
       return;
     }
-    if (!a.signature || !a.blob) {
+    if (step.kind === 'key-ok') {
       a.accept(); // PK_OK: "this key would do", no signature yet
       return;
     }
-    if (!verifySignature(a.key.data, a.blob, a.signature, a.hashAlgo)) {
-      this.fail(a, ['publickey'], who, a.hashAlgo === 'sha1' ? 'sha1-signature-refused' : 'bad-signature', { lockout: true });
-      return;
-    }
-    this.progress = { keyUser: user.name, keyLogin: login, totp: false };
-    this.keyFingerprint = key.fingerprint;
-    this.resolved = { user, role: decision.role };
-    this.log.info({ user: user.name, key: key.fingerprint }, 'public key accepted; asking for TOTP');
+    this.progress = { keyUser: step.user.name, keyLogin: login, totp: false };
+    this.keyFingerprint = step.fingerprint;
+    this.resolved = { user: step.user, role: step.role };
+    this.log.info({ user: step.user.name, key: step.fingerprint }, 'public key accepted; asking for TOTP');
     a.reject(['keyboard-interactive'], true);
   }
 
   private onKeyboard(a: KeyboardAuthContext, login: string): void {
     if (this.progress.keyUser === null || !this.resolved) {
-      this.fail(a, ['publickey'], displayLogin(login), 'totp-before-publickey');
+      this.fail(a, ['publickey'], displayLogin(login), 'totp-before-publickey', { count: 'source' });
       return;
     }
     const userName = this.progress.keyUser;
@@ -167,12 +181,13 @@ export class GatewayConnection {
 
   private onCode(a: KeyboardAuthContext, login: string, userName: string, code: string): void {
     const { lockouts, totp, audit, clock, config } = this.ctx;
-    // A locked user or address gets the same answer as a wrong code: no oracle.
+    // A locked user or address gets the same answer as a wrong code: no oracle. The user's own
+    // lock is checked only here, after the key proof: only the key's holder can have caused it.
     const userLock = lockouts.state('user', userName);
-    const addrLock = lockouts.state('address', this.addr);
-    if (userLock.locked || addrLock.locked) {
+    const sourceLock = lockouts.sourceLock(this.addr);
+    if (userLock.locked || sourceLock) {
       const subject = userLock.locked ? 'user' : 'address';
-      audit.emit(userName, { type: 'auth.locked', user: userName, addr: this.addr, connId: this.id, subject, until: userLock.locked ? userLock.until : addrLock.until });
+      audit.emit(userName, { type: 'auth.locked', user: userName, addr: this.addr, connId: this.id, subject, until: userLock.locked ? userLock.until : sourceLock!.until });
       this.fail(a, ['keyboard-interactive'], userName, 'locked', { audited: true });
       return;
     }
@@ -184,7 +199,7 @@ export class GatewayConnection {
     }
     const rec = totp.get(user.id);
     if (!rec || !rec.confirmed) {
-      this.fail(a, ['keyboard-interactive'], userName, 'totp-not-enrolled', { lockout: true });
+      this.fail(a, ['keyboard-interactive'], userName, 'totp-not-enrolled', { count: 'user' });
       return;
     }
     const check = checkTotp(rec.secret.reveal(), code, clock.now(), config.auth.totp.window, rec.lastStep);
@@ -194,10 +209,10 @@ export class GatewayConnection {
       method = 'publickey+recovery-code';
       audit.emit(userName, { type: 'auth.recovery-code', user: userName, addr: this.addr, connId: this.id, remaining: this.recovery.remaining(user.id) });
     } else if (!check.ok) {
-      this.fail(a, ['keyboard-interactive'], userName, `totp-${check.reason}`, { lockout: true });
+      this.fail(a, ['keyboard-interactive'], userName, `totp-${check.reason}`, { count: 'user' });
       return;
     } else if (!totp.spendStep(user.id, check.step)) {
-      this.fail(a, ['keyboard-interactive'], userName, 'totp-replayed', { lockout: true });
+      this.fail(a, ['keyboard-interactive'], userName, 'totp-replayed', { count: 'user' });
       return;
     }
     this.progress = { ...this.progress, totp: true };
@@ -220,39 +235,61 @@ export class GatewayConnection {
 
   /**
    * One failed attempt: audited, counted against MaxAuthTries (queries for unknown keys count,
-   * as in sshd), optionally counted towards lockouts, then a plain rejection.
+   * as in sshd), counted towards lockouts as `count` says, then a plain rejection.
+   * `count: 'user'` (only after a valid key proof) counts against the user and the source;
+   * `count: 'source'` against the source address and its prefix only. A refused query (no
+   * signature) counts against the source once per connection: OpenSSH offers each key it has
+   * in turn, and a user with several keys must not lock out their own office.
    */
   private fail(
     a: AuthContext,
     methods: ('publickey' | 'keyboard-interactive')[],
     who: string,
     reason: string,
-    o: { lockout?: boolean; endNow?: boolean; partial?: boolean; query?: boolean; audited?: boolean } = {},
+    o: { count?: 'user' | 'source'; endNow?: boolean; partial?: boolean; query?: boolean; audited?: boolean } = {},
   ): void {
-    const { audit } = this.ctx;
+    const { audit, preauth } = this.ctx;
     this.tries++;
+    // Before a valid key proof the client is a stranger: its failures go into the per-address
+    // summary (one row per address per interval), so a flood of probes cannot fill the disk.
+    // After it, every failure is its own audit row.
+    const proven = this.progress.keyUser !== null;
     if (a.method !== 'publickey' || a.signature) this.ctx.metrics.inc(`logins_total{result="${reason === 'locked' ? 'locked' : 'failure'}"}`);
-    if (!o.audited) audit.emit(who, { type: 'auth.failure', user: who, addr: this.addr, connId: this.id, method: a.method, reason });
-    this.log.info({ user: who, method: a.method, reason, tries: this.tries }, 'authentication failed');
-    if (o.lockout) {
-      const known = this.ctx.users.find(who);
-      if (known) this.recordLockout('user', who);
-      this.recordLockout('address', this.addr);
+    if (o.audited) {
+      // already written by the caller
+    } else if (proven) audit.emit(who, { type: 'auth.failure', user: who, addr: this.addr, connId: this.id, method: a.method, reason });
+    else preauth.record(this.addr, `${a.method}:${reason}`, a.username);
+    this.log[proven ? 'info' : 'debug']({ user: who, method: a.method, reason, tries: this.tries }, 'authentication failed');
+    if (o.count === 'user') this.recordLockout('user', who);
+    if (o.count && !(o.query && this.queryCounted)) {
+      if (o.query) this.queryCounted = true;
+      for (const { subject, lock } of this.ctx.lockouts.recordSourceFailure(this.addr)) {
+        // A stranger's lockouts are counted in its summary too: an attacker with many addresses
+        // (an IPv6 /48 is 65,536 /64s) must not get one row per address past the bound either.
+        // The lockouts table keeps each one (`tmuxgate lockouts list`).
+        if (proven) this.lockStarted('address', subject, lock);
+        else {
+          preauth.record(this.addr, subject === this.addr ? 'lockout.start:address' : 'lockout.start:prefix');
+          this.log.warn({ kind: 'address', subject, until: new Date(lock.until).toISOString(), level: lock.level }, 'locked out');
+        }
+      }
     }
     const exhausted = this.tries >= this.ctx.config.ssh.maxAuthTries;
-    if (exhausted) {
+    if (exhausted && proven) {
       audit.emit(who, { type: 'connection.refused', addr: this.addr, connId: this.id, user: who, reason: 'too many authentication failures' });
-    }
+    } else if (exhausted) preauth.record(this.addr, 'refused:too many authentication failures');
     a.reject(methods, o.partial ?? false);
     if (exhausted || o.endNow) this.client.end();
   }
 
   private recordLockout(kind: 'user' | 'address', subject: string): void {
     const lock = this.ctx.lockouts.recordFailure(kind, subject);
-    if (lock) {
-      this.ctx.audit.emit('gateway', { type: 'lockout.start', subjectKind: kind, subject, level: lock.level, until: lock.until });
-      this.log.warn({ kind, subject, until: new Date(lock.until).toISOString(), level: lock.level }, 'locked out');
-    }
+    if (lock) this.lockStarted(kind, subject, lock);
+  }
+
+  private lockStarted(kind: 'user' | 'address', subject: string, lock: LockState): void {
+    this.ctx.audit.emit('gateway', { type: 'lockout.start', subjectKind: kind, subject, level: lock.level, until: lock.until });
+    this.log.warn({ kind, subject, until: new Date(lock.until).toISOString(), level: lock.level }, 'locked out');
   }
 
   // ---------------------------------------------------------------- after authentication

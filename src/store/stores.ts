@@ -40,7 +40,7 @@ export function buildStores(config: Config, clock: Clock, db: Db, masterKeys: Ke
     keys: new KeyRepo(db),
     totp: new TotpRepo(db, masterKeys),
     sessions: new SessionRepo(db),
-    lockouts: new Lockouts(db, clock, { user: config.auth.userLockout, address: config.auth.addressLockout }),
+    lockouts: new Lockouts(db, clock, { user: config.auth.userLockout, address: config.auth.addressLockout, prefix: config.auth.prefixLockout }),
     recordings: new RecordingRepo(db),
     masterKeys,
   };

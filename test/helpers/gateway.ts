@@ -112,8 +112,8 @@ export class TestGateway {
       keysDir: 'keys',
       ...overrides,
       isolation: { accountPrefix: prefix, homeBase: path.join(this.dir, 'homes'), uidMin: 63000, uidMax: 63999, ...overrides.isolation },
-      // The fake clock jumps 30 s per TOTP code: keep the grace timer out of the way unless a test sets it.
-      ssh: { loginGraceTime: '1h', ...overrides.ssh },
+      // The fake clock jumps 30 s per TOTP code: keep the grace and handshake timers out of the way unless a test sets them.
+      ssh: { loginGraceTime: '1h', handshakeTimeout: '1h', ...overrides.ssh },
       sessions: { defaultShell: '/bin/sh', ...overrides.sessions },
     };
     this.config = buildConfig(this.input, { file: null, baseDir: this.dir });
@@ -230,6 +230,19 @@ export class TestGateway {
   /** Audit rows of one type. */
   audit(type?: string): { type: string; actor: string; data: Record<string, unknown> }[] {
     return readAudit(this.admin.db, type ? { type } : {}).map((r) => ({ type: r.type, actor: r.actor, data: JSON.parse(r.data) as Record<string, unknown> }));
+  }
+
+  /**
+   * Pre-authentication failures and refusals counted so far, by "method:reason", summed over every
+   * address: moves the clock one summary interval so the gateway writes its summaries.
+   */
+  preauthReasons(): Record<string, number> {
+    this.clock.advance(this.config.auth.preAuthAudit.interval);
+    const out: Record<string, number> = {};
+    for (const e of this.audit('preauth.summary')) {
+      for (const [r, n] of Object.entries(e.data.reasons as Record<string, number>)) out[r] = (out[r] ?? 0) + n;
+    }
+    return out;
   }
 
   /** Stops everything this harness started: clients, gateway, tmux servers; removes the dir. */

@@ -47,6 +47,18 @@ describe('config', () => {
     expect(a.serverHostKey).toEqual(['ssh-ed25519']);
   });
 
+  it('takes MaxStartups as start:rate:full or one number, and checks the caps nest', async () => {
+    const { dropProbability } = await import('../../src/ssh/front-door.js');
+    expect(build({}).ssh.maxStartups).toEqual({ start: 10, rate: 30, full: 100 });
+    expect(build({ ssh: { maxStartups: 60 } }).ssh.maxStartups).toEqual({ start: 60, rate: 100, full: 60 });
+    expect(() => build({ ssh: { maxStartups: '10:130:100' } })).toThrow('ssh.maxStartups: not start:rate:full');
+    expect(() => build({ ssh: { maxStartups: 20 } })).toThrow('ssh.maxStartupsPerPrefix: must not exceed the full value of ssh.maxStartups');
+    expect(() => build({ ssh: { maxStartupsPerAddress: 40 } })).toThrow('ssh.maxStartupsPerAddress: must not exceed ssh.maxStartupsPerPrefix');
+    const s = { start: 10, rate: 30, full: 100 };
+    expect([9, 10, 55, 99, 100].map((n) => dropProbability(s, n))).toEqual([0, 0.3, expect.closeTo(0.65, 9), expect.closeTo(0.992, 3), 1]);
+    expect(build({}).ssh.handshakeTimeout).toBe(10_000);
+  });
+
   it('parses durations', () => {
     expect(parseDuration('90')).toBe(90_000);
     expect(parseDuration('15m')).toBe(900_000);

@@ -1,0 +1,67 @@
+import type { User } from '../store/users.js';
+import type { Role } from '../store/roles.js';
+import { parseLoginName } from '../authz/login-name.js';
+import { authorize, type AuthzDenial } from '../authz/decide.js';
+
+/** What the publickey step reads and computes; the gateway passes its stores, tests pass counters. */
+export interface KeyStepPort {
+  findUser(name: string): User | null;
+  /**
+   * Some real user, looked up the way findUser looks one up: when a name matches nobody, the
+   * grants and key lookups run for this user instead, so a miss reads and decodes the same rows
+   * a hit does. Its results never decide anything.
+   */
+  decoyUser(): User | null;
+  roleExists(name: string): boolean;
+  grantsOf(userId: number): Role[];
+  findKey(userId: number, blob: Buffer): { fingerprint: string } | null;
+  verify(blob: Buffer, signed: Buffer, signature: Buffer, hashAlgo: string | undefined): boolean;
+}
+
+/** A publickey request: a query (no signature) or a signed attempt. */
+export interface KeyOffer {
+  blob: Buffer;
+  signed?: Buffer | undefined;
+  signature?: Buffer | undefined;
+  hashAlgo?: string | undefined;
+}
+
+export type KeyRefusal = AuthzDenial | 'invalid-login-name' | 'unknown-key' | 'bad-signature' | 'sha1-signature-refused';
+
+export type KeyStepResult =
+  | { kind: 'proved'; user: User; role: Role; fingerprint: string }
+  /** A query for a key that would do: PK_OK, no signature yet. */
+  | { kind: 'key-ok' }
+  | { kind: 'refused'; reason: KeyRefusal };
+
+/** No user has this id: lookups still run when there is no user at all, and find nothing. */
+const NO_USER = -1;
+
+/**
+ * The publickey step as one decision over injected lookups. Every path does the same work in
+ * the same order, whether the user exists, the key is enrolled or the role is granted: the
+ * user lookup, the grants lookup, the key lookup, and for a signed attempt a signature check
+ * (against the offered key itself when no enrolled key matched, whose result is then ignored).
+ * So the time a refusal takes does not tell an unknown user from a wrong key (issue 11, finding 4).
+ * Only what the client itself chose (a `+role` suffix, a signature or not, the key type) changes
+ * the work done.
+ */
+export function publicKeyStep(port: KeyStepPort, login: string, offer: KeyOffer): KeyStepResult {
+  const parsed = parseLoginName(login);
+  const user = port.findUser(parsed?.user ?? '');
+  const subject = user ?? port.decoyUser();
+  const roleMissing = parsed?.role != null && !port.roleExists(parsed.role);
+  const granted = port.grantsOf(subject?.id ?? NO_USER);
+  const key = port.findKey(subject?.id ?? NO_USER, offer.blob);
+  const signed = offer.signature && offer.signed ? port.verify(offer.blob, offer.signed, offer.signature, offer.hashAlgo) : null;
+
+  if (!parsed) return { kind: 'refused', reason: 'invalid-login-name' };
+  if (roleMissing) return { kind: 'refused', reason: user ? 'unknown-role' : 'unknown-user' };
+  // From here on only `user` decides: the decoy's grants and keys are never used.
+  const decision = authorize({ user, requested: parsed.role, granted: user ? granted : [] });
+  if (!decision.ok || !user) return { kind: 'refused', reason: decision.ok ? 'unknown-user' : decision.reason };
+  if (!key) return { kind: 'refused', reason: 'unknown-key' };
+  if (signed === null) return { kind: 'key-ok' };
+  if (!signed) return { kind: 'refused', reason: offer.hashAlgo === 'sha1' ? 'sha1-signature-refused' : 'bad-signature' };
+  return { kind: 'proved', user, role: decision.role, fingerprint: key.fingerprint };
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { publicKeyStep, type KeyStepPort } from '../../src/auth/key-step.js';
+import type { Role } from '../../src/store/roles.js';
+import type { User } from '../../src/store/users.js';
+
+const ops: Role = { id: 1, name: 'ops', kind: 'shell', runAs: null, allowRoot: false, shell: null, idleTimeoutMs: null, idleWarningMs: null, maxSessionMs: null, recordInput: false, tmuxOptions: {}, createdAt: 0, sandbox: null };
+const dba: Role = { ...ops, id: 2, name: 'dba' };
+const alice: User = { id: 7, name: 'alice', defaultRoleId: 1, disabled: false, createdAt: 0 };
+const ENROLLED = Buffer.from('enrolled-key');
+const OTHER = Buffer.from('some-other-key');
+
+/** A port over one user (alice, key ENROLLED, role ops) that logs every call it gets. */
+function countingPort(signatureValid: boolean): KeyStepPort & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    findUser: (name) => (calls.push('findUser'), name === 'alice' ? alice : null),
+    decoyUser: () => (calls.push('decoyUser'), alice),
+    roleExists: (name) => (calls.push('roleExists'), name === 'ops' || name === 'dba'),
+    grantsOf: (id) => (calls.push(`grantsOf(${id})`), id === alice.id ? [ops] : []),
+    findKey: (id, blob) => (calls.push(`findKey(${id})`), id === alice.id && blob.equals(ENROLLED) ? { fingerprint: 'SHA256:x' } : null),
+    verify: () => (calls.push('verify'), signatureValid),
+  };
+}
+
+const signed = (blob: Buffer) => ({ blob, signed: Buffer.from('session-data'), signature: Buffer.from('sig'), hashAlgo: 'sha512' });
+
+describe('publickey step: every refusal does the same work (no timing oracle for user names)', () => {
+  it.each([
+    ['an unknown user', 'mallory', signed(OTHER), 'unknown-user'],
+    ['an existing user with a key that is not enrolled', 'alice', signed(OTHER), 'unknown-key'],
+    ['an existing user with the enrolled key and a bad signature', 'alice', signed(ENROLLED), 'bad-signature'],
+    ['an existing user and a role not granted', 'alice+dba', signed(ENROLLED), 'role-not-granted'],
+    ['an unknown user and an existing role', 'mallory+dba', signed(OTHER), 'unknown-user'],
+  ])('signed attempt, %s: lookups and one signature check, in the same order', (_what, login, offer, reason) => {
+    const port = countingPort(false);
+    const r = publicKeyStep(port, login, offer);
+    expect(r).toEqual({ kind: 'refused', reason });
+    // A miss adds the decoy's lookup; grants and keys are then read for a real user (id 7) either way.
+    const lookups = login.startsWith('alice') ? ['findUser'] : ['findUser', 'decoyUser'];
+    expect(port.calls).toEqual([...lookups, ...(login.includes('+') ? ['roleExists'] : []), 'grantsOf(7)', 'findKey(7)', 'verify']);
+  });
+
+  it('a query (no signature) for an unknown user and for a wrong key do the same lookups, no verify', () => {
+    const unknown = countingPort(true);
+    const wrongKey = countingPort(true);
+    expect(publicKeyStep(unknown, 'mallory', { blob: ENROLLED })).toEqual({ kind: 'refused', reason: 'unknown-user' });
+    expect(publicKeyStep(wrongKey, 'alice', { blob: OTHER })).toEqual({ kind: 'refused', reason: 'unknown-key' });
+    expect(unknown.calls).toEqual(['findUser', 'decoyUser', 'grantsOf(7)', 'findKey(7)']);
+    expect(wrongKey.calls).toEqual(['findUser', 'grantsOf(7)', 'findKey(7)']);
+  });
+
+  it('an unknown user with a valid signature over their own key is still refused', () => {
+    const port = countingPort(true);
+    expect(publicKeyStep(port, 'mallory', signed(OTHER))).toEqual({ kind: 'refused', reason: 'unknown-user' });
+  });
+
+  it('proves the enrolled key with a good signature, and answers a query for it with key-ok', () => {
+    expect(publicKeyStep(countingPort(true), 'alice', signed(ENROLLED))).toEqual({ kind: 'proved', user: alice, role: ops, fingerprint: 'SHA256:x' });
+    expect(publicKeyStep(countingPort(true), 'alice', { blob: ENROLLED })).toEqual({ kind: 'key-ok' });
+    expect(publicKeyStep(countingPort(true), 'alice+nosuch', signed(ENROLLED))).toEqual({ kind: 'refused', reason: 'unknown-role' });
+    expect(publicKeyStep(countingPort(true), 'Al ice', signed(ENROLLED))).toEqual({ kind: 'refused', reason: 'invalid-login-name' });
+    expect(publicKeyStep(countingPort(true), 'alice', { ...signed(ENROLLED), hashAlgo: 'sha1' })).toMatchObject({ kind: 'proved' }); // the port's verify decides; the real one refuses SHA-1
+  });
+});
+
+describe('address prefixes for limits and lockouts', async () => {
+  const { addressPrefix } = await import('../../src/auth/address-prefix.js');
+  it.each([
+    ['192.0.2.77', '192.0.2.0/24'],
+    ['127.1.2.3', '127.1.2.0/24'],
+    ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['2001:0db8:0001:0002::', '2001:db8:1:2::/64'],
+    ['::ffff:10.1.2.3', '0:0:0:0::/64'],
+    ['unknown', 'unknown'],
+  ])('%s -> %s', (a, p) => expect(addressPrefix(a)).toBe(p));
+});
