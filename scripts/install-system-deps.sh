@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tmuxgate needs to run and to be tested.
 # Used by the README's quick start and by .ci/run, so both install the same thing.
-#   runtime: tmux (the session multiplexer), openssh-client (ssh-keygen for fingerprints)
+#   runtime: tmux (the session multiplexer), openssh-client (ssh-keygen for fingerprints),
+#            passwd (useradd/usermod/userdel), util-linux (setpriv), procps (kill -1 as a pair),
+#            bubblewrap (per-role sandbox)
 #   tests:   openssh-server (baseline for benchmarks), oathtool (independent TOTP),
 #            ssh-audit (grades the algorithm policy), expect, asciinema (plays exports),
 #            bubblewrap (optional per-role sandbox)
 #   build:   python3, make, g++ (node-pty and better-sqlite3 compile from source)
 set -euo pipefail
 
-RUNTIME=(tmux openssh-client)
-TESTING=(openssh-server oathtool ssh-audit expect asciinema bubblewrap procps)
+RUNTIME=(tmux openssh-client passwd util-linux procps bubblewrap)
+TESTING=(openssh-server oathtool ssh-audit expect asciinema python3)
 BUILD=(python3 make g++)
 
 want=("${RUNTIME[@]}" "${BUILD[@]}")

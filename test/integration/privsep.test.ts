@@ -155,8 +155,8 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     setUserDisabled(t.admin, 'carol', true);
     await waitUntil(() => processesOf(acct.uid).length === 0, 'every process of the pair ended', 5000);
     expect(Date.now() - t0).toBeLessThan(5000);
+    await waitUntil(() => t.audit('host.account').some((e) => e.data.action === 'lock' && e.data.account === acct.name), 'lock audited', 5000);
     expect(execFileSync('getent', ['shadow', acct.name], { encoding: 'utf8' }).split(':')[7]).toBe('1'); // expired
-    expect(t.audit('host.account').some((e) => e.data.action === 'lock' && e.data.account === acct.name)).toBe(true);
     setUserDisabled(t.admin, 'carol', false);
     const again = await t.login(carol);
     expect(execFileSync('getent', ['shadow', acct.name], { encoding: 'utf8' }).split(':')[7]).toBe('');

@@ -16,6 +16,31 @@ describe('packaging', () => {
     expect(existsSync(path.join(root, s.build, 'Dockerfile'))).toBe(true);
   });
 
+  it('compose runs isolation for real: root with exactly the capabilities it needs, homes on a volume', () => {
+    const c = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { cap_drop: string[]; cap_add: string[]; user?: string; privileged?: boolean; volumes: string[]; tmpfs: string[]; security_opt: string[] }> };
+    const s = c.services.tmuxgate!;
+    expect(s.cap_drop).toEqual(['ALL']);
+    expect([...s.cap_add].sort()).toEqual(['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'KILL', 'SETGID', 'SETUID']);
+    expect(s.user ?? 'root').toBe('root');
+    expect(s.privileged ?? false).toBe(false);
+    expect(s.security_opt).toContain('no-new-privileges:true');
+    expect(s.volumes.some((v) => v.endsWith(':/var/lib/tmuxgate/home'))).toBe(true);
+    expect(s.tmpfs).toContain('/run');
+    const docker = loadConfig(path.join(root, 'deploy/config.docker.yaml'));
+    expect(docker.isolation.homeBase).toBe('/var/lib/tmuxgate/home');
+    expect(docker.isolation.pairAccounts).toBe(true);
+  });
+
+  it('the image is built on a maintained Node LTS and installs what isolation runs', () => {
+    const df = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+    const bases = [...df.matchAll(/^FROM node:(\d+)/gm)].map((m) => Number(m[1]));
+    expect(bases.length).toBe(2);
+    for (const major of bases) expect([22, 24]).toContain(major); // 20 reached end of life in April 2026
+    const deps = readFileSync(path.join(root, 'scripts/install-system-deps.sh'), 'utf8');
+    const runtime = /^RUNTIME=\(([^)]*)\)/m.exec(deps)![1]!.split(/\s+/);
+    for (const p of ['tmux', 'procps', 'bubblewrap', 'passwd', 'util-linux']) expect(runtime).toContain(p);
+  });
+
   it('every file the Dockerfile copies exists, and its config is valid', () => {
     const df = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
     const sources = [...df.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { TestGateway, type TestUser } from '../helpers/gateway.js';
+import { cliAsync } from '../helpers/cli.js';
+import { waitUntil } from '../helpers/poll.js';
+import { HostAccounts } from '../../src/host/accounts.js';
+import { HostAccountRepo } from '../../src/store/host-accounts.js';
+
+const isRoot = process.getuid?.() === 0;
+
+/** A fresh machine's surprises: unreachable directories, missing parents, accounts that are not ours; and export -o. */
+describe.skipIf(!isRoot)('host set-up and admin output files', () => {
+  const t = new TestGateway();
+  let alice: TestUser;
+  let id = '';
+
+  beforeAll(async () => {
+    // The home base's parents do not exist yet: each must be created traversable (0711), not 0700.
+    (t.config.isolation as { homeBase: string }).homeBase = path.join(t.dir, 'var', 'lib', 'tg', 'home');
+    await t.start();
+    alice = t.user('alice', 'ops');
+    const a = await t.login(alice);
+    await t.run(a, 'echo EXPORT-ME-$((6*7))', 'EXPORT-ME-42');
+    a.kill();
+    await waitUntil(() => t.admin.sessions.list({ live: true }).length === 0, 'session closed');
+    id = t.admin.sessions.list({}).find((s) => s.user_name === 'alice')!.id;
+  });
+  afterAll(() => t.stop());
+
+  it('creates every missing parent of the home base traversable, so pair shells can reach their homes', () => {
+    for (const p of ['var', 'var/lib', 'var/lib/tg', 'var/lib/tg/home']) {
+      expect((statSync(path.join(t.dir, p)).mode & 0o777).toString(8), p).toBe('711');
+    }
+  });
+
+  it('never adopts an existing account that this store did not create', async () => {
+    const bob = t.user('bob', 'ops');
+    const host = new HostAccounts(t.config.isolation, { repo: new HostAccountRepo(t.admin.db), clock: t.clock, audit: t.admin.audit });
+    const name = host.pairName(t.admin.roles.find('ops')!.id, t.admin.users.find('bob')!.id);
+    // Someone else's account with the very name bob's pair would get (a previous installation, a re-initialised store).
+    expect(spawnSync('useradd', ['-M', '-u', '63950', '-s', '/bin/sh', name]).status).toBe(0);
+    try {
+      const d = t.ssh(bob, 'bob');
+      await d.waitFor('Verification code:');
+      d.write(t.code(bob) + '\r');
+      await d.waitFor('your session could not be prepared');
+      await d.waitExit();
+      expect(t.audit('request.denied').some((e) => /not created by this store/.test(String(e.data.detail)))).toBe(true);
+    } finally {
+      spawnSync('userdel', [name]);
+    }
+  });
+
+  it('refuses to start when pair accounts cannot reach their directories, naming the directory and the mode', async () => {
+    const dir = path.join(t.dir, 'private');
+    mkdirSync(dir, { mode: 0o700 });
+    chmodSync(dir, 0o700);
+    const t2 = new TestGateway({ sessions: { socketDir: path.join(dir, 'sockets') } });
+    try {
+      await t2.start(); // no shell role yet: nothing has to reach it
+      t2.role('ops');
+      await expect(t2.restart()).rejects.toThrow(new RegExp(`cannot reach the socket directory ${dir}/sockets: ${dir} is mode 0700 and needs search \\(x\\) permission`));
+    } finally {
+      await t2.stop();
+    }
+  });
+
+  it('export -o creates a new 0600 file and never writes through an existing file or a symlink', async () => {
+    const out = path.join(t.dir, 'out');
+    mkdirSync(out);
+    const fresh = path.join(out, 'a.cast');
+    const r = await cliAsync(['export', id, '-o', fresh, ...t.cliConfig()]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(statSync(fresh).mode & 0o777).toBe(0o600);
+    expect(readFileSync(fresh, 'utf8')).toContain('EXPORT-ME-42');
+
+    // An attacker's world-writable file, and a symlink to a file of theirs: neither is written into.
+    const trap = path.join(out, 'trap.cast');
+    writeFileSync(trap, 'attacker\n', { mode: 0o666 });
+    chmodSync(trap, 0o666);
+    const target = path.join(out, 'target');
+    writeFileSync(target, 'target\n');
+    const link = path.join(out, 'link.cast');
+    symlinkSync(target, link);
+    for (const p of [trap, link]) {
+      const x = await cliAsync(['export', id, '-o', p, ...t.cliConfig()]);
+      expect([x.status, x.stderr.trim()]).toEqual([4, `tmuxgate: TG_ERR_OUTPUT_EXISTS: ${p} already exists; choose a new name or pass --force to replace it`]);
+    }
+    expect(readFileSync(trap, 'utf8')).toBe('attacker\n');
+    expect(readFileSync(target, 'utf8')).toBe('target\n');
+
+    // --force replaces the name with a new file of ours; the symlink's target is untouched.
+    const f = await cliAsync(['export', id, '-o', link, '--force', ...t.cliConfig()]);
+    expect(f.status, f.stderr).toBe(0);
+    expect(lstatSync(link).isSymbolicLink()).toBe(false);
+    expect(statSync(link).mode & 0o777).toBe(0o600);
+    expect(readFileSync(target, 'utf8')).toBe('target\n');
+
+    const missing = await cliAsync(['export', id, '-o', path.join(out, 'nope', 'x.cast'), ...t.cliConfig()]);
+    expect([missing.status, missing.stderr.trim()]).toEqual([2, `tmuxgate: TG_ERR_OUTPUT_PATH: directory ${path.join(out, 'nope')} does not exist`]);
+    expect(existsSync(path.join(out, 'nope'))).toBe(false);
+  });
+});
