@@ -63,7 +63,13 @@ export function sshClient(args, env = {}) {
 
 export class Gateway {
   /** `ssh`: the config's ssh section as YAML flow text (default: caps out of the way of load benchmarks). */
-  constructor(users, extraYaml = '', ssh = '{ maxStartupsPerAddress: 500, maxStartupsPerPrefix: 1000, maxStartups: 1000 }') {
+  /**
+   * `pairs`: the mode a root deployment runs (default): one OS account per (role, user), each
+   * created ahead, as by an earlier login, so a measured login starts a new tmux server as an
+   * existing unprivileged account, like the sshd side. Off for benchmarks with thousands of users.
+   */
+  constructor(users, extraYaml = '', ssh = '{ maxStartupsPerAddress: 500, maxStartupsPerPrefix: 1000, maxStartups: 1000 }', { pairs = true } = {}) {
+    this.pairs = pairs;
     this.extraYaml = extraYaml;
     this.ssh = ssh;
     this.dir = mkdtempSync('/tmp/tgb-');
@@ -75,7 +81,7 @@ export class Gateway {
   }
   async start() {
     this.config = path.join(this.dir, 'config.yaml');
-    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: ${this.ssh}\nsessions: { defaultShell: /bin/sh }\nisolation: { pairAccounts: false }\nmetrics: { enabled: true, port: 0 }\n${this.extraYaml}`);
+    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: ${this.ssh}\nsessions: { defaultShell: /bin/sh }\nisolation: ${this.pairs ? `{ pairAccounts: true, accountPrefix: tgb, homeBase: ${this.dir}/homes, uidMin: 64000, uidMax: 65999 }` : '{ pairAccounts: false }'}\nmetrics: { enabled: true, port: 0 }\n${this.extraYaml}`);
     this.cli(['init']);
     this.cli(['role', 'add', 'bench', '--run-as', ACCOUNT, '--shell', '/bin/sh']);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);
@@ -96,6 +102,17 @@ export class Gateway {
       const { secret } = ops.enrollTotp(admin, u);
       ops.confirmTotp(admin, u, totpCode(secret, Date.now()));
       this.secrets.push(secret);
+    }
+    if (this.pairs) {
+      // Each pair's account and home exist already, as after an earlier login of that user.
+      const { Host } = await import(path.join(ROOT, 'dist/host/host.js'));
+      const { HostAccountRepo } = await import(path.join(ROOT, 'dist/store/host-accounts.js'));
+      const { silentLogger } = await import(path.join(ROOT, 'dist/platform/logger.js'));
+      const host = new Host({ config: admin.config, repo: new HostAccountRepo(admin.db), roles: admin.roles, clock: admin.clock, logger: silentLogger(), audit: admin.audit });
+      host.prepareDirs();
+      const role = admin.roles.find('bench');
+      for (let i = 0; i < this.users; i++) await host.pairForLogin(role, admin.users.find(`u${i}`).id, `u${i}`, '/bin/sh');
+      this.accounts = new HostAccountRepo(admin.db).allAccounts();
     }
     admin.close();
     // TG_BENCH_PROF=<dir>: the gateway writes a V8 CPU profile there when it stops (bench/profile.mjs).
@@ -212,6 +229,9 @@ export class Sshd {
   stop() {
     this.proc?.kill('SIGTERM');
     for (const f of existsSync(this.sock) ? readdirSync(this.sock) : []) spawnSync('tmux', ['-S', path.join(this.sock, f), 'kill-server'], { stdio: 'ignore' });
+    // The pair accounts the run created (and the role's own), with any process left of them.
+    for (const a of this.accounts ?? []) spawnSync('pkill', ['-KILL', '-u', a], { stdio: 'ignore' });
+    for (const a of this.accounts ?? []) spawnSync('userdel', [a], { stdio: 'ignore' });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
