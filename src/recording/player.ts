@@ -5,6 +5,7 @@ import { Screen } from './screen.js';
 import { readResize, type Frame } from './format.js';
 import { formatOffset } from './asciicast.js';
 import type { OpenedRecording } from './access.js';
+import { SafeTerminalFilter, escapeControls } from './safe-terminal.js';
 
 const CSI = '\x1b[';
 
@@ -147,7 +148,7 @@ export async function keyframesFor(rec: OpenedRecording, frames: Frame[]): Promi
 export async function playRecording(io: PlayerIo, rec: OpenedRecording, o: { speed: number; from: number; idleLimit: number }): Promise<void> {
   const frames = rec.frames.filter((f) => f.kind === 'output' || f.kind === 'resize');
   const keys = await keyframesFor(rec, frames);
-  await play(io, { frames, keys, duration: rec.durationMs, speed: o.speed, from: Math.min(o.from, rec.durationMs), idleLimit: o.idleLimit, rows: rec.header.rows, title: `${rec.session.id} ${rec.session.user_name}+${rec.session.role_name}` });
+  await play(io, { frames, keys, duration: rec.durationMs, speed: o.speed, from: Math.min(o.from, rec.durationMs), idleLimit: o.idleLimit, rows: rec.header.rows, title: escapeControls(`${rec.session.id} ${rec.session.user_name}+${rec.session.role_name}`) });
 }
 
 interface PlayInput {
@@ -170,7 +171,9 @@ function play(io: PlayerIo, p: PlayInput): Promise<void> {
   let rows = p.rows;
   let timer: NodeJS.Timeout | null = null;
   let done = false;
-  let clean = true;
+  // The recorded bytes are the user's: only the safe terminal subset reaches the viewer. Its output
+  // always ends between sequences, so the status line can be drawn after any chunk.
+  const filter = new SafeTerminalFilter();
   const frames = p.frames as { t: number; kind: string; data: Buffer }[];
 
   const status = () => {
@@ -184,7 +187,8 @@ function play(io: PlayerIo, p: PlayInput): Promise<void> {
     const s = await screenAt(frames as never, p.keys, pos);
     index = s.index;
     rows = s.rows;
-    out.write(`${CSI}r${CSI}H${CSI}2J${s.text}`);
+    filter.reset();
+    out.write(Buffer.concat([Buffer.from(`${CSI}r${CSI}H${CSI}2J`), filter.write(s.text)]));
     done = index >= frames.length;
     status();
   };
@@ -213,11 +217,10 @@ function play(io: PlayerIo, p: PlayInput): Promise<void> {
         index++;
       }
       if (chunk) {
-        const bytes = Buffer.from(chunk, 'latin1');
-        out.write(bytes);
-        clean = endsClean(bytes);
+        const bytes = filter.write(Buffer.from(chunk, 'latin1'));
+        if (bytes.length) out.write(bytes);
       }
-      if (clean) status();
+      status();
       schedule();
     }, gap / speed);
   };

@@ -5,6 +5,7 @@ import { openRecording, type RecordingStore } from '../recording/access.js';
 import { playRecording, type PlayerIo } from '../recording/player.js';
 import { formatOffset } from '../recording/asciicast.js';
 import type { SessionRecord } from '../store/sessions.js';
+import { escapeControls } from '../recording/safe-terminal.js';
 
 const CSI = '\x1b[';
 
@@ -102,7 +103,7 @@ export class AuditorMenu {
     for (let i = top; i < Math.min(list.length, top + height); i++) {
       const x = list[i]!;
       const dur = x.ended_at ? formatOffset(x.ended_at - x.started_at) : 'live';
-      const line = `${i === this.selected ? '>' : ' '} ${x.id}  ${new Date(x.started_at).toISOString().slice(0, 16).replace('T', ' ')}  ${`${x.user_name}+${x.role_name}`.padEnd(24)} ${dur.padStart(8)}  ${x.state}`;
+      const line = `${i === this.selected ? '>' : ' '} ${x.id}  ${new Date(x.started_at).toISOString().slice(0, 16).replace('T', ' ')}  ${escapeControls(`${x.user_name}+${x.role_name}`).padEnd(24)} ${dur.padStart(8)}  ${x.state}`;
       s += (i === this.selected ? `${CSI}7m${line.slice(0, this.o.cols - 1)}${CSI}0m` : line.slice(0, this.o.cols - 1)) + '\r\n';
     }
     if (list.length === 0) s += '  (no recorded sessions match)\r\n';
@@ -144,7 +145,7 @@ export class AuditorMenu {
       await playRecording(io, rec, { speed: 1, from: 0, idleLimit: 2000 });
     } catch (e) {
       this.deps.logger.warn({ err: (e as Error).message, session: s.id }, 'auditor replay failed');
-      this.write(`${CSI}2J${CSI}Hcannot replay ${s.id}: ${(e as Error).message}\r\npress a key`);
+      this.write(`${CSI}2J${CSI}Hcannot replay ${s.id}: ${escapeControls((e as Error).message)}\r\npress a key`);
       await new Promise<void>((r) => (this.keyHandler = () => r()));
     } finally {
       this.replaying = false;
