@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { tmuxAlive } from '../session/tmux-servers.js';
 import { durationFlag, example, withAdmin, withCommon, configOf } from './common.js';
-import { printJson, printTable } from './output.js';
+import { printJson, printTable, printable } from './output.js';
 import { TgError } from '../errors.js';
 import {
   clearLockout,
@@ -37,7 +37,7 @@ export function extendUser(user: Command): void {
           const u = showUser(a, name);
           if (o.json) printJson(u);
           else
-            for (const [k, v] of Object.entries(u)) process.stdout.write(`${k.padEnd(18)} ${Array.isArray(v) ? v.join(', ') || '-' : String(v ?? '-')}\n`);
+            for (const [k, v] of Object.entries(u)) process.stdout.write(`${k.padEnd(18)} ${printable(Array.isArray(v) ? v.join(', ') || '-' : v)}\n`);
         }),
       ),
   );

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { example, withAdmin, withCommon, configOf } from './common.js';
-import { printJson, printTable } from './output.js';
+import { printJson, printTable, printable } from './output.js';
 import { TgError, EXIT } from '../errors.js';
 import { parseDuration } from '../config/duration.js';
 import { openAdmin, type AdminContext } from '../admin/context.js';
@@ -115,7 +115,7 @@ export function verifyCommand(): Command {
         else
           for (const r of results) {
             const how = r.decrypted ? 'chain, signature and decryption' : 'chain and signature (public key only)';
-            if (r.problem) process.stdout.write(`${r.sessionId}: TAMPERED: ${r.problem.reason}${r.problem.chunk !== null ? ` at chunk ${r.problem.chunk}` : ''}: ${r.problem.detail}\n`);
+            if (r.problem) process.stdout.write(`${printable(r.sessionId)}: TAMPERED: ${r.problem.reason}${r.problem.chunk !== null ? ` at chunk ${r.problem.chunk}` : ''}: ${printable(r.problem.detail)}\n`);
             else if (r.status === 'intact') process.stdout.write(`${r.sessionId}: intact: ${r.chunks} chunks, signed trailer verifies (${how})\n`);
             else process.stdout.write(`${r.sessionId}: ${r.status}: ${r.chunks} chunks intact up to the last flush; unsealed because the session ${r.status === 'live' ? 'is still open' : 'was interrupted (gateway stopped or recording failed)'}, not tampered\n`);
           }
@@ -184,7 +184,7 @@ export function searchCommand(): Command {
               results.push({ session: s.id, user: s.user_name, role: s.role_name, offset: formatOffset(h.offsetMs), offsetMs: h.offsetMs, line: h.line });
             }
           } catch (e) {
-            process.stderr.write(`tmuxgate: ${s.id}: skipped: ${(e as Error).message}\n`);
+            process.stderr.write(`tmuxgate: ${s.id}: skipped: ${printable((e as Error).message)}\n`);
           }
           bar(i + 1);
         }
