@@ -2,6 +2,7 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { Pty, PtySpawnOptions } from './pty.js';
 import { PtyFlow } from './pty-flow.js';
+import { TerminalReportClassifier } from './terminal-reports.js';
 
 /** The SSH side of a shell, as the session sees it. The ssh2 adapter implements it. */
 export interface TerminalChannel {
@@ -132,10 +133,15 @@ export class ShellSession {
       flow.afterRead();
     });
     pty.onExit((code) => this.finish(code === 0 ? 'detached' : 'shell-exited', code));
+    // Idle time counts the user's input only: replies the user's terminal sends by itself (to
+    // queries a program printed) go to the pty like everything else but keep nobody logged in.
+    const reports = new TerminalReportClassifier();
     channel.onData((d) => {
       if (this.ended) return;
-      this.lastInput = this.deps.clock.now();
-      this.warned = false;
+      if (reports.hasUserInput(d)) {
+        this.lastInput = this.deps.clock.now();
+        this.warned = false;
+      } else this.deps.logger.debug({ session: this.opts.id, bytes: d.length }, 'terminal reports only: not counted as input');
       tap?.input(d);
       pty.write(d);
     });
