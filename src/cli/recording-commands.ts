@@ -9,6 +9,7 @@ import { findRecording, openRecording, readRecordingFile } from '../recording/ac
 import { verifyRecording, type VerifyResult } from '../recording/verify.js';
 import { asciicastLines, formatOffset } from '../recording/asciicast.js';
 import { searchFrames } from '../recording/search.js';
+import { RecordingStream } from '../recording/stream.js';
 import { loadAuditKey, AUDIT_PUB_FILE } from '../crypto/audit-key.js';
 import path from 'node:path';
 import { progress } from './progress.js';
@@ -179,8 +180,14 @@ export function searchCommand(): Command {
         for (const [i, s] of sessions.entries()) {
           access(a, 'search', s.id, `text ${JSON.stringify(text).slice(0, 100)}`);
           try {
-            const rec = openRecording(a, s.id);
-            for (const h of await searchFrames(rec.header, rec.frames, match)) {
+            const rec = await RecordingStream.open(a, s.id);
+            let found;
+            try {
+              found = await searchFrames(rec.header, rec.all(), match);
+            } finally {
+              await rec.close();
+            }
+            for (const h of found) {
               results.push({ session: s.id, user: s.user_name, role: s.role_name, offset: formatOffset(h.offsetMs), offsetMs: h.offsetMs, line: h.line });
             }
           } catch (e) {

@@ -1,7 +1,8 @@
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { AuditSink } from '../audit/log.js';
-import { openRecording, type RecordingStore } from '../recording/access.js';
+import type { RecordingStore } from '../recording/access.js';
+import { RecordingStream } from '../recording/stream.js';
 import { playRecording, type PlayerIo } from '../recording/player.js';
 import { formatOffset } from '../recording/asciicast.js';
 import type { SessionRecord } from '../store/sessions.js';
@@ -133,7 +134,10 @@ export class AuditorMenu {
     if (!s) return;
     this.replaying = true;
     try {
-      const rec = openRecording(this.store, s.id);
+      // Streamed: one chunk in memory and asynchronous reads, whatever the recording's size, so
+      // other users' keystrokes are not held up by an auditor opening a large recording.
+      const rec = await RecordingStream.open(this.store, s.id);
+      if (this.done) return void (await rec.close()); // the auditor left while it opened
       this.store.audit.emit(this.o.user, { type: 'recording.access', action: 'replay', sessionId: s.id, detail: `over SSH as ${this.o.user}+${this.o.role}` });
       const io: PlayerIo = {
         write: (d) => this.write(d),
@@ -142,7 +146,11 @@ export class AuditorMenu {
         interactive: true,
         release: () => (this.keyHandler = null),
       };
-      await playRecording(io, rec, { speed: 1, from: 0, idleLimit: 2000 });
+      try {
+        await playRecording(io, rec, { speed: 1, from: 0, idleLimit: 2000 });
+      } finally {
+        await rec.close();
+      }
     } catch (e) {
       this.deps.logger.warn({ err: (e as Error).message, session: s.id }, 'auditor replay failed');
       this.write(`${CSI}2J${CSI}Hcannot replay ${s.id}: ${escapeControls((e as Error).message)}\r\npress a key`);
