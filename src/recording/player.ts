@@ -321,13 +321,15 @@ function play(io: PlayerIo, rec: RecordingStream, keys: Keyframes, o: { speed: n
         return;
       }
       const gap = Math.min(Math.max(0, f.t - pos), o.idleLimit);
-      timer = setTimeout(() => void step(g, f.t, gap), gap / speed);
+      timer = setTimeout(() => void step(g, f.t).catch(fail), gap / speed);
     }, fail);
   };
 
   /** Writes every frame due now (up to TICK_BYTES), then schedules the next. */
-  const step = async (g: number, t: number, gap: number) => {
-    pos = Math.max(pos, Math.min(t, pos + gap));
+  const step = async (g: number, t: number) => {
+    // The frame is due: a pause longer than the idle limit was shortened to it, not replayed in
+    // idle-limit steps (before, a 10 s pause with a 2 s limit still took 10 s).
+    pos = Math.max(pos, t);
     const parts: Buffer[] = [];
     let bytes = 0;
     for (;;) {
