@@ -8,6 +8,11 @@ export interface SearchHit {
 
 type Term = InstanceType<typeof xterm.Terminal>;
 
+const view = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.length);
+
+/** Output bytes queued in the terminal before search waits for it to catch up. */
+const MAX_QUEUED = 4 * 1024 * 1024;
+
 /**
  * Every line the recorded stream drew, as it is finished: a headless terminal is fed every frame
  * and a row is read (joined with the rows it wrapped onto) at the moments its content could be
@@ -38,26 +43,27 @@ export class LineCapture {
     this.disposers.push(this.term.onLineFeed(() => this.row(this.term.buffer.active.cursorY - 1)));
   }
 
-  /** Feeds output; resolves once parsed (every capture for it has been made). */
-  write(data: Buffer): Promise<void> {
+  /**
+   * Queues output; `parsed` runs once it has been parsed (every capture for it made). Writes are
+   * not awaited one by one: the terminal parses queued writes back to back, calling each one's
+   * callback in between, so per-frame bookkeeping costs no event-loop turn.
+   */
+  write(data: Buffer, parsed?: () => void): void {
     // A carriage return not followed by a line feed starts overwriting the row in place: read
     // the row first (progress lines, `\r`-redrawn prompts).
     let from = 0;
-    const parts: Buffer[] = [];
     for (let i = data.indexOf(0x0d); i >= 0; i = data.indexOf(0x0d, i + 1)) {
-      if (data[i + 1] !== 0x0a && i + 1 < data.length) {
-        parts.push(data.subarray(from, i));
+      if (i > from && i + 1 < data.length && data[i + 1] !== 0x0a) {
+        this.term.write(view(data.subarray(from, i)), () => this.row(this.term.buffer.active.cursorY));
         from = i;
       }
     }
-    parts.push(data.subarray(from));
-    return parts.reduce<Promise<void>>(
-      (prev, part, k) => prev.then(() => new Promise<void>((resolve) => {
-        if (k > 0) this.row(this.term.buffer.active.cursorY);
-        this.term.write(new Uint8Array(part.buffer, part.byteOffset, part.length), resolve);
-      })),
-      Promise.resolve(),
-    );
+    this.term.write(view(data.subarray(from)), parsed);
+  }
+
+  /** Resolves once everything written so far has been parsed. */
+  flush(): Promise<void> {
+    return new Promise((resolve) => this.term.write('', resolve));
   }
 
   resize(cols: number, rows: number): void {
@@ -101,6 +107,8 @@ export class LineCapture {
 export async function searchFrames(header: RecordingHeader, frames: Iterable<Frame> | AsyncIterable<Frame>, match: (line: string) => boolean, gapMs = 2000): Promise<SearchHit[]> {
   const hits: SearchHit[] = [];
   const lastSeen = new Map<string, number>();
+  // Times of the frames queued in the terminal, oldest first; `t` is the one being parsed.
+  const times: number[] = [];
   let t = 0;
   const cap = new LineCapture(header.cols, header.rows, (line) => {
     if (!match(line)) return;
@@ -108,15 +116,31 @@ export async function searchFrames(header: RecordingHeader, frames: Iterable<Fra
     if (seen === undefined || t - seen > gapMs) hits.push({ offsetMs: t, line });
     lastSeen.set(line, t);
   });
+  const parsed = () => {
+    times.shift();
+    if (times.length) t = times[0]!;
+  };
+  let queued = 0;
   try {
     for await (const f of frames) {
-      t = f.t;
-      if (f.kind === 'output') await cap.write(f.data);
-      else if (f.kind === 'resize') {
+      if (f.kind === 'output') {
+        if (times.length === 0) t = f.t;
+        times.push(f.t);
+        cap.write(f.data, parsed);
+        queued += f.data.length;
+        if (queued > MAX_QUEUED) {
+          await cap.flush();
+          queued = 0;
+        }
+      } else if (f.kind === 'resize') {
+        await cap.flush();
+        queued = 0;
+        t = f.t;
         const { cols, rows } = readResize(f.data);
         cap.resize(cols, rows);
       }
     }
+    await cap.flush();
     cap.all();
   } finally {
     cap.dispose();
