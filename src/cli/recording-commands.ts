@@ -129,7 +129,7 @@ export function verifyCommand(): Command {
 
 export function exportCommand(): Command {
   return withCommon(new Command('export'))
-    .description('export a recording for standard players')
+    .description('export a recording for standard players: the raw output stream as recorded, escape sequences included (unfiltered evidence; `replay` shows only a safe terminal subset)')
     .argument('<session-id>')
     .option('--format <format>', 'asciicast (v2)', 'asciicast')
     .option('-o, --output <file>', 'write here instead of stdout (created 0600)')
