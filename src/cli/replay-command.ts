@@ -34,7 +34,8 @@ export function replayCommand(): Command {
       }
       const stdin = process.stdin;
       const io: PlayerIo = {
-        write: (d) => void process.stdout.write(d),
+        write: (d) => process.stdout.write(d),
+        onceDrain: (fn) => void process.stdout.once('drain', fn),
         columns: () => process.stdout.columns ?? 80,
         onKey: (fn) => {
           if (stdin.isTTY) {

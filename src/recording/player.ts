@@ -15,7 +15,10 @@ const MAX_KEYFRAMES = 256;
 
 /** Where a replay is shown: the CLI's own terminal, or an auditor's SSH channel. */
 export interface PlayerIo {
-  write(data: string | Buffer): void;
+  /** false: the viewer is not reading as fast as we write; with onceDrain, playback waits for it. */
+  write(data: string | Buffer): boolean | void;
+  /** Calls `fn` once the viewer has read what was written (backpressure). */
+  onceDrain?(fn: () => void): void;
   columns(): number;
   onKey(fn: (k: Buffer) => void): void;
   /** Without keys, playback ends by itself at the end of the recording. */
@@ -342,12 +345,15 @@ function play(io: PlayerIo, rec: RecordingStream, keys: Keyframes, o: { speed: n
       } else rows = readResize(f.data).rows;
       fi++;
     }
+    let full = false;
     if (parts.length) {
       const out = filter.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
-      if (out.length) io.write(out);
+      if (out.length) full = io.write(out) === false;
     }
     status();
-    schedule();
+    // A viewer that reads slower than the replay runs holds it up, not the gateway's memory.
+    if (full && io.onceDrain) io.onceDrain(() => g === runGen && schedule());
+    else schedule();
   };
 
   let resolveDone: () => void = () => {};

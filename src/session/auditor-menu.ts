@@ -7,12 +7,15 @@ import { playRecording, type PlayerIo } from '../recording/player.js';
 import { formatOffset } from '../recording/asciicast.js';
 import type { SessionRecord } from '../store/sessions.js';
 import { escapeControls } from '../recording/safe-terminal.js';
+import { TerminalReportClassifier } from './terminal-reports.js';
 
 const CSI = '\x1b[';
 
 /** The SSH side of an auditor's connection. */
 export interface MenuChannel {
-  write(data: string | Buffer): void;
+  /** false when the client's window is full (then onceDrain, if given, says when it has room). */
+  write(data: string | Buffer): boolean | void;
+  onceDrain?(fn: () => void): void;
   onData(fn: (d: Buffer) => void): void;
   onClose(fn: () => void): void;
   exitAndClose(code: number): void;
@@ -56,8 +59,10 @@ export class AuditorMenu {
   }
 
   start(): void {
+    // As in a shell: the auditor's terminal answering a query is not the auditor being active.
+    const reports = new TerminalReportClassifier();
     this.ch.onData((d) => {
-      this.lastInput = this.deps.clock.now();
+      if (reports.hasUserInput(d)) this.lastInput = this.deps.clock.now();
       // One read may carry several keys (typed fast, pasted, or coalesced on a slow link).
       for (const k of splitKeys(d.toString('latin1'))) {
         if (this.done) return;
@@ -141,6 +146,7 @@ export class AuditorMenu {
       this.store.audit.emit(this.o.user, { type: 'recording.access', action: 'replay', sessionId: s.id, detail: `over SSH as ${this.o.user}+${this.o.role}` });
       const io: PlayerIo = {
         write: (d) => this.write(d),
+        ...(this.ch.onceDrain ? { onceDrain: (fn: () => void) => this.ch.onceDrain!(fn) } : {}),
         columns: () => this.o.cols,
         onKey: (fn) => (this.keyHandler = fn),
         interactive: true,
@@ -169,8 +175,8 @@ export class AuditorMenu {
   }
 
   /** Nothing is written once the menu has ended (the channel may be closed). */
-  private write(d: string | Buffer): void {
-    if (!this.done) this.ch.write(d);
+  private write(d: string | Buffer): boolean | void {
+    if (!this.done) return this.ch.write(d);
   }
 
   end(reason: string): void {
