@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Replay memory and fairness: the gateway's RSS and another user's keystroke echo while an auditor
 // replays a large recording over SSH (the auditor menu, at 64x), for several recording sizes.
-// Usage: node bench/replay-memory.mjs [--sizes 64,256,1024] [--seconds 30]   (root). Appends to RESULTS.md.
+// Usage: node bench/replay-memory.mjs [--sizes 64,256,1024] [--seconds 30] [--plus 6]   (root). Appends to RESULTS.md.
 import { appendFileSync, appendFileSync as append, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import os from 'node:os';
@@ -21,6 +21,8 @@ const { generateEd25519 } = await import(path.join(ROOT, 'dist/ssh/host-key.js')
 const arg = (name, dflt) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : dflt);
 const SIZES = arg('--sizes', '64,256,1024').split(',').map(Number);
 const WINDOW_S = Number(arg('--seconds', '30'));
+/** Replay speed: 2^PLUS (the menu's + key doubles it; 6 = 64x, the menu's top speed). */
+const PLUS = Number(arg('--plus', '6'));
 const results = [];
 
 /** Writes a sealed recording of about `mb` MB into the gateway's store: dense log-like output, ~1 chunk per second. */
@@ -147,7 +149,7 @@ for (const mb of SIZES) {
     const started = aud.expect('playing', 'replay started', 60_000);
     aud.p.write('\r');
     await started;
-    for (let i = 0; i < 6; i++) aud.p.write('+');
+    for (let i = 0; i < PLUS; i++) aud.p.write('+');
     const rss = [];
     const sampler = setInterval(() => rss.push(gw.rssKb()), 250);
     const lat = await echoFor(probe, WINDOW_S);
@@ -168,7 +170,7 @@ for (const mb of SIZES) {
 }
 
 const date = new Date().toISOString().slice(0, 10);
-let md = `\n## ${date} replay memory (auditor menu at 64x, ${WINDOW_S} s window) on ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, node ${process.version}\n\n`;
+let md = `\n## ${date} replay memory (auditor menu at ${2 ** PLUS}x, ${WINDOW_S} s window) on ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, node ${process.version}\n\n`;
 md += '| recording | gateway RSS before / median / max during replay | RSS every 5 s of the replay | echo p50 / p99 idle | echo p50 / p99 during replay (samples) | streamed to the auditor |\n| --- | --- | --- | --- | --- | --- |\n';
 for (const r of results) md += `| ${r.mb} MB | ${r.rssBefore} / ${r.rssMedian} / ${r.rssMax} MB | ${r.trace} | ${r.idleP50} / ${r.idleP99} ms | ${r.p50} / ${r.p99} ms (${r.samples}) | ${r.streamedMb} MB |\n`;
 appendFileSync(path.join(ROOT, 'bench', 'RESULTS.md'), md);
