@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import QRCode from 'qrcode';
 import { configOf, durationFlag, example, withAdmin, withAdminAsync, withCommon } from './common.js';
-import { printJson, printTable } from './output.js';
+import { printJson, printTable, printable } from './output.js';
 import { addKey, addRole, addUser, confirmTotp, enrollTotp, grantRole, listUsers, removeRole } from '../admin/operations.js';
 import { openAdmin } from '../admin/context.js';
 import { TgError } from '../errors.js';
@@ -24,7 +24,7 @@ export function userCommand(): Command {
       .action((name: string, o: { role?: string }, cmd: Command) =>
         withAdmin(cmd, (a) => {
           const u = addUser(a, name, o.role);
-          process.stdout.write(`added user ${u.name}${o.role ? ` with role ${o.role}` : ''}\nnext: tmuxgate key add ${u.name} --file KEY.pub; tmuxgate totp enroll ${u.name}\n`);
+          process.stdout.write(`added user ${printable(u.name)}${o.role ? ` with role ${printable(o.role)}` : ''}\nnext: tmuxgate key add ${printable(u.name)} --file KEY.pub; tmuxgate totp enroll ${printable(u.name)}\n`);
         }),
       ),
   );
@@ -71,7 +71,7 @@ export function keyCommand(): Command {
             text = lines[0]!;
           }
           const k = addKey(a, userName, text);
-          process.stdout.write(`added key ${k.fingerprint} (${k.key_type}${k.comment ? `, ${k.comment}` : ''}) for ${userName}\n`);
+          process.stdout.write(`added key ${k.fingerprint} (${printable(k.key_type)}${k.comment ? `, ${printable(k.comment)}` : ''}) for ${printable(userName)}\n`);
         }),
       ),
   );
@@ -144,7 +144,7 @@ export function totpCommand(): Command {
               const code = await rl.question('Enter the code the app shows now to confirm: ');
               try {
                 confirmTotp(a, userName, code);
-                process.stdout.write(`confirmed: ${userName} can now log in with key + code\n`);
+                process.stdout.write(`confirmed: ${printable(userName)} can now log in with key + code\n`);
                 return;
               } catch (e) {
                 if (attempt >= 3) throw e;
@@ -209,7 +209,7 @@ export function roleCommand(): Command {
           removeRole(a, r.name, true); // a role that could not run is not left behind
           throw e;
         });
-        process.stdout.write(`added role ${r.name}${account ? ` (runs as ${account}; each user gets an account of their own in its group)` : ''}${sandbox ? ', sandboxed' : ''}\n`);
+        process.stdout.write(`added role ${printable(r.name)}${account ? ` (runs as ${printable(account)}; each user gets an account of their own in its group)` : ''}${sandbox ? ', sandboxed' : ''}\n`);
       }),
     );
   role.addCommand(
@@ -234,7 +234,7 @@ export function roleCommand(): Command {
       .action((userName: string, roleName: string, o: { default?: boolean }, cmd: Command) =>
         withAdmin(cmd, (a) => {
           grantRole(a, userName, roleName, o.default ?? false);
-          process.stdout.write(`granted ${roleName} to ${userName}\n`);
+          process.stdout.write(`granted ${printable(roleName)} to ${printable(userName)}\n`);
         }),
       ),
   );

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { durationFlag, example, withAdmin, withAdminAsync, withCommon } from './common.js';
 import { sandboxFromFlags, withSandboxFlags, checkRoleAccount, type SandboxFlags } from './role-flags.js';
 import { observeCommand } from './sessions-observe.js';
-import { printJson, printTable } from './output.js';
+import { printJson, printTable, printable } from './output.js';
 import { TgError } from '../errors.js';
 import {
   clearLockout,
@@ -32,7 +32,7 @@ export function extendUser(user: Command): void {
           const u = showUser(a, name);
           if (o.json) printJson(u);
           else
-            for (const [k, v] of Object.entries(u)) process.stdout.write(`${k.padEnd(18)} ${Array.isArray(v) ? v.join(', ') || '-' : String(v ?? '-')}\n`);
+            for (const [k, v] of Object.entries(u)) process.stdout.write(`${k.padEnd(18)} ${printable(Array.isArray(v) ? v.join(', ') || '-' : v)}\n`);
         }),
       ),
   );

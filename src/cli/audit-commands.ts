@@ -3,7 +3,8 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { example, withAdmin, withCommon, configOf } from './common.js';
-import { printJson } from './output.js';
+import { printJson, printable } from './output.js';
+import { escapeControls, safeJson } from '../recording/safe-terminal.js';
 import { EXIT, TgError } from '../errors.js';
 import { openAdmin } from '../admin/context.js';
 import { readAudit, verifyAuditChain, verifyCheckpoints, type AuditRow } from '../audit/log.js';
@@ -14,13 +15,14 @@ import { parseTime } from './recording-commands.js';
 function line(r: AuditRow): string {
   const data = JSON.parse(r.data) as Record<string, unknown>;
   const kv = Object.entries(data)
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? (/\s/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v)}`)
+    .map(([k, v]) => `${printable(k)}=${typeof v === 'string' ? (/\s/.test(v) ? safeJson(v) : printable(v)) : safeJson(v)}`)
     .join(' ');
-  return `${new Date(r.ts).toISOString()} #${r.id} ${r.type} actor=${r.actor} ${kv}`;
+  // Details carry user-controlled text (refused env names, key comments): escaped, never raw.
+  return `${new Date(r.ts).toISOString()} #${r.id} ${printable(r.type)} actor=${printable(r.actor)} ${kv}`;
 }
 
 const SEVERITY: Record<string, number> = { 'auth.failure': 4, 'auth.locked': 4, 'lockout.start': 4, 'request.denied': 5, 'connection.refused': 5, 'recording.failed': 3, 'session.interrupted': 4 };
-const sdEscape = (s: string) => s.replace(/[\\"\]]/g, (c) => `\\${c}`);
+const sdEscape = (s: string) => escapeControls(s.replace(/[\\"\]]/g, (c) => `\\${c}`), { backslash: false });
 
 /** An RFC 5424 line: facility authpriv (10), severity by event type, the event as structured data. */
 export function syslogLine(r: AuditRow, host = os.hostname()): string {
@@ -44,7 +46,7 @@ export function auditCommands(audit: Command): void {
         const n = Number(o.lines);
         if (!Number.isInteger(n) || n < 0) throw new TgError('TG_ERR_INVALID_ARGUMENT', '--lines must be a whole number');
         const a = openAdmin(configOf(cmd));
-        const show = (r: AuditRow) => process.stdout.write((o.json ? JSON.stringify({ ...r, data: JSON.parse(r.data) }) : line(r)) + '\n');
+        const show = (r: AuditRow) => process.stdout.write((o.json ? safeJson({ ...r, data: JSON.parse(r.data) }) : line(r)) + '\n');
         try {
           let last = 0;
           for (const r of readAudit(a.db, { limit: n })) (show(r), (last = r.id));
@@ -99,7 +101,7 @@ export function auditCommands(audit: Command): void {
         try {
           const out: NodeJS.WritableStream = o.output ? createWriteStream(o.output, { mode: 0o600 }) : process.stdout;
           for (const r of a.db.prepare('SELECT * FROM audit_events WHERE ts >= ? AND ts <= ? ORDER BY id').iterate(since, until) as IterableIterator<AuditRow>) {
-            const l = o.format === 'jsonl' ? JSON.stringify({ ...r, data: JSON.parse(r.data) }) : syslogLine(r);
+            const l = o.format === 'jsonl' ? safeJson({ ...r, data: JSON.parse(r.data) }) : syslogLine(r);
             if (!out.write(l + '\n')) await new Promise<void>((res) => out.once('drain', () => res()));
           }
           if (o.output) await new Promise<void>((res) => out.end(() => res()));

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { example, withAdmin, withCommon } from './common.js';
-import { printJson } from './output.js';
+import { printJson, printable } from './output.js';
 import { EXIT } from '../errors.js';
 import { runChecks } from '../compliance/checks.js';
 
@@ -19,9 +19,9 @@ export function complianceReportCommand(): Command {
         if (o.json) printJson({ generatedAt: new Date().toISOString(), passed: checks.length - failed, failed, checks });
         else if (o.markdown) {
           process.stdout.write(`# tmuxgate compliance report\n\nGenerated ${new Date().toISOString()}: ${checks.length - failed} pass, ${failed} fail.\n\n| result | safeguard | check | evidence |\n| --- | --- | --- | --- |\n`);
-          for (const c of checks) process.stdout.write(`| ${c.pass ? 'PASS' : '**FAIL**'} | ${c.safeguard} | ${c.title} | ${c.evidence.replace(/\|/g, '\\|')} |\n`);
+          for (const c of checks) process.stdout.write(`| ${c.pass ? 'PASS' : '**FAIL**'} | ${c.safeguard} | ${c.title} | ${printable(c.evidence).replace(/\|/g, '\\|')} |\n`);
         } else {
-          for (const c of checks) process.stdout.write(`${c.pass ? 'PASS' : 'FAIL'}  ${c.safeguard.padEnd(18)} ${c.title}\n      ${c.evidence}\n`);
+          for (const c of checks) process.stdout.write(`${c.pass ? 'PASS' : 'FAIL'}  ${c.safeguard.padEnd(18)} ${c.title}\n      ${printable(c.evidence)}\n`);
           process.stdout.write(`\n${checks.length - failed} pass, ${failed} fail\n`);
         }
         process.exitCode = failed ? EXIT.failure : EXIT.ok;

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { openOutputFile } from './output-file.js';
 import { example, withAdmin, withCommon, configOf } from './common.js';
-import { printJson, printTable } from './output.js';
+import { printJson, printTable, printable } from './output.js';
 import { TgError, EXIT } from '../errors.js';
 import { parseDuration } from '../config/duration.js';
 import { openAdmin, type AdminContext } from '../admin/context.js';
@@ -10,6 +10,7 @@ import { findRecording, openRecording, readRecordingFile } from '../recording/ac
 import { verifyRecording, type VerifyResult } from '../recording/verify.js';
 import { asciicastLines, formatOffset } from '../recording/asciicast.js';
 import { searchFrames } from '../recording/search.js';
+import { RecordingStream } from '../recording/stream.js';
 import { loadAuditKey, AUDIT_PUB_FILE } from '../crypto/audit-key.js';
 import path from 'node:path';
 import { progress } from './progress.js';
@@ -116,7 +117,7 @@ export function verifyCommand(): Command {
         else
           for (const r of results) {
             const how = r.decrypted ? 'chain, signature and decryption' : 'chain and signature (public key only)';
-            if (r.problem) process.stdout.write(`${r.sessionId}: TAMPERED: ${r.problem.reason}${r.problem.chunk !== null ? ` at chunk ${r.problem.chunk}` : ''}: ${r.problem.detail}\n`);
+            if (r.problem) process.stdout.write(`${printable(r.sessionId)}: TAMPERED: ${r.problem.reason}${r.problem.chunk !== null ? ` at chunk ${r.problem.chunk}` : ''}: ${printable(r.problem.detail)}\n`);
             else if (r.status === 'intact') process.stdout.write(`${r.sessionId}: intact: ${r.chunks} chunks, signed trailer verifies (${how})\n`);
             else process.stdout.write(`${r.sessionId}: ${r.status}: ${r.chunks} chunks intact up to the last flush; unsealed because the session ${r.status === 'live' ? 'is still open' : 'was interrupted (gateway stopped or recording failed)'}, not tampered\n`);
           }
@@ -129,7 +130,7 @@ export function verifyCommand(): Command {
 
 export function exportCommand(): Command {
   return withCommon(new Command('export'))
-    .description('export a recording for standard players')
+    .description('export a recording for standard players: the raw output stream as recorded, escape sequences included (unfiltered evidence; `replay` shows only a safe terminal subset)')
     .argument('<session-id>')
     .option('--format <format>', 'asciicast (v2)', 'asciicast')
     .option('-o, --output <file>', 'write here instead of stdout (a new file, 0600; an existing one is refused)')
@@ -187,12 +188,18 @@ export function searchCommand(): Command {
         for (const [i, s] of sessions.entries()) {
           access(a, 'search', s.id, `text ${JSON.stringify(text).slice(0, 100)}`);
           try {
-            const rec = openRecording(a, s.id);
-            for (const h of await searchFrames(rec.header, rec.frames, match)) {
+            const rec = await RecordingStream.open(a, s.id);
+            let found;
+            try {
+              found = await searchFrames(rec.header, rec.all(), match);
+            } finally {
+              await rec.close();
+            }
+            for (const h of found) {
               results.push({ session: s.id, user: s.user_name, role: s.role_name, offset: formatOffset(h.offsetMs), offsetMs: h.offsetMs, line: h.line });
             }
           } catch (e) {
-            process.stderr.write(`tmuxgate: ${s.id}: skipped: ${(e as Error).message}\n`);
+            process.stderr.write(`tmuxgate: ${s.id}: skipped: ${printable((e as Error).message)}\n`);
           }
           bar(i + 1);
         }

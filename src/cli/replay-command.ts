@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { example, withCommon, configOf } from './common.js';
 import { TgError } from '../errors.js';
 import { openAdmin } from '../admin/context.js';
-import { openRecording } from '../recording/access.js';
+import { RecordingStream } from '../recording/stream.js';
 import { formatOffset, parseOffset } from '../recording/asciicast.js';
 import { playRecording, type PlayerIo } from '../recording/player.js';
 
@@ -25,16 +25,17 @@ export function replayCommand(): Command {
       const idleLimit = o.idleLimit ? Number(o.idleLimit) * 1000 : Infinity;
       if (!(idleLimit > 0)) throw new TgError('TG_ERR_INVALID_ARGUMENT', '--idle-limit must be a positive number of seconds');
       const a = openAdmin(configOf(cmd));
-      let rec;
+      let rec: RecordingStream;
       try {
-        rec = openRecording(a, id);
+        rec = await RecordingStream.open(a, id);
         a.audit.emit(a.actor, { type: 'recording.access', action: 'replay', sessionId: id, detail: `from ${formatOffset(from)}` });
       } finally {
         a.close();
       }
       const stdin = process.stdin;
       const io: PlayerIo = {
-        write: (d) => void process.stdout.write(d),
+        write: (d) => process.stdout.write(d),
+        onceDrain: (fn) => void process.stdout.once('drain', fn),
         columns: () => process.stdout.columns ?? 80,
         onKey: (fn) => {
           if (stdin.isTTY) {
@@ -49,7 +50,11 @@ export function replayCommand(): Command {
           stdin.pause();
         },
       };
-      await playRecording(io, rec, { speed, from, idleLimit });
+      try {
+        await playRecording(io, rec, { speed, from, idleLimit });
+      } finally {
+        await rec.close();
+      }
     });
 }
 

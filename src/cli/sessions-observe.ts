@@ -6,11 +6,14 @@ import { Host } from '../host/host.js';
 import { HostAccountRepo } from '../store/host-accounts.js';
 import { silentLogger } from '../platform/logger.js';
 import { spawnPty } from '../session/pty.js';
+import { SafeTerminalFilter } from '../recording/safe-terminal.js';
 
 /** The host side of the admin CLI: the same privilege boundary the gateway uses. */
 export function adminHost(a: AdminContext): Host {
   return new Host({ config: a.config, repo: new HostAccountRepo(a.db), roles: a.roles, clock: a.clock, logger: silentLogger(), audit: a.audit });
 }
+
+const filterOf = (f: SafeTerminalFilter) => (d: Buffer) => f.write(d);
 
 /** Ctrl-\ ends an observation whatever the observed server does (it could ignore detach keys). */
 const QUIT = 0x1c;
@@ -22,7 +25,7 @@ const QUIT = 0x1c;
  * could push keystrokes into it with TIOCSTI), and what the pair's server sends is passed through
  * `screenFilter` before it reaches the admin's terminal.
  */
-export async function observe(a: AdminContext, id: string, screenFilter: (d: Buffer) => Buffer = (d) => d): Promise<void> {
+export async function observe(a: AdminContext, id: string, screenFilter: (d: Buffer) => Buffer = filterOf(new SafeTerminalFilter())): Promise<void> {
   const s = a.sessions.get(id);
   if (!s || s.state !== 'live') throw new TgError('TG_ERR_SESSION_NOT_FOUND', `no live session ${id}`);
   const host = adminHost(a);

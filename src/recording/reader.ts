@@ -72,27 +72,27 @@ export interface ParsedRecording {
   badRecordAt: number | null;
 }
 
+/** The file header at the start of `buf` (magic, length, JSON); `end` is where the records start. */
+export function parseHeader(buf: Buffer): { header: RecordingHeader | null; headerBytes: Buffer; headerError: string | null; end: number } {
+  const fail = (headerError: string) => ({ header: null, headerBytes: Buffer.alloc(0), headerError, end: 0 });
+  if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return fail('not a tmuxgate recording (bad magic)');
+  const hlen = buf.readUInt32BE(MAGIC.length);
+  const p = MAGIC.length + 4;
+  if (hlen > 65_536 || p + hlen > buf.length) return fail('file header is truncated');
+  const headerBytes = buf.subarray(p, p + hlen);
+  try {
+    return { header: HeaderSchema.parse(JSON.parse(headerBytes.toString('utf8'))) as RecordingHeader, headerBytes, headerError: null, end: p + hlen };
+  } catch {
+    return { ...fail('file header is not valid'), headerBytes };
+  }
+}
+
 /** Splits a recording into header and records without any key (chunk headers are plaintext). */
 export function parseRecording(buf: Buffer): ParsedRecording {
-  const out: ParsedRecording = { header: null, headerBytes: Buffer.alloc(0), headerError: null, records: [], tornTail: 0, badRecordAt: null };
-  if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
-    out.headerError = 'not a tmuxgate recording (bad magic)';
-    return out;
-  }
-  const hlen = buf.readUInt32BE(MAGIC.length);
-  let p = MAGIC.length + 4;
-  if (hlen > 65_536 || p + hlen > buf.length) {
-    out.headerError = 'file header is truncated';
-    return out;
-  }
-  out.headerBytes = buf.subarray(p, p + hlen);
-  try {
-    out.header = HeaderSchema.parse(JSON.parse(out.headerBytes.toString('utf8'))) as RecordingHeader;
-  } catch {
-    out.headerError = 'file header is not valid';
-    return out;
-  }
-  p += hlen;
+  const h = parseHeader(buf);
+  const out: ParsedRecording = { header: h.header, headerBytes: h.headerBytes, headerError: h.headerError, records: [], tornTail: 0, badRecordAt: null };
+  if (!h.header) return out;
+  let p = h.end;
   while (p < buf.length) {
     if (p + 5 > buf.length) {
       out.tornTail = buf.length - p;

@@ -1,16 +1,21 @@
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { AuditSink } from '../audit/log.js';
-import { openRecording, type RecordingStore } from '../recording/access.js';
+import type { RecordingStore } from '../recording/access.js';
+import { RecordingStream } from '../recording/stream.js';
 import { playRecording, type PlayerIo } from '../recording/player.js';
 import { formatOffset } from '../recording/asciicast.js';
 import type { SessionRecord } from '../store/sessions.js';
+import { escapeControls } from '../recording/safe-terminal.js';
+import { TerminalReportClassifier } from './terminal-reports.js';
 
 const CSI = '\x1b[';
 
 /** The SSH side of an auditor's connection. */
 export interface MenuChannel {
-  write(data: string | Buffer): void;
+  /** false when the client's window is full (then onceDrain, if given, says when it has room). */
+  write(data: string | Buffer): boolean | void;
+  onceDrain?(fn: () => void): void;
   onData(fn: (d: Buffer) => void): void;
   onClose(fn: () => void): void;
   exitAndClose(code: number): void;
@@ -54,8 +59,10 @@ export class AuditorMenu {
   }
 
   start(): void {
+    // As in a shell: the auditor's terminal answering a query is not the auditor being active.
+    const reports = new TerminalReportClassifier();
     this.ch.onData((d) => {
-      this.lastInput = this.deps.clock.now();
+      if (reports.hasUserInput(d)) this.lastInput = this.deps.clock.now();
       // One read may carry several keys (typed fast, pasted, or coalesced on a slow link).
       for (const k of splitKeys(d.toString('latin1'))) {
         if (this.done) return;
@@ -102,7 +109,7 @@ export class AuditorMenu {
     for (let i = top; i < Math.min(list.length, top + height); i++) {
       const x = list[i]!;
       const dur = x.ended_at ? formatOffset(x.ended_at - x.started_at) : 'live';
-      const line = `${i === this.selected ? '>' : ' '} ${x.id}  ${new Date(x.started_at).toISOString().slice(0, 16).replace('T', ' ')}  ${`${x.user_name}+${x.role_name}`.padEnd(24)} ${dur.padStart(8)}  ${x.state}`;
+      const line = `${i === this.selected ? '>' : ' '} ${x.id}  ${new Date(x.started_at).toISOString().slice(0, 16).replace('T', ' ')}  ${escapeControls(`${x.user_name}+${x.role_name}`).padEnd(24)} ${dur.padStart(8)}  ${x.state}`;
       s += (i === this.selected ? `${CSI}7m${line.slice(0, this.o.cols - 1)}${CSI}0m` : line.slice(0, this.o.cols - 1)) + '\r\n';
     }
     if (list.length === 0) s += '  (no recorded sessions match)\r\n';
@@ -132,19 +139,27 @@ export class AuditorMenu {
     if (!s) return;
     this.replaying = true;
     try {
-      const rec = openRecording(this.store, s.id);
+      // Streamed: one chunk in memory and asynchronous reads, whatever the recording's size, so
+      // other users' keystrokes are not held up by an auditor opening a large recording.
+      const rec = await RecordingStream.open(this.store, s.id);
+      if (this.done) return void (await rec.close()); // the auditor left while it opened
       this.store.audit.emit(this.o.user, { type: 'recording.access', action: 'replay', sessionId: s.id, detail: `over SSH as ${this.o.user}+${this.o.role}` });
       const io: PlayerIo = {
         write: (d) => this.write(d),
+        ...(this.ch.onceDrain ? { onceDrain: (fn: () => void) => this.ch.onceDrain!(fn) } : {}),
         columns: () => this.o.cols,
         onKey: (fn) => (this.keyHandler = fn),
         interactive: true,
         release: () => (this.keyHandler = null),
       };
-      await playRecording(io, rec, { speed: 1, from: 0, idleLimit: 2000 });
+      try {
+        await playRecording(io, rec, { speed: 1, from: 0, idleLimit: 2000 });
+      } finally {
+        await rec.close();
+      }
     } catch (e) {
       this.deps.logger.warn({ err: (e as Error).message, session: s.id }, 'auditor replay failed');
-      this.write(`${CSI}2J${CSI}Hcannot replay ${s.id}: ${(e as Error).message}\r\npress a key`);
+      this.write(`${CSI}2J${CSI}Hcannot replay ${s.id}: ${escapeControls((e as Error).message)}\r\npress a key`);
       await new Promise<void>((r) => (this.keyHandler = () => r()));
     } finally {
       this.replaying = false;
@@ -160,8 +175,8 @@ export class AuditorMenu {
   }
 
   /** Nothing is written once the menu has ended (the channel may be closed). */
-  private write(d: string | Buffer): void {
-    if (!this.done) this.ch.write(d);
+  private write(d: string | Buffer): boolean | void {
+    if (!this.done) return this.ch.write(d);
   }
 
   end(reason: string): void {

@@ -9,6 +9,7 @@ import { NullRecorder, Recorder } from '../recording/recorder.js';
 import { clampSize, ShellSession, type TerminalChannel } from './shell-session.js';
 import { normaliseTerm, shellEnv } from './env.js';
 import { AuditorMenu } from './auditor-menu.js';
+import { SafeTerminalFilter } from '../recording/safe-terminal.js';
 import { TgError } from '../errors.js';
 import type { GatewayCommand } from './gateway-commands.js';
 import type { Pair } from '../host/tmux.js';
@@ -236,9 +237,12 @@ export class SessionLauncher {
     } catch (e) {
       return done(1, `tmuxgate: cannot show that session: ${(e as Error).message}`);
     }
+    // The owner's screen reaches another person's terminal: only a safe terminal subset passes.
+    const safe = new SafeTerminalFilter();
     const viewerShell = new ShellSession(
       {
         id: newId('v_'),
+        outputFilter: (d) => safe.write(d),
         spawn: { file: c.file, args: c.args, cwd: '/', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: term, LANG: config.sessions.lang, HOME: '/' }, cols: size.cols, rows: size.rows, term },
         idleTimeoutMs: config.sessions.idleTimeout,
         idleWarningMs: config.sessions.idleWarning,
@@ -278,7 +282,8 @@ export class SessionLauncher {
       { user: user.name, role: role.name, cols: size.cols, rows: size.rows, idleTimeoutMs: role.idleTimeoutMs ?? config.sessions.idleTimeout },
       { sessions: this.ctx.sessions, recordings: this.ctx.recordings, masterKeys: this.ctx.masterKeys, audit },
       { clock, logger: this.conn.log },
-      { write: (d) => void ch.write(typeof d === 'string' ? Buffer.from(d) : d), onData: (fn) => ch.onData(fn), onClose: (fn) => ch.onClose(fn), exitAndClose: (code) => ch.exitAndClose(code) },
+      // write's result and onceDrain let a replay go at the auditor's client's pace (bounded memory).
+      { write: (d) => ch.write(typeof d === 'string' ? Buffer.from(d) : d), onceDrain: (fn) => ch.onceDrain(fn), onData: (fn) => ch.onData(fn), onClose: (fn) => ch.onClose(fn), exitAndClose: (code) => ch.exitAndClose(code) },
     );
     menu.onEnd((reason) => {
       sessions.end(id, reason, clock.now());

@@ -2,6 +2,7 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { Pty, PtySpawnOptions } from './pty.js';
 import { PtyFlow } from './pty-flow.js';
+import { TerminalReportClassifier } from './terminal-reports.js';
 
 /** The SSH side of a shell, as the session sees it. The ssh2 adapter implements it. */
 export interface TerminalChannel {
@@ -41,6 +42,8 @@ export interface ShellSessionOptions {
   idleWarningMs: number;
   maxSessionMs: number;
   tap?: SessionTap;
+  /** Rewrites output before it reaches the client (a read-only view of someone else's screen). */
+  outputFilter?: (data: Buffer) => Buffer;
 }
 
 export interface ShellSessionDeps {
@@ -132,18 +135,24 @@ export class ShellSession {
     const tap = this.opts.tap;
     const flow = new PtyFlow(pty);
     this.flow = flow;
+    const filter = this.opts.outputFilter;
     pty.onData((d) => {
       if (this.ended) return;
       tap?.output(d);
       // The client is not reading: stop reading the pty until it drains, so memory stays flat.
-      if (!channel.write(d) && flow.clientBlocked()) channel.onceDrain(() => flow.drained());
+      if (!channel.write(filter ? filter(d) : d) && flow.clientBlocked()) channel.onceDrain(() => flow.drained());
       flow.afterRead();
     });
     pty.onExit((code) => this.finish(code === 0 ? 'detached' : 'shell-exited', code));
+    // Idle time counts the user's input only: replies the user's terminal sends by itself (to
+    // queries a program printed) go to the pty like everything else but keep nobody logged in.
+    const reports = new TerminalReportClassifier();
     channel.onData((d) => {
       if (this.ended) return;
-      this.lastInput = this.deps.clock.now();
-      this.warned = false;
+      if (reports.hasUserInput(d)) {
+        this.lastInput = this.deps.clock.now();
+        this.warned = false;
+      } else this.deps.logger.debug({ session: this.opts.id, bytes: d.length }, 'terminal reports only: not counted as input');
       tap?.input(d);
       pty.write(d);
     });

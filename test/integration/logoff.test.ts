@@ -47,6 +47,46 @@ describe('automatic logoff through the real client (injected clock)', () => {
     await d.waitExit();
   });
 
+  it("is not kept alive by the terminal's own replies to queries; a real keystroke still is", async () => {
+    // What a user's terminal sends by itself when a program in the session asks: DA, CPR, focus,
+    // OSC colour/title replies, DECRQSS and XTVERSION replies, mode and window reports.
+    const REPORTS = ['\x1b[?62;22c', '\x1b[>1;10;0c', '\x1b[12;40R', '\x1b[I', '\x1b[O', '\x1b]11;rgb:0000/0000/0000\x1b\\', '\x1b]lmy title\x1b\\', '\x1bP1$r0m\x1b\\', '\x1bP>|xterm(390)\x1b\\', '\x1b[?2004;1$y', '\x1b[8;40;120t'];
+    const ignored = () => t.logLines.filter((l) => l.includes('terminal reports only')).length;
+    /** The client writes only reports; resolves once the gateway has read them all (its debug log says so). */
+    const reportsOnly = async () => {
+      const before = ignored();
+      for (const r of REPORTS) {
+        const seen = ignored();
+        d.write(r);
+        await waitUntil(() => ignored() > seen, 'the gateway read the reports');
+      }
+      expect(ignored() - before).toBeGreaterThanOrEqual(REPORTS.length);
+    };
+    // Its own role (own tmux session): tmux hands the unknown reports to this shell's input line.
+    addRole(t.admin, { name: 'reports', idleTimeoutMs: 15 * 60_000, idleWarningMs: 60_000 });
+    grantRole(t.admin, 'alice', 'reports');
+    const d = await t.login(alice, 'alice+reports');
+    for (let i = 0; i < 2; i++) {
+      await reportsOnly();
+      t.clock.advance(5 * 60_000);
+    }
+    // Ten minutes of reports only, then one real key (Ctrl-U clears what tmux passed to the shell).
+    d.write('\x15');
+    await t.run(d, 'echo typed-$((6*7))', 'typed-42');
+    const mark = d.out.length;
+    for (let i = 0; i < 2; i++) {
+      t.clock.advance(5 * 60_000);
+      await reportsOnly();
+    }
+    expect(d.exitCode).toBeNull(); // 20 minutes after login, 10 after the keystroke: still here
+    t.clock.advance(4 * 60_000);
+    await d.waitFor('you will be logged off in 60 seconds', 10_000, mark);
+    await reportsOnly();
+    t.clock.advance(60_000);
+    await d.waitFor('logged off after 15 minutes without input', 10_000, mark);
+    await d.waitExit();
+  });
+
   it('typing keeps a session alive past the idle timeout', async () => {
     const d = await t.login(alice);
     for (let i = 0; i < 4; i++) {
