@@ -102,6 +102,34 @@ describe('hostile content in a recording, shown to auditors and admins', () => {
     expectSafe(d.out.slice(mark));
   });
 
+  it('a live admin observer and a read-only watcher see the screen but none of the escapes', async () => {
+    const bob = t.user('bob');
+    const d = await t.login(alice);
+    const id = t.admin.sessions.list({ live: true }).find((x) => x.user_name === 'alice')!.id;
+    const o = new PtyDriver(process.execPath, [BIN, 'sessions', 'observe', id, ...t.cliConfig()], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' }, { cols: 100, rows: 30 });
+    const share = t.ssh(alice, 'alice', ['-T'], {}, ['share bob']);
+    await share.waitFor('Verification code:');
+    share.write(t.code(alice) + '\r');
+    await share.waitFor('bob may now watch');
+    const w = t.ssh(bob, 'bob', ['-t'], {}, ['watch alice']);
+    await w.waitFor('Verification code:');
+    w.write(t.code(bob) + '\r');
+    await t.run(d, 'echo VIEWERS-$((3+4))', 'VIEWERS-7');
+    await o.waitFor('VIEWERS-7');
+    await w.waitFor('VIEWERS-7');
+    // Loosened again in the same breath (the gateway put the options back at its checks while the
+    // clock moved for the codes above): tmux forwards these to every client.
+    await t.run(d, `tmux set -g allow-passthrough on; tmux set -g set-clipboard on; printf '${HOSTILE.join('')}'; echo LIVE-HOSTILE-$((6*7))`, 'LIVE-HOSTILE-42');
+    await o.waitFor('LIVE-HOSTILE-42');
+    await w.waitFor('LIVE-HOSTILE-42');
+    expect(d.out.includes('\x1b]52;'), 'the owner\'s own terminal got the passthrough (the attack is live)').toBe(true);
+    expectSafe(o.out);
+    expectSafe(w.out);
+    o.kill();
+    w.kill();
+    d.kill();
+  });
+
   it('CLI output escapes control characters in key comments and audit details', async () => {
     const { pubFile } = makeKey(t.dir, 'mallory');
     const [type, b64] = readFileSync(pubFile, 'utf8').trim().split(' ');
