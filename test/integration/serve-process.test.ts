@@ -98,6 +98,11 @@ describe('tmuxgate serve as a process', () => {
     const types = (db.prepare('SELECT type FROM audit_events ORDER BY id').all() as { type: string }[]).map((r) => r.type);
     db.close();
     expect(types).toEqual(expect.arrayContaining(['gateway.start', 'auth.success', 'session.start', 'session.end', 'gateway.stop']));
+    // The quick start is least-privilege from its first login, as the compliance report checks it.
+    const rep = JSON.parse(cli(['compliance', 'report', '--json', '--config', configFile]).stdout) as { checks: { id: string; pass: boolean; evidence: string }[] };
+    const lp = rep.checks.find((c) => c.id === 'least-privilege')!;
+    expect(lp.pass, lp.evidence).toBe(true);
+    expect(lp.evidence).toMatch(/ops->tp\w+g1/);
   });
 
   it('after kill -9 mid-session, the next start marks it interrupted and verify says intact up to the last flush', async () => {

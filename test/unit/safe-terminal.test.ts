@@ -103,15 +103,15 @@ describe('safe terminal filter', () => {
     expect(f.clean).toBe(true);
   });
 
-  it('passes a megabyte of ordinary output quickly', () => {
+  // Its speed is measured in bench/ (timed unit tests fail under load and prove nothing).
+  it('passes a megabyte of ordinary output unchanged, whole or in odd-sized pieces', () => {
     const line = `${CSI}32m2026-11-24T10:00:00Z${CSI}0m INFO svc req=ab12 status=200 naïve\r\n`;
     const big = Buffer.from(line.repeat(Math.ceil((1 << 20) / line.length)));
+    expect(new SafeTerminalFilter().write(big).equals(big)).toBe(true);
     const f = new SafeTerminalFilter();
-    const t0 = performance.now();
-    const out = f.write(big);
-    const ms = performance.now() - t0;
-    expect(out.equals(big)).toBe(true);
-    expect(ms).toBeLessThan(500);
+    const parts: Buffer[] = [];
+    for (let i = 0; i < big.length; i += 4093) parts.push(f.write(big.subarray(i, i + 4093)));
+    expect(Buffer.concat(parts).equals(big)).toBe(true);
   });
 });
 
