@@ -17,7 +17,8 @@ const B64MB = quick ? 20 : 100;
 
 ensureAccount();
 const STORMS = quick ? 1 : 3;
-const gw = new Gateway((only.includes('login') ? N : 0) + (only.includes('storm') ? 50 * STORMS : 0) + (only.includes('idle') ? IDLE : 0) + 4);
+// --no-pairs: the gateway without pair accounts (all users of the role share its account), for comparison.
+const gw = new Gateway((only.includes('login') ? N : 0) + (only.includes('storm') ? 50 * STORMS : 0) + (only.includes('idle') ? IDLE : 0) + 4, '', undefined, { pairs: !process.argv.includes('--no-pairs') });
 const sshd = new Sshd();
 const rows = [];
 const row = (what, gwv, sshv, unit, target) => {
@@ -123,7 +124,7 @@ try {
 
 const cpu = os.cpus()[0]?.model ?? '?';
 const date = new Date().toISOString().slice(0, 10);
-let md = `\n## ${date} ${quick ? '(quick)' : '(full)'} on ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}\n\n`;
+let md = `\n## ${date} ${quick ? "(quick)" : "(full)"}${gw.pairs ? ", pair accounts on" : ", pair accounts off"} on ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}\n\n`;
 md += '| measure | tmuxgate | sshd(+tmux) | unit | ratio | target |\n| --- | --- | --- | --- | --- | --- |\n';
 for (const r of rows) md += `| ${r.what} | ${r.gw} | ${r.sshd} | ${r.unit} | ${r.ratio} | ${r.target} |\n`;
 appendFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), 'RESULTS.md'), md);

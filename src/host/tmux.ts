@@ -138,12 +138,20 @@ export class TmuxHost {
   }
 
   /**
-   * Starts the pair's tmux server on a fresh socket name and its session "main". The server runs
-   * in the foreground of its own process (tmux -D), detached from the gateway so it outlives a
-   * restart, as the pair and inside the role's sandbox with its own PID namespace; every client
-   * connects to it through the socket path, which is what the intrusion check counts.
+   * Starts the pair's tmux server on a fresh socket name with its session "main", as the pair.
+   * The short command that starts it exits at once, so every later client, ours included,
+   * connects through the socket path (what the intrusion check counts). A sandboxed role's server
+   * runs in the foreground of its own sandbox (tmux -D, detached from the gateway) with its own
+   * PID namespace, which a short-lived starter could not leave behind alive.
    */
   async startServer(pair: Pair, socket: string, env: Record<string, string>, cols: number, rows: number): Promise<void> {
+    const session = ['new-session', '-d', '-s', 'main', '-c', pair.home, '-x', String(cols), '-y', String(rows), ';', 'set', '-s', 'exit-empty', 'on'];
+    if (!pair.sandbox) {
+      const c = this.wrap(pair, ['-S', socket, '-f', pair.conf, ...session], false);
+      const r = await runArgv(c.file, c.args, { env });
+      if (r.code !== 0 || this.socketState(pair, socket) !== 'socket') throw new Error(`tmux server did not start: ${r.stderr.trim().slice(0, 200)}`);
+      return;
+    }
     const c = this.wrap(pair, ['-S', socket, '-f', pair.conf, '-D'], true);
     const child = spawn(c.file, c.args, { detached: true, stdio: 'ignore', env, cwd: '/' });
     child.on('error', () => {});
@@ -153,7 +161,7 @@ export class TmuxHost {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`tmux server did not start (exit ${child.exitCode ?? 'timeout'})`);
       await new Promise((r) => setTimeout(r, 5));
     }
-    const r = await this.run(pair, socket, ['new-session', '-d', '-s', 'main', '-c', pair.home, '-x', String(cols), '-y', String(rows), ';', 'set', '-s', 'exit-empty', 'on']);
+    const r = await this.run(pair, socket, session);
     if (r.code !== 0) throw new Error(`tmux new-session failed: ${r.stderr.trim().slice(0, 200)}`);
   }
 

@@ -53,6 +53,8 @@ describe.skipIf(!isRoot)('gateway as a plain user (development mode)', () => {
     await d.waitFor('Verification code:');
     d.write(execFileSync('oathtool', ['--totp', '-b', '-N', next, secret]).toString().trim() + '\r');
     await d.waitFor('[alice+ops]');
+    // Every login says so, before tmux takes the screen (and the session start is audited as such).
+    expect(d.text).toContain('tmuxgate: development mode: sessions are not isolated');
     d.write('echo "me=$(id -un)-$((1+1))"\r');
     await d.waitFor(`me=${ACCOUNT}-2`);
     d.kill();
@@ -64,5 +66,6 @@ describe.skipIf(!isRoot)('gateway as a plain user (development mode)', () => {
     expect(lp.evidence).toContain('DEVELOPMENT MODE');
     const audit = asPlain(['audit', 'export', '--format', 'jsonl']).stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; data: { devMode?: boolean } });
     expect(audit.find((e) => e.type === 'gateway.start')!.data.devMode).toBe(true);
+    expect(audit.find((e) => e.type === 'session.start')!.data.devMode).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestGateway, socketsIn, type TestUser } from '../helpers/gateway.js';
@@ -81,6 +81,30 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     expect(statSync(conf).uid).toBe(0);
     expect(statSync(path.dirname(conf)).mode & 0o022).toBe(0);
     const b = await t.login(bob); // everyone else is still served
+    b.kill();
+  });
+
+  it("no process of another pair holds a live session's pty master (node-pty marks masters close-on-exec)", async () => {
+    const a = await t.login(alice);
+    // bob's server and client start while alice's session (and its pty master in the gateway) is live.
+    spawnSync('tmux', ['-S', socketsIn(pairDir('bob')).find((s) => lstatSync(s).isSocket()) ?? '/nonexistent', 'kill-server']);
+    const b = await t.login(bob);
+    const gatewayTtys = new Set(t.gw.ctx.live.all().map((s) => (s.shell as { tty?: string | null }).tty).filter(Boolean).map((p) => Number(/\d+$/.exec(p!)![0])));
+    expect(gatewayTtys.size).toBe(2);
+    const held: number[] = [];
+    for (const pid of processesOf(pairAccount('bob').uid)) {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== '/dev/ptmx') continue;
+          const idx = /tty-index:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+          if (idx && gatewayTtys.has(Number(idx[1]))) held.push(Number(idx[1]));
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    expect(held).toEqual([]);
+    a.kill();
     b.kill();
   });
 
