@@ -213,7 +213,7 @@ export class Sshd {
     // settings (measured: history-limit 10000 alone costs the tmux server 10-20% on `seq`).
     const { tmuxConf } = await import(path.join(ROOT, 'dist/host/tmux.js'));
     this.conf = path.join(this.dir, 'tmux.conf');
-    writeFileSync(this.conf, tmuxConf({ name: 'bench', tmuxOptions: {} }, '/bin/sh', 'sshd'));
+    writeFileSync(this.conf, tmuxConf({ name: 'bench', tmuxOptions: {} }, '/bin/sh') + 'set -g status-left "[sshd+bench] "\n');
     chmodSync(this.conf, 0o644);
   }
   args(i, tmux = true) {

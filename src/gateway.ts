@@ -100,8 +100,6 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     metrics: new Metrics(),
     preauth: new PreAuthAudit(audit, clock, config.auth.preAuthAudit),
   };
-  const rec = await host.servers.reconcile();
-  if (rec.adopted || rec.stale) audit.emit('gateway', { type: 'tmux.reconciled', adopted: rec.adopted, stale: rec.stale });
 
   ctx.recordings.markInterrupted();
   for (const s of ctx.sessions.markInterrupted(clock.now())) {
@@ -150,6 +148,14 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   sshServer.on('error', (e: Error) => logger.warn({ err: e.message }, 'ssh server error'));
 
   const addr = await front.listen(config.listen.host, config.listen.port);
+  // Live tmux servers are adopted after the door opens: a pair's directory is the pair's to fill,
+  // so its cost must never keep everyone out. A login meanwhile adopts its own pair's server.
+  const reconciled = host.servers
+    .reconcile()
+    .then((rec) => {
+      if (rec.adopted || rec.stale) audit.emit('gateway', { type: 'tmux.reconciled', adopted: rec.adopted, stale: rec.stale });
+    })
+    .catch((e) => logger.error({ err: e }, 'tmux reconcile failed'));
   const m = ctx.metrics;
   m.describe('sessions_active', 'gauge', 'shell sessions open now');
   m.describe('connections_unauthenticated', 'gauge', 'TCP connections not yet authenticated');
@@ -258,6 +264,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     close(reason = 'shutdown') {
       closing ??= (async () => {
         const stopped = front.stopAccepting();
+        await reconciled;
         const n = ctx.live.endAll('gateway-shutdown', 'the gateway is restarting; reconnect in a moment');
         // Give channel close messages a moment to reach the clients before sockets go.
         await new Promise((r) => setTimeout(r, n ? 100 : 0));

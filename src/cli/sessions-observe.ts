@@ -44,16 +44,26 @@ export async function observe(a: AdminContext, id: string, screenFilter: (d: Buf
   if (raw) stdin.setRawMode(true);
   const onResize = () => pty.resize(out.columns || 80, out.rows || 24);
   out.on('resize', onResize);
-  const onKey = (d: Buffer) => (d.includes(QUIT) ? pty.kill('SIGHUP') : pty.write(d));
+  // Ctrl-\ ends the observation at once, whatever the pair's process does (it may ignore SIGHUP
+  // and pose as a prompt): input stops, the client is killed, the terminal is given back.
+  let quit: () => void = () => {};
+  const quitted = new Promise<void>((resolve) => (quit = resolve));
+  const onKey = (d: Buffer) => {
+    if (!d.includes(QUIT)) return pty.write(d);
+    stdin.off('data', onKey);
+    pty.kill('SIGKILL');
+    quit();
+  };
   stdin.on('data', onKey);
   pty.onData((d) => out.write(screenFilter(d)));
   try {
-    await new Promise<void>((resolve) => pty.onExit(() => resolve()));
+    await Promise.race([new Promise<void>((resolve) => pty.onExit(() => resolve())), quitted]);
   } finally {
     stdin.off('data', onKey);
     stdin.pause();
     if (raw) stdin.setRawMode(false);
     out.off('resize', onResize);
+    out.write('\x1b[0m\r\n[tmuxgate] observer ended\r\n');
     repo.removeObserver(pty.pid);
   }
 }

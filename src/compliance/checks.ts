@@ -117,7 +117,7 @@ export function runChecks(a: AdminContext, opts: { verifyLimit?: number } = {}):
   const shared = dirs.filter((d) => readdirSync(path.join(c.paths.socketDir, d)).filter((f) => f.endsWith('.sock')).length > 1);
   add('no-shared-sockets', 'hardening', 'No shared tmux sockets', shared.length === 0,
     `one tmux server per (role, user), directory named from ids (r<role>-u<user>)${shared.length ? `; several sockets in: ${shared.join(', ')}` : ''}`);
-  const confs = shellRoles.map((r) => ({ r, conf: tmuxConf(r, r.shell ?? c.sessions.defaultShell, 'user') }));
+  const confs = shellRoles.map((r) => ({ r, conf: tmuxConf(r, r.shell ?? c.sessions.defaultShell) }));
   add('tmux-allow-rename', 'hardening', 'tmux allow-rename off', confs.every((x) => x.conf.includes('set -g allow-rename off')),
     `generated tmux.conf for ${confs.length} shell roles sets allow-rename off, set-clipboard off, allow-passthrough off, update-environment ""`);
   const escal = confs.filter((x) => /run-shell|if-shell|set-hook|default-command\s+"[^"]/.test(x.conf));

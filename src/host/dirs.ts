@@ -36,6 +36,14 @@ export function makeDirs(dir: string, finalMode: number): void {
  * the gateway's own account when it is not root). Throws TG_ERR_UNSAFE_PATH naming the directory.
  */
 export function checkRootOnly(dir: string, owner = process.getuid?.() ?? 0): void {
+  // The configured path itself, as written: a symlink on the way is acceptable only if it is
+  // root's (its owner could otherwise point it elsewhere after this check).
+  const given = path.resolve(dir).split('/').filter(Boolean);
+  for (let i = 1; i <= given.length; i++) {
+    const p = '/' + given.slice(0, i).join('/');
+    const st = lstatSync(p);
+    if (st.isSymbolicLink() && st.uid !== 0 && st.uid !== owner) throw new TgError('TG_ERR_UNSAFE_PATH', `${p} (on the way to ${dir}) is a symlink owned by uid ${st.uid}`);
+  }
   const parts = realpathSync(dir).split('/').filter(Boolean);
   for (let i = 0; i <= parts.length; i++) {
     const p = '/' + parts.slice(0, i).join('/');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../platform/clock.js';
@@ -123,8 +124,8 @@ export class Host {
     }
     const name = pairDirName(role.id, userId);
     const dir = preparePairDir(config.paths.socketDir, name, account);
-    const conf = writeRootFile(this.confDir, `${name}.conf`, tmuxConf(role, shell, userName));
-    return { roleId: role.id, userId, account, dir, home: account.home, conf, sandbox: role.sandbox };
+    const conf = writeRootFile(this.confDir, `role-${role.id}-${createHash('sha256').update(shell).digest('hex').slice(0, 8)}.conf`, tmuxConf(role, shell));
+    return { label: `${userName}+${role.name}`, roleId: role.id, userId, account, dir, home: account.home, conf, sandbox: role.sandbox };
   }
 
   /** An existing pair (for viewers, observers, reconcile), or null: never creates anything. */
@@ -144,7 +145,8 @@ export class Host {
     }
     if (!account) return null;
     const name = pairDirName(roleId, userId);
-    return { roleId, userId, account, dir: path.join(config.paths.socketDir, name), home: account.home, conf: path.join(this.confDir, `${name}.conf`), sandbox: role.sandbox };
+    // Never starts a server, so it needs no conf of its own; the label is for logs only.
+    return { label: `user ${userId}+${role.name}`, roleId, userId, account, dir: path.join(config.paths.socketDir, name), home: account.home, conf: '/dev/null', sandbox: role.sandbox };
   }
 
   /**

@@ -15,7 +15,10 @@ export const BWRAP = '/usr/bin/bwrap';
  */
 export function sandboxed(spec: SandboxSpec, o: { hide: string[]; bind: string[]; ownPid: boolean; server: boolean }, file: string, args: string[]): { file: string; args: string[] } {
   if (!existsSync(BWRAP)) throw new TgError('TG_ERR_SANDBOX', 'sandbox requested but bubblewrap (/usr/bin/bwrap) is not installed');
-  const a = ['--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/var/tmp'];
+  // /dev from the host (clients need /dev/pts), but not its shared memory: /dev/shm and
+  // /dev/mqueue are private, and so is System V IPC.
+  const a = ['--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--tmpfs', '/dev/shm', '--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--unshare-ipc'];
+  if (existsSync('/dev/mqueue')) a.push('--tmpfs', '/dev/mqueue');
   if (o.ownPid) a.push('--unshare-pid', '--proc', '/proc');
   if (!o.server) a.push('--die-with-parent');
   const hidden = [...spec.hiddenPaths, ...o.hide];

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, opendirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
@@ -7,6 +7,29 @@ import type { AuditSink } from '../audit/log.js';
 import { ENFORCED_OPTIONS, type Pair, type TmuxHost } from './tmux.js';
 
 const DIR_RE = /^r(\d+)-u(\d+)$/;
+
+/** How many entries of a pair's directory are looked at, and how many of its sockets: the pair can make either huge. */
+const SCAN_ENTRIES = 1024;
+const SCAN_SOCKETS = 8;
+/** Clients of one server dealt with per check: a hostile server can answer list-clients with anything. */
+const CLIENTS_PER_SERVER = 32;
+
+/** The names ending .sock among the first SCAN_ENTRIES entries of `dir` (never the whole of a directory the pair filled). */
+function socketNames(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const names: string[] = [];
+  const d = opendirSync(dir);
+  try {
+    for (let i = 0; i < SCAN_ENTRIES; i++) {
+      const e = d.readSync();
+      if (!e) break;
+      if (e.name.endsWith('.sock') && e.isSocket()) names.push(e.name);
+    }
+  } finally {
+    d.closeSync();
+  }
+  return names;
+}
 
 interface Managed {
   pair: Pair;
@@ -102,17 +125,19 @@ export class TmuxServers {
    */
   private async adoptDir(pair: Pair): Promise<Managed | null> {
     let adopted: Managed | null = null;
-    const names = existsSync(pair.dir) ? readdirSync(pair.dir).filter((x) => x.endsWith('.sock')) : [];
+    // Only real sockets (the pair can fill its directory with anything: directories, fifos,
+    // millions of entries), a bounded number, each checked with lstat against the pair's uid.
+    const names = socketNames(pair.dir).slice(0, SCAN_SOCKETS);
     for (const f of names) {
       const socket = path.join(pair.dir, f);
-      const alive = this.deps.tmux.socketState(pair, socket) === 'socket' && (await this.deps.tmux.alive(pair, socket));
+      if (this.deps.tmux.socketState(pair, socket) !== 'socket') continue;
+      const alive = await this.deps.tmux.alive(pair, socket);
       if (alive && !adopted) {
         adopted = { pair, socket, clients: new Map(), lastDetach: this.deps.clock.now() };
         this.servers.set(path.basename(pair.dir), adopted);
         continue;
       }
-      // Two servers for one pair must never happen: keep one. Anything else named *.sock (a dead
-      // socket, a symlink the pair planted, a file) is removed as the pair, never followed.
+      // Two servers for one pair must never happen: keep one. A dead socket is removed, as the pair.
       if (alive) await this.deps.tmux.run(pair, socket, ['kill-server']);
       await this.deps.tmux.removeSocket(pair, socket);
       this.deps.logger.info({ socket }, 'removed a stale tmux socket');
@@ -130,7 +155,7 @@ export class TmuxServers {
       if (!m) continue;
       const pair = await this.deps.pairOf(Number(m[1]), Number(m[2]));
       if (!pair) continue;
-      const before = existsSync(pair.dir) ? readdirSync(pair.dir).filter((x) => x.endsWith('.sock')).length : 0;
+      const before = Math.min(socketNames(pair.dir).length, SCAN_SOCKETS);
       const a = await this.adoptDir(pair);
       if (a) adopted++;
       stale += before - (a ? 1 : 0);
@@ -161,7 +186,9 @@ export class TmuxServers {
     for (let hop = 0; hop < 4 && p > 1; hop++) {
       if (pids.has(p)) return true;
       try {
-        p = Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+        // "pid (comm) state ppid ...": comm may contain ") " itself, so read after the last ')'.
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       } catch {
         return false;
       }
@@ -197,21 +224,31 @@ export class TmuxServers {
     let batch: Managed[] = this.roundRobin(all, perTick);
     if (text !== null) {
       const t = parseUnixTable(text);
-      const crowded = all.filter((s) => (t.connected.get(s.socket) ?? 0) > s.clients.size);
+      // Any local account can add lines to that table (an abstract socket's name may hold a
+      // newline), so the crowded set is bounded too: a forged crowd costs one tick's budget.
+      const crowded = all.filter((s) => (t.connected.get(s.socket) ?? 0) > s.clients.size).slice(0, perTick);
       batch = [...new Set([...crowded, ...batch])];
     }
     for (const s of batch) {
       const r = await this.deps.tmux.run(s.pair, s.socket, ['list-clients', '-F', '#{client_pid} #{client_tty} #{client_name}']);
       if (r.code !== 0) continue; // a socket gone meanwhile: skipped
       const known: KnownClient[] = [...[...s.clients].map(([pid, tty]) => ({ pid, tty })), ...observers];
-      for (const line of r.stdout.split('\n').filter(Boolean)) {
+      const strangers: { pid: number; name: string }[] = [];
+      const lines = r.stdout.split('\n').filter(Boolean);
+      for (const line of lines.slice(0, CLIENTS_PER_SERVER)) {
         const [pidText, tty, name] = line.split(' ');
         const pid = Number(pidText);
         if (this.ours(pid, tty ?? '', known) || (this.leaving.get(pid) ?? 0) > Date.now()) continue;
-        await this.deps.tmux.run(s.pair, s.socket, ['detach-client', '-t', name ?? '']);
-        n++;
-        this.deps.audit.emit('gateway', { type: 'tmux.intrusion', socketDir: s.pair.dir, clientPid: pid, client: String(name ?? '').slice(0, 100) });
-        this.deps.logger.warn({ socketDir: s.pair.dir, pid }, 'detached a tmux client the gateway did not start');
+        strangers.push({ pid, name: String(name ?? '').slice(0, 100) });
+      }
+      if (strangers.length > 0 || lines.length > CLIENTS_PER_SERVER) {
+        // One tmux command for all of them, one audit row per stranger up to the bound.
+        const detach = strangers.flatMap((x, i) => [...(i ? [';'] : []), 'detach-client', '-t', x.name]);
+        if (detach.length) await this.deps.tmux.run(s.pair, s.socket, detach);
+        for (const x of strangers) this.deps.audit.emit('gateway', { type: 'tmux.intrusion', socketDir: s.pair.dir, clientPid: x.pid, client: x.name });
+        if (lines.length > CLIENTS_PER_SERVER) this.deps.audit.emit('gateway', { type: 'tmux.refused', socketDir: s.pair.dir, reason: `server listed ${lines.length} clients; checked the first ${CLIENTS_PER_SERVER}` });
+        n += strangers.length;
+        this.deps.logger.warn({ socketDir: s.pair.dir, pids: strangers.map((x) => x.pid) }, 'detached tmux clients the gateway did not start');
       }
       await this.enforceOptions(s);
     }

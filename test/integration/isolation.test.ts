@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { TestGateway, socketsIn, type TestUser } from '../helpers/gateway.js';
 import { PtyDriver } from '../helpers/pty-driver.js';
@@ -84,12 +84,19 @@ describe.skipIf(!isRoot)('isolation between (role, user) pairs', () => {
   });
 
   it('reconciles on restart (adopts live servers, removes stale sockets) and reaps dormant ones', async () => {
+    // A dead socket of the pair (its server gone), and a file that only looks like one.
     const stale = path.join(dirOf(1, 1), 'deadbeefdeadbeef.sock');
-    writeFileSync(stale, '');
+    const uid = statSync(dirOf(1, 1)).uid;
+    spawnSync('setpriv', ['--reuid', String(uid), '--regid', String(statSync(dirOf(1, 1)).gid), '--clear-groups', '/usr/bin/python3', '-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(stale)})`]);
+    expect(lstatSync(stale).isSocket()).toBe(true);
+    const decoy = path.join(dirOf(1, 1), 'decoy.sock');
+    writeFileSync(decoy, '');
     await t.restart();
+    await waitUntil(() => t.audit('tmux.reconciled').length > 0, 'reconciled after start');
     expect(existsSync(stale)).toBe(false);
+    expect(existsSync(decoy)).toBe(true); // not a socket: never acted on
     expect(t.audit('tmux.reconciled').at(-1)!.data).toMatchObject({ stale: 1 });
-    const live = socketsIn(dirOf(1, 1));
+    const live = socketsIn(dirOf(1, 1)).filter((s) => lstatSync(s).isSocket());
     expect(live).toHaveLength(1);
     const a = await t.login(alice); // reattaches to the adopted server
     a.kill();
@@ -104,6 +111,9 @@ describe.skipIf(!isRoot)('isolation between (role, user) pairs', () => {
     mkdirSync(ro, { mode: 0o777 });
     spawnSync('chmod', ['777', ro]);
     editRole(t.admin, 'dba', { sandbox: { readOnlyPaths: [ro], hiddenPaths: [] } });
+    // The sandbox applies to a server started from now on: none may be left from earlier tests.
+    for (const sock of socketsIn(dirOf(2, 1))) spawnSync('tmux', ['-S', sock, 'kill-server']);
+    rmSync('/tmp/tg-sandbox-probe', { force: true });
     const d = await t.login(alice, 'alice+dba');
     await t.run(d, `touch ${ro}/x 2>/dev/null && echo RO-LEAK || echo RO-DENIED; echo tmpfile > /tmp/tg-sandbox-probe; echo SB-$((5+5))`, 'SB-10');
     expect(d.text).toContain('RO-DENIED');

@@ -77,8 +77,10 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     preciousIntact();
     expect(existsSync(missing)).toBe(false);
     // The conf the pair's tmux reads is the gateway's, in a directory the pair cannot write.
-    const conf = path.join(t.config.paths.socketDir, 'conf', `${path.basename(dir)}.conf`);
+    const confDir = path.join(t.config.paths.socketDir, 'conf');
+    const conf = path.join(confDir, readdirSync(confDir).find((f) => f.startsWith(`role-${t.admin.roles.find('ops')!.id}-`))!);
     expect(statSync(conf).uid).toBe(0);
+    expect(readFileSync(conf, 'utf8')).not.toContain('alice');
     expect(statSync(path.dirname(conf)).mode & 0o022).toBe(0);
     const b = await t.login(bob); // everyone else is still served
     b.kill();

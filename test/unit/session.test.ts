@@ -139,7 +139,8 @@ describe('environment and tmux config', () => {
   });
   it('generates a hardened tmux.conf and refuses options that could run programs', () => {
     const role = { id: 1, name: 'ops', kind: 'shell' as const, runAs: null, allowRoot: false, shell: null, idleTimeoutMs: null, idleWarningMs: null, maxSessionMs: null, recordInput: false, tmuxOptions: { 'history-limit': '5000' }, createdAt: 0, sandbox: null };
-    const conf = tmuxConf(role, '/bin/bash', 'alice');
+    const conf = tmuxConf(role, '/bin/bash');
+    expect(conf).not.toContain('alice'); // readable by every account: names no user
     for (const line of ['set -g allow-rename off', 'set -g set-clipboard off', 'set -g allow-passthrough off', 'set -g update-environment ""']) expect(conf).toContain(line);
     expect(conf).not.toMatch(/run-shell|if-shell|set-hook/);
     expect(conf).toContain('set -g history-limit "5000"');
