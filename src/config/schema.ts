@@ -83,6 +83,8 @@ export const ConfigSchema = z
         homeBase: z.string().startsWith('/').default('/var/lib/tmuxgate/home'),
         /** How often managed tmux servers are checked for clients the gateway did not start. */
         intrusionCheckInterval: duration('10s'),
+        /** Processes one pair account may have at once (RLIMIT_NPROC): a pair cannot use up the host's pids. */
+        maxProcesses: z.number().int().min(16).max(1_000_000).default(4096),
       })
       .prefault({}),
     /** Optional Prometheus endpoint (GET /metrics), loopback only: it reveals activity levels. */

@@ -39,7 +39,7 @@ export class Host {
   constructor(private readonly d: HostDeps) {
     const c = d.config;
     this.confDir = path.join(c.paths.socketDir, 'conf');
-    this.tmux = new TmuxHost({ tmuxPath: c.sessions.tmuxPath, hide: [c.paths.dataDir, c.paths.keysDir] });
+    this.tmux = new TmuxHost({ tmuxPath: c.sessions.tmuxPath, hide: [c.paths.dataDir, c.paths.keysDir], maxProcesses: c.isolation.maxProcesses });
     this.accounts = new HostAccounts(c.isolation, { repo: d.repo, clock: d.clock, audit: d.audit });
     this.servers = new TmuxServers(
       { socketDir: c.paths.socketDir, dormantTimeoutMs: c.sessions.dormantTimeout },

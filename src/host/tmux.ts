@@ -115,7 +115,7 @@ export type SocketState = 'socket' | 'missing' | 'foreign';
  * only what the pair could do already (tmux clients obey their server: MSG_SHELL, detach -E).
  */
 export class TmuxHost {
-  constructor(private readonly o: { tmuxPath: string; hide: string[] }) {}
+  constructor(private readonly o: { tmuxPath: string; hide: string[]; maxProcesses?: number }) {}
 
   /** lstat of the socket: a socket owned by the pair's uid, nothing, or anything else. */
   socketState(pair: Pair, socket: string): SocketState {
@@ -180,7 +180,7 @@ export class TmuxHost {
   }
 
   private wrap(pair: Pair, tmuxArgs: string[], server: boolean): { file: string; args: string[] } {
-    const c = asAccount(pair.account, this.o.tmuxPath, tmuxArgs);
+    const c = asAccount(pair.account, this.o.tmuxPath, tmuxArgs, this.o.maxProcesses ? { nproc: this.o.maxProcesses } : undefined);
     if (!pair.sandbox) return c;
     return sandboxed(pair.sandbox, { hide: this.o.hide, bind: [pair.dir, pair.home], ownPid: true, server }, c.file, c.args);
   }

@@ -83,6 +83,9 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     expect(readFileSync(conf, 'utf8')).not.toContain('alice');
     expect(statSync(path.dirname(conf)).mode & 0o022).toBe(0);
     const b = await t.login(bob); // everyone else is still served
+    // and no pair can use up the host's pids: its processes carry a limit of their own
+    await t.run(b, `echo "nproc=$(awk '/^Max processes/ {print $3}' /proc/self/limits)-$((2+5))"`, /nproc=\d+-7/);
+    expect(b.text).toMatch(new RegExp(`nproc=${t.config.isolation.maxProcesses}-7`));
     b.kill();
   });
 
