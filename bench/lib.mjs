@@ -81,7 +81,7 @@ export class Gateway {
   }
   async start() {
     this.config = path.join(this.dir, 'config.yaml');
-    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: warn }\nssh: ${this.ssh}\nsessions: { defaultShell: /bin/sh }\nisolation: ${this.pairs ? `{ pairAccounts: true, accountPrefix: tgb, homeBase: ${this.dir}/homes, uidMin: 64000, uidMax: 65999 }` : '{ pairAccounts: false }'}\nmetrics: { enabled: true, port: 0 }\n${this.extraYaml}`);
+    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: ${process.env.TG_BENCH_LOG ?? 'warn'} }\nssh: ${this.ssh}\nsessions: { defaultShell: /bin/sh }\nisolation: ${this.pairs ? `{ pairAccounts: true, accountPrefix: tgb, homeBase: ${this.dir}/homes, uidMin: 64000, uidMax: 65999 }` : '{ pairAccounts: false }'}\nmetrics: { enabled: true, port: 0 }\n${this.extraYaml}`);
     this.cli(['init']);
     this.cli(['role', 'add', 'bench', '--run-as', ACCOUNT, '--shell', '/bin/sh']);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);
@@ -120,7 +120,9 @@ export class Gateway {
     this.proc = spawn(process.execPath, [...prof, BIN, 'serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     this.proc.stderr.on('data', (d) => (log += d));
-    this.proc.stdout.on('data', () => {});
+    // TG_BENCH_LOG=debug: the gateway's JSON log lines are kept (bench/login-stages.mjs reads them).
+    this.stdoutLog = [];
+    this.proc.stdout.on('data', (d) => process.env.TG_BENCH_LOG && this.stdoutLog.push(d.toString()));
     const m = await waitFor(() => /listening on [\d.]+:(\d+)/.exec(log), 'gateway start');
     this.port = Number(m[1]);
     this.metricsUrl = (await waitFor(() => /metrics on (\S+)/.exec(log), 'metrics address'))[1];

@@ -36,6 +36,8 @@ interface Managed {
   socket: string;
   /** tmux clients the gateway spawned and that are attached now: pid -> tty. */
   clients: Map<number, string | null>;
+  /** The client of ours that started the server: connected over a socketpair, not the path. */
+  starter?: number;
   lastDetach: number;
 }
 
@@ -72,16 +74,21 @@ export class TmuxServers {
   ) {}
 
   /**
-   * The socket of the pair's live server, starting one (as the pair, in its sandbox) if there is
-   * none; `env` becomes the server's environment and so its shells'.
+   * How to attach the pair's client: to its live server, or, when there is none, by starting one
+   * on a fresh socket (as the pair, in its sandbox). Without a sandbox the attaching client starts
+   * the server itself (one process chain per first login); `env` becomes the server's
+   * environment and so its shells'.
    */
-  async socketFor(pair: Pair, env: Record<string, string>, cols: number, rows: number): Promise<string> {
+  async attachFor(pair: Pair, env: Record<string, string>, cols: number, rows: number): Promise<{ socket: string; cmd: { file: string; args: string[] }; starts: boolean }> {
     const live = await this.liveSocket(pair);
-    if (live) return live;
+    if (live) return { socket: live, cmd: this.deps.tmux.client(pair, live, ['attach-session', '-t', 'main']), starts: false };
     const socket = path.join(pair.dir, `${randomBytes(8).toString('hex')}.sock`);
-    await this.deps.tmux.startServer(pair, socket, env, cols, rows);
     this.servers.set(path.basename(pair.dir), { pair, socket, clients: new Map(), lastDetach: this.deps.clock.now() });
-    return socket;
+    if (pair.sandbox) {
+      await this.deps.tmux.startSandboxedServer(pair, socket, env, cols, rows);
+      return { socket, cmd: this.deps.tmux.client(pair, socket, ['attach-session', '-t', 'main']), starts: false };
+    }
+    return { socket, cmd: this.deps.tmux.starter(pair, socket, cols, rows), starts: true };
   }
 
   /** The live server's socket for a pair, or null: never starts one (for read-only viewers). */
@@ -96,8 +103,11 @@ export class TmuxServers {
     await this.deps.tmux.run(pair, socket, ['display-message', '-d', '5000', text.replace(/[#;]/g, ' ')]);
   }
 
-  attached(pair: Pair, pid: number, tty: string | null): void {
-    this.servers.get(path.basename(pair.dir))?.clients.set(pid, tty);
+  attached(pair: Pair, pid: number, tty: string | null, startedServer = false): void {
+    const s = this.servers.get(path.basename(pair.dir));
+    if (!s) return;
+    s.clients.set(pid, tty);
+    if (startedServer) s.starter = pid;
   }
 
   detached(pair: Pair, pid: number): void {
@@ -210,9 +220,9 @@ export class TmuxServers {
    * Asking tmux costs a spawned tmux client per server (measured: 1,000 servers every 10 s spent
    * most of a core in fork/exec), so the kernel is asked first: one read of /proc/net/unix shows,
    * for every socket path, the listening socket and each connection to it. Every client of ours
-   * connects through the path (servers are started on their own, never by an attaching client),
-   * so a server with more connections than clients of ours has a stranger (or one of our own
-   * short commands) and is asked for its clients at once. Every server is also asked in turn,
+   * connects through the path except the one that started the server (a socketpair), so a server
+   * with more path connections than that has a stranger (or one of our own short commands) and is
+   * asked for its clients at once. Every server is also asked in turn,
    * `perTick` a tick, which covers what the kernel table cannot show and re-applies the options.
    */
   async checkIntruders(perTick = 25, unixTable: () => string | null = readUnixTable): Promise<number> {
@@ -226,7 +236,8 @@ export class TmuxServers {
       const t = parseUnixTable(text);
       // Any local account can add lines to that table (an abstract socket's name may hold a
       // newline), so the crowded set is bounded too: a forged crowd costs one tick's budget.
-      const crowded = all.filter((s) => (t.connected.get(s.socket) ?? 0) > s.clients.size).slice(0, perTick);
+      const viaPath = (s: Managed) => s.clients.size - (s.starter !== undefined && s.clients.has(s.starter) ? 1 : 0);
+      const crowded = all.filter((s) => (t.connected.get(s.socket) ?? 0) > viaPath(s)).slice(0, perTick);
       batch = [...new Set([...crowded, ...batch])];
     }
     for (const s of batch) {

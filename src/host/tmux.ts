@@ -130,13 +130,28 @@ export class TmuxHost {
 
   /** argv of a tmux client of the pair's server (for a pty: attach, read-only attach). */
   client(pair: Pair, socket: string, args: string[]): { file: string; args: string[] } {
-    return this.wrap(pair, ['-u', '-S', socket, ...args], false);
+    return this.wrap(pair, ['-u', '-S', socket, ...args], false, false);
+  }
+
+  /**
+   * argv of the client that starts the pair's server on a fresh socket and attaches to it, in one
+   * process (a role without a sandbox): the server inherits the pair's process limit from it.
+   */
+  starter(pair: Pair, socket: string, cols: number, rows: number): { file: string; args: string[] } {
+    return this.wrap(pair, ['-u', '-S', socket, '-f', pair.conf, ...this.newSession(pair, cols, rows, false)], false, true);
+  }
+
+  private newSession(pair: Pair, cols: number, rows: number, detached: boolean): string[] {
+    return [
+      'new-session', ...(detached ? ['-d'] : ['-A']), '-s', 'main', '-c', pair.home, '-x', String(cols), '-y', String(rows),
+      ';', 'set', '-s', 'exit-empty', 'on', ';', 'set', '-g', 'status-left', statusLabel(pair.label),
+    ];
   }
 
   /** Runs one short tmux command against the pair's server; refuses a socket that is not the pair's. */
   async run(pair: Pair, socket: string, args: string[], timeoutMs = 5000): Promise<RunResult> {
     if (this.socketState(pair, socket) !== 'socket') return { code: 1, stdout: '', stderr: 'not a tmux socket of this pair' };
-    const c = this.wrap(pair, ['-S', socket, ...args], false);
+    const c = this.wrap(pair, ['-S', socket, ...args], false, false);
     return runArgv(c.file, c.args, { timeoutMs });
   }
 
@@ -146,21 +161,12 @@ export class TmuxHost {
   }
 
   /**
-   * Starts the pair's tmux server on a fresh socket name with its session "main", as the pair.
-   * The short command that starts it exits at once, so every later client, ours included,
-   * connects through the socket path (what the intrusion check counts). A sandboxed role's server
-   * runs in the foreground of its own sandbox (tmux -D, detached from the gateway) with its own
-   * PID namespace, which a short-lived starter could not leave behind alive.
+   * Starts a sandboxed pair's tmux server on a fresh socket with its session "main": in the
+   * foreground of its own sandbox (tmux -D, detached from the gateway) with its own PID namespace,
+   * which a short-lived starter could not leave behind alive, and with the pair's process limit.
    */
-  async startServer(pair: Pair, socket: string, env: Record<string, string>, cols: number, rows: number): Promise<void> {
-    const session = ['new-session', '-d', '-s', 'main', '-c', pair.home, '-x', String(cols), '-y', String(rows), ';', 'set', '-s', 'exit-empty', 'on', ';', 'set', '-g', 'status-left', statusLabel(pair.label)];
-    if (!pair.sandbox) {
-      const c = this.wrap(pair, ['-S', socket, '-f', pair.conf, ...session], false);
-      const r = await runArgv(c.file, c.args, { env });
-      if (r.code !== 0 || this.socketState(pair, socket) !== 'socket') throw new Error(`tmux server did not start: ${r.stderr.trim().slice(0, 200)}`);
-      return;
-    }
-    const c = this.wrap(pair, ['-S', socket, '-f', pair.conf, '-D'], true);
+  async startSandboxedServer(pair: Pair, socket: string, env: Record<string, string>, cols: number, rows: number): Promise<void> {
+    const c = this.wrap(pair, ['-S', socket, '-f', pair.conf, '-D'], true, true);
     const child = spawn(c.file, c.args, { detached: true, stdio: 'ignore', env, cwd: '/' });
     child.on('error', () => {});
     child.unref();
@@ -169,7 +175,7 @@ export class TmuxHost {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`tmux server did not start (exit ${child.exitCode ?? 'timeout'})`);
       await new Promise((r) => setTimeout(r, 5));
     }
-    const r = await this.run(pair, socket, session);
+    const r = await this.run(pair, socket, this.newSession(pair, cols, rows, true));
     if (r.code !== 0) throw new Error(`tmux new-session failed: ${r.stderr.trim().slice(0, 200)}`);
   }
 
@@ -179,8 +185,9 @@ export class TmuxHost {
     await runAs(pair.account, 'rm', ['-f', '--', socket]);
   }
 
-  private wrap(pair: Pair, tmuxArgs: string[], server: boolean): { file: string; args: string[] } {
-    const c = asAccount(pair.account, this.o.tmuxPath, tmuxArgs, this.o.maxProcesses ? { nproc: this.o.maxProcesses } : undefined);
+  /** As the pair, in its sandbox; `limit`: with the pair's process limit (what starts a server: clients do not fork). */
+  private wrap(pair: Pair, tmuxArgs: string[], server: boolean, limit: boolean): { file: string; args: string[] } {
+    const c = asAccount(pair.account, this.o.tmuxPath, tmuxArgs, limit && this.o.maxProcesses ? { nproc: this.o.maxProcesses } : undefined);
     if (!pair.sandbox) return c;
     return sandboxed(pair.sandbox, { hide: this.o.hide, bind: [pair.dir, pair.home], ownPid: true, server }, c.file, c.args);
   }
