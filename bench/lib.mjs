@@ -242,3 +242,27 @@ export const pct = (a, p) => {
   const s = [...a].sort((x, y) => x - y);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
+
+/**
+ * Types one key into a probe shell running cat and resolves with the ms until its echo arrives,
+ * timed from the data event itself (a 2 ms poll was as large as the figure). `probe` has `ch`
+ * (the channel) and an `onData` hook that its data handler calls.
+ */
+export async function echoOnce(probe, ch) {
+  let t1 = 0;
+  const echoed = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('timeout: echo')), 10_000);
+    probe.onData = (d) => {
+      if (d.includes(ch)) {
+        t1 = performance.now();
+        probe.onData = null;
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+  });
+  const t0 = performance.now();
+  probe.ch.write(ch);
+  await echoed;
+  return t1 - t0;
+}

@@ -8,7 +8,7 @@ import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
-import { Gateway, Sshd, ensureAccount, pct, waitFor } from './lib.mjs';
+import { Gateway, Sshd, ensureAccount, pct, waitFor, echoOnce } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const { totpCode } = await import(path.join(ROOT, 'dist/auth/totp.js'));
@@ -68,23 +68,7 @@ async function echoLatency(probe, samples) {
   const letters = 'abcdefghijklmnopqrstuvwxyz';
   for (let i = 0; i < samples; i++) {
     const ch = letters[i % 26];
-    // Timed from the data event itself, not by polling (a 2 ms poll was as large as the figure).
-    let t1 = 0;
-    const echoed = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('timeout: echo')), 10_000);
-      probe.onData = (d) => {
-        if (d.includes(ch)) {
-          t1 = performance.now();
-          probe.onData = null;
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-    });
-    const t0 = performance.now();
-    probe.ch.write(ch);
-    await echoed;
-    lat.push(t1 - t0);
+    lat.push(await echoOnce(probe, ch));
     await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
   }
   probe.ch.write('\x03');

@@ -7,7 +7,7 @@ import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
-import { Gateway, ensureAccount, pct, sshClient, waitFor } from './lib.mjs';
+import { Gateway, ensureAccount, pct, sshClient, waitFor, echoOnce } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const { totpCode } = await import(path.join(ROOT, 'dist/auth/totp.js'));
@@ -103,22 +103,7 @@ async function echoFor(probe, seconds) {
   const letters = 'abcdefghijklmnopqrstuvwxyz';
   for (let i = 0; Date.now() < end; i++) {
     const ch = letters[i % 26];
-    let t1 = 0;
-    const echoed = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('timeout: echo')), 10_000);
-      probe.onData = (d) => {
-        if (d.includes(ch)) {
-          t1 = performance.now();
-          probe.onData = null;
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-    });
-    const t0 = performance.now();
-    probe.ch.write(ch);
-    await echoed;
-    lat.push(t1 - t0);
+    lat.push(await echoOnce(probe, ch));
     await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
   }
   return lat;
