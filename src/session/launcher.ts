@@ -6,6 +6,7 @@ import { parseLoginName } from '../authz/login-name.js';
 import type { User } from '../store/users.js';
 import type { Role } from '../store/roles.js';
 import { NullRecorder, Recorder } from '../recording/recorder.js';
+import { aesGcmSealer } from '../crypto/sealer.js';
 import { clampSize, ShellSession, type TerminalChannel } from './shell-session.js';
 import { normaliseTerm, shellEnv } from './env.js';
 import { AuditorMenu } from './auditor-menu.js';
@@ -311,7 +312,7 @@ export class SessionLauncher {
     recordings.create({ sessionId: id, file: file.path, dataKey, keys: masterKeys, cols: size.cols, rows: size.rows, now: clock.now() });
     const recorder = new Recorder({
       header: { v: 1, sessionId: id, user, role: role.name, startedAt, cols: size.cols, rows: size.rows, term, cipher: 'aes-256-gcm', compression: 'deflate-raw', recordInput: role.recordInput },
-      dataKey,
+      sealer: aesGcmSealer(dataKey),
       file,
       clock,
       signer: auditSigner,
