@@ -1,6 +1,5 @@
 import { mkdirSync, chmodSync, readFileSync } from 'node:fs';
 import { Host } from './host/host.js';
-import { HostAccountRepo } from './store/host-accounts.js';
 import ssh2 from 'ssh2';
 import type { Config } from './config/schema.js';
 import { canonicalJson } from './config/load.js';
@@ -82,7 +81,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const db: Db = openDb(config.paths.dbFile);
   const stores = buildStores(config, clock, db, provider, logger);
   const audit = stores.audit;
-  const host = new Host({ config, repo: new HostAccountRepo(db), roles: stores.roles, clock, logger, audit });
+  const host = new Host({ config, repo: stores.hostAccounts, roles: stores.roles, clock, logger, audit });
   try {
     await host.prepare();
   } catch (e) {
@@ -188,10 +187,10 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   m.inc('recording_seal_seconds_total', 0);
   const metricsServer = config.metrics.enabled ? await serveMetrics(m, config.metrics.host, config.metrics.port) : null;
   const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : null;
-  const previous = db.prepare("SELECT value FROM gateway_state WHERE key = 'config'").get() as { value: string } | undefined;
+  const previous = ctx.gatewayState.get('config');
   const { paths: _p, hash: _h, ...plain } = config;
-  const changed = previous ? changedFields(JSON.parse(previous.value), JSON.parse(canonicalJson(plain))) : ['(first start)'];
-  db.prepare("INSERT INTO gateway_state (key, value) VALUES ('config', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(canonicalJson(plain));
+  const changed = previous ? changedFields(JSON.parse(previous), JSON.parse(canonicalJson(plain))) : ['(first start)'];
+  ctx.gatewayState.set('config', canonicalJson(plain));
   // Roles were checked by host.prepare(): a missing account or an unflagged root account is
   // logged at start, not discovered by the first user.
   const dev = devMode(ctx.roles, host);
@@ -213,7 +212,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const stopEnforcer = startEnforcer(ctx, deps.enforceEveryMs ?? 500);
   const checkpoint = () => {
     try {
-      writeCheckpoint(db, auditSigner.sign, clock.now());
+      writeCheckpoint(ctx.auditEvents, auditSigner.sign, clock.now());
     } catch (e) {
       logger.error({ err: e }, 'audit checkpoint failed');
     }

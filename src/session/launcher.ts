@@ -185,18 +185,18 @@ export class SessionLauncher {
 
   /** share / unshare / watchers / watch: read-only sharing between users, audited. */
   async command(cmd: GatewayCommand, ch: TerminalChannel, pty: TerminalRequest | null): Promise<Resizable | null> {
-    const { users, roles, audit, db, config, clock } = this.ctx;
+    const { users, roles, audit, shares, config, clock } = this.ctx;
     const { user, role } = this.conn;
     const done = (code: number, text: string) => closeWith(ch, code, text);
     if (cmd.cmd === 'share' || cmd.cmd === 'unshare') {
       const viewer = users.find(cmd.user);
       if (!viewer || viewer.id === user.id) return done(1, `tmuxgate: cannot share with ${cmd.user}`);
       if (cmd.cmd === 'share') {
-        db.prepare('INSERT OR IGNORE INTO shares (owner_user_id, owner_role_id, viewer_user_id, created_at) VALUES (?, ?, ?, ?)').run(user.id, role.id, viewer.id, clock.now());
+        shares.add(user.id, role.id, viewer.id, clock.now());
         audit.emit(user.name, { type: 'share.grant', owner: user.name, role: role.name, viewer: viewer.name });
         return done(0, `${viewer.name} may now watch your ${role.name} session read-only:\n  ssh -t ${viewer.name}@<gateway> watch ${user.name}+${role.name}`);
       }
-      db.prepare('DELETE FROM shares WHERE owner_user_id = ? AND owner_role_id = ? AND viewer_user_id = ?').run(user.id, role.id, viewer.id);
+      shares.remove(user.id, role.id, viewer.id);
       for (const v of this.ctx.live.viewers.values()) {
         if (v.viewerId === viewer.id && v.ownerUserId === user.id && v.ownerRoleId === role.id) v.shell.end('killed', `${user.name} stopped sharing`);
       }
@@ -204,14 +204,14 @@ export class SessionLauncher {
       return done(0, `${viewer.name} may no longer watch your ${role.name} session`);
     }
     if (cmd.cmd === 'watchers') {
-      const may = (db.prepare('SELECT u.name FROM shares s JOIN users u ON u.id = s.viewer_user_id WHERE s.owner_user_id = ? AND s.owner_role_id = ?').all(user.id, role.id) as { name: string }[]).map((r) => r.name);
+      const may = shares.viewerNames(user.id, role.id);
       const now = [...this.ctx.live.viewers.values()].filter((v) => v.ownerUserId === user.id && v.ownerRoleId === role.id).map((v) => v.viewer);
       return done(0, `may watch: ${may.join(', ') || 'nobody'}\nwatching now: ${now.join(', ') || 'nobody'}`);
     }
     if (cmd.cmd !== 'watch') return null;
     const owner = users.find(cmd.user);
     const ownerRole = owner ? (cmd.role ? roles.find(cmd.role) : owner.defaultRoleId ? roles.byId(owner.defaultRoleId) : null) : null;
-    const shared = owner && ownerRole && db.prepare('SELECT 1 FROM shares WHERE owner_user_id = ? AND owner_role_id = ? AND viewer_user_id = ?').get(owner.id, ownerRole.id, user.id);
+    const shared = owner && ownerRole && shares.isShared(owner.id, ownerRole.id, user.id);
     if (!owner || !ownerRole || !shared) {
       this.conn.deny('watch', `watch ${cmd.user}${cmd.role ? '+' + cmd.role : ''}: not shared with ${user.name}`);
       return done(1, 'tmuxgate: that session is not shared with you');

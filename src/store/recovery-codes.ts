@@ -47,6 +47,14 @@ export class RecoveryCodeRepo {
     return false;
   }
 
+  /** Names of live users holding at least one unused code. */
+  holders(): string[] {
+    const rows = this.db
+      .prepare('SELECT DISTINCT u.name FROM recovery_codes r JOIN users u ON u.id = r.user_id WHERE r.used_at IS NULL AND u.removed_at IS NULL')
+      .all() as { name: string }[];
+    return rows.map((r) => r.name);
+  }
+
   remaining(userId: number): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL').get(userId) as { n: number }).n;
   }

@@ -229,7 +229,7 @@ export class TestGateway {
 
   /** Audit rows of one type. */
   audit(type?: string): { type: string; actor: string; data: Record<string, unknown> }[] {
-    return readAudit(this.admin.db, type ? { type } : {}).map((r) => ({ type: r.type, actor: r.actor, data: JSON.parse(r.data) as Record<string, unknown> }));
+    return readAudit(this.admin.auditEvents, type ? { type } : {}).map((r) => ({ type: r.type, actor: r.actor, data: JSON.parse(r.data) as Record<string, unknown> }));
   }
 
   /**
