@@ -1,3 +1,4 @@
+import { systemRandom, type Random } from './platform/random.js';
 import { mkdirSync, chmodSync, readFileSync } from 'node:fs';
 import { Host } from './host/host.js';
 import ssh2 from 'ssh2';
@@ -34,8 +35,8 @@ export interface GatewayDeps {
   spawnPty?: (o: PtySpawnOptions) => Pty;
   recordingSink?: RecordingSink;
   enforceEveryMs?: number;
-  /** Randomness for the front door's early drop (tests make it deterministic). */
-  random?: () => number;
+  /** Chance: the front door's early drop, ids, data keys, flush phases (tests make it deterministic). */
+  random?: Random;
 }
 
 export interface Gateway {
@@ -79,7 +80,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   chmodSync(config.paths.dataDir, 0o700);
 
   const db: Db = openDb(config.paths.dbFile);
-  const stores = buildStores(config, clock, db, provider, logger);
+  const random = deps.random ?? systemRandom;
+  const stores = buildStores(config, clock, db, provider, logger, random);
   const audit = stores.audit;
   const host = new Host({ config, repo: stores.hostAccounts, roles: stores.roles, clock, logger, audit });
   try {
@@ -132,7 +134,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
       handshakeTimeout: config.ssh.handshakeTimeout,
       loginGraceTime: config.ssh.loginGraceTime,
     },
-    { clock, logger, preauth: ctx.preauth, ...(deps.random ? { random: deps.random } : {}) },
+    { clock, logger, preauth: ctx.preauth, random },
     (socket) => sshServer.injectSocket(socket),
   );
   const connections = new Set<GatewayConnection>();

@@ -37,7 +37,7 @@ export async function observe(a: AdminContext, id: string, screenFilter: (d: Buf
   const pty = spawnPty({ file: cmd.file, args: cmd.args, cwd: '/', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: 'xterm-256color', LANG: 'C.UTF-8', HOME: '/' }, cols: out.columns || 80, rows: out.rows || 24, term: 'xterm-256color' });
   // Registered, so the gateway's intrusion check knows this client is an audited observer.
   const repo = a.hostAccounts;
-  repo.addObserver({ pid: pty.pid, tty: pty.tty, sessionId: id, actor: a.actor, at: Date.now() });
+  repo.addObserver({ pid: pty.pid, tty: pty.tty, sessionId: id, actor: a.actor, at: a.clock.now() });
   const stdin = process.stdin;
   const raw = stdin.isTTY;
   if (raw) stdin.setRawMode(true);

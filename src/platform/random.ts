@@ -9,15 +9,15 @@ export interface Random {
   bytes(n: number): Buffer;
   /** A uniformly random integer in [0, n). */
   int(n: number): number;
-  /** A uniformly random number in [0, 1), as Math.random gives. */
+  /** A uniformly random number in [0, 1), for chance that guards nothing (load shedding, jitter); never for secrets. */
   float(): number;
 }
 
-/** The operating system's CSPRNG (node:crypto). */
+/** bytes and int from the operating system's CSPRNG (node:crypto); float is Math.random, as before. */
 export const systemRandom: Random = {
   bytes: (n) => randomBytes(n),
   int: (n) => randomInt(n),
-  float: () => randomInt(2 ** 48) / 2 ** 48,
+  float: () => Math.random(),
 };
 
 /**

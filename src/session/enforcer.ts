@@ -47,6 +47,8 @@ export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
       logger.error({ err: e }, 'enforcer tick failed');
     }
   };
+  // Node's timer, not the injected clock: this polls for work other processes leave in the store
+  // (kills, disables, revocations), which must be picked up while a test's fake clock stands still.
   const t = setInterval(tick, everyMs);
   t.unref();
   return () => clearInterval(t);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { GatewayContext } from '../gateway-context.js';
 import type { Logger } from '../platform/logger.js';
 import { newId } from '../platform/ids.js';
@@ -77,7 +76,7 @@ export class SessionLauncher {
     const { host } = this.ctx;
     const shellPath = role.shell ?? config.sessions.defaultShell;
     const size = clampSize(pty.cols, pty.rows);
-    const id = newId('s_');
+    const id = newId('s_', this.ctx.random);
     const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
     // The pair: its own OS account (created on first use), socket directory, home and the
     // gateway-owned tmux.conf; then its server, started as the pair in the role's sandbox.
@@ -242,7 +241,7 @@ export class SessionLauncher {
     const safe = new SafeTerminalFilter();
     const viewerShell = new ShellSession(
       {
-        id: newId('v_'),
+        id: newId('v_', this.ctx.random),
         outputFilter: (d) => safe.write(d),
         spawn: { file: c.file, args: c.args, cwd: '/', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: term, LANG: config.sessions.lang, HOME: '/' }, cols: size.cols, rows: size.rows, term },
         idleTimeoutMs: config.sessions.idleTimeout,
@@ -251,7 +250,7 @@ export class SessionLauncher {
       },
       { clock, logger: this.conn.log, spawnPty: this.ctx.spawnPty },
     );
-    const key = newId('w_');
+    const key = newId('w_', this.ctx.random);
     this.ctx.live.viewers.set(key, { viewerId: user.id, viewer: user.name, ownerUserId: owner.id, ownerRoleId: ownerRole.id, shell: viewerShell });
     audit.emit(user.name, { type: 'share.join', owner: owner.name, role: ownerRole.name, viewer: user.name, addr: this.conn.addr });
     await host.servers.notify(pair, socket, `tmuxgate: ${user.name} is watching (read-only)`);
@@ -272,7 +271,7 @@ export class SessionLauncher {
     const { config, clock, audit, sessions, live } = this.ctx;
     const { user, role } = this.conn;
     const size = clampSize(pty.cols, pty.rows);
-    const id = newId('a_');
+    const id = newId('a_', this.ctx.random);
     const startedAt = clock.now();
     const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
     // A session like any other: listed live, killable, and ended when the auditor is disabled or
@@ -304,7 +303,7 @@ export class SessionLauncher {
   /** Creates the session's recording: a random data key, stored only wrapped by the master key. */
   private async openRecorder(id: string, user: string, role: Role, term: string, size: { cols: number; rows: number }, startedAt: number): Promise<Recorder> {
     const { recordingSink, recordings, masterKeys, auditSigner, clock } = this.ctx;
-    const dataKey = randomBytes(32);
+    const dataKey = this.ctx.random.bytes(32);
     let lastIn = 0;
     let lastStored = 0;
     let lastSeal = 0;
@@ -315,6 +314,7 @@ export class SessionLauncher {
       sealer: aesGcmSealer(dataKey),
       file,
       clock,
+      random: this.ctx.random,
       signer: auditSigner,
       fsync: this.ctx.config.recording.fsync,
       flushIntervalMs: this.ctx.config.recording.flushInterval,

@@ -39,7 +39,7 @@ interface Resolved {
  * refusal never ends more than the request that was refused.
  */
 export class GatewayConnection {
-  readonly id = newId('c_');
+  readonly id: string;
   private readonly log: Logger;
   private progress: AuthProgress = { keyUser: null, keyLogin: null, totp: false };
   private keyFingerprint = '';
@@ -58,6 +58,7 @@ export class GatewayConnection {
     private readonly client: Connection,
     private readonly pending: Pending,
   ) {
+    this.id = newId('c_', ctx.random);
     this.log = ctx.logger.child({ conn: this.id, addr: pending.addr });
     this.recovery = ctx.recoveryCodes;
     this.keyPort = keyStepPort(ctx);

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { systemRandom, type Random } from '../platform/random.js';
 import { z } from 'zod';
 import type { Db } from './db.js';
 
@@ -38,7 +38,10 @@ function toPair(raw: unknown): PairAccountRecord {
  * once belonged to a person is never allocated again.
  */
 export class HostAccountRepo {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly random: Random = systemRandom,
+  ) {}
 
   /** A short id unique to this store, part of every account name it makes (created once). */
   installId(): string {
@@ -46,7 +49,7 @@ export class HostAccountRepo {
     if (row) return row.value;
     // 4 characters of [a-z0-9]: names stay short (Linux allows 32) and two stores never collide in practice.
     const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-    const id = [...randomBytes(4)].map((b) => alphabet[b % alphabet.length]).join('');
+    const id = [...this.random.bytes(4)].map((b) => alphabet[b % alphabet.length]).join('');
     this.db.prepare("INSERT OR IGNORE INTO gateway_state (key, value) VALUES ('install_id', ?)").run(id);
     return (this.db.prepare("SELECT value FROM gateway_state WHERE key = 'install_id'").get() as { value: string }).value;
   }

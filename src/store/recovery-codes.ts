@@ -1,11 +1,12 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Db } from './db.js';
+import { systemRandom, type Random } from '../platform/random.js';
 
 const ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'; // no 0/O, 1/I
 
 /** A recovery code: 16 characters from 32 (80 bits), shown as XXXX-XXXX-XXXX-XXXX. */
-export function newRecoveryCode(): string {
-  const b = randomBytes(16);
+export function newRecoveryCode(random: Random = systemRandom): string {
+  const b = random.bytes(16);
   const s = [...b].map((x) => ALPHABET[x % 32]).join('');
   return s.match(/.{4}/g)!.join('-');
 }
@@ -19,7 +20,10 @@ const hash = (salt: Buffer, code: string) => createHash('sha256').update(salt).u
 
 /** One-time recovery codes, stored salted and hashed only. */
 export class RecoveryCodeRepo {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly random: Random = systemRandom,
+  ) {}
 
   /** Replaces a user's codes with `n` new ones; returns them (shown once). */
   generate(userId: number, n: number, now: number): string[] {
@@ -27,8 +31,8 @@ export class RecoveryCodeRepo {
     const ins = this.db.prepare('INSERT INTO recovery_codes (user_id, salt, code_hash, created_at) VALUES (?, ?, ?, ?)');
     const codes: string[] = [];
     for (let i = 0; i < n; i++) {
-      const code = newRecoveryCode();
-      const salt = randomBytes(16);
+      const code = newRecoveryCode(this.random);
+      const salt = this.random.bytes(16);
       ins.run(userId, salt, hash(salt, code), now);
       codes.push(code);
     }

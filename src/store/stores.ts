@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../platform/clock.js';
+import { systemRandom, type Random } from '../platform/random.js';
 import type { Logger } from '../platform/logger.js';
 import type { KeyProvider } from '../crypto/master-key.js';
 import type { Db } from './db.js';
@@ -39,12 +40,14 @@ export interface Stores {
   gatewayState: GatewayStateRepo;
   hostAccounts: HostAccountRepo;
   masterKeys: KeyProvider;
+  /** Chance (ids, data keys, recovery codes), injected like the clock. */
+  random: Random;
   /** Runs `fn` in one IMMEDIATE transaction: every repository write inside it commits or none does. */
   transaction<T>(fn: () => T): T;
 }
 
 /** Builds the repositories over an open database. */
-export function buildStores(config: Config, clock: Clock, db: Db, masterKeys: KeyProvider, logger?: Logger): Stores {
+export function buildStores(config: Config, clock: Clock, db: Db, masterKeys: KeyProvider, logger?: Logger, random: Random = systemRandom): Stores {
   const auditEvents = new AuditEventRepo(db);
   return {
     config,
@@ -59,12 +62,13 @@ export function buildStores(config: Config, clock: Clock, db: Db, masterKeys: Ke
     sessions: new SessionRepo(db),
     lockouts: new Lockouts(new LockoutRepo(db), clock, { user: config.auth.userLockout, address: config.auth.addressLockout, prefix: config.auth.prefixLockout }),
     recordings: new RecordingRepo(db),
-    recoveryCodes: new RecoveryCodeRepo(db),
+    recoveryCodes: new RecoveryCodeRepo(db, random),
     shares: new ShareRepo(db),
     kills: new KillRepo(db),
     gatewayState: new GatewayStateRepo(db),
-    hostAccounts: new HostAccountRepo(db),
+    hostAccounts: new HostAccountRepo(db, random),
     masterKeys,
+    random,
     transaction: (fn) => db.transaction(fn).immediate(),
   };
 }
