@@ -184,7 +184,7 @@ export class SessionLauncher {
 
   /** share / unshare / watchers / watch: read-only sharing between users, audited. */
   async command(cmd: GatewayCommand, ch: TerminalChannel, pty: TerminalRequest | null): Promise<Resizable | null> {
-    const { users, roles, audit, shares, config, clock } = this.ctx;
+    const { users, roles, audit, shares, clock } = this.ctx;
     const { user, role } = this.conn;
     const done = (code: number, text: string) => closeWith(ch, code, text);
     if (cmd.cmd === 'share' || cmd.cmd === 'unshare') {
