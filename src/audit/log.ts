@@ -64,7 +64,8 @@ export function verifyAuditChain(events: AuditEventRepo): { rows: number; head: 
   for (const row of events.all()) {
     rows++;
     if (row.prev_hash !== prevHash) {
-      return { rows, head: prevHash, problem: { id: row.id, problem: 'broken-link', detail: `row ${row.id} does not follow row ${prevId} (deleted, inserted or reordered rows)` } };
+      const detail = `row ${row.id} does not follow row ${prevId} (deleted, inserted or reordered rows)`;
+      return { rows, head: prevHash, problem: { id: row.id, problem: 'broken-link', detail } };
     }
     if (row.id !== prevId + 1) {
       return { rows, head: prevHash, problem: { id: row.id, problem: 'gap', detail: `row ${row.id} follows row ${prevId}: ids are not consecutive` } };
@@ -106,16 +107,23 @@ export interface CheckpointReport {
 export function verifyCheckpoints(events: AuditEventRepo, verify: (data: Buffer, sig: Buffer) => boolean): CheckpointReport {
   const cps = events.checkpoints();
   const maxId = events.maxId();
+  const report = (lastCheckpointAt: number | null, problem: ChainProblem): CheckpointReport => ({
+    checkpoints: cps.length,
+    lastCheckpointAt,
+    unsealedTail: 0,
+    problem,
+  });
   for (const c of cps) {
     if (!verify(checkpointSigned(c.audit_id, c.head, c.ts), c.signature)) {
-      return { checkpoints: cps.length, lastCheckpointAt: null, unsealedTail: 0, problem: { id: c.audit_id, problem: 'edited', detail: `checkpoint ${c.id} (row ${c.audit_id}) has a bad signature` } };
+      return report(null, { id: c.audit_id, problem: 'edited', detail: `checkpoint ${c.id} (row ${c.audit_id}) has a bad signature` });
     }
     const hash = events.hashOf(c.audit_id);
     if (hash === null) {
-      return { checkpoints: cps.length, lastCheckpointAt: c.ts, unsealedTail: 0, problem: { id: c.audit_id, problem: 'gap', detail: `the log was cut: checkpoint ${c.id} signed row ${c.audit_id} but the log ends at row ${maxId}` } };
+      const detail = `the log was cut: checkpoint ${c.id} signed row ${c.audit_id} but the log ends at row ${maxId}`;
+      return report(c.ts, { id: c.audit_id, problem: 'gap', detail });
     }
     if (hash !== c.head) {
-      return { checkpoints: cps.length, lastCheckpointAt: c.ts, unsealedTail: 0, problem: { id: c.audit_id, problem: 'edited', detail: `row ${c.audit_id} differs from what checkpoint ${c.id} signed` } };
+      return report(c.ts, { id: c.audit_id, problem: 'edited', detail: `row ${c.audit_id} differs from what checkpoint ${c.id} signed` });
     }
   }
   const last = cps.at(-1);

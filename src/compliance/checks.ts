@@ -39,7 +39,8 @@ export function runChecks(a: AdminContext, opts: { verifyLimit?: number } = {}):
   const keyCounts = a.keys.counts();
   const keyless = users.filter((u) => a.keys.listForUser(u.id).length === 0).map((u) => u.name);
   add('unique-user-id', '164.312(a)(1)', 'Unique user identification', users.length > 0 && keyCounts.keys === keyCounts.fingerprints,
-    `${users.length} named users; ${keyCounts.keys} keys, each enrolled to exactly one user; sessions and audit rows carry the user name${keyless.length ? `; without keys: ${keyless.join(', ')}` : ''}`);
+    `${users.length} named users; ${keyCounts.keys} keys, each enrolled to exactly one user; sessions and audit rows carry the user name` +
+      (keyless.length ? `; without keys: ${keyless.join(', ')}` : ''));
 
   // (a)(2)(ii) emergency access
   const withCodes = a.recoveryCodes.holders();

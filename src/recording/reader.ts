@@ -120,7 +120,8 @@ export function parseRecording(buf: Buffer): ParsedRecording {
       const ciphertext = body.subarray(CHUNK_HEADER_LEN, len - TAG_LEN);
       const tag = body.subarray(len - TAG_LEN);
       const sealed = body.subarray(CHUNK_HEADER_LEN);
-      out.records.push({ type: 'chunk', offset: p, header: decodeChunkHeader(headerBytes), headerBytes, ciphertext, tag, sealed, hash: sha256(headerBytes, ciphertext, tag) });
+      const hash = sha256(headerBytes, ciphertext, tag);
+      out.records.push({ type: 'chunk', offset: p, header: decodeChunkHeader(headerBytes), headerBytes, ciphertext, tag, sealed, hash });
     } else {
       const jlen = len >= 4 ? body.readUInt32BE(0) : -1;
       if (jlen < 0 || 4 + jlen + SIG_LEN !== len) {

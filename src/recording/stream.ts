@@ -157,6 +157,7 @@ export class RecordingStream {
     const ciphertext = body.subarray(CHUNK_HEADER_LEN, len - TAG_LEN);
     const tag = body.subarray(len - TAG_LEN);
     const sealed = body.subarray(CHUNK_HEADER_LEN);
-    return { type: 'chunk', offset: this.offsets[i]!, header: decodeChunkHeader(headerBytes), headerBytes, ciphertext, tag, sealed, hash: sha256(headerBytes, ciphertext, tag) };
+    const hash = sha256(headerBytes, ciphertext, tag);
+    return { type: 'chunk', offset: this.offsets[i]!, header: decodeChunkHeader(headerBytes), headerBytes, ciphertext, tag, sealed, hash };
   }
 }

@@ -65,7 +65,9 @@ export class HostAccountRepo {
   }
 
   recordPair(p: { roleId: number; userId: number; account: string; uid: number; home: string }, now: number): void {
-    this.db.prepare('INSERT INTO pair_accounts (role_id, user_id, account, uid, home, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(p.roleId, p.userId, p.account, p.uid, p.home, now);
+    this.db
+      .prepare('INSERT INTO pair_accounts (role_id, user_id, account, uid, home, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(p.roleId, p.userId, p.account, p.uid, p.home, now);
   }
 
   /** The highest uid this store ever allocated (allocation continues above it: no reuse). */
@@ -78,7 +80,9 @@ export class HostAccountRepo {
   }
 
   setRemoved(roleId: number, userId: number, at: number): void {
-    this.db.prepare('UPDATE pair_accounts SET removed_at = ?, locked_at = COALESCE(locked_at, ?) WHERE role_id = ? AND user_id = ?').run(at, at, roleId, userId);
+    this.db
+      .prepare('UPDATE pair_accounts SET removed_at = ?, locked_at = COALESCE(locked_at, ?) WHERE role_id = ? AND user_id = ?')
+      .run(at, at, roleId, userId);
   }
 
   /** Pairs still unlocked whose user is disabled or removed, or whose grant or role is gone. */
@@ -101,7 +105,10 @@ export class HostAccountRepo {
 
   /** Removed users' pairs that are locked but whose account still exists. */
   removedUsersPairs(): PairAccountRecord[] {
-    return (this.db.prepare('SELECT p.* FROM pair_accounts p JOIN users u ON u.id = p.user_id WHERE u.removed_at IS NOT NULL AND p.removed_at IS NULL').all()).map(toPair);
+    return this.db
+      .prepare('SELECT p.* FROM pair_accounts p JOIN users u ON u.id = p.user_id WHERE u.removed_at IS NOT NULL AND p.removed_at IS NULL')
+      .all()
+      .map(toPair);
   }
 
   roleAccount(roleId: number): { account: string; uid: number } | null {
@@ -124,7 +131,9 @@ export class HostAccountRepo {
 
   /** Registers an admin's read-only observer client so the intrusion check knows it. */
   addObserver(o: { pid: number; tty: string | null; sessionId: string; actor: string; at: number }): void {
-    this.db.prepare('INSERT OR REPLACE INTO tmux_observers (pid, session_id, actor, started_at, tty) VALUES (?, ?, ?, ?, ?)').run(o.pid, o.sessionId, o.actor, o.at, o.tty);
+    this.db
+      .prepare('INSERT OR REPLACE INTO tmux_observers (pid, session_id, actor, started_at, tty) VALUES (?, ?, ?, ?, ?)')
+      .run(o.pid, o.sessionId, o.actor, o.at, o.tty);
   }
 
   removeObserver(pid: number): void {

@@ -14,7 +14,10 @@ export class KillRepo {
   /** Asks for a session to end; asking again replaces the reason. */
   request(sessionId: string, reason: string, requestedBy: string, now: number): void {
     this.db
-      .prepare('INSERT INTO session_kills (session_id, reason, requested_by, requested_at) VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET reason = excluded.reason')
+      .prepare(
+        `INSERT INTO session_kills (session_id, reason, requested_by, requested_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(session_id) DO UPDATE SET reason = excluded.reason`,
+      )
       .run(sessionId, reason, requestedBy, now);
   }
 

@@ -11,8 +11,14 @@ export interface LockoutRow {
   updatedAt: number;
 }
 
+/** A lockout's level and end. */
+export interface Lock {
+  level: number;
+  lockedUntil: number;
+}
+
 /** Given the failures in the window (and, read on demand, the lockout before), the lock to start or null. */
-export type LockDecision = (failuresInWindow: number, previous: () => { level: number; lockedUntil: number } | null) => { level: number; lockedUntil: number } | null;
+export type LockDecision = (failuresInWindow: number, previous: () => Lock | null) => Lock | null;
 
 /**
  * The lockouts and auth_failures tables. The arithmetic (windows, levels, durations) is the

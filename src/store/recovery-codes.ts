@@ -42,7 +42,9 @@ export class RecoveryCodeRepo {
   /** Spends a code if it is one of the user's unused ones; true exactly once per code. */
   spend(userId: number, code: string, now: number): boolean {
     if (!/^[A-Za-z0-9]{16}$/.test(normaliseRecoveryCode(code))) return false;
-    const rows = this.db.prepare('SELECT id, salt, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL').all(userId) as { id: number; salt: Buffer; code_hash: Buffer }[];
+    const rows = this.db
+      .prepare('SELECT id, salt, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL')
+      .all(userId) as { id: number; salt: Buffer; code_hash: Buffer }[];
     for (const r of rows) {
       if (timingSafeEqual(hash(r.salt, code), r.code_hash)) {
         return this.db.prepare('UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL').run(now, r.id).changes === 1;

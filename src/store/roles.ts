@@ -161,7 +161,8 @@ export class RoleRepo {
 
   /** Every grant, as (user, role) id pairs. */
   allGrants(): { userId: number; roleId: number }[] {
-    return (this.db.prepare('SELECT user_id, role_id FROM grants').all() as { user_id: number; role_id: number }[]).map((r) => ({ userId: r.user_id, roleId: r.role_id }));
+    const rows = this.db.prepare('SELECT user_id, role_id FROM grants').all() as { user_id: number; role_id: number }[];
+    return rows.map((r) => ({ userId: r.user_id, roleId: r.role_id }));
   }
 
   isGranted(userId: number, roleId: number): boolean {

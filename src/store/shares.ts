@@ -26,6 +26,7 @@ export class ShareRepo {
 
   /** Whether `viewerId` may watch (owner, role). */
   isShared(ownerUserId: number, ownerRoleId: number, viewerId: number): boolean {
-    return this.db.prepare('SELECT 1 FROM shares WHERE owner_user_id = ? AND owner_role_id = ? AND viewer_user_id = ?').get(ownerUserId, ownerRoleId, viewerId) !== undefined;
+    const q = this.db.prepare('SELECT 1 FROM shares WHERE owner_user_id = ? AND owner_role_id = ? AND viewer_user_id = ?');
+    return q.get(ownerUserId, ownerRoleId, viewerId) !== undefined;
   }
 }

@@ -60,7 +60,11 @@ export function buildStores(config: Config, clock: Clock, db: Db, masterKeys: Ke
     keys: new KeyRepo(db),
     totp: new TotpRepo(db, masterKeys),
     sessions: new SessionRepo(db),
-    lockouts: new Lockouts(new LockoutRepo(db), clock, { user: config.auth.userLockout, address: config.auth.addressLockout, prefix: config.auth.prefixLockout }),
+    lockouts: new Lockouts(new LockoutRepo(db), clock, {
+      user: config.auth.userLockout,
+      address: config.auth.addressLockout,
+      prefix: config.auth.prefixLockout,
+    }),
     recordings: new RecordingRepo(db),
     recoveryCodes: new RecoveryCodeRepo(db, random),
     shares: new ShareRepo(db),
