@@ -24,7 +24,6 @@ import { HostAccountRepo } from './host-accounts.js';
 export interface Stores {
   config: Config;
   clock: Clock;
-  db: Db;
   audit: AuditLog;
   auditEvents: AuditEventRepo;
   users: UserRepo;
@@ -52,7 +51,6 @@ export function buildStores(config: Config, clock: Clock, db: Db, masterKeys: Ke
   return {
     config,
     clock,
-    db,
     audit: new AuditLog(auditEvents, clock, logger),
     auditEvents,
     users: new UserRepo(db),

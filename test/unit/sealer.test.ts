@@ -35,7 +35,7 @@ describe('AES-256-GCM sealer', () => {
     expect(() => s.open(blob, Buffer.from('other'))).toThrow();
     expect(() => aesGcmSealer(randomBytes(32)).open(blob, Buffer.from('aad'))).toThrow();
     const altered = Buffer.from(blob);
-    altered[NONCE_LEN] ^= 1;
+    altered[NONCE_LEN] = altered[NONCE_LEN]! ^ 1;
     expect(() => s.open(altered, Buffer.from('aad'))).toThrow();
     expect(() => s.open(blob.subarray(0, 20), Buffer.from('aad'))).toThrow();
   });
