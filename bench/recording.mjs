@@ -11,6 +11,7 @@ import { Gateway, ensureAccount, pct, waitFor } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const { Recorder } = await import(path.join(ROOT, 'dist/recording/recorder.js'));
+const { aesGcmSealer } = await import(path.join(ROOT, 'dist/crypto/sealer.js'));
 const { verifyRecording } = await import(path.join(ROOT, 'dist/recording/verify.js'));
 const { openChunk, parseRecording } = await import(path.join(ROOT, 'dist/recording/reader.js'));
 const { Keyframes, screenAt } = await import(path.join(ROOT, 'dist/recording/player.js'));
@@ -112,7 +113,7 @@ async function synth(seconds, perSecond, id) {
   const file = memFile();
   const dataKey = randomBytes(32);
   const header = { v: 1, sessionId: id, user: 'u', role: 'r', startedAt: clock.now(), cols: 120, rows: 40, term: 'xterm', cipher: 'aes-256-gcm', compression: 'deflate-raw', recordInput: false };
-  const rec = new Recorder({ header, dataKey, file, clock, signer, fsync: false, maxQueueBytes: 1 << 30 });
+  const rec = new Recorder({ header, sealer: aesGcmSealer(dataKey), file, clock, signer, fsync: false, maxQueueBytes: 1 << 30 });
   await rec.start();
   for (let s = 0; s < seconds; s++) {
     for (let i = 0; i < perSecond.length; i++) rec.frame('output', perSecond[i](s));

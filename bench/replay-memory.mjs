@@ -12,6 +12,7 @@ import { Gateway, ensureAccount, pct, sshClient, waitFor, echoOnce } from './lib
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const { totpCode } = await import(path.join(ROOT, 'dist/auth/totp.js'));
 const { Recorder } = await import(path.join(ROOT, 'dist/recording/recorder.js'));
+const { aesGcmSealer } = await import(path.join(ROOT, 'dist/crypto/sealer.js'));
 const { FakeClock } = await import(path.join(ROOT, 'dist/platform/clock.js'));
 const { loadConfig } = await import(path.join(ROOT, 'dist/config/load.js'));
 const { openAdmin } = await import(path.join(ROOT, 'dist/admin/context.js'));
@@ -39,7 +40,7 @@ async function synthRecording(gw, mb) {
   admin.recordings.create({ sessionId: id, file, dataKey, keys: admin.masterKeys, cols: 120, rows: 40, now: clock.now() });
   const { privateKey } = generateKeyPairSync('ed25519');
   const header = { v: 1, sessionId: id, user: 'u0', role: 'bench', startedAt: clock.now(), cols: 120, rows: 40, term: 'xterm-256color', cipher: 'aes-256-gcm', compression: 'deflate-raw', recordInput: false };
-  const rec = new Recorder({ header, dataKey, clock, fsync: false, maxQueueBytes: 1 << 30, signer: { sign: (d) => sign(null, d, privateKey), publicKeyPem: '' }, file: { path: file, append: async (d) => append(file, d), close: async () => {} } });
+  const rec = new Recorder({ header, sealer: aesGcmSealer(dataKey), clock, fsync: false, maxQueueBytes: 1 << 30, signer: { sign: (d) => sign(null, d, privateKey), publicKeyPem: '' }, file: { path: file, append: async (d) => append(file, d), close: async () => {} } });
   await rec.start();
   let s = 0;
   // Random base64 in 76-column lines with colour: deflate stores ~0.77 bytes per byte of it.

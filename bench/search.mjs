@@ -11,6 +11,7 @@ import path from 'node:path';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const { Recorder } = await import(path.join(ROOT, 'dist/recording/recorder.js'));
+const { aesGcmSealer } = await import(path.join(ROOT, 'dist/crypto/sealer.js'));
 const { FakeClock } = await import(path.join(ROOT, 'dist/platform/clock.js'));
 const { RecordingStream } = await import(path.join(ROOT, 'dist/recording/stream.js'));
 const { searchFrames } = await import(path.join(ROOT, 'dist/recording/search.js'));
@@ -26,7 +27,7 @@ async function synth(id, perSecond) {
   const dataKey = randomBytes(32);
   const { privateKey } = generateKeyPairSync('ed25519');
   const header = { v: 1, sessionId: id, user: 'u', role: 'r', startedAt: clock.now(), cols: 120, rows: 40, term: 'xterm', cipher: 'aes-256-gcm', compression: 'deflate-raw', recordInput: false };
-  const rec = new Recorder({ header, dataKey, clock, fsync: false, maxQueueBytes: 1 << 30, signer: { sign: (d) => sign(null, d, privateKey), publicKeyPem: '' }, file: { path: file, append: async (d) => appendFileSync(file, d), close: async () => {} } });
+  const rec = new Recorder({ header, sealer: aesGcmSealer(dataKey), clock, fsync: false, maxQueueBytes: 1 << 30, signer: { sign: (d) => sign(null, d, privateKey), publicKeyPem: '' }, file: { path: file, append: async (d) => appendFileSync(file, d), close: async () => {} } });
   await rec.start();
   let plain = 0;
   for (let s = 0; s < SECONDS; s++) {

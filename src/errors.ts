@@ -73,8 +73,3 @@ export class TgError extends Error {
     return CODES[this.code];
   }
 }
-
-/** True when `e` is a TgError with the given code. */
-export function isTgError(e: unknown, code?: ErrorCode): e is TgError {
-  return e instanceof TgError && (code === undefined || e.code === code);
-}

@@ -1,6 +1,6 @@
+import { systemRandom, type Random } from './platform/random.js';
 import { mkdirSync, chmodSync, readFileSync } from 'node:fs';
 import { Host } from './host/host.js';
-import { HostAccountRepo } from './store/host-accounts.js';
 import ssh2 from 'ssh2';
 import type { Config } from './config/schema.js';
 import { canonicalJson } from './config/load.js';
@@ -35,8 +35,8 @@ export interface GatewayDeps {
   spawnPty?: (o: PtySpawnOptions) => Pty;
   recordingSink?: RecordingSink;
   enforceEveryMs?: number;
-  /** Randomness for the front door's early drop (tests make it deterministic). */
-  random?: () => number;
+  /** Chance: the front door's early drop, ids, data keys, flush phases (tests make it deterministic). */
+  random?: Random;
 }
 
 export interface Gateway {
@@ -80,9 +80,10 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   chmodSync(config.paths.dataDir, 0o700);
 
   const db: Db = openDb(config.paths.dbFile);
-  const stores = buildStores(config, clock, db, provider, logger);
+  const random = deps.random ?? systemRandom;
+  const stores = buildStores(config, clock, db, provider, logger, random);
   const audit = stores.audit;
-  const host = new Host({ config, repo: new HostAccountRepo(db), roles: stores.roles, clock, logger, audit });
+  const host = new Host({ config, repo: stores.hostAccounts, roles: stores.roles, clock, logger, audit });
   try {
     await host.prepare();
   } catch (e) {
@@ -131,7 +132,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
       handshakeTimeout: config.ssh.handshakeTimeout,
       loginGraceTime: config.ssh.loginGraceTime,
     },
-    { clock, logger, preauth: ctx.preauth, ...(deps.random ? { random: deps.random } : {}) },
+    { clock, logger, preauth: ctx.preauth, random },
     (socket) => sshServer.injectSocket(socket),
   );
   const connections = new Set<GatewayConnection>();
@@ -194,10 +195,10 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   m.inc('recording_seal_seconds_total', 0);
   const metricsServer = config.metrics.enabled ? await serveMetrics(m, config.metrics.host, config.metrics.port) : null;
   const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : null;
-  const previous = db.prepare("SELECT value FROM gateway_state WHERE key = 'config'").get() as { value: string } | undefined;
+  const previous = ctx.gatewayState.get('config');
   const { paths: _p, hash: _h, ...plain } = config;
-  const changed = previous ? changedFields(JSON.parse(previous.value), JSON.parse(canonicalJson(plain))) : ['(first start)'];
-  db.prepare("INSERT INTO gateway_state (key, value) VALUES ('config', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(canonicalJson(plain));
+  const changed = previous ? changedFields(JSON.parse(previous), JSON.parse(canonicalJson(plain))) : ['(first start)'];
+  ctx.gatewayState.set('config', canonicalJson(plain));
   // Roles were checked by host.prepare(): a missing account or an unflagged root account is
   // logged at start, not discovered by the first user.
   const dev = devMode(ctx.roles, host);
@@ -219,7 +220,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const stopEnforcer = startEnforcer(ctx, deps.enforceEveryMs ?? 500);
   const checkpoint = () => {
     try {
-      writeCheckpoint(db, auditSigner.sign, clock.now());
+      writeCheckpoint(ctx.auditEvents, auditSigner.sign, clock.now());
     } catch (e) {
       logger.error({ err: e }, 'audit checkpoint failed');
     }

@@ -3,7 +3,6 @@ import type { User } from '../store/users.js';
 import type { Role, RoleInput } from '../store/roles.js';
 import type { StoredKey } from '../store/keys.js';
 import { FINGERPRINT_RE, parseAuthorizedKey } from '../auth/public-key.js';
-import { RecoveryCodeRepo } from '../store/recovery-codes.js';
 import { parseLoginName } from '../authz/login-name.js';
 import { checkTotp, newTotpSecret, totpUri } from '../auth/totp.js';
 import { TgError } from '../errors.js';
@@ -14,7 +13,7 @@ import { checkName } from '../store/names.js';
  * command leaves nothing half-written and every change is on the audit chain.
  */
 function tx<T>(a: AdminContext, fn: () => T): T {
-  return a.db.transaction(fn).immediate();
+  return a.transaction(fn);
 }
 
 /** Adds a user, optionally with a default role (which is then also granted). */
@@ -42,14 +41,13 @@ export interface UserSummary {
 /** Every live user with roles, key count and TOTP state. */
 export function listUsers(a: AdminContext): UserSummary[] {
   return a.users.list().map((u) => {
-    const t = a.db.prepare('SELECT confirmed_at FROM totp_secrets WHERE user_id = ?').get(u.id) as { confirmed_at: number | null } | undefined;
     return {
       name: u.name,
       disabled: u.disabled,
       defaultRole: u.defaultRoleId ? (a.roles.byId(u.defaultRoleId)?.name ?? null) : null,
       roles: a.roles.grantsOf(u.id).map((r) => r.name),
       keys: a.keys.listForUser(u.id).length,
-      totp: !t ? 'none' : t.confirmed_at === null ? 'pending' : 'confirmed',
+      totp: a.totp.state(u.id),
       createdAt: new Date(u.createdAt).toISOString(),
     };
   });
@@ -118,7 +116,7 @@ export function grantRole(a: AdminContext, userName: string, roleName: string, m
 export function showUser(a: AdminContext, name: string): UserSummary & { keyFingerprints: string[]; recoveryCodesLeft: number } {
   const u = a.users.get(name);
   const summary = listUsers(a).find((x) => x.name === u.name)!;
-  return { ...summary, keyFingerprints: a.keys.listForUser(u.id).map((k) => k.fingerprint), recoveryCodesLeft: new RecoveryCodeRepo(a.db).remaining(u.id) };
+  return { ...summary, keyFingerprints: a.keys.listForUser(u.id).map((k) => k.fingerprint), recoveryCodesLeft: a.recoveryCodes.remaining(u.id) };
 }
 
 /** Disables or enables a user; a running gateway ends a disabled user's sessions within 2 s. */
@@ -162,7 +160,7 @@ export function resetTotp(a: AdminContext, userName: string): void {
 export function generateRecoveryCodes(a: AdminContext, userName: string, n = 10): string[] {
   return tx(a, () => {
     const u = a.users.get(userName);
-    const codes = new RecoveryCodeRepo(a.db).generate(u.id, n, a.clock.now());
+    const codes = a.recoveryCodes.generate(u.id, n, a.clock.now());
     a.audit.emit(a.actor, { type: 'admin.change', action: 'recovery-codes.generate', target: userName, detail: { count: n } });
     return codes;
   });
@@ -204,9 +202,7 @@ export function killSession(a: AdminContext, sessionId: string, reason: string):
   tx(a, () => {
     const s = a.sessions.get(sessionId);
     if (!s || s.state !== 'live') throw new TgError('TG_ERR_SESSION_NOT_FOUND', `no live session ${sessionId}; see: tmuxgate sessions list --live`);
-    a.db
-      .prepare('INSERT INTO session_kills (session_id, reason, requested_by, requested_at) VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET reason = excluded.reason')
-      .run(sessionId, reason.slice(0, 200), a.actor, a.clock.now());
+    a.kills.request(sessionId, reason.slice(0, 200), a.actor, a.clock.now());
     a.audit.emit(a.actor, { type: 'admin.change', action: 'session.kill', target: sessionId, detail: { reason: reason.slice(0, 200), user: s.user_name } });
   });
 }

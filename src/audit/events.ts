@@ -40,4 +40,3 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
 ]);
 
 export type AuditEvent = z.infer<typeof AuditEventSchema>;
-export type AuditEventType = AuditEvent['type'];

@@ -1,8 +1,8 @@
-import type { Db } from '../store/db.js';
 import type { Clock } from '../platform/clock.js';
+import type { LockoutRepo, LockoutRow, SubjectKind } from '../store/lockouts.js';
 import { addressPrefix } from './address-prefix.js';
 
-export type SubjectKind = 'user' | 'address';
+export type { LockoutRow, SubjectKind } from '../store/lockouts.js';
 
 export interface LockoutPolicy {
   maxFailures: number;
@@ -15,14 +15,6 @@ export interface LockState {
   locked: boolean;
   until: number;
   level: number;
-}
-
-export interface LockoutRow {
-  subjectKind: SubjectKind;
-  subject: string;
-  level: number;
-  lockedUntil: number;
-  updatedAt: number;
 }
 
 /** Lock duration for the n-th lockout: doubles each time, capped. */
@@ -41,7 +33,7 @@ export interface LockoutPolicies {
 const isPrefix = (subject: string) => subject.includes('/');
 
 /**
- * Failure counting and lockouts per user and per source address and its prefix, kept in SQLite so they hold
+ * Failure counting and lockouts per user and per source address and its prefix, kept in the store so they hold
  * across restarts and `tmuxgate lockouts clear` reaches a running gateway.
  * A lockout consumes the failures that caused it; its level (and so its length) grows with each
  * further lockout and falls back to zero once the subject has been quiet for maxDuration.
@@ -50,7 +42,7 @@ const isPrefix = (subject: string) => subject.includes('/');
  */
 export class Lockouts {
   constructor(
-    private readonly db: Db,
+    private readonly repo: LockoutRepo,
     private readonly clock: Clock,
     private readonly policies: LockoutPolicies,
   ) {}
@@ -84,11 +76,9 @@ export class Lockouts {
 
   /** Whether the subject is locked right now. */
   state(kind: SubjectKind, subject: string): LockState {
-    const r = this.db.prepare('SELECT level, locked_until FROM lockouts WHERE subject_kind = ? AND subject = ?').get(kind, subject) as
-      | { level: number; locked_until: number }
-      | undefined;
+    const r = this.repo.get(kind, subject);
     if (!r) return { locked: false, until: 0, level: 0 };
-    return { locked: r.locked_until > this.clock.now(), until: r.locked_until, level: r.level };
+    return { locked: r.lockedUntil > this.clock.now(), until: r.lockedUntil, level: r.level };
   }
 
   /** Records one failure; returns the new lock when this failure triggers one. */
@@ -96,54 +86,30 @@ export class Lockouts {
     const now = this.clock.now();
     const policy = this.policyFor(kind, subject);
     const longestWindow = Math.max(this.policies.user.window, this.policies.address.window, this.policies.prefix?.window ?? 0);
-    return this.db
-      .transaction((): LockState | null => {
-        this.db.prepare('INSERT INTO auth_failures (subject_kind, subject, at) VALUES (?, ?, ?)').run(kind, subject, now);
-        this.db.prepare('DELETE FROM auth_failures WHERE at < ?').run(now - longestWindow);
-        const { n } = this.db
-          .prepare('SELECT COUNT(*) AS n FROM auth_failures WHERE subject_kind = ? AND subject = ? AND at > ?')
-          .get(kind, subject, now - policy.window) as { n: number };
-        if (n < policy.maxFailures) return null;
-        const prev = this.db.prepare('SELECT level, locked_until FROM lockouts WHERE subject_kind = ? AND subject = ?').get(kind, subject) as
-          | { level: number; locked_until: number }
-          | undefined;
-        const quiet = prev ? now - prev.locked_until > policy.maxDuration : true;
-        const level = (quiet ? 0 : prev!.level) + 1;
-        const until = now + lockDuration(policy, level);
-        this.db
-          .prepare(
-            `INSERT INTO lockouts (subject_kind, subject, level, locked_until, updated_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT(subject_kind, subject) DO UPDATE SET level = excluded.level, locked_until = excluded.locked_until, updated_at = excluded.updated_at`,
-          )
-          .run(kind, subject, level, until, now);
-        this.db.prepare('DELETE FROM auth_failures WHERE subject_kind = ? AND subject = ?').run(kind, subject);
-        return { locked: true, until, level };
-      })
-      .immediate();
+    const lock = this.repo.recordFailure({ kind, subject, at: now, pruneBefore: now - longestWindow, countSince: now - policy.window }, (n, previous) => {
+      if (n < policy.maxFailures) return null;
+      const prev = previous();
+      const quiet = prev ? now - prev.lockedUntil > policy.maxDuration : true;
+      const level = (quiet ? 0 : prev!.level) + 1;
+      return { level, lockedUntil: now + lockDuration(policy, level) };
+    });
+    return lock ? { locked: true, until: lock.lockedUntil, level: lock.level } : null;
   }
 
   /** Forgets the subject's counted failures (after a successful login). */
   resetFailures(kind: SubjectKind, subject: string): void {
-    this.db.prepare('DELETE FROM auth_failures WHERE subject_kind = ? AND subject = ?').run(kind, subject);
+    this.repo.resetFailures(kind, subject);
   }
 
   /** Lifts a lockout and its history; returns whether there was one. */
   clear(kind: SubjectKind, subject: string): boolean {
-    const n = this.db.prepare('DELETE FROM lockouts WHERE subject_kind = ? AND subject = ?').run(kind, subject).changes;
+    const had = this.repo.remove(kind, subject);
     this.resetFailures(kind, subject);
-    return n > 0;
+    return had;
   }
 
   /** Lockouts still in force. */
   active(): LockoutRow[] {
-    return (
-      this.db.prepare('SELECT * FROM lockouts WHERE locked_until > ? ORDER BY locked_until DESC').all(this.clock.now()) as {
-        subject_kind: SubjectKind;
-        subject: string;
-        level: number;
-        locked_until: number;
-        updated_at: number;
-      }[]
-    ).map((r) => ({ subjectKind: r.subject_kind, subject: r.subject, level: r.level, lockedUntil: r.locked_until, updatedAt: r.updated_at }));
+    return this.repo.activeAt(this.clock.now());
   }
 }

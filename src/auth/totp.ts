@@ -18,7 +18,7 @@ export function totpUri(issuer: string, user: string, secret: string): string {
   return generateURI({ issuer, label: user, secret, digits: TOTP_DIGITS, period: TOTP_PERIOD_S });
 }
 
-/** The code for `secret` at `nowMs` (tests and `totp code` for operators with a break-glass seed). */
+/** The code for `secret` at `nowMs` (tests and benchmarks; no command prints a code). */
 export function totpCode(secret: string, nowMs: number): string {
   return generateSync({ secret, epoch: Math.floor(nowMs / 1000), digits: TOTP_DIGITS, period: TOTP_PERIOD_S });
 }

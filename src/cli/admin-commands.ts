@@ -9,8 +9,6 @@ import { openAdmin } from '../admin/context.js';
 import { TgError } from '../errors.js';
 import { checkRoleAccount, sandboxFromFlags, withSandboxFlags, type SandboxFlags } from './role-flags.js';
 import { rotateMasterKey } from '../crypto/master-key.js';
-import { RecordingRepo } from '../store/recordings.js';
-import { TotpRepo } from '../store/totp.js';
 
 /** `tmuxgate user ...` */
 export function userCommand(): Command {
@@ -98,13 +96,12 @@ export function keyCommand(): Command {
         const a = openAdmin(c);
         try {
           const r = rotateMasterKey(c.paths.keysDir, (p) =>
-            a.db
-              .transaction(() => {
-                const n = new RecordingRepo(a.db).rewrapAll(p) + new TotpRepo(a.db, p).rewrapAll(p);
-                a.audit.emit(a.actor, { type: 'admin.change', action: 'keys.rotate', target: 'master.key', detail: { newKeyId: p.keyId, rewrapped: n } });
-                return n;
-              })
-              .immediate(),
+            a.transaction(() => {
+              // rewrapAll opens with and seals under the provider it is given, not the one the repository was built with.
+              const n = a.recordings.rewrapAll(p) + a.totp.rewrapAll(p);
+              a.audit.emit(a.actor, { type: 'admin.change', action: 'keys.rotate', target: 'master.key', detail: { newKeyId: p.keyId, rewrapped: n } });
+              return n;
+            }),
           );
           process.stdout.write(`master key rotated: ${r.oldId} -> ${r.newId}; ${r.rewrapped} secrets re-wrapped. The old key is kept as master.key.retired-${r.oldId}. Restart the gateway so new sessions use the new key.\n`);
         } finally {

@@ -49,12 +49,12 @@ export function auditCommands(audit: Command): void {
         const show = (r: AuditRow) => process.stdout.write((o.json ? safeJson({ ...r, data: JSON.parse(r.data) }) : line(r)) + '\n');
         try {
           let last = 0;
-          for (const r of readAudit(a.db, { limit: n })) (show(r), (last = r.id));
+          for (const r of readAudit(a.auditEvents, { limit: n })) (show(r), (last = r.id));
           if (!o.follow) return;
-          last = Math.max(last, (a.db.prepare('SELECT MAX(id) AS m FROM audit_events').get() as { m: number | null }).m ?? 0);
+          last = Math.max(last, a.auditEvents.maxId());
           await new Promise<void>((resolve) => {
             const t = setInterval(() => {
-              for (const r of readAudit(a.db, { sinceId: last })) (show(r), (last = r.id));
+              for (const r of readAudit(a.auditEvents, { sinceId: last })) (show(r), (last = r.id));
             }, 500);
             process.once('SIGINT', () => (clearInterval(t), resolve()));
             process.once('SIGTERM', () => (clearInterval(t), resolve()));
@@ -74,8 +74,8 @@ export function auditCommands(audit: Command): void {
         const c = configOf(cmd);
         withAdmin(cmd, (a) => {
           const pem = readFileSync(o.publicKey ?? path.join(c.paths.keysDir, AUDIT_PUB_FILE), 'utf8');
-          const chain = verifyAuditChain(a.db);
-          const cps = verifyCheckpoints(a.db, (d, s) => verifyWithPublicKey(pem, d, s));
+          const chain = verifyAuditChain(a.auditEvents);
+          const cps = verifyCheckpoints(a.auditEvents, (d, s) => verifyWithPublicKey(pem, d, s));
           const problem = chain.problem ?? cps.problem;
           const out = { ok: !problem, rows: chain.rows, head: chain.head, checkpoints: cps.checkpoints, lastCheckpointAt: cps.lastCheckpointAt ? new Date(cps.lastCheckpointAt).toISOString() : null, unsealedTail: cps.unsealedTail, problem };
           if (o.json) printJson(out);
@@ -100,7 +100,7 @@ export function auditCommands(audit: Command): void {
         const a = openAdmin(configOf(cmd));
         try {
           const out: NodeJS.WritableStream = o.output ? createWriteStream(o.output, { mode: 0o600 }) : process.stdout;
-          for (const r of a.db.prepare('SELECT * FROM audit_events WHERE ts >= ? AND ts <= ? ORDER BY id').iterate(since, until) as IterableIterator<AuditRow>) {
+          for (const r of a.auditEvents.between(since, until)) {
             const l = o.format === 'jsonl' ? safeJson({ ...r, data: JSON.parse(r.data) }) : syslogLine(r);
             if (!out.write(l + '\n')) await new Promise<void>((res) => out.once('drain', () => res()));
           }

@@ -16,10 +16,15 @@ export function complianceReportCommand(): Command {
         const checks = runChecks(a);
         const failed = checks.filter((c) => !c.pass).length;
         a.audit.emit(a.actor, { type: 'admin.change', action: 'compliance.report', target: 'gateway', detail: { failed, checks: checks.length } });
-        if (o.json) printJson({ generatedAt: new Date().toISOString(), passed: checks.length - failed, failed, checks });
+        if (o.json) printJson({ generatedAt: new Date(a.clock.now()).toISOString(), passed: checks.length - failed, failed, checks });
         else if (o.markdown) {
-          process.stdout.write(`# tmuxgate compliance report\n\nGenerated ${new Date().toISOString()}: ${checks.length - failed} pass, ${failed} fail.\n\n| result | safeguard | check | evidence |\n| --- | --- | --- | --- |\n`);
-          for (const c of checks) process.stdout.write(`| ${c.pass ? 'PASS' : '**FAIL**'} | ${c.safeguard} | ${c.title} | ${printable(c.evidence).replace(/\|/g, '\\|')} |\n`);
+          const generated = new Date(a.clock.now()).toISOString();
+          process.stdout.write(`# tmuxgate compliance report\n\nGenerated ${generated}: ${checks.length - failed} pass, ${failed} fail.\n\n`);
+          process.stdout.write('| result | safeguard | check | evidence |\n| --- | --- | --- | --- |\n');
+          for (const c of checks) {
+            const evidence = printable(c.evidence).replace(/\|/g, '\\|');
+            process.stdout.write(`| ${c.pass ? 'PASS' : '**FAIL**'} | ${c.safeguard} | ${c.title} | ${evidence} |\n`);
+          }
         } else {
           for (const c of checks) process.stdout.write(`${c.pass ? 'PASS' : 'FAIL'}  ${c.safeguard.padEnd(18)} ${c.title}\n      ${printable(c.evidence)}\n`);
           process.stdout.write(`\n${checks.length - failed} pass, ${failed} fail\n`);

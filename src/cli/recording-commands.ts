@@ -108,7 +108,7 @@ export function verifyCommand(): Command {
         const bar = progress(ids.length, 'verify', !o.json);
         const results = ids.map((sid, i) => {
           const r = verifyOne(a, sid, pem, !o.publicKey);
-          a.recordings.noteVerified(sid, r.status, Date.now());
+          a.recordings.noteVerified(sid, r.status, a.clock.now());
           access(a, 'verify', sid, r.status);
           bar(i + 1);
           return r;

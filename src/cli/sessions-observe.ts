@@ -3,14 +3,13 @@ import { example, withCommon, configOf } from './common.js';
 import { TgError } from '../errors.js';
 import { openAdmin, type AdminContext } from '../admin/context.js';
 import { Host } from '../host/host.js';
-import { HostAccountRepo } from '../store/host-accounts.js';
 import { silentLogger } from '../platform/logger.js';
 import { spawnPty } from '../session/pty.js';
 import { SafeTerminalFilter } from '../recording/safe-terminal.js';
 
 /** The host side of the admin CLI: the same privilege boundary the gateway uses. */
 export function adminHost(a: AdminContext): Host {
-  return new Host({ config: a.config, repo: new HostAccountRepo(a.db), roles: a.roles, clock: a.clock, logger: silentLogger(), audit: a.audit });
+  return new Host({ config: a.config, repo: a.hostAccounts, roles: a.roles, clock: a.clock, logger: silentLogger(), audit: a.audit });
 }
 
 const filterOf = (f: SafeTerminalFilter) => (d: Buffer) => f.write(d);
@@ -37,8 +36,8 @@ export async function observe(a: AdminContext, id: string, screenFilter: (d: Buf
   const out = process.stdout;
   const pty = spawnPty({ file: cmd.file, args: cmd.args, cwd: '/', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: 'xterm-256color', LANG: 'C.UTF-8', HOME: '/' }, cols: out.columns || 80, rows: out.rows || 24, term: 'xterm-256color' });
   // Registered, so the gateway's intrusion check knows this client is an audited observer.
-  const repo = new HostAccountRepo(a.db);
-  repo.addObserver({ pid: pty.pid, tty: pty.tty, sessionId: id, actor: a.actor, at: Date.now() });
+  const repo = a.hostAccounts;
+  repo.addObserver({ pid: pty.pid, tty: pty.tty, sessionId: id, actor: a.actor, at: a.clock.now() });
   const stdin = process.stdin;
   const raw = stdin.isTTY;
   if (raw) stdin.setRawMode(true);

@@ -36,13 +36,14 @@ export function runChecks(a: AdminContext, opts: { verifyLimit?: number } = {}):
   const shellRoles = roles.filter((r) => r.kind === 'shell');
 
   // (a)(1) unique user identification
-  const keyOwners = a.db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT fingerprint) AS d FROM public_keys').get() as { n: number; d: number };
+  const keyCounts = a.keys.counts();
   const keyless = users.filter((u) => a.keys.listForUser(u.id).length === 0).map((u) => u.name);
-  add('unique-user-id', '164.312(a)(1)', 'Unique user identification', users.length > 0 && keyOwners.n === keyOwners.d,
-    `${users.length} named users; ${keyOwners.n} keys, each enrolled to exactly one user; sessions and audit rows carry the user name${keyless.length ? `; without keys: ${keyless.join(', ')}` : ''}`);
+  add('unique-user-id', '164.312(a)(1)', 'Unique user identification', users.length > 0 && keyCounts.keys === keyCounts.fingerprints,
+    `${users.length} named users; ${keyCounts.keys} keys, each enrolled to exactly one user; sessions and audit rows carry the user name` +
+      (keyless.length ? `; without keys: ${keyless.join(', ')}` : ''));
 
   // (a)(2)(ii) emergency access
-  const withCodes = (a.db.prepare('SELECT DISTINCT u.name FROM recovery_codes r JOIN users u ON u.id = r.user_id WHERE r.used_at IS NULL AND u.removed_at IS NULL').all() as { name: string }[]).map((r) => r.name);
+  const withCodes = a.recoveryCodes.holders();
   const breakGlass = roles.filter((r) => r.allowRoot).map((r) => r.name);
   add('emergency-access', '164.312(a)(2)(ii)', 'Emergency access procedure', withCodes.length > 0,
     `users holding unused one-time recovery codes: ${withCodes.join(', ') || 'none'}; break-glass roles (allowRoot): ${breakGlass.join(', ') || 'none'}`);
@@ -55,17 +56,17 @@ export function runChecks(a: AdminContext, opts: { verifyLimit?: number } = {}):
 
   // (a)(2)(iv) encryption and decryption
   const mk = path.join(c.paths.keysDir, MASTER_KEY_FILE);
-  const totpKeyIds = (a.db.prepare('SELECT DISTINCT key_id FROM totp_secrets').all() as { key_id: string }[]).map((r) => r.key_id);
+  const totpKeyIds = a.totp.keyIds();
   add('encryption-at-rest', '164.312(a)(2)(iv)', 'Encryption and decryption', c.recording.enabled && mode(mk) === '0600',
     `recording ${c.recording.enabled ? 'on' : 'OFF'} (AES-256-GCM, per-session data keys wrapped by the master key); master.key mode ${mode(mk)}; TOTP secrets sealed under key ids ${totpKeyIds.join(', ') || '(none yet)'}`);
 
   // (b) audit controls
-  const chain = verifyAuditChain(a.db);
+  const chain = verifyAuditChain(a.auditEvents);
   let cps: ReturnType<typeof verifyCheckpoints> | null = null;
   const pubFile = path.join(c.paths.keysDir, AUDIT_PUB_FILE);
   if (existsSync(pubFile)) {
     const pem = readFileSync(pubFile, 'utf8');
-    cps = verifyCheckpoints(a.db, (d, s) => verifyWithPublicKey(pem, d, s));
+    cps = verifyCheckpoints(a.auditEvents, (d, s) => verifyWithPublicKey(pem, d, s));
   }
   const auditOk = !chain.problem && !!cps && !cps.problem && c.recording.enabled;
   add('audit-controls', '164.312(b)', 'Audit controls', auditOk,
@@ -91,8 +92,8 @@ export function runChecks(a: AdminContext, opts: { verifyLimit?: number } = {}):
     `recording trailers and audit checkpoints are Ed25519-signed; audit key mode ${mode(ak)}, public key ${existsSync(pubFile) ? 'published' : 'missing'} (tmuxgate audit pubkey)`);
 
   // (d) person or entity authentication
-  const confirmed = (a.db.prepare('SELECT COUNT(*) AS n FROM totp_secrets WHERE confirmed_at IS NOT NULL').get() as { n: number }).n;
-  const noTotp = users.filter((u) => !(a.db.prepare('SELECT 1 FROM totp_secrets WHERE user_id = ? AND confirmed_at IS NOT NULL').get(u.id))).map((u) => u.name);
+  const confirmed = a.totp.confirmedCount();
+  const noTotp = users.filter((u) => a.totp.state(u.id) !== 'confirmed').map((u) => u.name);
   add('mfa', '164.312(d)', 'Person or entity authentication (MFA required)', c.auth.userLockout.maxFailures <= 10,
     `every login needs an enrolled key's signature and a TOTP code (not configurable off); ${confirmed} users with confirmed TOTP${noTotp.length ? `; cannot log in until enrolled: ${noTotp.join(', ')}` : ''}; lockout after ${c.auth.userLockout.maxFailures} failures per user, ${c.auth.addressLockout.maxFailures} per address`);
 

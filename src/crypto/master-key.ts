@@ -1,8 +1,9 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { loadOrCreate, readPrivate, writeAtomic } from './key-files.js';
-import { Secret } from '../platform/secret.js';
+import { aesGcmSealer, NONCE_LEN, TAG_LEN, type Sealer } from './sealer.js';
+import { systemRandom, type Random } from '../platform/random.js';
 import { TgError } from '../errors.js';
 
 export const MASTER_KEY_FILE = 'master.key';
@@ -26,30 +27,25 @@ export function masterKeyId(key: Buffer): string {
 /** AES-256-GCM under one master key (and older keys kept for opening only). */
 export class MasterKeyProvider implements KeyProvider {
   readonly keyId: string;
-  private readonly keys = new Map<string, Secret<Buffer>>();
-  constructor(current: Buffer, older: Buffer[] = []) {
+  /** One Sealer per loaded key; the key bytes live only inside them. */
+  private readonly sealers = new Map<string, Sealer>();
+  constructor(current: Buffer, older: Buffer[] = [], random: Random = systemRandom) {
     if (current.length !== 32) throw new TgError('TG_ERR_KEY_UNREADABLE', 'master key must be 32 bytes');
     this.keyId = masterKeyId(current);
-    for (const k of [current, ...older]) this.keys.set(masterKeyId(k), new Secret(k));
+    for (const k of [current, ...older]) this.sealers.set(masterKeyId(k), aesGcmSealer(k, random));
   }
+  /** Layout on disk: version(1) | nonce(12) | ciphertext | tag(16), i.e. the version byte then Sealer.seal's blob. */
   seal(plain: Buffer, aad: string): Buffer {
-    const nonce = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.keys.get(this.keyId)!.reveal(), nonce);
-    c.setAAD(Buffer.from(aad));
-    const ct = Buffer.concat([c.update(plain), c.final()]);
-    return Buffer.concat([Buffer.from([SEAL_VERSION]), nonce, ct, c.getAuthTag()]);
+    return Buffer.concat([Buffer.from([SEAL_VERSION]), this.sealers.get(this.keyId)!.seal(plain, Buffer.from(aad))]);
   }
   open(blob: Buffer, aad: string, keyId: string): Buffer {
-    const key = this.keys.get(keyId);
-    if (!key) throw new TgError('TG_ERR_MASTER_KEY_MISMATCH', `secret was sealed with master key ${keyId}, which is not loaded`);
-    if (blob.length < 1 + 12 + 16 || blob[0] !== SEAL_VERSION) {
+    const sealer = this.sealers.get(keyId);
+    if (!sealer) throw new TgError('TG_ERR_MASTER_KEY_MISMATCH', `secret was sealed with master key ${keyId}, which is not loaded`);
+    if (blob.length < 1 + NONCE_LEN + TAG_LEN || blob[0] !== SEAL_VERSION) {
       throw new TgError('TG_ERR_MASTER_KEY_MISMATCH', 'sealed secret is malformed');
     }
     try {
-      const d = createDecipheriv('aes-256-gcm', key.reveal(), blob.subarray(1, 13));
-      d.setAAD(Buffer.from(aad));
-      d.setAuthTag(blob.subarray(blob.length - 16));
-      return Buffer.concat([d.update(blob.subarray(13, blob.length - 16)), d.final()]);
+      return sealer.open(blob.subarray(1), Buffer.from(aad));
     } catch {
       throw new TgError('TG_ERR_MASTER_KEY_MISMATCH', 'sealed secret does not open with the master key (wrong key or altered data)');
     }

@@ -42,7 +42,9 @@ export function checkRootOnly(dir: string, owner = process.getuid?.() ?? 0): voi
   for (let i = 1; i <= given.length; i++) {
     const p = '/' + given.slice(0, i).join('/');
     const st = lstatSync(p);
-    if (st.isSymbolicLink() && st.uid !== 0 && st.uid !== owner) throw new TgError('TG_ERR_UNSAFE_PATH', `${p} (on the way to ${dir}) is a symlink owned by uid ${st.uid}`);
+    if (st.isSymbolicLink() && st.uid !== 0 && st.uid !== owner) {
+      throw new TgError('TG_ERR_UNSAFE_PATH', `${p} (on the way to ${dir}) is a symlink owned by uid ${st.uid}`);
+    }
   }
   const parts = realpathSync(dir).split('/').filter(Boolean);
   for (let i = 0; i <= parts.length; i++) {
@@ -50,8 +52,13 @@ export function checkRootOnly(dir: string, owner = process.getuid?.() ?? 0): voi
     const st = lstatSync(p);
     // Everything on the way is root's; a directory others may write (like /tmp) must be sticky,
     // so the root-owned entry below it cannot be renamed or removed by them.
-    if (st.uid !== 0 && st.uid !== owner) throw new TgError('TG_ERR_UNSAFE_PATH', `${p} (on the way to ${dir}) is owned by uid ${st.uid}: the gateway's directories must be root's all the way up`);
-    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) throw new TgError('TG_ERR_UNSAFE_PATH', `${p} (on the way to ${dir}) is mode ${mode(st)}: others could swap what the gateway acts on`);
+    const where = `${p} (on the way to ${dir})`;
+    if (st.uid !== 0 && st.uid !== owner) {
+      throw new TgError('TG_ERR_UNSAFE_PATH', `${where} is owned by uid ${st.uid}: the gateway's directories must be root's all the way up`);
+    }
+    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+      throw new TgError('TG_ERR_UNSAFE_PATH', `${where} is mode ${mode(st)}: others could swap what the gateway acts on`);
+    }
   }
 }
 
@@ -81,7 +88,8 @@ export function requireTraversable(dir: string, account: OsAccount, what: string
     'TG_ERR_PATH_NOT_TRAVERSABLE',
     bad.mode === 'missing'
       ? `${what} ${dir} does not exist`
-      : `account ${account.name} cannot reach the ${what} ${dir}: ${bad.dir} is mode ${bad.mode} and needs search (x) permission for it (e.g. chmod o+x ${bad.dir}), or move the ${what}`,
+      : `account ${account.name} cannot reach the ${what} ${dir}: ${bad.dir} is mode ${bad.mode} and needs search (x) permission ` +
+          `for it (e.g. chmod o+x ${bad.dir}), or move the ${what}`,
   );
 }
 

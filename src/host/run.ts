@@ -11,7 +11,8 @@ const PLAIN_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
  */
 export function asAccount(account: OsAccount, file: string, args: string[], limits?: { nproc: number }): { file: string; args: string[] } {
   if (account.uid === process.getuid?.()) return { file, args };
-  const switched = ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups', '--inh-caps=-all', '--bounding-set=-all', '--', file, ...args];
+  const ids = ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups'];
+  const switched = [...ids, '--inh-caps=-all', '--bounding-set=-all', '--', file, ...args];
   // RLIMIT_NPROC counts the account's processes: a pair cannot use up the host's pids (and with
   // them every other login). Set by root just before the switch, inherited by all the pair starts.
   if (limits) return { file: 'prlimit', args: [`--nproc=${limits.nproc}:${limits.nproc}`, '--', 'setpriv', ...switched] };

@@ -41,6 +41,13 @@ interface Managed {
   lastDetach: number;
 }
 
+/** How a pair's client attaches: the socket, the argv, and whether that client starts the server. */
+export interface AttachPlan {
+  socket: string;
+  cmd: { file: string; args: string[] };
+  starts: boolean;
+}
+
 /** A client the gateway knows: one of its own, or an admin's registered observer. */
 export interface KnownClient {
   pid: number;
@@ -79,7 +86,7 @@ export class TmuxServers {
    * the server itself (one process chain per first login); `env` becomes the server's
    * environment and so its shells'.
    */
-  async attachFor(pair: Pair, env: Record<string, string>, cols: number, rows: number): Promise<{ socket: string; cmd: { file: string; args: string[] }; starts: boolean }> {
+  async attachFor(pair: Pair, env: Record<string, string>, cols: number, rows: number): Promise<AttachPlan> {
     const live = await this.liveSocket(pair);
     if (live) return { socket: live, cmd: this.deps.tmux.client(pair, live, ['attach-session', '-t', 'main']), starts: false };
     const socket = path.join(pair.dir, `${randomBytes(8).toString('hex')}.sock`);
@@ -257,7 +264,10 @@ export class TmuxServers {
         const detach = strangers.flatMap((x, i) => [...(i ? [';'] : []), 'detach-client', '-t', x.name]);
         if (detach.length) await this.deps.tmux.run(s.pair, s.socket, detach);
         for (const x of strangers) this.deps.audit.emit('gateway', { type: 'tmux.intrusion', socketDir: s.pair.dir, clientPid: x.pid, client: x.name });
-        if (lines.length > CLIENTS_PER_SERVER) this.deps.audit.emit('gateway', { type: 'tmux.refused', socketDir: s.pair.dir, reason: `server listed ${lines.length} clients; checked the first ${CLIENTS_PER_SERVER}` });
+        if (lines.length > CLIENTS_PER_SERVER) {
+          const reason = `server listed ${lines.length} clients; checked the first ${CLIENTS_PER_SERVER}`;
+          this.deps.audit.emit('gateway', { type: 'tmux.refused', socketDir: s.pair.dir, reason });
+        }
         n += strangers.length;
         this.deps.logger.warn({ socketDir: s.pair.dir, pids: strangers.map((x) => x.pid) }, 'detached tmux clients the gateway did not start');
       }

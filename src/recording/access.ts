@@ -4,6 +4,7 @@ import { TgError } from '../errors.js';
 import type { RecordingRow } from '../store/recordings.js';
 import type { SessionRecord } from '../store/sessions.js';
 import { openChunk, parseRecording, type ChunkRecord } from './reader.js';
+import { aesGcmSealer } from '../crypto/sealer.js';
 import type { Frame, RecordingHeader } from './format.js';
 
 /** What reading a recording needs: the CLI's admin context and the gateway's context both have it. */
@@ -39,6 +40,7 @@ export function readRecordingFile(row: RecordingRow): Buffer {
 export function openRecording(a: RecordingStore, sessionId: string): OpenedRecording {
   const { session, row } = findRecording(a, sessionId);
   const key = a.recordings.dataKey(row, a.masterKeys);
+  const sealer = aesGcmSealer(key);
   const parsed = parseRecording(readRecordingFile(row));
   if (!parsed.header) throw new TgError('TG_ERR_RECORDING_TAMPERED', `recording ${sessionId}: ${parsed.headerError}`);
   const frames: Frame[] = [];
@@ -47,7 +49,7 @@ export function openRecording(a: RecordingStore, sessionId: string): OpenedRecor
     if (r.type !== 'chunk') continue;
     head = r.hash.toString('hex');
     try {
-      frames.push(...openChunk(r as ChunkRecord, key));
+      frames.push(...openChunk(r as ChunkRecord, sealer));
     } catch {
       throw new TgError('TG_ERR_RECORDING_TAMPERED', `recording ${sessionId}: chunk ${r.header.seq} does not decrypt; run: tmuxgate verify ${sessionId}`);
     }

@@ -14,7 +14,6 @@ import { createHash } from 'node:crypto';
  * checked with no key at all.
  */
 export const MAGIC = Buffer.from('TGREC\x00\x01\n', 'latin1');
-export const FORMAT_VERSION = 1;
 export const REC_CHUNK = 0x43; // 'C'
 export const REC_TRAILER = 0x54; // 'T'
 export const CHUNK_HEADER_LEN = 4 + 4 + 4 + 4 + 32 + 8 + 12;

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { hkdfSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Screen } from './screen.js';
@@ -6,6 +6,7 @@ import { readResize, type Frame } from './format.js';
 import { formatOffset } from './asciicast.js';
 import type { RecordingStream } from './stream.js';
 import { SafeTerminalFilter, escapeControls } from './safe-terminal.js';
+import { aesGcmSealer, type Sealer } from '../crypto/sealer.js';
 
 const CSI = '\x1b[';
 /** Bytes of recorded output written to a viewer per timer tick at most (fast replay stays fair to other users). */
@@ -93,11 +94,7 @@ export class Keyframes {
     try {
       const b = await readFile(cacheFile(rec));
       if (b.subarray(0, KF_MAGIC.length).equals(KF_MAGIC)) {
-        const nonce = b.subarray(KF_MAGIC.length, KF_MAGIC.length + 12);
-        const d = createDecipheriv('aes-256-gcm', kfKey(rec), nonce);
-        d.setAAD(kfAad(rec));
-        d.setAuthTag(b.subarray(b.length - 16));
-        const plain = Buffer.concat([d.update(b.subarray(KF_MAGIC.length + 12, b.length - 16)), d.final()]);
+        const plain = kfSealer(rec).open(b.subarray(KF_MAGIC.length), kfAad(rec));
         cached = JSON.parse(inflateRawSync(plain).toString()) as { everyMs: number; list: Keyframe[] };
       }
     } catch {
@@ -190,11 +187,9 @@ export class Keyframes {
     this.done = true;
     this.dispose();
     try {
-      const nonce = randomBytes(12);
-      const c = createCipheriv('aes-256-gcm', kfKey(this.rec), nonce);
-      c.setAAD(kfAad(this.rec));
-      const ct = Buffer.concat([c.update(deflateRawSync(Buffer.from(JSON.stringify({ everyMs: this.everyMs, list: this.list })))), c.final()]);
-      await writeFile(cacheFile(this.rec), Buffer.concat([KF_MAGIC, nonce, ct, c.getAuthTag()]), { mode: 0o600 });
+      // "TGKF2\n" | nonce(12) | ciphertext | tag(16): the magic then Sealer.seal's blob.
+      const sealed = kfSealer(this.rec).seal(deflateRawSync(Buffer.from(JSON.stringify({ everyMs: this.everyMs, list: this.list }))), kfAad(this.rec));
+      await writeFile(cacheFile(this.rec), Buffer.concat([KF_MAGIC, sealed]), { mode: 0o600 });
     } catch {
       /* a read-only store still replays, just without the cache */
     }
@@ -203,7 +198,8 @@ export class Keyframes {
 
 const cacheFile = (rec: RecordingStream) => rec.row.file.replace(/\.tgrec$/, '.tgkf');
 const kfAad = (rec: RecordingStream) => Buffer.from(`${rec.session.id}\0${rec.head}`);
-const kfKey = (rec: RecordingStream) => Buffer.from(hkdfSync('sha256', rec.dataKey, Buffer.alloc(0), 'tmuxgate-keyframes-v1', 32));
+/** The keyframe cache's own key, derived from the session data key (HKDF-SHA256, info tmuxgate-keyframes-v1). */
+const kfSealer = (rec: RecordingStream): Sealer => aesGcmSealer(Buffer.from(hkdfSync('sha256', rec.dataKey, Buffer.alloc(0), 'tmuxgate-keyframes-v1', 32)));
 
 /** The screen at time `t` as escape sequences (nearest keyframe, then the frames after it), and where playback resumes. */
 export async function screenAt(rec: RecordingStream, keys: Keyframes, t: number): Promise<{ text: string; chunk: number; frame: number; cols: number; rows: number }> {

@@ -1,6 +1,6 @@
-import { createDecipheriv } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import { z } from 'zod';
+import type { Sealer } from '../crypto/sealer.js';
 import {
   CHUNK_HEADER_LEN,
   MAGIC,
@@ -49,6 +49,8 @@ export interface ChunkRecord {
   headerBytes: Buffer;
   ciphertext: Buffer;
   tag: Buffer;
+  /** ciphertext || tag, as they lie in the file: what Sealer.openWith takes. */
+  sealed: Buffer;
   /** sha256(header || ciphertext || tag): what the next chunk links to. */
   hash: Buffer;
 }
@@ -117,7 +119,9 @@ export function parseRecording(buf: Buffer): ParsedRecording {
       const headerBytes = body.subarray(0, CHUNK_HEADER_LEN);
       const ciphertext = body.subarray(CHUNK_HEADER_LEN, len - TAG_LEN);
       const tag = body.subarray(len - TAG_LEN);
-      out.records.push({ type: 'chunk', offset: p, header: decodeChunkHeader(headerBytes), headerBytes, ciphertext, tag, hash: sha256(headerBytes, ciphertext, tag) });
+      const sealed = body.subarray(CHUNK_HEADER_LEN);
+      const hash = sha256(headerBytes, ciphertext, tag);
+      out.records.push({ type: 'chunk', offset: p, header: decodeChunkHeader(headerBytes), headerBytes, ciphertext, tag, sealed, hash });
     } else {
       const jlen = len >= 4 ? body.readUInt32BE(0) : -1;
       if (jlen < 0 || 4 + jlen + SIG_LEN !== len) {
@@ -138,26 +142,22 @@ export function parseRecording(buf: Buffer): ParsedRecording {
   return out;
 }
 
-/** Checks one chunk's GCM tag (content and header authentic) without inflating it. */
-export function authenticateChunk(c: ChunkRecord, dataKey: Buffer): boolean {
+/**
+ * Checks one chunk's GCM tag (content and header authentic) without inflating it. `sealer` holds
+ * the session data key; the nonce is the one in the chunk header, and the whole header is the AAD.
+ */
+export function authenticateChunk(c: ChunkRecord, sealer: Sealer): boolean {
   try {
-    const d = createDecipheriv('aes-256-gcm', dataKey, c.header.nonce);
-    d.setAAD(c.headerBytes);
-    d.setAuthTag(c.tag);
-    d.update(c.ciphertext);
-    d.final();
+    sealer.openWith(c.header.nonce, c.sealed, c.headerBytes);
     return true;
   } catch {
     return false;
   }
 }
 
-/** Decrypts and decodes one chunk; throws when the tag does not verify. */
-export function openChunk(c: ChunkRecord, dataKey: Buffer): Frame[] {
-  const d = createDecipheriv('aes-256-gcm', dataKey, c.header.nonce);
-  d.setAAD(c.headerBytes);
-  d.setAuthTag(c.tag);
-  const compressed = Buffer.concat([d.update(c.ciphertext), d.final()]);
+/** Decrypts and decodes one chunk with the session's Sealer; throws when the tag does not verify. */
+export function openChunk(c: ChunkRecord, sealer: Sealer): Frame[] {
+  const compressed = sealer.openWith(c.header.nonce, c.sealed, c.headerBytes);
   const plain = inflateRawSync(compressed, { maxOutputLength: c.header.plainLen });
   if (plain.length !== c.header.plainLen) throw new Error('chunk length does not match its header');
   return decodeFrames(plain);

@@ -6,6 +6,7 @@ import type { SessionRecord } from '../store/sessions.js';
 import { findRecording, type RecordingStore } from './access.js';
 import { CHUNK_HEADER_LEN, MAGIC, MAX_RECORD, REC_CHUNK, TAG_LEN, decodeChunkHeader, sha256, type Frame, type RecordingHeader } from './format.js';
 import { openChunk, parseHeader, type ChunkRecord } from './reader.js';
+import { aesGcmSealer, type Sealer } from '../crypto/sealer.js';
 
 /** Records whose headers are read per batch while indexing (then the event loop gets a turn). */
 const INDEX_BATCH = 256;
@@ -33,6 +34,12 @@ export class RecordingStream {
   ) {}
 
   private lastHash = '';
+  private sealerOnce: Sealer | null = null;
+
+  /** AES-256-GCM under the session data key, made on the first chunk read. */
+  private get sealer(): Sealer {
+    return (this.sealerOnce ??= aesGcmSealer(this.dataKey));
+  }
 
   /** Hash of the last chunk: binds the keyframe cache to exactly this content. */
   get head(): string {
@@ -124,7 +131,7 @@ export class RecordingStream {
   async frames(i: number): Promise<Frame[]> {
     const r = await this.record(i);
     try {
-      return openChunk(r, this.dataKey);
+      return openChunk(r, this.sealer);
     } catch {
       throw new TgError('TG_ERR_RECORDING_TAMPERED', `recording ${this.session.id}: chunk ${r.header.seq} does not decrypt; run: tmuxgate verify ${this.session.id}`);
     }
@@ -149,6 +156,8 @@ export class RecordingStream {
     const headerBytes = body.subarray(0, CHUNK_HEADER_LEN);
     const ciphertext = body.subarray(CHUNK_HEADER_LEN, len - TAG_LEN);
     const tag = body.subarray(len - TAG_LEN);
-    return { type: 'chunk', offset: this.offsets[i]!, header: decodeChunkHeader(headerBytes), headerBytes, ciphertext, tag, hash: sha256(headerBytes, ciphertext, tag) };
+    const sealed = body.subarray(CHUNK_HEADER_LEN);
+    const hash = sha256(headerBytes, ciphertext, tag);
+    return { type: 'chunk', offset: this.offsets[i]!, header: decodeChunkHeader(headerBytes), headerBytes, ciphertext, tag, sealed, hash };
   }
 }

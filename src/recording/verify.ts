@@ -1,5 +1,6 @@
 import { verifyWithPublicKey } from '../crypto/audit-key.js';
 import { genesisHash, sessionTag, trailerSigned } from './format.js';
+import { aesGcmSealer } from '../crypto/sealer.js';
 import { authenticateChunk, parseRecording, type ChunkRecord } from './reader.js';
 
 export type VerifyReason =
@@ -63,6 +64,7 @@ export function verifyRecording(v: VerifyInput): VerifyResult {
   let n = 0;
   let trailerOk = false;
   const chunks = parsed.records.filter((r): r is ChunkRecord => r.type === 'chunk');
+  const sealer = v.dataKey ? aesGcmSealer(v.dataKey) : null;
   for (const r of parsed.records) {
     if (r.type === 'chunk') {
       if (trailerOk) return res('tampered', n, { chunk: r.header.seq, reason: 'data-after-trailer', detail: 'a chunk follows the sealed trailer' });
@@ -80,7 +82,7 @@ export function verifyRecording(v: VerifyInput): VerifyResult {
         return res('tampered', n, { chunk: n === 0 ? 0 : n - 1, reason: 'broken-chain', detail: `${altered} was altered: chunk ${n} links to a different hash` });
       }
       // The GCM tag proves content and header authentic; inflating is left to readers.
-      if (v.dataKey && !authenticateChunk(r, v.dataKey)) {
+      if (sealer && !authenticateChunk(r, sealer)) {
         return res('tampered', n, { chunk: n, reason: 'decrypt-failure', detail: `chunk ${n} does not decrypt: its content or header was altered` });
       }
       head = r.hash;

@@ -7,21 +7,17 @@ import type { GatewayContext } from '../gateway-context.js';
  * process of their accounts (locking or removing the accounts). Returns a stop function.
  */
 export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
-  const { db, live, logger, host } = ctx;
-  const disabledQ = db.prepare('SELECT id FROM users WHERE disabled = 1 OR removed_at IS NOT NULL');
-  const grantsQ = db.prepare('SELECT user_id, role_id FROM grants');
-  const killsQ = db.prepare('SELECT session_id, reason, requested_by FROM session_kills WHERE done_at IS NULL');
-  const doneQ = db.prepare('UPDATE session_kills SET done_at = ? WHERE session_id = ?');
+  const { live, logger, host, kills: killRepo, users, roles } = ctx;
   let hostWork: Promise<void> | null = null;
   const tick = () => {
     try {
-      const kills = killsQ.all() as { session_id: string; reason: string; requested_by: string }[];
+      const kills = killRepo.pending();
       const pairsToKill: { roleId: number; userId: number }[] = [];
       for (const k of kills) {
-        const s = live.get(k.session_id);
+        const s = live.get(k.sessionId);
         if (!s) continue; // another gateway's, or already gone
         s.shell.end('killed', `session ended by an administrator: ${k.reason}`);
-        doneQ.run(ctx.clock.now(), k.session_id);
+        killRepo.done(k.sessionId, ctx.clock.now());
         pairsToKill.push({ roleId: s.roleId, userId: s.userId });
       }
       // Pair processes end off the event loop's critical path, one batch at a time.
@@ -38,8 +34,8 @@ export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
         });
       }
       if (live.size === 0 && live.viewers.size === 0) return;
-      const disabled = new Set((disabledQ.all() as { id: number }[]).map((r) => r.id));
-      const grants = new Set((grantsQ.all() as { user_id: number; role_id: number }[]).map((r) => `${r.user_id}:${r.role_id}`));
+      const disabled = new Set(users.lockedOutIds());
+      const grants = new Set(roles.allGrants().map((g) => `${g.userId}:${g.roleId}`));
       for (const v of live.viewers.values()) {
         if (disabled.has(v.viewerId)) v.shell.end('user-disabled', 'your account was disabled by an administrator');
       }
@@ -51,6 +47,8 @@ export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
       logger.error({ err: e }, 'enforcer tick failed');
     }
   };
+  // Node's timer, not the injected clock: this polls for work other processes leave in the store
+  // (kills, disables, revocations), which must be picked up while a test's fake clock stands still.
   const t = setInterval(tick, everyMs);
   t.unref();
   return () => clearInterval(t);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { GatewayContext } from '../gateway-context.js';
 import type { Logger } from '../platform/logger.js';
@@ -7,6 +6,7 @@ import { parseLoginName } from '../authz/login-name.js';
 import type { User } from '../store/users.js';
 import type { Role } from '../store/roles.js';
 import { NullRecorder, Recorder } from '../recording/recorder.js';
+import { aesGcmSealer } from '../crypto/sealer.js';
 import { clampSize, ShellSession, type TerminalChannel } from './shell-session.js';
 import { normaliseTerm, shellEnv } from './env.js';
 import { AuditorMenu } from './auditor-menu.js';
@@ -77,7 +77,7 @@ export class SessionLauncher {
     const { host } = this.ctx;
     const shellPath = role.shell ?? config.sessions.defaultShell;
     const size = clampSize(pty.cols, pty.rows);
-    const id = newId('s_');
+    const id = newId('s_', this.ctx.random);
     const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
     // The pair: its own OS account (created on first use), socket directory, home and the
     // gateway-owned tmux.conf; then its server, started as the pair in the role's sandbox.
@@ -90,10 +90,12 @@ export class SessionLauncher {
       pair = await host.pairForLogin(role, user.id, user.name, shellPath);
       const t1 = performance.now();
       host.tmux.client(pair, '/dev/null', []); // a sandbox that cannot be set up refuses before anything starts
-      env = shellEnv({ term, lang: config.sessions.lang, home: pair.account.home, user: pair.account.name, shell: shellPath, gatewayUser: user.name, role: role.name, sessionId: id, clientEnv });
+      const acct = pair.account;
+      env = shellEnv({ term, lang: config.sessions.lang, home: acct.home, user: acct.name, shell: shellPath, gatewayUser: user.name, role: role.name, sessionId: id, clientEnv });
       ({ cmd, starts } = await host.servers.attachFor(pair, env, size.cols, size.rows));
       // Where an isolated login spends its time (bench/README.md reads these at debug level).
-      this.conn.log.debug({ pairMs: +(t1 - t0).toFixed(1), serverMs: +(performance.now() - t1).toFixed(1) }, `session prepared${starts ? ' (server starts with the client)' : ''}`);
+      const stages = { pairMs: +(t1 - t0).toFixed(1), serverMs: +(performance.now() - t1).toFixed(1) };
+      this.conn.log.debug(stages, `session prepared${starts ? ' (server starts with the client)' : ''}`);
     } catch (e) {
       // Fail closed: no sandbox, no session; the user is told why (a sandbox's reason is the role's, not a secret).
       if (e instanceof TgError && e.code === 'TG_ERR_SANDBOX') return fail(`sandbox could not be set up: ${e.message}`, `sandbox: ${e.message}`);
@@ -188,18 +190,18 @@ export class SessionLauncher {
 
   /** share / unshare / watchers / watch: read-only sharing between users, audited. */
   async command(cmd: GatewayCommand, ch: TerminalChannel, pty: TerminalRequest | null): Promise<Resizable | null> {
-    const { users, roles, audit, db, config, clock } = this.ctx;
+    const { users, roles, audit, shares, clock } = this.ctx;
     const { user, role } = this.conn;
     const done = (code: number, text: string) => closeWith(ch, code, text);
     if (cmd.cmd === 'share' || cmd.cmd === 'unshare') {
       const viewer = users.find(cmd.user);
       if (!viewer || viewer.id === user.id) return done(1, `tmuxgate: cannot share with ${cmd.user}`);
       if (cmd.cmd === 'share') {
-        db.prepare('INSERT OR IGNORE INTO shares (owner_user_id, owner_role_id, viewer_user_id, created_at) VALUES (?, ?, ?, ?)').run(user.id, role.id, viewer.id, clock.now());
+        shares.add(user.id, role.id, viewer.id, clock.now());
         audit.emit(user.name, { type: 'share.grant', owner: user.name, role: role.name, viewer: viewer.name });
         return done(0, `${viewer.name} may now watch your ${role.name} session read-only:\n  ssh -t ${viewer.name}@<gateway> watch ${user.name}+${role.name}`);
       }
-      db.prepare('DELETE FROM shares WHERE owner_user_id = ? AND owner_role_id = ? AND viewer_user_id = ?').run(user.id, role.id, viewer.id);
+      shares.remove(user.id, role.id, viewer.id);
       for (const v of this.ctx.live.viewers.values()) {
         if (v.viewerId === viewer.id && v.ownerUserId === user.id && v.ownerRoleId === role.id) v.shell.end('killed', `${user.name} stopped sharing`);
       }
@@ -207,14 +209,14 @@ export class SessionLauncher {
       return done(0, `${viewer.name} may no longer watch your ${role.name} session`);
     }
     if (cmd.cmd === 'watchers') {
-      const may = (db.prepare('SELECT u.name FROM shares s JOIN users u ON u.id = s.viewer_user_id WHERE s.owner_user_id = ? AND s.owner_role_id = ?').all(user.id, role.id) as { name: string }[]).map((r) => r.name);
+      const may = shares.viewerNames(user.id, role.id);
       const now = [...this.ctx.live.viewers.values()].filter((v) => v.ownerUserId === user.id && v.ownerRoleId === role.id).map((v) => v.viewer);
       return done(0, `may watch: ${may.join(', ') || 'nobody'}\nwatching now: ${now.join(', ') || 'nobody'}`);
     }
     if (cmd.cmd !== 'watch') return null;
     const owner = users.find(cmd.user);
     const ownerRole = owner ? (cmd.role ? roles.find(cmd.role) : owner.defaultRoleId ? roles.byId(owner.defaultRoleId) : null) : null;
-    const shared = owner && ownerRole && db.prepare('SELECT 1 FROM shares WHERE owner_user_id = ? AND owner_role_id = ? AND viewer_user_id = ?').get(owner.id, ownerRole.id, user.id);
+    const shared = owner && ownerRole && shares.isShared(owner.id, ownerRole.id, user.id);
     if (!owner || !ownerRole || !shared) {
       this.conn.deny('watch', `watch ${cmd.user}${cmd.role ? '+' + cmd.role : ''}: not shared with ${user.name}`);
       return done(1, 'tmuxgate: that session is not shared with you');
@@ -245,7 +247,7 @@ export class SessionLauncher {
     const safe = new SafeTerminalFilter();
     const viewerShell = new ShellSession(
       {
-        id: newId('v_'),
+        id: newId('v_', this.ctx.random),
         outputFilter: (d) => safe.write(d),
         spawn: { file: c.file, args: c.args, cwd: '/', env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: term, LANG: config.sessions.lang, HOME: '/' }, cols: size.cols, rows: size.rows, term },
         idleTimeoutMs: config.sessions.idleTimeout,
@@ -254,7 +256,7 @@ export class SessionLauncher {
       },
       { clock, logger: this.conn.log, spawnPty: this.ctx.spawnPty },
     );
-    const key = newId('w_');
+    const key = newId('w_', this.ctx.random);
     this.ctx.live.viewers.set(key, { viewerId: user.id, viewer: user.name, ownerUserId: owner.id, ownerRoleId: ownerRole.id, shell: viewerShell });
     audit.emit(user.name, { type: 'share.join', owner: owner.name, role: ownerRole.name, viewer: user.name, addr: this.conn.addr });
     await host.servers.notify(pair, socket, `tmuxgate: ${user.name} is watching (read-only)`);
@@ -275,7 +277,7 @@ export class SessionLauncher {
     const { config, clock, audit, sessions, live } = this.ctx;
     const { user, role } = this.conn;
     const size = clampSize(pty.cols, pty.rows);
-    const id = newId('a_');
+    const id = newId('a_', this.ctx.random);
     const startedAt = clock.now();
     const term = normaliseTerm(pty.term, config.sessions.defaultTerm);
     // A session like any other: listed live, killable, and ended when the auditor is disabled or
@@ -307,7 +309,7 @@ export class SessionLauncher {
   /** Creates the session's recording: a random data key, stored only wrapped by the master key. */
   private async openRecorder(id: string, user: string, role: Role, term: string, size: { cols: number; rows: number }, startedAt: number): Promise<Recorder> {
     const { recordingSink, recordings, masterKeys, auditSigner, clock } = this.ctx;
-    const dataKey = randomBytes(32);
+    const dataKey = this.ctx.random.bytes(32);
     let lastIn = 0;
     let lastStored = 0;
     let lastSeal = 0;
@@ -315,9 +317,10 @@ export class SessionLauncher {
     recordings.create({ sessionId: id, file: file.path, dataKey, keys: masterKeys, cols: size.cols, rows: size.rows, now: clock.now() });
     const recorder = new Recorder({
       header: { v: 1, sessionId: id, user, role: role.name, startedAt, cols: size.cols, rows: size.rows, term, cipher: 'aes-256-gcm', compression: 'deflate-raw', recordInput: role.recordInput },
-      dataKey,
+      sealer: aesGcmSealer(dataKey),
       file,
       clock,
+      random: this.ctx.random,
       signer: auditSigner,
       fsync: this.ctx.config.recording.fsync,
       flushIntervalMs: this.ctx.config.recording.flushInterval,

@@ -22,7 +22,7 @@ import type { User } from '../store/users.js';
 import type { Role } from '../store/roles.js';
 import type { TerminalChannel } from '../session/shell-session.js';
 import { envAllowed } from '../session/env.js';
-import { RecoveryCodeRepo } from '../store/recovery-codes.js';
+import type { RecoveryCodeRepo } from '../store/recovery-codes.js';
 import { parseGatewayCommand } from '../session/gateway-commands.js';
 import { SessionLauncher, type Resizable } from '../session/launcher.js';
 
@@ -39,7 +39,7 @@ interface Resolved {
  * refusal never ends more than the request that was refused.
  */
 export class GatewayConnection {
-  readonly id = newId('c_');
+  readonly id: string;
   private readonly log: Logger;
   private progress: AuthProgress = { keyUser: null, keyLogin: null, totp: false };
   private keyFingerprint = '';
@@ -58,8 +58,9 @@ export class GatewayConnection {
     private readonly client: Connection,
     private readonly pending: Pending,
   ) {
+    this.id = newId('c_', ctx.random);
     this.log = ctx.logger.child({ conn: this.id, addr: pending.addr });
-    this.recovery = new RecoveryCodeRepo(ctx.db);
+    this.recovery = ctx.recoveryCodes;
     this.keyPort = keyStepPort(ctx);
     client.on('error', (e) => this.log.debug({ err: e.message }, 'connection error'));
     client.on('close', () => (this.closed = true));

@@ -1,3 +1,4 @@
+import { systemRandom, type Random } from '../platform/random.js';
 import net from 'node:net';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
@@ -75,14 +76,12 @@ export class FrontDoor {
   private total = 0;
   private readonly pending = new Map<string, Pending>();
   private readonly sockets = new Set<net.Socket>();
-  private readonly random: () => number;
 
   constructor(
     private readonly limits: FrontDoorLimits,
-    private readonly deps: { clock: Clock; logger: Logger; preauth: Pick<PreAuthAudit, 'record'>; random?: () => number },
+    private readonly deps: { clock: Clock; logger: Logger; preauth: Pick<PreAuthAudit, 'record'>; random?: Random },
     private readonly hand: (socket: net.Socket) => void,
   ) {
-    this.random = deps.random ?? Math.random;
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.onSocket(s));
     this.server.on('error', (e) => deps.logger.error({ err: e }, 'listener error'));
   }
@@ -129,7 +128,7 @@ export class FrontDoor {
     if (this.total >= maxStartups.full) {
       return this.evictFromBusiest(mine) ? null : 'too many unauthenticated connections';
     }
-    if (mine > 0 && this.random() < dropProbability(maxStartups, this.total)) return 'random early drop';
+    if (mine > 0 && (this.deps.random ?? systemRandom).float() < dropProbability(maxStartups, this.total)) return 'random early drop';
     return null;
   }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { systemRandom, type Random } from '../platform/random.js';
 import { z } from 'zod';
 import type { Db } from './db.js';
 
@@ -38,7 +38,10 @@ function toPair(raw: unknown): PairAccountRecord {
  * once belonged to a person is never allocated again.
  */
 export class HostAccountRepo {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly random: Random = systemRandom,
+  ) {}
 
   /** A short id unique to this store, part of every account name it makes (created once). */
   installId(): string {
@@ -46,7 +49,7 @@ export class HostAccountRepo {
     if (row) return row.value;
     // 4 characters of [a-z0-9]: names stay short (Linux allows 32) and two stores never collide in practice.
     const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-    const id = [...randomBytes(4)].map((b) => alphabet[b % alphabet.length]).join('');
+    const id = [...this.random.bytes(4)].map((b) => alphabet[b % alphabet.length]).join('');
     this.db.prepare("INSERT OR IGNORE INTO gateway_state (key, value) VALUES ('install_id', ?)").run(id);
     return (this.db.prepare("SELECT value FROM gateway_state WHERE key = 'install_id'").get() as { value: string }).value;
   }
@@ -62,7 +65,9 @@ export class HostAccountRepo {
   }
 
   recordPair(p: { roleId: number; userId: number; account: string; uid: number; home: string }, now: number): void {
-    this.db.prepare('INSERT INTO pair_accounts (role_id, user_id, account, uid, home, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(p.roleId, p.userId, p.account, p.uid, p.home, now);
+    this.db
+      .prepare('INSERT INTO pair_accounts (role_id, user_id, account, uid, home, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(p.roleId, p.userId, p.account, p.uid, p.home, now);
   }
 
   /** The highest uid this store ever allocated (allocation continues above it: no reuse). */
@@ -75,7 +80,9 @@ export class HostAccountRepo {
   }
 
   setRemoved(roleId: number, userId: number, at: number): void {
-    this.db.prepare('UPDATE pair_accounts SET removed_at = ?, locked_at = COALESCE(locked_at, ?) WHERE role_id = ? AND user_id = ?').run(at, at, roleId, userId);
+    this.db
+      .prepare('UPDATE pair_accounts SET removed_at = ?, locked_at = COALESCE(locked_at, ?) WHERE role_id = ? AND user_id = ?')
+      .run(at, at, roleId, userId);
   }
 
   /** Pairs still unlocked whose user is disabled or removed, or whose grant or role is gone. */
@@ -98,7 +105,10 @@ export class HostAccountRepo {
 
   /** Removed users' pairs that are locked but whose account still exists. */
   removedUsersPairs(): PairAccountRecord[] {
-    return (this.db.prepare('SELECT p.* FROM pair_accounts p JOIN users u ON u.id = p.user_id WHERE u.removed_at IS NOT NULL AND p.removed_at IS NULL').all()).map(toPair);
+    return this.db
+      .prepare('SELECT p.* FROM pair_accounts p JOIN users u ON u.id = p.user_id WHERE u.removed_at IS NOT NULL AND p.removed_at IS NULL')
+      .all()
+      .map(toPair);
   }
 
   roleAccount(roleId: number): { account: string; uid: number } | null {
@@ -121,7 +131,9 @@ export class HostAccountRepo {
 
   /** Registers an admin's read-only observer client so the intrusion check knows it. */
   addObserver(o: { pid: number; tty: string | null; sessionId: string; actor: string; at: number }): void {
-    this.db.prepare('INSERT OR REPLACE INTO tmux_observers (pid, session_id, actor, started_at, tty) VALUES (?, ?, ?, ?, ?)').run(o.pid, o.sessionId, o.actor, o.at, o.tty);
+    this.db
+      .prepare('INSERT OR REPLACE INTO tmux_observers (pid, session_id, actor, started_at, tty) VALUES (?, ?, ?, ?, ?)')
+      .run(o.pid, o.sessionId, o.actor, o.at, o.tty);
   }
 
   removeObserver(pid: number): void {

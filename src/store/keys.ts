@@ -39,6 +39,12 @@ export class KeyRepo {
     return this.db.prepare('DELETE FROM public_keys WHERE user_id = ? AND fingerprint = ?').run(userId, fingerprint).changes === 1;
   }
 
+  /** Keys enrolled, and how many distinct fingerprints among them (equal when each key has one owner). */
+  counts(): { keys: number; fingerprints: number } {
+    const r = this.db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT fingerprint) AS d FROM public_keys').get() as { n: number; d: number };
+    return { keys: r.n, fingerprints: r.d };
+  }
+
   listForUser(userId: number): StoredKey[] {
     return this.db.prepare('SELECT * FROM public_keys WHERE user_id = ? ORDER BY id').all(userId).map((r) => KeyRow.parse(r));
   }

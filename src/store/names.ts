@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { TgError } from '../errors.js';
 
 /**
@@ -6,7 +5,6 @@ import { TgError } from '../errors.js';
  * '+' is never part of a name: it separates user and role in the SSH login name.
  */
 export const NAME_RE = /^[a-z][a-z0-9._-]{0,31}$/;
-export const NameSchema = z.string().regex(NAME_RE, 'must match ^[a-z][a-z0-9._-]{0,31}$');
 
 /** Validates a name at a boundary, with the kind of thing in the message. */
 export function checkName(kind: 'user' | 'role', name: string): string {

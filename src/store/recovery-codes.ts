@@ -1,11 +1,12 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Db } from './db.js';
+import { systemRandom, type Random } from '../platform/random.js';
 
 const ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'; // no 0/O, 1/I
 
 /** A recovery code: 16 characters from 32 (80 bits), shown as XXXX-XXXX-XXXX-XXXX. */
-export function newRecoveryCode(): string {
-  const b = randomBytes(16);
+export function newRecoveryCode(random: Random = systemRandom): string {
+  const b = random.bytes(16);
   const s = [...b].map((x) => ALPHABET[x % 32]).join('');
   return s.match(/.{4}/g)!.join('-');
 }
@@ -19,7 +20,10 @@ const hash = (salt: Buffer, code: string) => createHash('sha256').update(salt).u
 
 /** One-time recovery codes, stored salted and hashed only. */
 export class RecoveryCodeRepo {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly random: Random = systemRandom,
+  ) {}
 
   /** Replaces a user's codes with `n` new ones; returns them (shown once). */
   generate(userId: number, n: number, now: number): string[] {
@@ -27,8 +31,8 @@ export class RecoveryCodeRepo {
     const ins = this.db.prepare('INSERT INTO recovery_codes (user_id, salt, code_hash, created_at) VALUES (?, ?, ?, ?)');
     const codes: string[] = [];
     for (let i = 0; i < n; i++) {
-      const code = newRecoveryCode();
-      const salt = randomBytes(16);
+      const code = newRecoveryCode(this.random);
+      const salt = this.random.bytes(16);
       ins.run(userId, salt, hash(salt, code), now);
       codes.push(code);
     }
@@ -38,13 +42,23 @@ export class RecoveryCodeRepo {
   /** Spends a code if it is one of the user's unused ones; true exactly once per code. */
   spend(userId: number, code: string, now: number): boolean {
     if (!/^[A-Za-z0-9]{16}$/.test(normaliseRecoveryCode(code))) return false;
-    const rows = this.db.prepare('SELECT id, salt, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL').all(userId) as { id: number; salt: Buffer; code_hash: Buffer }[];
+    const rows = this.db
+      .prepare('SELECT id, salt, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL')
+      .all(userId) as { id: number; salt: Buffer; code_hash: Buffer }[];
     for (const r of rows) {
       if (timingSafeEqual(hash(r.salt, code), r.code_hash)) {
         return this.db.prepare('UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL').run(now, r.id).changes === 1;
       }
     }
     return false;
+  }
+
+  /** Names of live users holding at least one unused code. */
+  holders(): string[] {
+    const rows = this.db
+      .prepare('SELECT DISTINCT u.name FROM recovery_codes r JOIN users u ON u.id = r.user_id WHERE r.used_at IS NULL AND u.removed_at IS NULL')
+      .all() as { name: string }[];
+    return rows.map((r) => r.name);
   }
 
   remaining(userId: number): number {

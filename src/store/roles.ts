@@ -159,6 +159,12 @@ export class RoleRepo {
     this.db.prepare('DELETE FROM roles WHERE id = ?').run(roleId);
   }
 
+  /** Every grant, as (user, role) id pairs. */
+  allGrants(): { userId: number; roleId: number }[] {
+    const rows = this.db.prepare('SELECT user_id, role_id FROM grants').all() as { user_id: number; role_id: number }[];
+    return rows.map((r) => ({ userId: r.user_id, roleId: r.role_id }));
+  }
+
   isGranted(userId: number, roleId: number): boolean {
     return this.db.prepare('SELECT 1 FROM grants WHERE user_id = ? AND role_id = ?').get(userId, roleId) !== undefined;
   }

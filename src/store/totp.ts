@@ -76,4 +76,20 @@ export class TotpRepo {
   remove(userId: number): void {
     this.db.prepare('DELETE FROM totp_secrets WHERE user_id = ?').run(userId);
   }
+
+  /** Enrollment state without opening the secret: none, pending (not confirmed by a first code) or confirmed. */
+  state(userId: number): 'none' | 'pending' | 'confirmed' {
+    const r = this.db.prepare('SELECT confirmed_at FROM totp_secrets WHERE user_id = ?').get(userId) as { confirmed_at: number | null } | undefined;
+    return !r ? 'none' : r.confirmed_at === null ? 'pending' : 'confirmed';
+  }
+
+  /** How many users have a confirmed secret. */
+  confirmedCount(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM totp_secrets WHERE confirmed_at IS NOT NULL').get() as { n: number }).n;
+  }
+
+  /** Ids of the master keys the secrets are sealed under. */
+  keyIds(): string[] {
+    return (this.db.prepare('SELECT DISTINCT key_id FROM totp_secrets').all() as { key_id: string }[]).map((r) => r.key_id);
+  }
 }

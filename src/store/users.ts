@@ -75,4 +75,9 @@ export class UserRepo {
   setDefaultRole(userId: number, roleId: number | null): void {
     this.db.prepare('UPDATE users SET default_role_id = ? WHERE id = ?').run(roleId, userId);
   }
+
+  /** Ids of users who may not log in any more: disabled or removed. */
+  lockedOutIds(): number[] {
+    return (this.db.prepare('SELECT id FROM users WHERE disabled = 1 OR removed_at IS NOT NULL').all() as { id: number }[]).map((r) => r.id);
+  }
 }

@@ -45,7 +45,7 @@ export function killTmuxServers(socketDir: string): void {
 }
 
 /** Ends the processes of, and deletes, every OS account a store made (pair and role accounts). */
-export function removeAccounts(db: AdminContext['db']): void {
+export function removeAccounts(db: Database.Database): void {
   const rows = db.prepare('SELECT account FROM pair_accounts UNION ALL SELECT account FROM role_accounts').all() as { account: string }[];
   for (const a of rows) spawnSync('pkill', ['-KILL', '-u', a.account], { stdio: 'ignore' });
   for (const a of rows) spawnSync('userdel', [a.account], { stdio: 'ignore' });
@@ -69,7 +69,7 @@ export function cleanupStore(dataDir: string): void {
   if (!existsSync(dbFile)) return;
   const db = new Database(dbFile);
   try {
-    removeAccounts(db as unknown as AdminContext['db']);
+    removeAccounts(db);
   } finally {
     db.close();
   }
@@ -92,6 +92,7 @@ export class TestGateway {
   admin!: AdminContext;
   readonly logLines: string[] = [];
   private drivers: PtyDriver[] = [];
+  private rawDb: Database.Database | null = null;
   readonly home: string;
   readonly knownHostsFile: string;
   private readonly input: ConfigInput;
@@ -229,7 +230,7 @@ export class TestGateway {
 
   /** Audit rows of one type. */
   audit(type?: string): { type: string; actor: string; data: Record<string, unknown> }[] {
-    return readAudit(this.admin.db, type ? { type } : {}).map((r) => ({ type: r.type, actor: r.actor, data: JSON.parse(r.data) as Record<string, unknown> }));
+    return readAudit(this.admin.auditEvents, type ? { type } : {}).map((r) => ({ type: r.type, actor: r.actor, data: JSON.parse(r.data) as Record<string, unknown> }));
   }
 
   /**
@@ -245,15 +246,25 @@ export class TestGateway {
     return out;
   }
 
+  /**
+   * The store's SQLite file opened directly, for tests that inspect or tamper with rows: the
+   * gateway and the admin context reach it only through their repositories.
+   */
+  sql(): Database.Database {
+    return (this.rawDb ??= new Database(this.config.paths.dbFile));
+  }
+
   /** Stops everything this harness started: clients, gateway, tmux servers; removes the dir. */
   async stop(): Promise<void> {
     for (const d of this.drivers) d.kill();
     await this.gw?.close('test end');
     killTmuxServers(this.config.paths.socketDir);
     if (this.admin) {
-      removeAccounts(this.admin.db);
+      removeAccounts(this.sql());
       this.admin.close();
     }
+    this.rawDb?.close();
+    this.rawDb = null;
     rmSync(this.config.paths.socketDir, { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -136,11 +136,12 @@ describe('admin CLI', () => {
 
   it('audit verify names an edited, deleted, inserted or reordered row, and a cut tail', async () => {
     const { writeCheckpoint } = await import('../../src/audit/log.js');
+    const { AuditEventRepo } = await import('../../src/store/audit-events.js');
     const { loadAuditKey } = await import('../../src/crypto/audit-key.js');
     const dbFile = path.join(dir, 'data', 'tmuxgate.db');
     const key = loadAuditKey(path.join(dir, 'keys'));
     const db = new Database(dbFile);
-    writeCheckpoint(db, key.sign, Date.now());
+    writeCheckpoint(new AuditEventRepo(db), key.sign, Date.now());
     const backup = db.prepare('SELECT * FROM audit_events ORDER BY id').all() as Record<string, unknown>[];
     const restore = () => {
       db.prepare('DELETE FROM audit_events').run();

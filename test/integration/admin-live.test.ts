@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { TestGateway, type TestUser } from '../helpers/gateway.js';
 import { cliAsync, BIN } from '../helpers/cli.js';
+import { waitUntil } from '../helpers/poll.js';
 import { PtyDriver } from '../helpers/pty-driver.js';
 import { generateRecoveryCodes, addRole, grantRole } from '../../src/admin/operations.js';
 
@@ -62,7 +63,8 @@ describe('admin changes reach live sessions', () => {
     await d.waitFor('session ended by an administrator: maintenance at 19:00', 2000);
     expect(Date.now() - t0).toBeLessThan(2500);
     await d.waitExit(3000);
-    await new Promise((r) => setTimeout(r, 100));
+    // The row is ended once the recording is sealed: poll, do not sleep.
+    await waitUntil(() => t.admin.sessions.get(id)!.end_reason !== null, 'session row ended', 5000);
     expect(t.admin.sessions.get(id)!.end_reason).toBe('killed');
   });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { TestGateway, type TestUser } from '../helpers/gateway.js';
+import { systemRandom } from '../../src/platform/random.js';
 import { idleSockets } from '../helpers/stranger.js';
 import { waitUntil } from '../helpers/poll.js';
 
@@ -9,7 +10,7 @@ describe('front door: caps per address, per network and in total, early drop, ha
   let random = 0.99; // no early drop unless a test asks for it
   const t = new TestGateway(
     { ssh: { maxStartups: '4:50:12', maxStartupsPerAddress: 3, maxStartupsPerPrefix: 6, handshakeTimeout: '10s' } },
-    { deps: { random: () => random } },
+    { deps: { random: { ...systemRandom, float: () => random } } },
   );
   let alice: TestUser;
   const held: net.Socket[] = [];

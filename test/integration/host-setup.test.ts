@@ -6,7 +6,6 @@ import { TestGateway, type TestUser } from '../helpers/gateway.js';
 import { cliAsync } from '../helpers/cli.js';
 import { waitUntil } from '../helpers/poll.js';
 import { HostAccounts } from '../../src/host/accounts.js';
-import { HostAccountRepo } from '../../src/store/host-accounts.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -37,7 +36,7 @@ describe.skipIf(!isRoot)('host set-up and admin output files', () => {
 
   it('never adopts an existing account that this store did not create', async () => {
     const bob = t.user('bob', 'ops');
-    const host = new HostAccounts(t.config.isolation, { repo: new HostAccountRepo(t.admin.db), clock: t.clock, audit: t.admin.audit });
+    const host = new HostAccounts(t.config.isolation, { repo: t.admin.hostAccounts, clock: t.clock, audit: t.admin.audit });
     const name = host.pairName(t.admin.roles.find('ops')!.id, t.admin.users.find('bob')!.id);
     // Someone else's account with the very name bob's pair would get (a previous installation, a re-initialised store).
     expect(spawnSync('useradd', ['-M', '-u', '63950', '-s', '/bin/sh', name]).status).toBe(0);

@@ -10,7 +10,7 @@ describe('pre-authentication audit is aggregated; authenticated events are writt
     ssh: { maxAuthTries: 20, maxStartups: 100, maxStartupsPerPrefix: 100 }, // no early drop: every probe gets its 10 tries
   });
   let alice: TestUser;
-  const rows = () => (t.admin.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM audit_events').get() as { n: number; bytes: number });
+  const rows = () => (t.sql().prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM audit_events').get() as { n: number; bytes: number });
 
   beforeAll(async () => {
     await t.start();

@@ -32,7 +32,7 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
   let precious = '';
 
   const pairDir = (user: string, role = 'ops') => path.join(t.config.paths.socketDir, `r${t.admin.roles.find(role)!.id}-u${t.admin.users.find(user)!.id}`);
-  const pairAccount = (user: string, role = 'ops') => lookupAccount(t.admin.db.prepare('SELECT account FROM pair_accounts WHERE role_id = ? AND user_id = ?').pluck().get(t.admin.roles.find(role)!.id, t.admin.users.find(user)!.id) as string)!;
+  const pairAccount = (user: string, role = 'ops') => lookupAccount(t.sql().prepare('SELECT account FROM pair_accounts WHERE role_id = ? AND user_id = ?').pluck().get(t.admin.roles.find(role)!.id, t.admin.users.find(user)!.id) as string)!;
   /** Moves the gateway's clock on until `cond` holds (the periodic checks run on it). */
   const tickUntil = (cond: () => boolean, what: string) => waitUntil(() => (t.clock.advance(200), cond()), what, 10_000);
   const preciousIntact = () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { FakeClock } from '../../src/platform/clock.js';
+import { aesGcmSealer } from '../../src/crypto/sealer.js';
 import { Recorder } from '../../src/recording/recorder.js';
 import type { RecordingFile } from '../../src/recording/sink.js';
 import { verifyRecording, type VerifyInput } from '../../src/recording/verify.js';
@@ -35,7 +36,7 @@ async function record(id: string, n = 4, k = keys()) {
   const clock = new FakeClock(Date.UTC(2026, 0, 1));
   const file = memFile();
   const dataKey = randomBytes(32);
-  const rec = new Recorder({ header: header(id), dataKey, file, clock, signer: k.signer });
+  const rec = new Recorder({ header: header(id), sealer: aesGcmSealer(dataKey), file, clock, signer: k.signer });
   await rec.start();
   for (let i = 0; i < n; i++) {
     rec.frame('output', Buffer.from(`line ${i} of ${id}: PATIENT-${i}\r\n`));
@@ -54,7 +55,7 @@ describe('recording format and verify', () => {
     expect(r.buf.includes(Buffer.from('PATIENT'))).toBe(false);
     const chunks = chunksOf(r.buf);
     expect(chunks).toHaveLength(4);
-    expect(openChunk(chunks[2]!, r.dataKey)[0]!.data.toString()).toContain('PATIENT-2');
+    expect(openChunk(chunks[2]!, aesGcmSealer(r.dataKey))[0]!.data.toString()).toContain('PATIENT-2');
     expect(verifyRecording(r.input(r.buf))).toMatchObject({ status: 'intact', chunks: 4, problem: null });
     expect(verifyRecording(r.input(r.buf, { dataKey: null }))).toMatchObject({ status: 'intact', decrypted: false });
   });
@@ -117,7 +118,7 @@ describe('recording format and verify', () => {
     const k = keys();
     const dataKey = randomBytes(32);
     let durable = 0;
-    const rec = new Recorder({ header: header('s_full'), dataKey, file, clock, signer: k.signer, onFlush: (st) => (durable = st.chunks) });
+    const rec = new Recorder({ header: header('s_full'), sealer: aesGcmSealer(dataKey), file, clock, signer: k.signer, onFlush: (st) => (durable = st.chunks) });
     await rec.start();
     const failures: string[] = [];
     rec.onFailure((e) => failures.push(e.message));
@@ -138,7 +139,7 @@ describe('recording format and verify', () => {
     const clock = new FakeClock();
     let release: () => void = () => {};
     const stuck: RecordingFile = { path: '/stuck', append: () => new Promise<void>((r) => (release = r)), close: async () => {} };
-    const rec = new Recorder({ header: header('s_q'), dataKey: randomBytes(32), file: stuck, clock, signer: keys().signer, maxQueueBytes: 100_000 });
+    const rec = new Recorder({ header: header('s_q'), sealer: aesGcmSealer(randomBytes(32)), file: stuck, clock, signer: keys().signer, maxQueueBytes: 100_000 });
     void rec.start();
     const failures: string[] = [];
     rec.onFailure((e) => failures.push(e.message));
@@ -149,7 +150,7 @@ describe('recording format and verify', () => {
 
   it('exports asciicast v2 lines and parses offsets', async () => {
     const r = await record('s_cast', 2);
-    const frames = chunksOf(r.buf).flatMap((c) => openChunk(c, r.dataKey));
+    const frames = chunksOf(r.buf).flatMap((c) => openChunk(c, aesGcmSealer(r.dataKey)));
     const lines = [...asciicastLines(header('s_cast'), frames, 't')];
     expect(JSON.parse(lines[0]!)).toMatchObject({ version: 2, width: 80, height: 24 });
     expect(JSON.parse(lines[1]!)).toEqual([0, 'o', 'line 0 of s_cast: PATIENT-0\r\n']);

@@ -3,6 +3,7 @@ import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { FakeClock } from '../../src/platform/clock.js';
+import { aesGcmSealer } from '../../src/crypto/sealer.js';
 import { Recorder } from '../../src/recording/recorder.js';
 import { RecordingStream } from '../../src/recording/stream.js';
 import { Keyframes, playRecording, screenAt } from '../../src/recording/player.js';
@@ -19,7 +20,7 @@ async function onDisk(id: string, seconds: number): Promise<RecordingStore> {
   const dataKey = randomBytes(32);
   const { privateKey } = generateKeyPairSync('ed25519');
   const header = { v: 1 as const, sessionId: id, user: 'alice', role: 'ops', startedAt: clock.now(), cols: 80, rows: 24, term: 'xterm', cipher: 'aes-256-gcm' as const, compression: 'deflate-raw' as const, recordInput: false };
-  const rec = new Recorder({ header, dataKey, clock, fsync: false, signer: { sign: (d: Buffer) => sign(null, d, privateKey), publicKeyPem: '' }, file: { path: file, append: async (d) => appendFileSync(file, d), close: async () => {} } });
+  const rec = new Recorder({ header, sealer: aesGcmSealer(dataKey), clock, fsync: false, signer: { sign: (d: Buffer) => sign(null, d, privateKey), publicKeyPem: '' }, file: { path: file, append: async (d) => appendFileSync(file, d), close: async () => {} } });
   await rec.start();
   for (let s = 0; s < seconds; s++) {
     rec.frame('output', Buffer.from(`\x1b[H\x1b[2JT=${s} \x1b]52;c;eA==\x07end`));

@@ -5,6 +5,8 @@ import { openDb, type Db } from '../../src/store/db.js';
 import { FakeClock } from '../../src/platform/clock.js';
 import { Lockouts, lockDuration } from '../../src/auth/lockout.js';
 import { AuditLog, verifyAuditChain } from '../../src/audit/log.js';
+import { AuditEventRepo } from '../../src/store/audit-events.js';
+import { LockoutRepo } from '../../src/store/lockouts.js';
 import { MasterKeyProvider } from '../../src/crypto/master-key.js';
 import { TotpRepo } from '../../src/store/totp.js';
 import { UserRepo } from '../../src/store/users.js';
@@ -63,7 +65,7 @@ describe('lockouts', () => {
   it('locks after N failures in the window, for a time that doubles with each lockout, then expires', () => {
     open();
     const clock = new FakeClock();
-    const l = new Lockouts(db, clock, { user: policy, address: policy });
+    const l = new Lockouts(new LockoutRepo(db), clock, { user: policy, address: policy });
     expect(l.recordFailure('user', 'alice')).toBeNull();
     expect(l.recordFailure('user', 'alice')).toBeNull();
     const first = l.recordFailure('user', 'alice')!;
@@ -84,7 +86,7 @@ describe('lockouts', () => {
   it('forgets failures outside the window', () => {
     open();
     const clock = new FakeClock();
-    const l = new Lockouts(db, clock, { user: policy, address: policy });
+    const l = new Lockouts(new LockoutRepo(db), clock, { user: policy, address: policy });
     l.recordFailure('address', '10.0.0.1');
     l.recordFailure('address', '10.0.0.1');
     clock.advance(61_000);
@@ -95,18 +97,18 @@ describe('lockouts', () => {
 describe('audit chain', () => {
   it('verifies an intact chain and names an edited, deleted or reordered row', () => {
     open();
-    const log = new AuditLog(db, new FakeClock());
+    const log = new AuditLog(new AuditEventRepo(db), new FakeClock());
     for (let i = 0; i < 5; i++) log.emit('os:test', { type: 'admin.change', action: 'user.add', target: `u${i}` });
-    expect(verifyAuditChain(db).problem).toBeNull();
+    expect(verifyAuditChain(new AuditEventRepo(db)).problem).toBeNull();
     db.prepare("UPDATE audit_events SET data = replace(data, 'u2', 'u9') WHERE id = 3").run();
-    expect(verifyAuditChain(db).problem).toMatchObject({ id: 3, problem: 'edited' });
+    expect(verifyAuditChain(new AuditEventRepo(db)).problem).toMatchObject({ id: 3, problem: 'edited' });
     db.prepare("UPDATE audit_events SET data = replace(data, 'u9', 'u2') WHERE id = 3").run();
     db.prepare('DELETE FROM audit_events WHERE id = 2').run();
-    expect(verifyAuditChain(db).problem).toMatchObject({ id: 3, problem: 'broken-link' });
+    expect(verifyAuditChain(new AuditEventRepo(db)).problem).toMatchObject({ id: 3, problem: 'broken-link' });
   });
   it('refuses events outside the union', () => {
     open();
-    const log = new AuditLog(db, new FakeClock());
+    const log = new AuditLog(new AuditEventRepo(db), new FakeClock());
     expect(() => log.emit('x', { type: 'made.up' } as never)).toThrow();
   });
 });
