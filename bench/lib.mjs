@@ -106,13 +106,12 @@ export class Gateway {
     if (this.pairs) {
       // Each pair's account and home exist already, as after an earlier login of that user.
       const { Host } = await import(path.join(ROOT, 'dist/host/host.js'));
-      const { HostAccountRepo } = await import(path.join(ROOT, 'dist/store/host-accounts.js'));
       const { silentLogger } = await import(path.join(ROOT, 'dist/platform/logger.js'));
-      const host = new Host({ config: admin.config, repo: new HostAccountRepo(admin.db), roles: admin.roles, clock: admin.clock, logger: silentLogger(), audit: admin.audit });
+      const host = new Host({ config: admin.config, repo: admin.hostAccounts, roles: admin.roles, clock: admin.clock, logger: silentLogger(), audit: admin.audit });
       host.prepareDirs();
       const role = admin.roles.find('bench');
       for (let i = 0; i < this.users; i++) await host.pairForLogin(role, admin.users.find(`u${i}`).id, `u${i}`, '/bin/sh');
-      this.accounts = new HostAccountRepo(admin.db).allAccounts();
+      this.accounts = admin.hostAccounts.allAccounts();
     }
     admin.close();
     // TG_BENCH_PROF=<dir>: the gateway writes a V8 CPU profile there when it stops (bench/profile.mjs).

@@ -8,6 +8,9 @@ import { ENFORCED_OPTIONS, type Pair, type TmuxHost } from './tmux.js';
 
 const DIR_RE = /^r(\d+)-u(\d+)$/;
 
+/** Each pane's id and its effective value of every enforced option. */
+const PANE_FORMAT = ['#{pane_id}', ...ENFORCED_OPTIONS.map((o) => `#{${o.name}}`)].join('\t');
+
 /** How many entries of a pair's directory are looked at, and how many of its sockets: the pair can make either huge. */
 const SCAN_ENTRIES = 1024;
 const SCAN_SOCKETS = 8;
@@ -232,13 +235,16 @@ export class TmuxServers {
    * asked for its clients at once. Every server is also asked in turn,
    * `perTick` a tick, which covers what the kernel table cannot show and re-applies the options.
    */
-  async checkIntruders(perTick = 25, unixTable: () => string | null = readUnixTable): Promise<number> {
+  async checkIntruders(perTick = 25, unixTable: () => string | null = readUnixTable, optionsPerTick = 5): Promise<number> {
     let n = 0;
     for (const [pid, until] of this.leaving) if (until <= Date.now()) this.leaving.delete(pid);
     const observers = this.deps.observers();
     const all = [...this.servers.values()];
     const text = unixTable();
-    let batch: Managed[] = this.roundRobin(all, perTick);
+    // Without the kernel table every server is asked in turn; with it, only crowded servers
+    // plus a few a tick for the hardening options (each ask is a fork of this process: a
+    // round-robin of 25 a tick cost a login storm most of a core, measured).
+    let batch: Managed[] = this.roundRobin(all, text === null ? perTick : optionsPerTick);
     if (text !== null) {
       const t = parseUnixTable(text);
       // Any local account can add lines to that table (an abstract socket's name may hold a
@@ -248,11 +254,14 @@ export class TmuxServers {
       batch = [...new Set([...crowded, ...batch])];
     }
     for (const s of batch) {
-      const r = await this.deps.tmux.run(s.pair, s.socket, ['list-clients', '-F', '#{client_pid} #{client_tty} #{client_name}']);
+      // One tmux command for both: the clients (lines "pid tty name") and each pane's options ("%id\t...").
+      const ask = ['list-clients', '-F', '#{client_pid} #{client_tty} #{client_name}', ';', 'list-panes', '-a', '-F', PANE_FORMAT];
+      const r = await this.deps.tmux.run(s.pair, s.socket, ask);
       if (r.code !== 0) continue; // a socket gone meanwhile: skipped
+      const paneLines = r.stdout.split('\n').filter((l) => l.startsWith('%'));
       const known: KnownClient[] = [...[...s.clients].map(([pid, tty]) => ({ pid, tty })), ...observers];
       const strangers: { pid: number; name: string }[] = [];
-      const lines = r.stdout.split('\n').filter(Boolean);
+      const lines = r.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('%'));
       for (const line of lines.slice(0, CLIENTS_PER_SERVER)) {
         const [pidText, tty, name] = line.split(' ');
         const pid = Number(pidText);
@@ -271,7 +280,7 @@ export class TmuxServers {
         n += strangers.length;
         this.deps.logger.warn({ socketDir: s.pair.dir, pids: strangers.map((x) => x.pid) }, 'detached tmux clients the gateway did not start');
       }
-      await this.enforceOptions(s);
+      await this.enforceOptions(s, paneLines);
     }
     return n;
   }
@@ -280,13 +289,10 @@ export class TmuxServers {
    * Puts back the hardening options wherever a user changed them from inside (any level: the
    * format shows each pane's effective value), and audits the attempt.
    */
-  async enforceOptions(s: { pair: Pair; socket: string }): Promise<string[]> {
-    const fmt = ['#{pane_id}', ...ENFORCED_OPTIONS.map((o) => `#{${o.name}}`)].join('\t');
-    const r = await this.deps.tmux.run(s.pair, s.socket, ['list-panes', '-a', '-F', fmt]);
-    if (r.code !== 0) return [];
+  async enforceOptions(s: { pair: Pair; socket: string }, paneLines: string[]): Promise<string[]> {
     const changed = new Set<string>();
     const panes = new Set<string>();
-    for (const line of r.stdout.split('\n').filter(Boolean)) {
+    for (const line of paneLines.slice(0, 256)) {
       const [pane, ...values] = line.split('\t');
       ENFORCED_OPTIONS.forEach((o, i) => {
         if ((values[i] ?? '') !== o.safe) {
