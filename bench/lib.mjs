@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
 // Shared benchmark plumbing: a tmuxgate gateway and a Debian sshd side by side on loopback,
 // both running /bin/sh as the same OS account (tgbench) inside tmux, driven by the real ssh client.
 import { spawn, execFileSync, spawnSync } from 'node:child_process';
@@ -81,7 +83,7 @@ export class Gateway {
   }
   async start() {
     this.config = path.join(this.dir, 'config.yaml');
-    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: ${process.env.TG_BENCH_LOG ?? 'warn'} }\nssh: ${this.ssh}\nsessions: { defaultShell: /bin/sh }\nisolation: ${this.pairs ? `{ pairAccounts: true, accountPrefix: tgb, homeBase: ${this.dir}/homes, uidMin: 64000, uidMax: 65999 }` : '{ pairAccounts: false }'}\nmetrics: { enabled: true, port: 0 }\n${this.extraYaml}`);
+    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: ${process.env.TG_BENCH_LOG ?? 'warn'} }\nssh: ${this.ssh}\nsessions: { defaultShell: /bin/sh }\nisolation: ${this.pairs ? `{ pairAccounts: true, accountPrefix: tgb, homeBase: ${this.dir}/homes, uidMin: 64000, uidMax: 65999 }` : '{ pairAccounts: false, accountPrefix: tgb }'}\nmetrics: { enabled: true, port: 0 }\n${this.extraYaml}`);
     this.cli(['init']);
     this.cli(['role', 'add', 'bench', '--run-as', ACCOUNT, '--shell', '/bin/sh']);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);
@@ -172,8 +174,27 @@ export class Gateway {
   stop(wait = false) {
     const exited = this.proc && this.proc.exitCode === null ? new Promise((r) => this.proc.once('exit', r)) : Promise.resolve();
     this.proc?.kill('SIGTERM');
-    const tm = path.join(this.dir, 'data', 'tmux');
-    if (existsSync(tm)) for (const d of readdirSync(tm)) for (const f of readdirSync(path.join(tm, d)).filter((x) => x.endsWith('.sock'))) spawnSync('tmux', ['-S', path.join(tm, d, f), 'kill-server'], { stdio: 'ignore' });
+    // Everything the run made outside its temp dir: tmux servers (under /run/tmuxgate/<hash of
+    // the data dir> when root), the socket tree, and the pair and role accounts with their processes.
+    const dataDir = path.join(this.dir, 'data');
+    const tm = process.getuid() === 0 ? path.join('/run/tmuxgate', createHash('sha256').update(dataDir).digest('hex').slice(0, 12)) : path.join(dataDir, 'tmux');
+    if (existsSync(tm)) {
+      for (const d of readdirSync(tm).filter((x) => /^r\d+-u\d+$/.test(x))) {
+        for (const f of readdirSync(path.join(tm, d)).filter((x) => x.endsWith('.sock'))) spawnSync('tmux', ['-S', path.join(tm, d, f), 'kill-server'], { stdio: 'ignore' });
+      }
+      rmSync(tm, { recursive: true, force: true });
+    }
+    // Every account the store recorded (the gateway may have made role accounts after start).
+    try {
+      const db = new Database(path.join(dataDir, 'tmuxgate.db'), { readonly: true });
+      this.accounts = db.prepare('SELECT account FROM pair_accounts UNION ALL SELECT account FROM role_accounts').pluck().all();
+      db.close();
+    } catch {
+      /* no store: nothing was made */
+    }
+    for (const a of this.accounts ?? []) spawnSync('pkill', ['-KILL', '-u', a], { stdio: 'ignore' });
+    // Two passes: a role account is the primary group of its pairs, so it goes once they have.
+    for (let pass = 0; pass < 2; pass++) for (const a of this.accounts ?? []) spawnSync('userdel', [a], { stdio: 'ignore' });
     if (!wait) return void rmSync(this.dir, { recursive: true, force: true });
     return exited.then(() => rmSync(this.dir, { recursive: true, force: true }));
   }
@@ -230,9 +251,6 @@ export class Sshd {
   stop() {
     this.proc?.kill('SIGTERM');
     for (const f of existsSync(this.sock) ? readdirSync(this.sock) : []) spawnSync('tmux', ['-S', path.join(this.sock, f), 'kill-server'], { stdio: 'ignore' });
-    // The pair accounts the run created (and the role's own), with any process left of them.
-    for (const a of this.accounts ?? []) spawnSync('pkill', ['-KILL', '-u', a], { stdio: 'ignore' });
-    for (const a of this.accounts ?? []) spawnSync('userdel', [a], { stdio: 'ignore' });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
