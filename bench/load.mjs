@@ -78,7 +78,7 @@ async function echoLatency(probe, samples) {
 const LOOP = 'while :; do date; uptime; sleep 1; done\r'; // a log-tail-like steady stream: 2 lines a second
 ensureAccount();
 const needUsers = (only.includes('latency') ? LOADS.reduce((a, b) => a + b + 1, 0) : 0) + (only.includes('idle') ? Math.max(...IDLES) : 0) + 2;
-const gw = new Gateway(needUsers);
+const gw = new Gateway(needUsers, '', undefined, { pairs: false }); // hundreds of users: no pair accounts (bench/README.md)
 const sshd = new Sshd();
 let next = 0;
 try {

@@ -17,7 +17,7 @@ const USERS = 150; // a TOTP step is spent per login: each user logs in at most 
 const CONCURRENT = 6;
 
 ensureAccount();
-const gw = new Gateway(USERS);
+const gw = new Gateway(USERS, '', undefined, { pairs: false }); // hundreds of users: no pair accounts (bench/README.md)
 await gw.start();
 const fds = () => readdirSync(`/proc/${gw.proc.pid}/fd`).length;
 const tmuxServers = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestGateway, type TestUser } from '../helpers/gateway.js';
 import { cliAsync } from '../helpers/cli.js';
+import { waitUntil } from '../helpers/poll.js';
 
 /** Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN: CI's clean VM; not a container). */
 function canMountTmpfs(): boolean {
@@ -50,7 +51,8 @@ describe.skipIf(!mountable)('recording disk full (a real tmpfs)', () => {
     }
     await d.waitFor('recording failed: session ended');
     await d.waitExit();
-    const failed = t.audit('recording.failed').at(-1)!;
+    // The end is audited once the recorder has closed, after the client is gone: poll for it.
+    const failed = await waitUntil(() => t.audit('recording.failed').at(-1), 'recording.failed audited');
     expect(String(failed.data.error)).toMatch(/ENOSPC|no space/i);
     const id = String(failed.data.sessionId);
     expect(t.admin.recordings.get(id)!.state).toBe('failed');
@@ -61,7 +63,7 @@ describe.skipIf(!mountable)('recording disk full (a real tmpfs)', () => {
     b.write(t.code(bob) + '\r');
     await b.waitFor('recording failed: session not started');
     await b.waitExit();
-    const refused = String(t.audit('recording.failed').at(-1)!.data.sessionId);
+    const refused = String((await waitUntil(() => t.audit('recording.failed').find((e) => e.data.sessionId !== id), 'the refusal audited')).data.sessionId);
     expect(refused).not.toBe(id);
     expect(t.admin.recordings.get(refused)!.state).toBe('failed');
     // No file of the refused session is left open in the gateway.

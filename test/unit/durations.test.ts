@@ -1,12 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { FakeClock, MAX_TIMER_MS, makeSystemClock, type TimerApi } from '../../src/platform/clock.js';
 import { buildConfig } from '../../src/config/load.js';
 import { MAX_DURATION_MS } from '../../src/config/duration.js';
 import { durationFlag } from '../../src/cli/common.js';
 import { cli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/gateway.js';
+import { cleanupStore, isolationYaml, tempDir } from '../helpers/gateway.js';
 
 const DAY = 86_400_000;
 
@@ -97,7 +97,11 @@ describe('long timers on the system clock', () => {
 
 describe('durations are bounded at the edge', () => {
   const dir = tempDir('tg-dur-');
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o711);
+  afterAll(() => {
+    cleanupStore(path.join(dir, 'data'));
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('config: a duration beyond the bound is refused naming the field and the bound', () => {
     expect(buildConfig({ sessions: { maxSessionTime: '30d' } }, { file: null, baseDir: dir }).sessions.maxSessionTime).toBe(30 * DAY);
@@ -114,7 +118,8 @@ describe('durations are bounded at the edge', () => {
 
   it('the real CLI refuses --max-session 400d with exit 2 and stores nothing', () => {
     const config = path.join(dir, 'config.yaml');
-    writeFileSync(config, 'dataDir: ./data\nkeysDir: ./keys\n');
+    // Hermetic: the role's own OS account (made by role add as root) gets a per-test prefix and is removed.
+    writeFileSync(config, `dataDir: ./data\nkeysDir: ./keys\n${isolationYaml(dir)}`);
     expect(cli(['init', '--config', config]).status).toBe(0);
     const bad = cli(['role', 'add', 'longrole', '--max-session', '400d', '--config', config]);
     expect(bad.status).toBe(2);
