@@ -175,8 +175,17 @@ export class Host {
   /** Locks or removes every pair whose user or grant is gone (the enforcer's tick). */
   async enforce(): Promise<number> {
     const due = this.d.repo.pairsToEnd();
-    for (const p of due) await this.endPair(p, p.cause);
-    for (const p of this.d.repo.removedUsersPairs()) await this.accounts.remove(p);
+    // One pair that cannot be ended (a tool failing, an account edited by hand) is logged and
+    // tried again next tick; it never holds up the others.
+    const each = async (p: PairAccountRecord, what: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (e) {
+        this.d.logger.error({ account: p.account, err: (e as Error).message }, `${what} failed`);
+      }
+    };
+    for (const p of due) await each(p, `ending pair (${p.cause})`, () => this.endPair(p, p.cause));
+    for (const p of this.d.repo.removedUsersPairs()) await each(p, 'removing pair account', () => this.accounts.remove(p));
     return due.length;
   }
 }
