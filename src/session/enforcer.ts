@@ -8,31 +8,28 @@ import type { GatewayContext } from '../gateway-context.js';
  */
 export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
   const { live, logger, host, kills: killRepo, users, roles } = ctx;
+  // Pair processes end off the tick, one runner at a time: kills queue up and the runner drains
+  // them, then locks or removes the pairs whose user or grant is gone.
+  const queued: { roleId: number; userId: number }[] = [];
   let hostWork: Promise<void> | null = null;
+  const runHostWork = () => {
+    hostWork ??= (async () => {
+      for (let p = queued.shift(); p; p = queued.shift()) await host.killPair(p.roleId, p.userId);
+      await host.enforce();
+    })()
+      .catch((e) => logger.error({ err: e }, 'ending pair processes failed'))
+      .finally(() => (hostWork = null));
+  };
   const tick = () => {
     try {
-      const kills = killRepo.pending();
-      const pairsToKill: { roleId: number; userId: number }[] = [];
-      for (const k of kills) {
+      for (const k of killRepo.pending()) {
         const s = live.get(k.sessionId);
         if (!s) continue; // another gateway's, or already gone
         s.shell.end('killed', `session ended by an administrator: ${k.reason}`);
         killRepo.done(k.sessionId, ctx.clock.now());
-        pairsToKill.push({ roleId: s.roleId, userId: s.userId });
+        queued.push({ roleId: s.roleId, userId: s.userId });
       }
-      // Pair processes end off the event loop's critical path, one batch at a time.
-      if (!hostWork) {
-        hostWork = (async () => {
-          for (const p of pairsToKill) await host.killPair(p.roleId, p.userId);
-          await host.enforce();
-        })()
-          .catch((e) => logger.error({ err: e }, 'ending pair processes failed'))
-          .finally(() => (hostWork = null));
-      } else if (pairsToKill.length) {
-        void hostWork.then(async () => {
-          for (const p of pairsToKill) await host.killPair(p.roleId, p.userId);
-        });
-      }
+      runHostWork();
       if (live.size === 0 && live.viewers.size === 0) return;
       const disabled = new Set(users.lockedOutIds());
       const grants = new Set(roles.allGrants().map((g) => `${g.userId}:${g.roleId}`));

@@ -59,11 +59,6 @@ export class HostAccountRepo {
     return r ? toPair(r) : null;
   }
 
-  pairByAccount(account: string): PairAccountRecord | null {
-    const r = this.db.prepare('SELECT * FROM pair_accounts WHERE account = ?').get(account);
-    return r ? toPair(r) : null;
-  }
-
   recordPair(p: { roleId: number; userId: number; account: string; uid: number; home: string }, now: number): void {
     this.db
       .prepare('INSERT INTO pair_accounts (role_id, user_id, account, uid, home, created_at) VALUES (?, ?, ?, ?, ?, ?)')
@@ -113,11 +108,6 @@ export class HostAccountRepo {
 
   roleAccount(roleId: number): { account: string; uid: number } | null {
     return (this.db.prepare('SELECT account, uid FROM role_accounts WHERE role_id = ?').get(roleId) as { account: string; uid: number } | undefined) ?? null;
-  }
-
-  roleAccountByName(account: string): { roleId: number; uid: number } | null {
-    const r = this.db.prepare('SELECT role_id, uid FROM role_accounts WHERE account = ?').get(account) as { role_id: number; uid: number } | undefined;
-    return r ? { roleId: r.role_id, uid: r.uid } : null;
   }
 
   recordRoleAccount(roleId: number, account: string, uid: number, now: number): void {
