@@ -16,7 +16,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const rootArg = process.argv.indexOf('--root');
 const root = rootArg > 0 ? path.resolve(process.argv[rootArg + 1]) : path.resolve(here, '..');
 const { Gateway, ensureAccount, pct } = await import(path.join(root, 'bench/lib.mjs'));
-const { generateEd25519 } = await import(path.join(root, 'dist/ssh/host-key.js'));
+const { generateEd25519 } = await import(path.join(root, 'dist/auth/host-key.js'));
 const { default: ssh2 } = await import('ssh2');
 
 const quick = process.argv.includes('--quick');

@@ -93,16 +93,16 @@ export class Gateway {
     const { loadConfig } = await import(path.join(ROOT, 'dist/config/load.js'));
     const { openAdmin } = await import(path.join(ROOT, 'dist/admin/context.js'));
     const ops = await import(path.join(ROOT, 'dist/admin/operations.js'));
-    const { generateEd25519 } = await import(path.join(ROOT, 'dist/ssh/host-key.js'));
-    const admin = openAdmin(loadConfig(this.config), { actor: 'os:bench' });
+    const { generateEd25519 } = await import(path.join(ROOT, 'dist/auth/host-key.js'));
+    const admin = await openAdmin(loadConfig(this.config), { actor: 'os:bench' });
     for (let i = 0; i < this.users; i++) {
       const u = `u${i}`;
-      ops.addUser(admin, u, 'bench');
+      await ops.addUser(admin, u, 'bench');
       const pair = generateEd25519('bench');
       writeFileSync(path.join(this.dir, `id_${u}`), pair.private, { mode: 0o600 });
-      ops.addKey(admin, u, pair.public);
-      const { secret } = ops.enrollTotp(admin, u);
-      ops.confirmTotp(admin, u, totpCode(secret, Date.now()));
+      await ops.addKey(admin, u, pair.public);
+      const { secret } = await ops.enrollTotp(admin, u);
+      await ops.confirmTotp(admin, u, totpCode(secret, Date.now()));
       this.secrets.push(secret);
     }
     if (this.pairs) {
@@ -111,11 +111,11 @@ export class Gateway {
       const { silentLogger } = await import(path.join(ROOT, 'dist/platform/logger.js'));
       const host = new Host({ config: admin.config, repo: admin.hostAccounts, roles: admin.roles, clock: admin.clock, logger: silentLogger(), audit: admin.audit });
       host.prepareDirs();
-      const role = admin.roles.find('bench');
-      for (let i = 0; i < this.users; i++) await host.pairForLogin(role, admin.users.find(`u${i}`).id, `u${i}`, '/bin/sh');
-      this.accounts = admin.hostAccounts.allAccounts();
+      const role = await admin.roles.find('bench');
+      for (let i = 0; i < this.users; i++) await host.pairForLogin(role, (await admin.users.find(`u${i}`)).id, `u${i}`, '/bin/sh');
+      this.accounts = await admin.hostAccounts.allAccounts();
     }
-    admin.close();
+    await admin.close();
     // TG_BENCH_PROF=<dir>: the gateway writes a V8 CPU profile there when it stops (bench/profile.mjs).
     const prof = process.env.TG_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TG_BENCH_PROF}`] : [];
     this.proc = spawn(process.execPath, [...prof, BIN, 'serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'] });

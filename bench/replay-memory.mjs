@@ -17,7 +17,7 @@ const { FakeClock } = await import(path.join(ROOT, 'dist/platform/clock.js'));
 const { loadConfig } = await import(path.join(ROOT, 'dist/config/load.js'));
 const { openAdmin } = await import(path.join(ROOT, 'dist/admin/context.js'));
 const ops = await import(path.join(ROOT, 'dist/admin/operations.js'));
-const { generateEd25519 } = await import(path.join(ROOT, 'dist/ssh/host-key.js'));
+const { generateEd25519 } = await import(path.join(ROOT, 'dist/auth/host-key.js'));
 
 const arg = (name, dflt) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : dflt);
 const SIZES = arg('--sizes', '64,256,1024').split(',').map(Number);
@@ -28,16 +28,16 @@ const results = [];
 
 /** Writes a sealed recording of about `mb` MB into the gateway's store: dense log-like output, ~1 chunk per second. */
 async function synthRecording(gw, mb) {
-  const admin = openAdmin(loadConfig(gw.config), { actor: 'os:bench' });
-  const u = admin.users.get('u0');
-  const role = admin.roles.find('bench');
+  const admin = await openAdmin(loadConfig(gw.config), { actor: 'os:bench' });
+  const u = await admin.users.get('u0');
+  const role = await admin.roles.find('bench');
   const id = 's_benchbig' + mb;
   const file = path.join(gw.dir, 'data', 'recordings', `${id}.tgrec`);
   mkdirSync(path.dirname(file), { recursive: true });
   const clock = new FakeClock(Date.now() - 24 * 3600_000);
   const dataKey = randomBytes(32);
-  admin.sessions.start({ id, userId: u.id, roleId: role.id, userName: 'u0', roleName: 'bench', remoteAddr: '127.0.0.1', term: 'xterm-256color', cols: 120, rows: 40, startedAt: clock.now() });
-  admin.recordings.create({ sessionId: id, file, dataKey, keys: admin.masterKeys, cols: 120, rows: 40, now: clock.now() });
+  await admin.sessions.start({ id, userId: u.id, roleId: role.id, userName: 'u0', roleName: 'bench', remoteAddr: '127.0.0.1', term: 'xterm-256color', cols: 120, rows: 40, startedAt: clock.now() });
+  await admin.recordings.create({ sessionId: id, file, dataKey, keys: admin.masterKeys, cols: 120, rows: 40, now: clock.now() });
   const { privateKey } = generateKeyPairSync('ed25519');
   const header = { v: 1, sessionId: id, user: 'u0', role: 'bench', startedAt: clock.now(), cols: 120, rows: 40, term: 'xterm-256color', cipher: 'aes-256-gcm', compression: 'deflate-raw', recordInput: false };
   const rec = new Recorder({ header, sealer: aesGcmSealer(dataKey), clock, fsync: false, maxQueueBytes: 1 << 30, signer: { sign: (d) => sign(null, d, privateKey), publicKeyPem: '' }, file: { path: file, append: async (d) => append(file, d), close: async () => {} } });
@@ -57,21 +57,21 @@ async function synthRecording(gw, mb) {
     }
   }
   await rec.close('bench');
-  admin.recordings.finish(id, 'sealed', s * 1000, clock.now(), null);
-  admin.sessions.end(id, 'detached', clock.now());
+  await admin.recordings.finish(id, 'sealed', s * 1000, clock.now(), null);
+  await admin.sessions.end(id, 'detached', clock.now());
   // The auditor: role, user, key, TOTP.
-  if (!admin.roles.find('audit')) ops.addRole(admin, { name: 'audit', kind: 'auditor' });
+  if (!await admin.roles.find('audit')) await ops.addRole(admin, { name: 'audit', kind: 'auditor' });
   let auditorSecret = gw.auditorSecret;
   if (!auditorSecret) {
-    ops.addUser(admin, 'aud', 'audit');
+    await ops.addUser(admin, 'aud', 'audit');
     const pair = generateEd25519('aud');
     writeFileSync(path.join(gw.dir, 'id_aud'), pair.private, { mode: 0o600 });
-    ops.addKey(admin, 'aud', pair.public);
-    auditorSecret = ops.enrollTotp(admin, 'aud').secret;
-    ops.confirmTotp(admin, 'aud', totpCode(auditorSecret, Date.now()));
+    await ops.addKey(admin, 'aud', pair.public);
+    auditorSecret = (await ops.enrollTotp(admin, 'aud')).secret;
+    await ops.confirmTotp(admin, 'aud', totpCode(auditorSecret, Date.now()));
     gw.auditorSecret = auditorSecret;
   }
-  admin.close();
+  await admin.close();
   return { id, bytes: statSync(file).size, seconds: s };
 }
 

@@ -6,12 +6,18 @@
 #            bubblewrap (per-role sandbox)
 #   tests:   openssh-server (baseline for benchmarks), oathtool (independent TOTP),
 #            ssh-audit (grades the algorithm policy), expect, asciinema (plays exports),
-#            bubblewrap (optional per-role sandbox)
+#            bubblewrap (optional per-role sandbox), haproxy (2.6: logins through a real
+#            load balancer with PROXY protocol v1/v2 and its health checks),
+#            postgresql (15: the shared store several nodes use, started by the tests as
+#            their own cluster in a temp dir; the packaged service is not used),
+#            rsyslog + rsyslog-gnutls (the real RFC 5425 collector the audit-shipping test starts
+#            on loopback as its own child; the packaged service is not used), openssl (that
+#            test's throwaway CA and certificates)
 #   build:   python3, make, g++ (node-pty and better-sqlite3 compile from source)
 set -euo pipefail
 
 RUNTIME=(tmux openssh-client passwd util-linux procps bubblewrap)
-TESTING=(openssh-server oathtool ssh-audit expect asciinema python3)
+TESTING=(openssh-server oathtool ssh-audit expect asciinema python3 haproxy postgresql rsyslog rsyslog-gnutls openssl)
 BUILD=(python3 make g++)
 
 want=("${RUNTIME[@]}" "${BUILD[@]}")
@@ -32,5 +38,5 @@ echo "system packages: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
-# The test suite starts its own sshd on an ephemeral port; the packaged one must not
-# be needed, and on a fresh container it is not running anyway.
+# The test suite starts its own sshd and haproxy on ephemeral ports; the packaged services
+# must not be needed, and on a fresh container they are not running anyway.

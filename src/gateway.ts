@@ -1,31 +1,37 @@
-import { systemRandom, type Random } from './platform/random.js';
 import { mkdirSync, chmodSync, readFileSync } from 'node:fs';
-import { Host } from './host/host.js';
 import ssh2 from 'ssh2';
 import type { Config } from './config/schema.js';
-import { canonicalJson } from './config/load.js';
 import { systemClock, type Clock } from './platform/clock.js';
+import { systemRandom, type Random } from './platform/random.js';
 import { createLogger, type Logger } from './platform/logger.js';
-import { openDb, type Db } from './store/db.js';
+import { Metrics, serveMetrics } from './platform/metrics.js';
+import { openStore } from './store/open.js';
+import { buildStores, type Stores } from './services/stores.js';
+import type { RoleRepo } from './store/roles.js';
 import { writeCheckpoint } from './audit/log.js';
 import { PreAuthAudit } from './audit/preauth.js';
-import { buildStores } from './store/stores.js';
-import type { RoleRepo } from './store/roles.js';
-import { startEnforcer } from './session/enforcer.js';
-import { Metrics, serveMetrics } from './platform/metrics.js';
+import type { Lockouts } from './auth/lockout.js';
 import { ensureKeysDir } from './crypto/key-files.js';
 import { loadMasterKey } from './crypto/master-key.js';
 import { loadAuditKey } from './crypto/audit-key.js';
-import { loadHostKey, knownHostsLine } from './ssh/host-key.js';
-import { effectiveAlgorithms } from './ssh/algorithms.js';
+import { Host } from './host/host.js';
+import type { RecordingSink } from './recording/sink.js';
+import { loadHostKey, knownHostsLine } from './auth/host-key.js';
+import { effectiveAlgorithms } from './crypto/algorithms.js';
 import { FrontDoor, normaliseAddr } from './ssh/front-door.js';
-import { GatewayConnection } from './ssh/connection.js';
+import { GatewayConnection, type ConnectionDeps } from './ssh/connection.js';
 import { SessionRegistry } from './session/registry.js';
-import { spawnPty, type Pty, type PtySpawnOptions } from './session/pty.js';
-import type { GatewayContext } from './gateway-context.js';
-import path from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { FileSink, type RecordingSink } from './recording/sink.js';
+import { spawnPty, type Pty, type PtySpawnOptions } from './platform/pty.js';
+import { startEnforcer } from './session/enforcer.js';
+import { registerGatewayMetrics } from './gateway/metrics.js';
+import { configChanges } from './gateway/config-diff.js';
+import { startScheduler } from './gateway/scheduler.js';
+import { makeDrain } from './gateway/drain.js';
+import { buildSessionLauncher } from './gateway/session-side.js';
+import { startEvidence } from './gateway/evidence.js';
+import { joinCluster, type ClusterSide } from './gateway/cluster-side.js';
+import { machineId } from './platform/machine.js';
+import { verifyStored } from './recording/access.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -37,38 +43,69 @@ export interface GatewayDeps {
   enforceEveryMs?: number;
   /** Chance: the front door's early drop, ids, data keys, flush phases (tests make it deterministic). */
   random?: Random;
+  /**
+   * Real time, for what measures processes and sockets rather than policy: the enforcer's poll of
+   * the store, process-exit grace, back-off, the drain's pause. The system clock unless a test
+   * replaces it; it keeps running while a test's policy clock stands still.
+   */
+  realTime?: Clock;
+  /**
+   * Node liveness time in a cluster: heartbeats, the reaper and the dead-node bound. Real time
+   * unless a test replaces it (to stall one node's heartbeat, or to age another's, without waiting).
+   */
+  clusterClock?: Clock;
 }
 
 export interface Gateway {
   readonly host: string;
   readonly port: number;
-  readonly ctx: GatewayContext;
+  /** The sessions served now (shells, menus, watchers). */
+  readonly live: SessionRegistry;
+  readonly metrics: Metrics;
+  readonly lockouts: Lockouts;
   readonly hostKeyFingerprint: string;
   readonly knownHosts: string;
   /** Port of the /metrics endpoint, when enabled. */
   readonly metricsPort: number | null;
+  /** This node's id ("local" without a cluster) and where its node link listens (null: none). */
+  readonly nodeId: string;
+  readonly linkAddress: string | null;
   /** Drains: stop accepting, tell users, close channels (tmux servers stay), close the DB. */
   close(reason?: string): Promise<void>;
 }
 
-/** Leaf paths whose values differ between two config objects ("sessions.idleTimeout"). */
-export function changedFields(before: unknown, after: unknown, prefix = ''): string[] {
-  const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
-  if (isObj(before) && isObj(after)) {
-    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
-    return keys.flatMap((k) => changedFields(before[k], after[k], prefix ? `${prefix}.${k}` : k));
-  }
-  return canonicalJson(before) === canonicalJson(after) ? [] : [prefix || '(root)'];
-}
-
 /** Whether any shell role runs under the gateway's own account (development mode). */
-function devMode(roles: RoleRepo, host: Host): boolean {
-  return roles.list().some((r) => r.kind === 'shell' && host.devMode(r));
+async function devMode(roles: RoleRepo, host: Host): Promise<boolean> {
+  return (await roles.list()).some((r) => r.kind === 'shell' && host.devMode(r));
 }
 
-/** Builds every dependency from the config, then listens. The composition root. */
+/** The ssh2 server with the configured algorithms, keepalive and banner. */
+function sshServer(config: Config, hostKey: Buffer | string): ssh2.Server {
+  const algorithms = effectiveAlgorithms(config.ssh.algorithms);
+  return new ssh2.Server({
+    hostKeys: [hostKey],
+    algorithms: {
+      kex: algorithms.kex,
+      cipher: algorithms.cipher,
+      hmac: algorithms.mac,
+      serverHostKey: algorithms.serverHostKey,
+      compress: algorithms.compress,
+    } as ssh2.Algorithms,
+    ident: 'tmuxgate',
+    keepaliveInterval: config.ssh.keepaliveInterval,
+    keepaliveCountMax: config.ssh.keepaliveCountMax,
+    ...(config.ssh.banner ? { banner: config.ssh.banner } : {}),
+  } as ssh2.ServerConfig);
+}
+
+/**
+ * Builds every dependency from the config, then listens. The composition root: each component
+ * gets the narrow dependencies it uses, and checks them when it is built.
+ */
 export async function startGateway(config: Config, deps: GatewayDeps = {}): Promise<Gateway> {
   const clock = deps.clock ?? systemClock;
+  const realTime = deps.realTime ?? systemClock;
+  const random = deps.random ?? systemRandom;
   const logger = deps.logger ?? createLogger({ level: config.log.level });
   ensureKeysDir(config.paths.keysDir);
   const hostKey = loadHostKey(config.paths.keysDir, { create: true });
@@ -79,51 +116,101 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   // root-only trees): only the gateway's own account may enter it.
   chmodSync(config.paths.dataDir, 0o700);
 
-  const db: Db = openDb(config.paths.dbFile);
-  const random = deps.random ?? systemRandom;
-  const stores = buildStores(config, clock, db, provider, logger, random);
+  const sql = await openStore(config);
+  const stores = buildStores(config, clock, sql, provider, logger, random);
   const audit = stores.audit;
-  const host = new Host({ config, repo: stores.hostAccounts, roles: stores.roles, clock, logger, audit });
+  const machine = machineId(config.cluster?.host);
+  // In a cluster: keys checked against the cluster's, link listening, this node registered
+  // (a node id in use elsewhere refuses here, before anything of that node's is touched).
+  let cluster: ClusterSide | null = null;
+  const host = new Host({
+    config,
+    repo: stores.hostAccounts,
+    roles: stores.roles,
+    clock,
+    logger,
+    audit,
+    random,
+    realTime,
+    machine,
+    serverGone: (roleId, userId) => cluster?.shells.clientEnded(roleId, userId),
+  });
   try {
+    if (config.cluster) {
+      cluster = await joinCluster({
+        cluster: config.cluster,
+        keysDir: config.paths.keysDir,
+        stores,
+        host,
+        hostKey,
+        masterKeys: provider,
+        auditPublicKeyPem: auditSigner.publicKeyPem,
+        machine,
+        version: VERSION,
+        clock,
+        clusterClock: deps.clusterClock ?? realTime,
+        realTime,
+        logger,
+      });
+    }
     await host.prepare();
   } catch (e) {
-    db.close();
+    await cluster?.close();
+    await sql.close();
     throw e;
   }
-  const ctx: GatewayContext = {
-    ...stores,
-    logger,
-    live: new SessionRegistry(),
-    spawnPty: deps.spawnPty ?? spawnPty,
-    recordingSink: deps.recordingSink ?? new FileSink(path.join(config.paths.dataDir, 'recordings')),
-    auditSigner,
-    host,
-    metrics: new Metrics(),
-    preauth: new PreAuthAudit(audit, clock, config.auth.preAuthAudit),
-  };
+  const live = new SessionRegistry();
+  const metrics = new Metrics();
+  const preauth = new PreAuthAudit(audit, clock, config.auth.preAuthAudit);
 
-  ctx.recordings.markInterrupted();
-  for (const s of ctx.sessions.markInterrupted(clock.now())) {
-    audit.emit('gateway', { type: 'session.interrupted', sessionId: s.id, user: s.user_name, role: s.role_name });
+  // What this node left open when it last went away (other nodes' sessions are theirs).
+  await stores.recordings.markInterrupted(stores.nodeId);
+  for (const s of await stores.sessions.markInterrupted(clock.now())) {
+    await audit.emit('gateway', { type: 'session.interrupted', sessionId: s.id, user: s.user_name, role: s.role_name });
   }
 
-  const algorithms = effectiveAlgorithms(config.ssh.algorithms);
-  const sshServer = new ssh2.Server(
-    {
-      hostKeys: [hostKey.privateKey],
-      algorithms: {
-        kex: algorithms.kex,
-        cipher: algorithms.cipher,
-        hmac: algorithms.mac,
-        serverHostKey: algorithms.serverHostKey,
-        compress: algorithms.compress,
-      } as ssh2.Algorithms,
-      ident: 'tmuxgate',
-      keepaliveInterval: config.ssh.keepaliveInterval,
-      keepaliveCountMax: config.ssh.keepaliveCountMax,
-      ...(config.ssh.banner ? { banner: config.ssh.banner } : {}),
-    } as ssh2.ServerConfig,
-  );
+  // Off-box evidence (audit log, recordings, anchors), on real time; in `required` mode its lag gates sessions.
+  const evidence = await startEvidence(config, { stores, metrics, logger, clock: realTime, random, signer: auditSigner });
+  const { launcher, shells } = buildSessionLauncher({
+    config,
+    stores,
+    host,
+    live,
+    metrics,
+    masterKeys: provider,
+    signer: auditSigner,
+    clock,
+    random,
+    spawnPty: deps.spawnPty ?? spawnPty,
+    ...(deps.recordingSink ? { recordingSink: deps.recordingSink } : {}),
+    admit: () => evidence.refusal(),
+    ...(cluster ? { cluster: cluster.shells } : {}),
+    ...(evidence.offsite ? { offsite: evidence.offsite } : {}),
+  });
+  cluster?.serveRelays(shells);
+  // Each connection gets only what it uses: the login policy's repositories, and the session side.
+  const connectionDeps: ConnectionDeps = {
+    login: {
+      users: stores.users,
+      roles: stores.roles,
+      keys: stores.keys,
+      totp: stores.totp,
+      recoveryCodes: stores.recoveryCodes,
+      lockouts: stores.lockouts,
+      audit,
+      preauth,
+      metrics,
+      clock,
+      totpWindow: config.auth.totp.window,
+      maxAuthTries: config.ssh.maxAuthTries,
+    },
+    logger,
+    random,
+    audit,
+    sessions: (conn) => launcher.forConnection(conn),
+  };
+
+  const server = sshServer(config, hostKey.privateKey);
   const front = new FrontDoor(
     {
       maxStartups: config.ssh.maxStartups,
@@ -131,78 +218,47 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
       maxStartupsPerPrefix: config.ssh.maxStartupsPerPrefix,
       handshakeTimeout: config.ssh.handshakeTimeout,
       loginGraceTime: config.ssh.loginGraceTime,
+      proxyProtocol: config.listen.proxyProtocol,
     },
-    { clock, logger, preauth: ctx.preauth, random },
-    (socket) => sshServer.injectSocket(socket),
+    { clock, logger, preauth, random, metrics },
+    (socket) => server.injectSocket(socket),
   );
-  const connections = new Set<GatewayConnection>();
-  sshServer.on('connection', (client, info) => {
+  server.on('connection', (client, info) => {
     const pending = front.lookup(normaliseAddr(info.ip), info.port);
     if (!pending) {
       client.end();
       return;
     }
-    const conn = new GatewayConnection(ctx, client, pending);
-    connections.add(conn);
-    client.on('close', () => connections.delete(conn));
+    // Lives as long as the client: ssh2's events hold it, and it lets go when the client closes.
+    new GatewayConnection(connectionDeps, client, pending);
   });
-  sshServer.on('error', (e: Error) => logger.warn({ err: e.message }, 'ssh server error'));
+  server.on('error', (e: Error) => logger.warn({ err: e.message }, 'ssh server error'));
 
   const addr = await front.listen(config.listen.host, config.listen.port);
   // Live tmux servers are adopted after the door opens: a pair's directory is the pair's to fill,
   // so its cost must never keep everyone out. A login meanwhile adopts its own pair's server.
   const reconciled = host.servers
     .reconcile()
-    .then((rec) => {
-      if (rec.adopted || rec.stale) audit.emit('gateway', { type: 'tmux.reconciled', adopted: rec.adopted, stale: rec.stale });
+    .then(async (rec) => {
+      if (rec.adopted || rec.stale) await audit.emit('gateway', { type: 'tmux.reconciled', adopted: rec.adopted, stale: rec.stale });
+      await cluster?.afterReconcile();
     })
     .catch((e) => logger.error({ err: e }, 'tmux reconcile failed'));
-  const m = ctx.metrics;
-  m.describe('sessions_active', 'gauge', 'shell sessions open now');
-  m.describe('connections_unauthenticated', 'gauge', 'TCP connections not yet authenticated');
-  m.describe('logins_total', 'counter', 'authentication outcomes');
-  m.describe('recording_bytes_total', 'counter', 'bytes of client stream recorded (in) and written to disk (stored)');
-  m.describe('recording_seal_seconds_total', 'counter', 'main-thread time spent compressing, encrypting and chaining recording chunks');
-  m.describe('process_cpu_seconds_total', 'counter', 'gateway CPU time, user and system, all threads');
-  m.describe('recording_failures_total', 'counter', 'recordings that could not be written (sessions ended)');
-  m.describe('lockouts_active', 'gauge', 'user and address lockouts in force');
-  m.describe('process_resident_memory_bytes', 'gauge', 'gateway RSS');
-  m.describe('recording_queue_bytes', 'gauge', 'recording bytes sealed and waiting to be written, all sessions (a session fails at recording.maxQueueBytes)');
-  m.describe('sessions_waiting_for_client', 'gauge', 'sessions whose output is held because the client is not reading it');
-  m.describe('event_loop_utilization', 'gauge', 'share of time the event loop was busy since the previous scrape (near 1: keystrokes queue in the gateway)');
-  m.gauge('recording_queue_bytes', () => ctx.live.all().reduce((a, s) => a + (s.recorder?.queuedBytes ?? 0), 0));
-  m.gauge('sessions_waiting_for_client', () => ctx.live.all().filter((s) => s.shell.waitingForClient).length);
-  // From libuv's own idle-time accounting: no timer, so it costs nothing at rest (a 20 ms
-  // event-loop-delay monitor was measured at 0.4% of a core on an idle gateway).
-  let eluMark = performance.eventLoopUtilization();
-  m.gauge('event_loop_utilization', () => {
-    const now = performance.eventLoopUtilization();
-    const u = performance.eventLoopUtilization(now, eluMark).utilization;
-    eluMark = now;
-    return u;
+  // Recordings this node left interrupted (its crash, or its loss seen by another node) are
+  // verified, intact up to their last flush or not, and the verdict noted on each.
+  void verifyInterrupted({ ...stores, clock }, auditSigner.publicKeyPem, logger);
+  registerGatewayMetrics(metrics, {
+    live,
+    unauthenticated: () => front.stats().unauthenticated,
+    lockoutsActive: async () => (await stores.lockouts.active()).length,
   });
-  m.gauge('sessions_active', () => ctx.live.size);
-  m.gauge('connections_unauthenticated', () => front.stats().unauthenticated);
-  m.gauge('lockouts_active', () => ctx.lockouts.active().length);
-  m.gauge('process_resident_memory_bytes', () => process.memoryUsage.rss());
-  m.describe('process_heap_used_bytes', 'gauge', 'JavaScript heap in use (RSS less native memory and allocator slack)');
-  m.gauge('process_heap_used_bytes', () => process.memoryUsage().heapUsed);
-  m.gauge('process_cpu_seconds_total', () => {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1e6;
-  });
-  for (const r of ['success', 'failure', 'locked']) m.inc(`logins_total{result="${r}"}`, 0);
-  m.inc('recording_seal_seconds_total', 0);
-  const metricsServer = config.metrics.enabled ? await serveMetrics(m, config.metrics.host, config.metrics.port) : null;
+  const metricsServer = config.metrics.enabled ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : null;
   const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : null;
-  const previous = ctx.gatewayState.get('config');
-  const { paths: _p, hash: _h, ...plain } = config;
-  const changed = previous ? changedFields(JSON.parse(previous), JSON.parse(canonicalJson(plain))) : ['(first start)'];
-  ctx.gatewayState.set('config', canonicalJson(plain));
+  const changed = await configChanges(stores.gatewayState, config);
   // Roles were checked by host.prepare(): a missing account or an unflagged root account is
   // logged at start, not discovered by the first user.
-  const dev = devMode(ctx.roles, host);
-  audit.emit('gateway', {
+  const dev = await devMode(stores.roles, host);
+  await audit.emit('gateway', {
     type: 'gateway.start',
     version: VERSION,
     pid: process.pid,
@@ -211,79 +267,81 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     changedFields: changed,
     devMode: dev,
     listen: `${addr.host}:${addr.port}`,
+    ...(cluster ? { node: cluster.nodeId } : {}),
   });
   const known = knownHostsLine(config.listen.host, addr.port, hostKey.publicLine);
   logger.info({ listen: `${addr.host}:${addr.port}`, hostKey: hostKey.fingerprint, knownHosts: known, dataDir: config.paths.dataDir }, 'tmuxgate listening');
   if (!config.recording.enabled) logger.warn('recording is switched off: sessions are not recorded (benchmark setting; fails the compliance report)');
-  if (dev) logger.warn('development mode: some shell roles run under the gateway\'s own OS account (no least-privilege isolation between them)');
+  if (dev) logger.warn("development mode: some shell roles run under the gateway's own OS account (no least-privilege isolation between them)");
 
-  const stopEnforcer = startEnforcer(ctx, deps.enforceEveryMs ?? 500);
-  const checkpoint = () => {
+  const stopEnforcer = startEnforcer({
+    live,
+    kills: stores.kills,
+    users: stores.users,
+    roles: stores.roles,
+    host,
+    clock,
+    logger,
+    realTime,
+    failClosed: () => evidence.endLive(),
+    ...(deps.enforceEveryMs !== undefined ? { everyMs: deps.enforceEveryMs } : {}),
+  });
+  const checkpoint = async () => {
     try {
-      writeCheckpoint(ctx.auditEvents, auditSigner.sign, clock.now());
+      await writeCheckpoint(stores.auditEvents, auditSigner.sign, clock.now());
     } catch (e) {
       logger.error({ err: e }, 'audit checkpoint failed');
     }
   };
-  // Periodic work runs on the injected clock like every other policy timer. The tmux checks are
-  // asynchronous: one at a time, so a clock moved forward by hours does not start hundreds; ticks
-  // that fall due meanwhile fold into one more run, so the state as of the last tick is checked.
-  const oneAtATime = (what: string, task: () => Promise<unknown>) => {
-    let running = false;
-    let again = false;
-    const tick = (): void => {
-      if (running) {
-        again = true;
-        return;
-      }
-      running = true;
-      task()
-        .catch((e) => logger.error({ err: e }, `${what} failed`))
-        .finally(() => {
-          running = false;
-          if (again) {
-            again = false;
-            tick();
-          }
-        });
-    };
-    return tick;
-  };
-  const stopCheckpoints = clock.setInterval(checkpoint, config.auditCheckpointInterval);
-  const stopReaper = clock.setInterval(oneAtATime('reaper', () => host.servers.reap()), 60_000);
-  const stopIntrusion = clock.setInterval(oneAtATime('intrusion check', () => host.servers.checkIntruders()), config.isolation.intrusionCheckInterval);
-  checkpoint();
+  const stopScheduler = startScheduler({ clock, logger }, [
+    { name: 'audit checkpoint', everyMs: config.auditCheckpointInterval, run: checkpoint },
+    { name: 'reaper', everyMs: 60_000, run: () => host.servers.reap() },
+    { name: 'intrusion check', everyMs: config.isolation.intrusionCheckInterval, run: () => host.servers.checkIntruders() },
+  ]);
+  // Node liveness runs on its own clock: a test's policy clock jumps 30 s per TOTP code.
+  const stopClusterTasks = cluster ? startScheduler({ clock: deps.clusterClock ?? realTime, logger }, cluster.tasks) : () => {};
+  await checkpoint();
+  evidence.started();
 
-  let closing: Promise<void> | null = null;
   return {
     host: addr.host,
     port: addr.port,
-    ctx,
+    live,
+    metrics,
+    lockouts: stores.lockouts,
     hostKeyFingerprint: hostKey.fingerprint,
     knownHosts: known,
     metricsPort,
-    close(reason = 'shutdown') {
-      closing ??= (async () => {
-        const stopped = front.stopAccepting();
-        await reconciled;
-        const n = ctx.live.endAll('gateway-shutdown', 'the gateway is restarting; reconnect in a moment');
-        // Give channel close messages a moment to reach the clients before sockets go.
-        await new Promise((r) => setTimeout(r, n ? 100 : 0));
-        await ctx.live.drain(); // every recording sealed before the store closes
-        front.destroyAll();
-        await stopped;
-        metricsServer?.close();
-        stopEnforcer();
-        stopCheckpoints();
-        stopIntrusion();
-        stopReaper();
-        ctx.preauth.close(); // pending pre-authentication summaries are written before the stop row
-        audit.emit('gateway', { type: 'gateway.stop', reason, sessionsClosed: n });
-        checkpoint(); // the last rows are signed too: a cut-off tail is caught
-        db.close();
-        logger.info({ reason, sessionsClosed: n }, 'tmuxgate stopped');
-      })();
-      return closing;
-    },
+    nodeId: stores.nodeId,
+    linkAddress: cluster?.linkAddress ?? null,
+    close: makeDrain({
+      front,
+      started: reconciled,
+      live,
+      realTime,
+      stops: [() => metricsServer?.close(), stopEnforcer, stopScheduler, stopClusterTasks],
+      preauth,
+      audit,
+      checkpoint,
+      closeStore: async () => {
+        await evidence.close(); // the shippers first: they ship the last rows, records and anchors
+        await cluster?.close(); // a clean stop: no other node waits for this one's heartbeat to age
+        await sql.close();
+      },
+      logger,
+    }),
   };
+}
+
+/** Verifies the interrupted recordings on this node's disk that nobody verified yet; notes and logs each verdict. */
+async function verifyInterrupted(a: Parameters<typeof verifyStored>[0] & Pick<Stores, 'nodeId'>, publicKeyPem: string, logger: Logger): Promise<void> {
+  try {
+    for (const id of await a.recordings.unverifiedInterrupted(a.nodeId)) {
+      const r = await verifyStored(a, id, publicKeyPem, true);
+      if (r.status === 'tampered') logger.error({ session: id, problem: r.problem }, 'an interrupted recording does not verify');
+      else logger.info({ session: id, status: r.status, chunks: r.chunks }, 'interrupted recording verified up to its last flush');
+    }
+  } catch (e) {
+    logger.error({ err: e }, 'verifying interrupted recordings failed');
+  }
 }

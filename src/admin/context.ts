@@ -1,8 +1,8 @@
 import os from 'node:os';
 import type { Config } from '../config/schema.js';
 import { systemClock, type Clock } from '../platform/clock.js';
-import { openDb } from '../store/db.js';
-import { buildStores, type Stores } from '../store/stores.js';
+import { openStore } from '../store/open.js';
+import { buildStores, type Stores } from '../services/stores.js';
 import { loadMasterKey, type KeyProvider } from '../crypto/master-key.js';
 import { ensureKeysDir } from '../crypto/key-files.js';
 
@@ -10,7 +10,7 @@ import { ensureKeysDir } from '../crypto/key-files.js';
 export interface AdminContext extends Stores {
   /** "os:<account>" for CLI use. */
   actor: string;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** The actor name for the OS user running the CLI (SUDO_USER when run through sudo). */
@@ -21,7 +21,7 @@ export function cliActor(): string {
 }
 
 /** Opens the store for an admin command; creates keys only when `createKeys` (init). */
-export function openAdmin(config: Config, opts: { clock?: Clock; actor?: string; createKeys?: boolean; keys?: KeyProvider } = {}): AdminContext {
+export async function openAdmin(config: Config, opts: { clock?: Clock; actor?: string; createKeys?: boolean; keys?: KeyProvider } = {}): Promise<AdminContext> {
   const clock = opts.clock ?? systemClock;
   if (opts.createKeys) ensureKeysDir(config.paths.keysDir);
   let loaded: KeyProvider | null = opts.keys ?? null;
@@ -34,10 +34,10 @@ export function openAdmin(config: Config, opts: { clock?: Clock; actor?: string;
     seal: (p, aad) => load().seal(p, aad),
     open: (b, aad, id) => load().open(b, aad, id),
   };
-  const db = openDb(config.paths.dbFile);
+  const sql = await openStore(config, { name: 'tmuxgate-cli' });
   return {
-    ...buildStores(config, clock, db, provider),
+    ...buildStores(config, clock, sql, provider),
     actor: opts.actor ?? cliActor(),
-    close: () => db.close(),
+    close: () => sql.close(),
   };
 }

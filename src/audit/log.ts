@@ -9,7 +9,13 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 /** Receives audit events. The gateway, the CLI and tests all write through this one port. */
 export interface AuditSink {
-  emit(actor: string, event: AuditEvent): void;
+  /** Resolves once the event is stored; rejects if it could not be (callers that grant access must wait). */
+  emit(actor: string, event: AuditEvent): Promise<void>;
+  /**
+   * The same, for a caller that cannot wait (a timer, a teardown): appended in call order, and a
+   * failure is logged and counted rather than thrown.
+   */
+  post(actor: string, event: AuditEvent): void;
 }
 
 export type { AuditRow } from '../store/audit-events.js';
@@ -24,10 +30,19 @@ export function rowHash(prevHash: string, row: Omit<AuditRow, 'hash' | 'prev_has
 }
 
 /**
- * The hash-chained audit log in the store. Each append runs in an IMMEDIATE transaction so the
- * gateway and CLI processes extend one chain without forking it.
+ * The hash-chained audit log in the store. Each append runs in a transaction holding the chain
+ * lock, so gateway nodes and CLI processes extend one chain without forking it.
  */
 export class AuditLog implements AuditSink {
+  /** Events that could not be stored since start (a metric). */
+  failures = 0;
+  /**
+   * Called after each stored append (the off-box shipper's wake-up). Must be cheap and must not
+   * throw; a throw is logged and ignored, never failing the append. Rows other processes append
+   * are not seen here: whoever listens also polls.
+   */
+  onAppended: (() => void) | null = null;
+
   constructor(
     private readonly events: AuditEventRepo,
     private readonly clock: Clock,
@@ -35,18 +50,35 @@ export class AuditLog implements AuditSink {
   ) {}
 
   /** Appends one event; it is validated against the event union first. */
-  emit(actor: string, event: AuditEvent): void {
+  async emit(actor: string, event: AuditEvent): Promise<void> {
     const parsed = AuditEventSchema.parse(event);
     const { type, ...fields } = parsed;
     const data = canonicalJson(fields);
     const ts = this.clock.now();
-    this.events.append({ ts, type, actor, data }, GENESIS_HASH, (id, prevHash) => rowHash(prevHash, { id, ts, type, actor, data }));
+    try {
+      await this.events.append({ ts, type, actor, data }, GENESIS_HASH, (id, prevHash) => rowHash(prevHash, { id, ts, type, actor, data }));
+    } catch (e) {
+      this.failures++;
+      this.logger?.error({ audit: type, actor, err: (e as Error).message }, 'audit event could not be stored');
+      throw e;
+    }
     this.logger?.info({ audit: type, actor, ...fields }, 'audit');
+    try {
+      this.onAppended?.();
+    } catch (e) {
+      this.logger?.error({ err: (e as Error).message }, 'audit onAppended hook failed');
+    }
+  }
+
+  post(actor: string, event: AuditEvent): void {
+    this.emit(actor, event).catch(() => {
+      // logged and counted by emit
+    });
   }
 }
 
 /** Reads audit events back, newest last. */
-export function readAudit(events: AuditEventRepo, opts: { type?: string; limit?: number; sinceId?: number } = {}): AuditRow[] {
+export function readAudit(events: AuditEventRepo, opts: { type?: string; limit?: number; sinceId?: number } = {}): Promise<AuditRow[]> {
   return events.recent(opts);
 }
 
@@ -57,11 +89,11 @@ export interface ChainProblem {
 }
 
 /** Walks the whole chain; returns the first problem, or null when every row links and hashes. */
-export function verifyAuditChain(events: AuditEventRepo): { rows: number; head: string; problem: ChainProblem | null } {
+export async function verifyAuditChain(events: AuditEventRepo): Promise<{ rows: number; head: string; problem: ChainProblem | null }> {
   let prevHash = GENESIS_HASH;
   let prevId = 0;
   let rows = 0;
-  for (const row of events.all()) {
+  for await (const row of events.all()) {
     rows++;
     if (row.prev_hash !== prevHash) {
       const detail = `row ${row.id} does not follow row ${prevId} (deleted, inserted or reordered rows)`;
@@ -87,11 +119,11 @@ export function checkpointSigned(auditId: number, head: string, ts: number): Buf
 }
 
 /** Signs the current chain head if it moved since the last checkpoint; returns whether it did. */
-export function writeCheckpoint(events: AuditEventRepo, sign: (d: Buffer) => Buffer, now: number): boolean {
-  const last = events.head();
+export async function writeCheckpoint(events: AuditEventRepo, sign: (d: Buffer) => Buffer, now: number): Promise<boolean> {
+  const last = await events.head();
   if (!last) return false;
-  if (events.lastCheckpointRow() === last.id) return false;
-  events.addCheckpoint({ auditId: last.id, head: last.hash, ts: now, signature: sign(checkpointSigned(last.id, last.hash, now)) });
+  if ((await events.lastCheckpointRow()) === last.id) return false;
+  await events.addCheckpoint({ auditId: last.id, head: last.hash, ts: now, signature: sign(checkpointSigned(last.id, last.hash, now)) });
   return true;
 }
 
@@ -104,9 +136,9 @@ export interface CheckpointReport {
 }
 
 /** Checks every checkpoint's signature and that the rows it covers are all still there. */
-export function verifyCheckpoints(events: AuditEventRepo, verify: (data: Buffer, sig: Buffer) => boolean): CheckpointReport {
-  const cps = events.checkpoints();
-  const maxId = events.maxId();
+export async function verifyCheckpoints(events: AuditEventRepo, verify: (data: Buffer, sig: Buffer) => boolean): Promise<CheckpointReport> {
+  const cps = await events.checkpoints();
+  const maxId = await events.maxId();
   const report = (lastCheckpointAt: number | null, problem: ChainProblem): CheckpointReport => ({
     checkpoints: cps.length,
     lastCheckpointAt,
@@ -117,7 +149,7 @@ export function verifyCheckpoints(events: AuditEventRepo, verify: (data: Buffer,
     if (!verify(checkpointSigned(c.audit_id, c.head, c.ts), c.signature)) {
       return report(null, { id: c.audit_id, problem: 'edited', detail: `checkpoint ${c.id} (row ${c.audit_id}) has a bad signature` });
     }
-    const hash = events.hashOf(c.audit_id);
+    const hash = await events.hashOf(c.audit_id);
     if (hash === null) {
       const detail = `the log was cut: checkpoint ${c.id} signed row ${c.audit_id} but the log ends at row ${maxId}`;
       return report(c.ts, { id: c.audit_id, problem: 'gap', detail });

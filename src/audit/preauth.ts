@@ -81,6 +81,8 @@ export class PreAuthAudit {
 
   /** Writes the summaries gathered since the last flush; returns the rows written. */
   flush(): number {
+    // Fire and forget: a summary that cannot be stored is logged by the audit log, and the
+    // gateway goes on refusing strangers.
     if (!this.buckets.size) return 0;
     const all = [...this.buckets.values()].sort((a, b) => b.attempts - a.attempts);
     this.buckets = new Map();
@@ -90,7 +92,7 @@ export class PreAuthAudit {
     const rows = [...own];
     if (rest.length) rows.push(rest.reduce(merge, { addr: '*', from: Infinity, to: 0, attempts: 0, reasons: new Map(), names: new Set(), addresses: 0 }));
     for (const b of rows) {
-      this.audit.emit('gateway', {
+      this.audit.post('gateway', {
         type: 'preauth.summary',
         addr: b.addr,
         addresses: b.addresses,

@@ -10,7 +10,10 @@ export function addressPrefix(addr: string): string {
   if (net.isIPv4(addr)) return `${addr.split('.').slice(0, 3).join('.')}.0/24`;
   if (net.isIPv6(addr)) {
     const groups = expandIPv6(addr);
-    return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+    return `${groups
+      .slice(0, 4)
+      .map((g) => g.replace(/^0+(?=.)/, ''))
+      .join(':')}::/64`;
   }
   return addr;
 }

@@ -5,16 +5,16 @@ import { authorize, type AuthzDenial } from '../authz/decide.js';
 
 /** What the publickey step reads and computes; the gateway passes its stores, tests pass counters. */
 export interface KeyStepPort {
-  findUser(name: string): User | null;
+  findUser(name: string): Promise<User | null>;
   /**
    * Some real user, looked up the way findUser looks one up: when a name matches nobody, the
    * grants and key lookups run for this user instead, so a miss reads and decodes the same rows
    * a hit does. Its results never decide anything.
    */
-  decoyUser(): User | null;
-  roleExists(name: string): boolean;
-  grantsOf(userId: number): Role[];
-  findKey(userId: number, blob: Buffer): { fingerprint: string } | null;
+  decoyUser(): Promise<User | null>;
+  roleExists(name: string): Promise<boolean>;
+  grantsOf(userId: number): Promise<Role[]>;
+  findKey(userId: number, blob: Buffer): Promise<{ fingerprint: string } | null>;
   verify(blob: Buffer, signed: Buffer, signature: Buffer, hashAlgo: string | undefined): boolean;
 }
 
@@ -46,13 +46,13 @@ const NO_USER = -1;
  * Only what the client itself chose (a `+role` suffix, a signature or not, the key type) changes
  * the work done.
  */
-export function publicKeyStep(port: KeyStepPort, login: string, offer: KeyOffer): KeyStepResult {
+export async function publicKeyStep(port: KeyStepPort, login: string, offer: KeyOffer): Promise<KeyStepResult> {
   const parsed = parseLoginName(login);
-  const user = port.findUser(parsed?.user ?? '');
-  const subject = user ?? port.decoyUser();
-  const roleMissing = parsed?.role != null && !port.roleExists(parsed.role);
-  const granted = port.grantsOf(subject?.id ?? NO_USER);
-  const key = port.findKey(subject?.id ?? NO_USER, offer.blob);
+  const user = await port.findUser(parsed?.user ?? '');
+  const subject = user ?? (await port.decoyUser());
+  const roleMissing = parsed?.role != null && !(await port.roleExists(parsed.role));
+  const granted = await port.grantsOf(subject?.id ?? NO_USER);
+  const key = await port.findKey(subject?.id ?? NO_USER, offer.blob);
   const signed = offer.signature && offer.signed ? port.verify(offer.blob, offer.signed, offer.signature, offer.hashAlgo) : null;
 
   if (!parsed) return { kind: 'refused', reason: 'invalid-login-name' };

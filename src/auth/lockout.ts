@@ -56,39 +56,39 @@ export class Lockouts {
    * The lock in force on a source address or its prefix, or null. Checked at every step of
    * authentication, before any signature is verified.
    */
-  sourceLock(addr: string): { subject: string; until: number } | null {
+  async sourceLock(addr: string): Promise<{ subject: string; until: number } | null> {
     for (const subject of [addr, addressPrefix(addr)]) {
-      const s = this.state('address', subject);
+      const s = await this.state('address', subject);
       if (s.locked) return { subject, until: s.until };
     }
     return null;
   }
 
   /** Counts one failure against a source address and its prefix; returns the locks it starts. */
-  recordSourceFailure(addr: string): { subject: string; lock: LockState }[] {
+  async recordSourceFailure(addr: string): Promise<{ subject: string; lock: LockState }[]> {
     const started: { subject: string; lock: LockState }[] = [];
     for (const subject of [addr, addressPrefix(addr)]) {
-      const lock = this.recordFailure('address', subject);
+      const lock = await this.recordFailure('address', subject);
       if (lock) started.push({ subject, lock });
     }
     return started;
   }
 
   /** Whether the subject is locked right now. */
-  state(kind: SubjectKind, subject: string): LockState {
-    const r = this.repo.get(kind, subject);
+  async state(kind: SubjectKind, subject: string): Promise<LockState> {
+    const r = await this.repo.get(kind, subject);
     if (!r) return { locked: false, until: 0, level: 0 };
     return { locked: r.lockedUntil > this.clock.now(), until: r.lockedUntil, level: r.level };
   }
 
   /** Records one failure; returns the new lock when this failure triggers one. */
-  recordFailure(kind: SubjectKind, subject: string): LockState | null {
+  async recordFailure(kind: SubjectKind, subject: string): Promise<LockState | null> {
     const now = this.clock.now();
     const policy = this.policyFor(kind, subject);
     const longestWindow = Math.max(this.policies.user.window, this.policies.address.window, this.policies.prefix?.window ?? 0);
-    const lock = this.repo.recordFailure({ kind, subject, at: now, pruneBefore: now - longestWindow, countSince: now - policy.window }, (n, previous) => {
+    const window = { kind, subject, at: now, pruneBefore: now - longestWindow, countSince: now - policy.window };
+    const lock = await this.repo.recordFailure(window, (n, prev) => {
       if (n < policy.maxFailures) return null;
-      const prev = previous();
       const quiet = prev ? now - prev.lockedUntil > policy.maxDuration : true;
       const level = (quiet ? 0 : prev!.level) + 1;
       return { level, lockedUntil: now + lockDuration(policy, level) };
@@ -97,19 +97,19 @@ export class Lockouts {
   }
 
   /** Forgets the subject's counted failures (after a successful login). */
-  resetFailures(kind: SubjectKind, subject: string): void {
-    this.repo.resetFailures(kind, subject);
+  async resetFailures(kind: SubjectKind, subject: string): Promise<void> {
+    await this.repo.resetFailures(kind, subject);
   }
 
   /** Lifts a lockout and its history; returns whether there was one. */
-  clear(kind: SubjectKind, subject: string): boolean {
-    const had = this.repo.remove(kind, subject);
-    this.resetFailures(kind, subject);
+  async clear(kind: SubjectKind, subject: string): Promise<boolean> {
+    const had = await this.repo.remove(kind, subject);
+    await this.resetFailures(kind, subject);
     return had;
   }
 
   /** Lockouts still in force. */
-  active(): LockoutRow[] {
+  active(): Promise<LockoutRow[]> {
     return this.repo.activeAt(this.clock.now());
   }
 }

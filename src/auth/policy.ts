@@ -11,9 +11,7 @@ export interface AuthProgress {
 }
 
 export type AuthVerdict =
-  | { kind: 'accepted' }
-  | { kind: 'need'; methods: ('publickey' | 'keyboard-interactive')[]; partial: boolean }
-  | { kind: 'rejected'; reason: string };
+  { kind: 'accepted' } | { kind: 'need'; methods: ('publickey' | 'keyboard-interactive')[]; partial: boolean } | { kind: 'rejected'; reason: string };
 
 /** The next step for a connection with `progress` that now presents `login`. */
 export function nextStep(progress: AuthProgress, login: string): AuthVerdict {

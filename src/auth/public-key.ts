@@ -1,17 +1,25 @@
 import { createHash } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { TgError } from '../errors.js';
-import { MIN_RSA_BITS, USER_KEY_TYPES } from '../ssh/algorithms.js';
-import { mpintBits, readSshStrings } from '../ssh/wire.js';
+import { mpintBits, readSshStrings } from './key-wire.js';
+
+/** User key types accepted for enrolment and publickey auth (an RSA key signs with SHA-2 only: see verifySignature). */
+export const USER_KEY_TYPES = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'ssh-rsa', // key type; its signatures must use rsa-sha2-256/512, enforced at verification
+  'sk-ssh-ed25519@openssh.com',
+  'sk-ecdsa-sha2-nistp256@openssh.com',
+] as const;
+
+/** Minimum RSA modulus size for enrolled user keys. */
+export const MIN_RSA_BITS = 2048;
 
 /** A user public key as enrolled: wire blob, type, fingerprint, comment. */
-export interface PublicKeyInfo {
-  type: string;
-  blob: Buffer;
-  fingerprint: string;
-  bits: number | null;
-  comment: string;
-}
+import type { PublicKeyInfo } from '../store/keys.js';
+export type { PublicKeyInfo };
 
 /** `SHA256:<base64 without padding>` of a wire-format key, exactly as `ssh-keygen -l` prints it. */
 export function fingerprintOf(blob: Buffer): string {
@@ -66,12 +74,7 @@ export function parseAuthorizedKey(line: string): PublicKeyInfo {
  * Checks a publickey-auth signature. SHA-1 (`ssh-rsa` signatures) is never accepted, whatever
  * the client negotiated: only rsa-sha2-256/512 for RSA keys.
  */
-export function verifySignature(
-  blob: Buffer,
-  signed: Buffer,
-  signature: Buffer,
-  hashAlgo: string | undefined,
-): boolean {
+export function verifySignature(blob: Buffer, signed: Buffer, signature: Buffer, hashAlgo: string | undefined): boolean {
   const key = ssh2.utils.parseKey(blob);
   if (key instanceof Error || Array.isArray(key)) return false;
   if (key.type === 'ssh-rsa' && hashAlgo !== 'sha256' && hashAlgo !== 'sha512') return false;

@@ -4,9 +4,7 @@ import { generateSecret, generateSync, generateURI, verifySync } from 'otplib';
 export const TOTP_PERIOD_S = 30;
 export const TOTP_DIGITS = 6;
 
-export type TotpCheck =
-  | { ok: true; step: number }
-  | { ok: false; reason: 'malformed' | 'wrong' | 'replayed' };
+export type TotpCheck = { ok: true; step: number } | { ok: false; reason: 'malformed' | 'wrong' | 'replayed' };
 
 /** A fresh 160-bit base32 secret. */
 export function newTotpSecret(): string {

@@ -1,17 +1,25 @@
 import { Command, CommanderError } from 'commander';
 import { reportError } from './output.js';
+import { exitStatusOf } from './common.js';
 import { EXIT } from '../errors.js';
 import { VERSION } from '../gateway.js';
 import { serveCommand } from './serve.js';
-import { keyCommand, roleCommand, totpCommand, userCommand } from './admin-commands.js';
-import { hostkeyCommand, initCommand, migrateCommand } from './system-commands.js';
-import { auditPubkeyCommand, exportCommand, searchCommand, sessionsCommand, verifyCommand } from './recording-commands.js';
-import { replayCommand } from './replay-command.js';
-import { extendKey, extendRole, extendSessions, extendTotp, extendUser, lockoutsCommand } from './admin-more.js';
-import { auditCommands } from './audit-commands.js';
-import { complianceReportCommand } from './compliance-command.js';
+import { initCommand } from './init.js';
+import { migrateCommand } from './migrate.js';
+import { hostkeyCommand } from './hostkey.js';
+import { userCommand } from './user.js';
+import { keyCommand } from './key.js';
+import { totpCommand } from './totp.js';
+import { roleCommand } from './role.js';
+import { lockoutsCommand } from './lockouts.js';
+import { sessionsCommand } from './sessions.js';
+import { nodesCommand } from './nodes.js';
+import { recordingCommands } from './recording.js';
+import { recordingsCommand } from './recordings.js';
+import { auditCommand } from './audit.js';
+import { complianceCommand } from './compliance.js';
 
-/** The `tmuxgate` command tree. */
+/** The `tmuxgate` command tree: one file per noun, wired here in the order `--help` lists them. */
 export function buildCli(): Command {
   const program = new Command('tmuxgate')
     .description('SSH gateway for MFA-authenticated, recorded tmux sessions')
@@ -29,24 +37,24 @@ Example:
   $ tmuxgate key add alice --file alice.pub && tmuxgate totp enroll alice
   $ tmuxgate serve`,
     );
-  const audit = new Command('audit').description('the hash-chained audit log and its keys');
-  audit.addCommand(auditPubkeyCommand());
-  auditCommands(audit);
-  const user = userCommand();
-  extendUser(user);
-  const key = keyCommand();
-  extendKey(key);
-  const totp = totpCommand();
-  extendTotp(totp);
-  const role = roleCommand();
-  extendRole(role);
-  const sessions = sessionsCommand();
-  extendSessions(sessions);
-  const compliance = new Command('compliance').description('HIPAA technical safeguards, checked against the live system');
-  compliance.addCommand(complianceReportCommand());
-  for (const c of [serveCommand(), initCommand(), migrateCommand(), hostkeyCommand(), user, key, totp, role, lockoutsCommand(), sessions, replayCommand(), exportCommand(), searchCommand(), verifyCommand(), audit, compliance]) {
-    program.addCommand(c);
-  }
+  const nouns = [
+    serveCommand(),
+    initCommand(),
+    migrateCommand(),
+    hostkeyCommand(),
+    userCommand(),
+    keyCommand(),
+    totpCommand(),
+    roleCommand(),
+    lockoutsCommand(),
+    sessionsCommand(),
+    nodesCommand(),
+    ...recordingCommands(),
+    recordingsCommand(),
+    auditCommand(),
+    complianceCommand(),
+  ];
+  for (const c of nouns) program.addCommand(c);
   const override = (cmd: Command) => {
     cmd.exitOverride();
     cmd.configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -56,13 +64,12 @@ Example:
   return program;
 }
 
-/** Runs the CLI; returns the exit status. */
+/** Runs the CLI; returns the exit status (the command's own, or the one its error maps to). */
 export async function runCli(argv: string[]): Promise<number> {
   const program = buildCli();
   try {
     await program.parseAsync(argv, { from: 'user' });
-    // Commands that report a verdict (verify) set process.exitCode themselves.
-    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+    return exitStatusOf(program);
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;

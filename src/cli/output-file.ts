@@ -19,7 +19,8 @@ function openNew(p: string): number {
     fd = openSync(p, EXCL, 0o600);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ELOOP') throw new TgError('TG_ERR_OUTPUT_EXISTS', `${p} already exists; choose a new name or pass --force to replace it`);
+    if (code === 'EEXIST' || code === 'ELOOP')
+      throw new TgError('TG_ERR_OUTPUT_EXISTS', `${p} already exists; choose a new name or pass --force to replace it`);
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new TgError('TG_ERR_OUTPUT_PATH', `directory ${path.dirname(p)} does not exist`);
     throw new TgError('TG_ERR_OUTPUT_PATH', `cannot create ${p}: ${code ?? (e as Error).message}`);
   }

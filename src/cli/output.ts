@@ -1,5 +1,5 @@
 import { TgError, EXIT } from '../errors.js';
-import { escapeControls, safeJson } from '../recording/safe-terminal.js';
+import { escapeControls, safeJson } from '../platform/text.js';
 
 /**
  * One field of user-controlled text (names, key comments, env names, titles, paths, audit details)
@@ -16,7 +16,11 @@ export function printTable(rows: Record<string, unknown>[], columns: string[]): 
   }
   const cell = (v: unknown) => printable(Array.isArray(v) ? v.join(',') : v);
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd() + '\n';
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd() + '\n';
   process.stdout.write(line(columns.map((c) => c.toUpperCase())));
   for (const r of rows) process.stdout.write(line(columns.map((c) => cell(r[c]))));
 }

@@ -2,9 +2,6 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { TgError } from '../errors.js';
 import type { SandboxSpec } from '../store/roles.js';
-import type { AdminContext } from '../admin/context.js';
-import { lookupAccount } from '../host/account.js';
-import { adminHost } from './sessions-observe.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -17,6 +14,7 @@ export function withSandboxFlags(cmd: Command): Command {
     .option('--hide <path>', 'with --sandbox on: hide this path (repeatable)', collect);
 }
 
+/** The sandbox flags as commander parses them. */
 export interface SandboxFlags {
   sandbox?: string;
   ro?: string[];
@@ -41,21 +39,4 @@ export function sandboxFromFlags(o: SandboxFlags): SandboxSpec | null | undefine
     if (!existsSync(p)) throw new TgError('TG_ERR_INVALID_ARGUMENT', `sandbox path ${p} does not exist`);
   }
   return { readOnlyPaths: o.ro ?? [], readWritePaths: o.rw ?? [], hiddenPaths: o.hide ?? [] };
-}
-
-/**
- * After role add/edit: the account the role runs as exists (a root CLI creates the role's own
- * unprivileged account when none was named) and can reach the socket root and home base.
- * Returns the account name, or null when the gateway will run it as itself (not root).
- */
-export async function checkRoleAccount(a: AdminContext, roleName: string): Promise<string | null> {
-  const role = a.roles.get(roleName);
-  if (role.kind !== 'shell') return null;
-  if (role.runAs && !lookupAccount(role.runAs)) throw new TgError('TG_ERR_ACCOUNT', `account ${role.runAs} does not exist; create it first (useradd --system ${role.runAs})`);
-  const host = adminHost(a);
-  if (!host.root) return role.runAs;
-  host.prepareDirs();
-  const acct = await host.roleAccount(role);
-  if (acct.uid !== 0) host.checkReach(acct);
-  return acct.name;
 }

@@ -31,8 +31,7 @@ export function formatDuration(ms: number): string {
 }
 
 /** A zod field for durations with a default ("15m" or ms); the parsed value is milliseconds. */
-export const duration = (def: string | number) =>
-  durationField().default(typeof def === 'number' ? def : parseDuration(def)!);
+export const duration = (def: string | number) => durationField().default(typeof def === 'number' ? def : parseDuration(def)!);
 
 /** A zod field for durations; the parsed value is milliseconds. */
 export const durationField = () =>
@@ -49,3 +48,42 @@ export const durationField = () =>
     }
     return ms;
   });
+
+/**
+ * A retention year counts 366 days, so that N years of retention never end before N calendar
+ * years have passed (six calendar years hold at most two leap days: 2192 days; 6y here is 2196).
+ */
+export const RETENTION_YEAR_MS = 366 * 86_400_000;
+/** HIPAA keeps required documentation six years (45 CFR 164.316(b)(2)(i)): the default retention. */
+export const SIX_YEARS_MS = 6 * RETENTION_YEAR_MS;
+/** The longest retention a role or the config takes. */
+export const MAX_RETENTION_MS = 100 * RETENTION_YEAR_MS;
+
+/** Parses a retention period: "6y", "2200d", "12h" (a bare number means seconds); null when invalid or not positive. */
+export function parseRetention(v: string | number): number | null {
+  if (typeof v === 'string') {
+    const y = /^\s*(\d+)\s*y\s*$/.exec(v);
+    if (y) return Number(y[1]) > 0 && Number(y[1]) <= 100 ? Number(y[1]) * RETENTION_YEAR_MS : null;
+  }
+  const ms = parseDuration(v);
+  return ms !== null && ms > 0 && ms <= MAX_RETENTION_MS ? ms : null;
+}
+
+/** Formats a retention period in whole years when it is one ("6y"), else as a duration. */
+export function formatRetention(ms: number): string {
+  return ms % RETENTION_YEAR_MS === 0 ? `${ms / RETENTION_YEAR_MS}y` : formatDuration(ms);
+}
+
+/** A zod field for a retention period with a default ("6y"); the parsed value is milliseconds. */
+export const retentionField = (def: string) =>
+  z
+    .union([z.number(), z.string()])
+    .transform((v, ctx) => {
+      const ms = parseRetention(v);
+      if (ms === null) {
+        ctx.addIssue({ code: 'custom', message: `not a retention period: ${JSON.stringify(v)} (use e.g. 6y, 2200d; at most 100y)` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .default(parseRetention(def)!);

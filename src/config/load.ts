@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigSchema, type Config, type ConfigInput } from './schema.js';
 import { TgError } from '../errors.js';
+import type { RecordingsOffsiteConfig } from './evidence.js';
 
 /** Formats zod issues as "path: reason" lines. */
 function describeIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
@@ -35,6 +36,24 @@ export function defaultSocketDir(dataDir: string, root = process.getuid?.() === 
   return path.join('/run/tmuxgate', createHash('sha256').update(dataDir).digest('hex').slice(0, 12));
 }
 
+/** evidence.recordings with its file paths (URL file, S3 credentials) made absolute. */
+function resolveSinkFiles(r: RecordingsOffsiteConfig, resolve: (f: string) => string): RecordingsOffsiteConfig {
+  const { postgres: pg, s3 } = r;
+  return {
+    ...r,
+    ...(pg ? { postgres: { ...pg, ...(pg.urlFile !== undefined ? { urlFile: resolve(pg.urlFile) } : {}) } } : {}),
+    ...(s3
+      ? {
+          s3: {
+            ...s3,
+            ...(s3.accessKeyIdFile !== undefined ? { accessKeyIdFile: resolve(s3.accessKeyIdFile) } : {}),
+            ...(s3.secretAccessKeyFile !== undefined ? { secretAccessKeyFile: resolve(s3.secretAccessKeyFile) } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
 /** Validates an already-parsed object; relative paths resolve against `baseDir`. */
 export function buildConfig(input: unknown, source: { file: string | null; baseDir: string }): Config {
   const r = ConfigSchema.safeParse(input ?? {});
@@ -46,8 +65,25 @@ export function buildConfig(input: unknown, source: { file: string | null; baseD
   const keysDir = path.resolve(source.baseDir, c.keysDir);
   const socketDir = c.sessions.socketDir ? path.resolve(source.baseDir, c.sessions.socketDir) : defaultSocketDir(dataDir);
   const hash = createHash('sha256').update(canonicalJson(c)).digest('hex');
+  const syslog = c.evidence.syslog;
+  const resolve = (f: string) => path.resolve(source.baseDir, f);
+  const recordings = c.evidence.recordings;
   return {
     ...c,
+    evidence: {
+      ...c.evidence,
+      ...(syslog
+        ? {
+            syslog: {
+              ...syslog,
+              caFile: resolve(syslog.caFile),
+              ...(syslog.certFile !== undefined ? { certFile: resolve(syslog.certFile) } : {}),
+              ...(syslog.keyFile !== undefined ? { keyFile: resolve(syslog.keyFile) } : {}),
+            },
+          }
+        : {}),
+      ...(recordings ? { recordings: resolveSinkFiles(recordings, resolve) } : {}),
+    },
     paths: { dataDir, keysDir, socketDir, dbFile: path.join(dataDir, 'tmuxgate.db'), configFile: source.file },
     hash,
   };

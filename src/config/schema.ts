@@ -1,6 +1,8 @@
 import { z } from 'zod';
-import { duration } from './duration.js';
-import { ALLOWED } from '../ssh/algorithms.js';
+import { duration, retentionField } from './duration.js';
+import { ALLOWED } from '../crypto/algorithms.js';
+import { parseCidr } from '../platform/cidr.js';
+import { EvidenceConfigSchema } from './evidence.js';
 
 /** An algorithm list may only name members of the built-in allow-list, and never be empty. */
 const narrowing = (all: readonly string[]) =>
@@ -32,7 +34,7 @@ const lockout = (failures: number, base: string) =>
 
 /** "10:30:100" or 100 -> { start, rate, full }. */
 const startups = z.union([z.number().int().min(1), z.string()]).transform((v, ctx) => {
-  const m = typeof v === 'number' ? [String(v), String(v), '100', String(v)] : /^(\d+):(\d+):(\d+)$/.exec(v) ?? (/^\d+$/.test(v) ? [v, v, '100', v] : null);
+  const m = typeof v === 'number' ? [String(v), String(v), '100', String(v)] : (/^(\d+):(\d+):(\d+)$/.exec(v) ?? (/^\d+$/.test(v) ? [v, v, '100', v] : null));
   const [start, rate, full] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [NaN, NaN, NaN];
   if (!m || !(start >= 1 && start <= full && rate >= 0 && rate <= 100)) {
     ctx.addIssue({ code: 'custom', message: `not start:rate:full with 1 <= start <= full and rate 0-100: ${JSON.stringify(v)}` });
@@ -41,6 +43,15 @@ const startups = z.union([z.number().int().min(1), z.string()]).transform((v, ct
   return { start, rate, full };
 });
 
+/** "host:port" ("[v6]:port" for IPv6): where a node's link listens or is reached. */
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port (an IPv6 address in brackets: [::1]:7022)')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port above 65535');
+
+/** Wildcard listen addresses: other nodes cannot reach a node there, so it must advertise one they can. */
+const WILDCARD = /^(0\.0\.0\.0|\[::\]|\[::0\]):/;
+
 /** The gateway's configuration file. Every field has a default; no file at all is valid. */
 export const ConfigSchema = z
   .strictObject({
@@ -48,23 +59,84 @@ export const ConfigSchema = z
       .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(2222),
+        /**
+         * Off unless set. When set, every connection must come from one of these addresses or
+         * networks and start with a PROXY protocol (v1 or v2) header, whose client address is then
+         * the one limits, lockouts, audit and logs use; any other connection is refused and counted.
+         */
+        proxyProtocol: z
+          .strictObject({
+            trustedFrom: z
+              .array(
+                z.string().superRefine((s, ctx) => {
+                  const c = parseCidr(s);
+                  if (typeof c === 'string') ctx.addIssue({ code: 'custom', message: c });
+                }),
+              )
+              .min(1, 'name at least one load balancer address or network (address/prefix)')
+              .max(1000),
+          })
+          .optional(),
       })
       .prefault({}),
     dataDir: z.string().min(1).default('./data'),
     keysDir: z.string().min(1).default('./keys'),
-    log: z
-      .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
-      .prefault({}),
+    /**
+     * Where users, grants, sessions and the audit chain live. `sqlite` (the default) is a file
+     * under dataDir for one node; `postgres` is shared by several nodes. The URL's password is
+     * best kept out of the file: `urlFile` names a file (mode 0600) that holds the URL.
+     */
+    store: z
+      .strictObject({
+        kind: z.enum(['sqlite', 'postgres']).default('sqlite'),
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+          .optional(),
+        urlFile: z.string().min(1).optional(),
+        /** Connections per node (PostgreSQL). */
+        pool: z.number().int().min(1).max(200).default(10),
+      })
+      .refine((s) => s.kind === 'sqlite' || !!s.url !== !!s.urlFile, { message: 'store.kind postgres needs exactly one of url and urlFile' })
+      .refine((s) => s.kind === 'postgres' || (!s.url && !s.urlFile), { message: 'url and urlFile are for store.kind postgres' })
+      .default({ kind: 'sqlite', pool: 10 }),
+    /**
+     * Several gateway nodes on one PostgreSQL store (docs/cluster.md). Absent: one node, as ever.
+     * A node's heartbeat older than `deadAfter` means the node is gone: its sessions are marked
+     * interrupted and a user whose tmux server it held starts a new one where they land.
+     */
+    cluster: z
+      .strictObject({
+        /** Unique per node; names the node in sessions, recordings and `tmuxgate nodes list`. */
+        nodeId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)'),
+        /** The node-to-node link (SSH with the cluster's node key). Without it, sessions whose tmux lives here cannot be relayed to. */
+        link: z.strictObject({ listen: hostPort, advertise: hostPort.optional() }).optional(),
+        heartbeat: duration('2s'),
+        deadAfter: duration('10s'),
+        /** This machine's id for per-machine OS accounts; /etc/machine-id by default. */
+        host: z
+          .string()
+          .regex(/^[A-Za-z0-9_.:-]{1,128}$/)
+          .optional(),
+      })
+      .optional(),
+    log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).prefault({}),
     sessions: z
       .strictObject({
         idleTimeout: duration('15m'),
         idleWarning: duration('60s'),
         maxSessionTime: duration('12h'),
-        defaultTerm: z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/).default('xterm-256color'),
+        defaultTerm: z
+          .string()
+          .regex(/^[A-Za-z0-9._+-]{1,64}$/)
+          .default('xterm-256color'),
         socketDir: z.string().min(1).optional(),
         tmuxPath: z.string().min(1).default('tmux'),
         defaultShell: z.string().startsWith('/').default('/bin/bash'),
-        lang: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/).default('C.UTF-8'),
+        lang: z
+          .string()
+          .regex(/^[A-Za-z0-9._@-]{1,64}$/)
+          .default('C.UTF-8'),
         /** A tmux server with no client for this long is killed and its socket removed. */
         dormantTimeout: duration('8h'),
       })
@@ -78,8 +150,15 @@ export const ConfigSchema = z
          */
         pairAccounts: z.boolean().default(true),
         uidMin: z.number().int().min(1000).default(61000),
-        uidMax: z.number().int().max(2 ** 31 - 2).default(61999),
-        accountPrefix: z.string().regex(/^[a-z][a-z0-9]{0,11}$/).default('tg'),
+        uidMax: z
+          .number()
+          .int()
+          .max(2 ** 31 - 2)
+          .default(61999),
+        accountPrefix: z
+          .string()
+          .regex(/^[a-z][a-z0-9]{0,11}$/)
+          .default('tg'),
         homeBase: z.string().startsWith('/').default('/var/lib/tmuxgate/home'),
         /** How often managed tmux servers are checked for clients the gateway did not start. */
         intrusionCheckInterval: duration('10s'),
@@ -103,8 +182,19 @@ export const ConfigSchema = z
         enabled: z.boolean().default(true),
         fsync: z.boolean().default(true),
         flushInterval: duration('1s'),
-        maxChunkBytes: z.number().int().min(4096).max(4 * 1024 * 1024).default(64 * 1024),
-        maxQueueBytes: z.number().int().min(65536).default(8 * 1024 * 1024),
+        maxChunkBytes: z
+          .number()
+          .int()
+          .min(4096)
+          .max(4 * 1024 * 1024)
+          .default(64 * 1024),
+        maxQueueBytes: z
+          .number()
+          .int()
+          .min(65536)
+          .default(8 * 1024 * 1024),
+        /** How long a recording is kept after it ends, for roles that set none (role --retention). */
+        retention: retentionField('6y'),
       })
       .prefault({}),
     auth: z
@@ -156,6 +246,8 @@ export const ConfigSchema = z
         banner: z.string().max(2000).optional(),
       })
       .prefault({}),
+    /** Off-box copies of the evidence: `syslog` (audit rows), `recordings` (chunks and anchors); off unless set (docs/evidence.md). */
+    evidence: EvidenceConfigSchema,
   })
   .superRefine((c, ctx) => {
     if (c.sessions.idleWarning >= c.sessions.idleTimeout) {
@@ -170,10 +262,31 @@ export const ConfigSchema = z
     if (c.ssh.maxStartupsPerAddress > c.ssh.maxStartupsPerPrefix) {
       ctx.addIssue({ code: 'custom', path: ['ssh', 'maxStartupsPerAddress'], message: 'must not exceed ssh.maxStartupsPerPrefix' });
     }
+    if (c.cluster) clusterIssues(c.cluster, c.store.kind).forEach((i) => ctx.addIssue({ code: 'custom', ...i }));
+    if (c.store.kind === 'sqlite' && c.evidence.recordings?.postgres) {
+      const message = 'the SQLite single-node store has no PostgreSQL sink (use store.kind postgres, or the s3 sink)';
+      ctx.addIssue({ code: 'custom', path: ['evidence', 'recordings', 'postgres'], message });
+    }
     if (c.ssh.maxStartupsPerPrefix > c.ssh.maxStartups.full) {
       ctx.addIssue({ code: 'custom', path: ['ssh', 'maxStartupsPerPrefix'], message: 'must not exceed the full value of ssh.maxStartups' });
     }
   });
+
+/** What is wrong with a cluster section, given the store it would share. */
+function clusterIssues(
+  c: { link?: { listen: string; advertise?: string | undefined } | undefined; heartbeat: number; deadAfter: number },
+  store: string,
+): { path: string[]; message: string }[] {
+  const out: { path: string[]; message: string }[] = [];
+  const add = (path: string[], message: string) => out.push({ path, message });
+  if (store !== 'postgres') add(['cluster'], 'needs store.kind postgres: the nodes share users, sessions and the audit chain through it');
+  if (c.heartbeat < 100) add(['cluster', 'heartbeat'], 'must be at least 100ms');
+  if (c.deadAfter < 3 * c.heartbeat) add(['cluster', 'deadAfter'], 'must be at least three heartbeats, so one late beat is not a death');
+  if (c.link && WILDCARD.test(c.link.listen) && !c.link.advertise) {
+    add(['cluster', 'link', 'advertise'], 'needed when link.listen is a wildcard address: the host:port other nodes reach this one at');
+  }
+  return out;
+}
 
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type Config = z.output<typeof ConfigSchema> & {

@@ -15,11 +15,7 @@ export interface Signer {
 /** Loads or creates the gateway's Ed25519 audit key in keysDir. */
 export function loadAuditKey(keysDir: string): Signer & { privateKey: KeyObject } {
   const file = path.join(keysDir, AUDIT_KEY_FILE);
-  const { data } = loadOrCreate(
-    file,
-    () => generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    0o600,
-  );
+  const { data } = loadOrCreate(file, () => generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), 0o600);
   const privateKey = createPrivateKey(data);
   const publicKeyPem = createPublicKey(privateKey).export({ format: 'pem', type: 'spki' }).toString();
   const pubFile = path.join(keysDir, AUDIT_PUB_FILE);

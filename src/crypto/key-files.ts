@@ -2,10 +2,15 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import path from 'node:path';
 import { TgError } from '../errors.js';
 
-/** Creates keysDir (0700) if needed and tightens its mode. */
+/**
+ * Creates keysDir (0700) if needed and tightens a mode that lets group or others in. A dir that is
+ * already private is left alone: cluster nodes mount it read-only from a secret store, where
+ * even a chmod that changes nothing fails (EROFS).
+ */
 export function ensureKeysDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700); // mkdir's mode is filtered by umask and ignored for existing dirs
+  // mkdir's mode is filtered by umask and ignored for existing dirs
+  if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
 }
 
 /**

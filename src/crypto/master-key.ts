@@ -34,6 +34,10 @@ export class MasterKeyProvider implements KeyProvider {
     this.keyId = masterKeyId(current);
     for (const k of [current, ...older]) this.sealers.set(masterKeyId(k), aesGcmSealer(k, random));
   }
+  /** The ids of every key loaded: the current one and those retired by rotations. */
+  get keyIds(): string[] {
+    return [...this.sealers.keys()];
+  }
   /** Layout on disk: version(1) | nonce(12) | ciphertext | tag(16), i.e. the version byte then Sealer.seal's blob. */
   seal(plain: Buffer, aad: string): Buffer {
     return Buffer.concat([Buffer.from([SEAL_VERSION]), this.sealers.get(this.keyId)!.seal(plain, Buffer.from(aad))]);
@@ -79,14 +83,17 @@ export function loadMasterKey(keysDir: string, opts: { create: boolean }): { pro
  * everything under it (one transaction), then retire the old key file and promote the new one.
  * A crash at any point leaves every secret openable with the files on disk.
  */
-export function rotateMasterKey(keysDir: string, rewrap: (p: MasterKeyProvider) => number): { oldId: string; newId: string; rewrapped: number } {
+export async function rotateMasterKey(
+  keysDir: string,
+  rewrap: (p: MasterKeyProvider) => Promise<number>,
+): Promise<{ oldId: string; newId: string; rewrapped: number }> {
   const file = path.join(keysDir, MASTER_KEY_FILE);
   const old = decodeKeyFile(readPrivate(file), file);
   const fresh = randomBytes(32);
   const next = path.join(keysDir, 'master.key.next');
   writeAtomic(next, fresh.toString('base64') + '\n', 0o600);
   const provider = new MasterKeyProvider(fresh, [old, ...retiredKeys(keysDir)]);
-  const rewrapped = rewrap(provider);
+  const rewrapped = await rewrap(provider);
   const oldId = masterKeyId(old);
   renameSync(file, path.join(keysDir, `master.key.retired-${oldId}`));
   renameSync(next, file);

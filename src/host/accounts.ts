@@ -1,19 +1,23 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
-import type { Clock } from '../platform/clock.js';
+import { sleep, systemClock, type Clock } from '../platform/clock.js';
+import { systemRandom, type Random } from '../platform/random.js';
 import type { AuditSink } from '../audit/log.js';
 import type { HostAccountRepo, PairAccountRecord } from '../store/host-accounts.js';
 import { TgError } from '../errors.js';
+import { machineId } from '../platform/machine.js';
 import { lookupAccount, type OsAccount } from './account.js';
 import { preparePairDir } from './dirs.js';
 import { runAs, runRoot } from './run.js';
 
-function usedUids(): Set<number> {
-  const used = new Set<number>();
+/** uid -> account name, from /etc/passwd. */
+function passwdUids(): Map<number, string> {
+  const used = new Map<number, string>();
   for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-    const uid = Number(line.split(':')[2]);
-    if (Number.isInteger(uid)) used.add(uid);
+    const [name, , uidText] = line.split(':');
+    const uid = Number(uidText);
+    if (name && uidText && Number.isInteger(uid)) used.set(uid, name);
   }
   return used;
 }
@@ -38,14 +42,15 @@ export function processesOf(uid: number): number[] {
  * useradd with retries: another process (a second gateway, the admin CLI) may hold the passwd lock
  * or take the uid we picked; `argv` is rebuilt each try so a fresh uid is chosen.
  */
-async function useradd(name: string, argv: () => string[]): Promise<OsAccount> {
+async function useradd(name: string, argv: () => string[], wait: { realTime: Clock; random: Random }): Promise<OsAccount> {
   let last = '';
   for (let attempt = 0; attempt < 8; attempt++) {
     const r = await runRoot('useradd', argv());
     const acct = lookupAccount(name);
     if (acct) return acct;
     last = r.stderr.trim().slice(0, 200);
-    await new Promise((res) => setTimeout(res, 20 + Math.random() * 100 * (attempt + 1)));
+    // A randomised back-off in real time: it waits for another process's lock, not for policy time.
+    await sleep(wait.realTime, 20 + wait.random.float() * 100 * (attempt + 1));
   }
   throw new TgError('TG_ERR_ACCOUNT', `useradd ${name} failed: ${last}`);
 }
@@ -56,14 +61,58 @@ async function useradd(name: string, argv: () => string[]): Promise<OsAccount> {
  * if this store recorded it: an existing account of the same name is never adopted (a second
  * installation or a re-initialised database would otherwise hand a new person someone else's
  * account, group and home). Creations are serialised in this process.
+ *
+ * Accounts are allocated once for the store (name and uid, never reused) and made on each machine
+ * that needs them (account_hosts): a node on another machine makes the account with the recorded
+ * uid, and refuses when that name or uid is taken there by something else. An account recorded
+ * on no machine predates clusters: it was made on the one machine there was, so one found with
+ * the recorded uid is ours, and the machine is recorded.
  */
 export class HostAccounts {
   private chain: Promise<unknown> = Promise.resolve();
+  private readonly wait: { realTime: Clock; random: Random };
+  /** The machine accounts are made on here. */
+  readonly machine: string;
 
   constructor(
     private readonly cfg: Config['isolation'],
-    private readonly deps: { repo: HostAccountRepo; clock: Clock; audit: AuditSink },
-  ) {}
+    private readonly deps: {
+      repo: HostAccountRepo;
+      clock: Clock;
+      audit: AuditSink;
+      /** The useradd back-off's chance; the system's by default. */
+      random?: Random;
+      /** Real time for the useradd back-off (never the policy clock, which a test may hold still). */
+      realTime?: Clock;
+      /** This machine's id (account_hosts); /etc/machine-id by default. */
+      machine?: string;
+    },
+  ) {
+    this.wait = { realTime: deps.realTime ?? systemClock, random: deps.random ?? systemRandom };
+    this.machine = deps.machine ?? machineId();
+  }
+
+  /**
+   * An allocated account (`rec`) as it stands on this machine: ours if it exists with the
+   * recorded uid and was made here (or predates clusters); null if it must be made here. Throws
+   * TG_ERR_ACCOUNT_NOT_OURS when the name or the uid is something else's on this machine.
+   */
+  private async allocatedHere(name: string, rec: { uid: number }, existing: OsAccount | null): Promise<OsAccount | null> {
+    const hosts = await this.deps.repo.accountHosts(name);
+    const madeHere = hosts.length === 0 || hosts.includes(this.machine);
+    if (existing) {
+      const notOurs = (why: string) => new TgError('TG_ERR_ACCOUNT_NOT_OURS', `account ${name} ${why}; it is never adopted`);
+      if (existing.uid !== rec.uid) throw notOurs(`has uid ${existing.uid}, not the uid ${rec.uid} this store created it with`);
+      if (!madeHere) throw notOurs(`exists on this machine, but this store made it only on ${hosts.join(', ')}`);
+      if (hosts.length === 0) await this.deps.repo.recordAccountHost(name, this.machine, this.deps.clock.now());
+      return existing;
+    }
+    const holder = passwdUids().get(rec.uid);
+    if (holder !== undefined) {
+      throw new TgError('TG_ERR_ACCOUNT_NOT_OURS', `uid ${rec.uid} of account ${name} is taken on this machine by ${holder}; the account cannot be made here`);
+    }
+    return null;
+  }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.chain.then(fn);
@@ -72,30 +121,48 @@ export class HostAccounts {
   }
 
   /** The account name of a (role, user) pair, from ids only. */
-  pairName(roleId: number, userId: number): string {
-    return `${this.cfg.accountPrefix}${this.deps.repo.installId()}r${roleId}u${userId}`;
+  async pairName(roleId: number, userId: number): Promise<string> {
+    return `${this.cfg.accountPrefix}${await this.deps.repo.installId()}r${roleId}u${userId}`;
   }
 
   /** The account name tmuxgate gives a role that names no account. */
-  roleAccountName(roleId: number): string {
-    return `${this.cfg.accountPrefix}${this.deps.repo.installId()}g${roleId}`;
+  async roleAccountName(roleId: number): Promise<string> {
+    return `${this.cfg.accountPrefix}${await this.deps.repo.installId()}g${roleId}`;
   }
 
   /** The unprivileged account of a role that names none: created (system account, no login, own group) once. */
   ensureRoleAccount(roleId: number): Promise<OsAccount> {
     return this.serial(async () => {
-      const name = this.roleAccountName(roleId);
-      const rec = this.deps.repo.roleAccount(roleId);
+      const name = await this.roleAccountName(roleId);
+      const rec = await this.deps.repo.roleAccount(roleId);
       const existing = lookupAccount(name);
       if (rec) {
-        if (existing && existing.uid === rec.uid) return existing;
-        if (existing) throw new TgError('TG_ERR_ACCOUNT_NOT_OURS', `account ${name} has uid ${existing.uid}, not the uid ${rec.uid} this store created it with`);
+        const here = await this.allocatedHere(name, rec, existing);
+        if (here) return here;
       } else if (existing) {
         throw new TgError('TG_ERR_ACCOUNT_NOT_OURS', `account ${name} exists but was not created by this store; remove it or change isolation.accountPrefix`);
       }
-      const acct = await useradd(name, () => ['--system', '-U', '-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', '-c', `tmuxgate role ${roleId}`, ...(rec ? ['-u', String(rec.uid)] : []), name]);
-      if (!rec) this.deps.repo.recordRoleAccount(roleId, name, acct.uid, this.deps.clock.now());
-      this.deps.audit.emit('gateway', { type: 'host.account', action: 'create', account: name, uid: acct.uid, reason: `role ${roleId}` });
+      const acct = await useradd(
+        name,
+        () => [
+          '--system',
+          '-U',
+          '-M',
+          '-d',
+          '/nonexistent',
+          '-s',
+          '/usr/sbin/nologin',
+          '-c',
+          `tmuxgate role ${roleId}`,
+          ...(rec ? ['-u', String(rec.uid)] : []),
+          name,
+        ],
+        this.wait,
+      );
+      if (rec && acct.uid !== rec.uid) throw new TgError('TG_ERR_ACCOUNT', `account ${name} was made with uid ${acct.uid}, not ${rec.uid}`);
+      if (!rec) await this.deps.repo.recordRoleAccount(roleId, name, acct.uid, this.deps.clock.now());
+      await this.deps.repo.recordAccountHost(name, this.machine, this.deps.clock.now());
+      await this.deps.audit.emit('gateway', { type: 'host.account', action: 'create', account: name, uid: acct.uid, reason: `role ${roleId}` });
       return acct;
     });
   }
@@ -109,35 +176,62 @@ export class HostAccounts {
   ensurePairAccount(roleId: number, userId: number, template: OsAccount, shell: string): Promise<OsAccount> {
     return this.serial(async () => {
       const { repo, clock, audit } = this.deps;
-      const rec = repo.pair(roleId, userId);
-      const name = rec?.account ?? this.pairName(roleId, userId);
+      let rec = await repo.pair(roleId, userId);
+      const name = rec?.account ?? (await this.pairName(roleId, userId));
       const home = rec?.home ?? path.join(this.cfg.homeBase, name);
       if (rec?.removedAt) throw new TgError('TG_ERR_ACCOUNT', `account ${name} was removed with its user`);
       let acct = lookupAccount(name);
-      if (acct && (!rec || acct.uid !== rec.uid)) {
+      if (acct && !rec) {
         throw new TgError('TG_ERR_ACCOUNT_NOT_OURS', `account ${name} exists but was not created by this store (or has another uid); it is never adopted`);
       }
+      // The name and uid are allocated in the store first (under a lock: nodes making first logins
+      // at the same moment never pick one uid), then the account is made with them.
+      let fresh = false;
+      if (!rec) ({ record: rec, reserved: fresh } = await repo.reservePair({ roleId, userId, account: name, home }, (h) => this.pickUid(h), clock.now()));
+      acct = await this.allocatedHere(name, rec, acct);
       if (!acct) {
-        acct = await useradd(name, () => ['-u', String(rec?.uid ?? this.nextUid()), '-g', String(template.gid), '-d', home, '-M', '-s', shell, '-c', `tmuxgate role ${roleId} user ${userId}`, name]);
-        if (rec && acct.uid !== rec.uid) throw new TgError('TG_ERR_ACCOUNT', `account ${name} was re-created with uid ${acct.uid}, not ${rec.uid}`);
-        if (!rec) repo.recordPair({ roleId, userId, account: name, uid: acct.uid, home }, clock.now());
-        audit.emit('gateway', { type: 'host.account', action: 'create', account: name, uid: acct.uid });
+        let uid = rec.uid;
+        for (let attempt = 0; !acct; attempt++) {
+          try {
+            acct = await useradd(
+              name,
+              () => ['-u', String(uid), '-g', String(template.gid), '-d', home, '-M', '-s', shell, '-c', `tmuxgate role ${roleId} user ${userId}`, name],
+              this.wait,
+            );
+          } catch (e) {
+            // Another node on this machine made this very allocation at the same moment.
+            const made = lookupAccount(name);
+            if (made && made.uid === uid) acct = made;
+            // The machine gave a just-allocated uid to something else meanwhile: allocate another
+            // (the old one was never an account of ours, so nothing is reused).
+            else if (fresh && attempt < 3 && /not unique/.test((e as Error).message)) {
+              const moved = await repo.reassignUid(roleId, userId, uid, (h) => this.pickUid(h));
+              if (moved === null) throw e;
+              uid = moved;
+            } else throw e;
+          }
+        }
+        if (acct.uid !== uid) throw new TgError('TG_ERR_ACCOUNT', `account ${name} was created with uid ${acct.uid}, not ${uid}`);
+        await repo.recordAccountHost(name, this.machine, clock.now());
+        await audit.emit('gateway', { type: 'host.account', action: 'create', account: name, uid: acct.uid });
       }
       if (rec?.lockedAt) {
         await runRoot('usermod', ['-e', '', name]);
-        repo.setLocked(roleId, userId, null);
-        audit.emit('gateway', { type: 'host.account', action: 'unlock', account: name, uid: acct.uid });
+        await repo.setLocked(roleId, userId, null);
+        await audit.emit('gateway', { type: 'host.account', action: 'unlock', account: name, uid: acct.uid });
       }
       preparePairDir(this.cfg.homeBase, name, acct);
       return acct;
     });
   }
 
-  private nextUid(): number {
-    const used = usedUids();
-    let uid = Math.max(this.cfg.uidMin, (this.deps.repo.maxUid() ?? this.cfg.uidMin - 1) + 1);
+  /** The next uid above every one this store allocated, skipping those this machine uses. */
+  private pickUid(highest: number | null): number {
+    const used = passwdUids();
+    let uid = Math.max(this.cfg.uidMin, (highest ?? this.cfg.uidMin - 1) + 1);
     while (used.has(uid) && uid <= this.cfg.uidMax) uid++;
-    if (uid > this.cfg.uidMax) throw new TgError('TG_ERR_ACCOUNT', `no free uid left in isolation.uidMin..uidMax (${this.cfg.uidMin}-${this.cfg.uidMax}); uids are never reused`);
+    if (uid > this.cfg.uidMax)
+      throw new TgError('TG_ERR_ACCOUNT', `no free uid left in isolation.uidMin..uidMax (${this.cfg.uidMin}-${this.cfg.uidMax}); uids are never reused`);
     return uid;
   }
 
@@ -158,11 +252,11 @@ export class HostAccounts {
   /** Locks a pair (expires the account so no PAM service admits it) and ends its processes. */
   async lock(rec: PairAccountRecord, reason: string): Promise<void> {
     const acct = lookupAccount(rec.account);
-    this.deps.repo.setLocked(rec.roleId, rec.userId, this.deps.clock.now());
+    await this.deps.repo.setLocked(rec.roleId, rec.userId, this.deps.clock.now());
     if (!acct || acct.uid !== rec.uid) return;
     await runRoot('usermod', ['-e', '1', rec.account]);
     const killed = await this.terminate(acct);
-    this.deps.audit.emit('gateway', { type: 'host.account', action: 'lock', account: rec.account, uid: rec.uid, reason, processesKilled: killed });
+    await this.deps.audit.emit('gateway', { type: 'host.account', action: 'lock', account: rec.account, uid: rec.uid, reason, processesKilled: killed });
   }
 
   /**
@@ -180,7 +274,14 @@ export class HostAccounts {
       renameSync(home, path.join(archive, `${rec.account}-${this.deps.clock.now()}`));
     }
     if (ours) await runRoot('userdel', [rec.account]);
-    this.deps.repo.setRemoved(rec.roleId, rec.userId, this.deps.clock.now());
-    this.deps.audit.emit('gateway', { type: 'host.account', action: 'remove', account: rec.account, uid: rec.uid, processesKilled: killed, reason: 'user removed; home archived' });
+    await this.deps.repo.setRemoved(rec.roleId, rec.userId, this.deps.clock.now());
+    await this.deps.audit.emit('gateway', {
+      type: 'host.account',
+      action: 'remove',
+      account: rec.account,
+      uid: rec.uid,
+      processesKilled: killed,
+      reason: 'user removed; home archived',
+    });
   }
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../platform/clock.js';
+import type { Random } from '../platform/random.js';
 import type { Logger } from '../platform/logger.js';
 import type { AuditSink } from '../audit/log.js';
 import type { HostAccountRepo, PairAccountRecord, PairEndCause } from '../store/host-accounts.js';
@@ -20,6 +21,14 @@ export interface HostDeps {
   clock: Clock;
   logger: Logger;
   audit: AuditSink;
+  /** Socket names and back-off; the system's by default. */
+  random?: Random;
+  /** Real time for process latency (polls, back-off, a killed client's grace); the system clock by default. */
+  realTime?: Clock;
+  /** This machine's id: accounts are made per machine (account_hosts). /etc/machine-id by default. */
+  machine?: string;
+  /** Told when the gateway ended a pair's tmux server (kill, reap): a cluster node releases its claim. */
+  serverGone?: (roleId: number, userId: number) => void;
 }
 
 /**
@@ -39,11 +48,22 @@ export class Host {
   constructor(private readonly d: HostDeps) {
     const c = d.config;
     this.confDir = path.join(c.paths.socketDir, 'conf');
-    this.tmux = new TmuxHost({ tmuxPath: c.sessions.tmuxPath, hide: [c.paths.dataDir, c.paths.keysDir], maxProcesses: c.isolation.maxProcesses });
-    this.accounts = new HostAccounts(c.isolation, { repo: d.repo, clock: d.clock, audit: d.audit });
+    const realTime = d.realTime ? { realTime: d.realTime } : {};
+    const chance = { ...(d.random ? { random: d.random } : {}), ...realTime };
+    this.tmux = new TmuxHost({ tmuxPath: c.sessions.tmuxPath, hide: [c.paths.dataDir, c.paths.keysDir], maxProcesses: c.isolation.maxProcesses, ...realTime });
+    this.accounts = new HostAccounts(c.isolation, { repo: d.repo, clock: d.clock, audit: d.audit, ...chance, ...(d.machine ? { machine: d.machine } : {}) });
     this.servers = new TmuxServers(
       { socketDir: c.paths.socketDir, dormantTimeoutMs: c.sessions.dormantTimeout },
-      { clock: d.clock, logger: d.logger, audit: d.audit, tmux: this.tmux, pairOf: (r, u) => Promise.resolve(this.pairOf(r, u)), observers: () => d.repo.observers() as KnownClient[] },
+      {
+        clock: d.clock,
+        logger: d.logger,
+        audit: d.audit,
+        tmux: this.tmux,
+        pairOf: (r, u) => this.pairOf(r, u),
+        observers: () => d.repo.observers() as Promise<KnownClient[]>,
+        ...chance,
+        ...(d.serverGone ? { gone: (p: Pair) => d.serverGone!(p.roleId, p.userId) } : {}),
+      },
     );
   }
 
@@ -55,7 +75,7 @@ export class Host {
   async prepare(): Promise<void> {
     this.prepareDirs();
     if (!this.root) return;
-    for (const role of this.d.roles.list().filter((r) => r.kind === 'shell')) {
+    for (const role of (await this.d.roles.list()).filter((r) => r.kind === 'shell')) {
       const acct = await this.roleAccount(role).catch((e: Error) => {
         // A broken role is refused at login (and logged now); it does not stop the others.
         this.d.logger.error({ role: role.name, err: e.message }, 'role cannot start sessions');
@@ -99,7 +119,7 @@ export class Host {
     if (!role.runAs) {
       if (!this.root) return me;
       const acct = await this.accounts.ensureRoleAccount(role.id);
-      this.d.roles.edit(role.id, { runAs: acct.name }); // from now on the role names it, as if the admin had
+      await this.d.roles.edit(role.id, { runAs: acct.name }); // from now on the role names it, as if the admin had
       return acct;
     }
     const acct = lookupAccount(role.runAs);
@@ -129,12 +149,12 @@ export class Host {
   }
 
   /** An existing pair (for viewers, observers, reconcile), or null: never creates anything. */
-  pairOf(roleId: number, userId: number): Pair | null {
+  async pairOf(roleId: number, userId: number): Promise<Pair | null> {
     const { config, repo, roles } = this.d;
-    const role = roles.byId(roleId);
+    const role = await roles.byId(roleId);
     if (!role) return null;
     let account: OsAccount | null = null;
-    const rec = repo.pair(roleId, userId);
+    const rec = await repo.pair(roleId, userId);
     if (rec) {
       const a = lookupAccount(rec.account);
       account = a && a.uid === rec.uid ? a : null;
@@ -146,7 +166,28 @@ export class Host {
     if (!account) return null;
     const name = pairDirName(roleId, userId);
     // Never starts a server, so it needs no conf of its own; the label is for logs only.
-    return { label: `user ${userId}+${role.name}`, roleId, userId, account, dir: path.join(config.paths.socketDir, name), home: account.home, conf: '/dev/null', sandbox: role.sandbox };
+    return {
+      label: `user ${userId}+${role.name}`,
+      roleId,
+      userId,
+      account,
+      dir: path.join(config.paths.socketDir, name),
+      home: account.home,
+      conf: '/dev/null',
+      sandbox: role.sandbox,
+    };
+  }
+
+  /**
+   * A read-only client of a pair's live tmux server (an admin observer, a watcher): the pair as the
+   * store knows it, its live socket (checked to be that pair's), and the client's argv, run as the
+   * pair. Null when the pair has no server on this host; never starts one.
+   */
+  async readOnlyClient(roleId: number, userId: number): Promise<{ pair: Pair; socket: string; cmd: { file: string; args: string[] } } | null> {
+    const pair = await this.pairOf(roleId, userId);
+    const socket = pair ? await this.servers.liveSocket(pair) : null;
+    if (!pair || !socket) return null;
+    return { pair, socket, cmd: this.tmux.client(pair, socket, ['attach-session', '-t', 'main', '-f', 'read-only,ignore-size']) };
   }
 
   /**
@@ -154,7 +195,7 @@ export class Host {
    * `lock` also expires the account (disable, revoke); a removed user's account is deleted.
    */
   async endPair(rec: PairAccountRecord, cause: PairEndCause): Promise<void> {
-    const pair = this.pairOf(rec.roleId, rec.userId);
+    const pair = await this.pairOf(rec.roleId, rec.userId);
     if (pair) await this.servers.kill(pair).catch(() => {});
     if (cause === 'user-removed') await this.accounts.remove(rec);
     else await this.accounts.lock(rec, cause);
@@ -162,19 +203,26 @@ export class Host {
 
   /** Admin kill: the pair's server and its processes end; the account stays usable. */
   async killPair(roleId: number, userId: number): Promise<void> {
-    const pair = this.pairOf(roleId, userId);
+    const pair = await this.pairOf(roleId, userId);
     if (!pair) return;
     await this.servers.kill(pair).catch(() => {});
-    const rec = this.d.repo.pair(roleId, userId);
+    const rec = await this.d.repo.pair(roleId, userId);
     if (rec && rec.uid === pair.account.uid) {
       const n = await this.accounts.terminate(pair.account);
-      this.d.audit.emit('gateway', { type: 'host.account', action: 'terminate', account: rec.account, uid: rec.uid, reason: 'session killed by an administrator', processesKilled: n });
+      await this.d.audit.emit('gateway', {
+        type: 'host.account',
+        action: 'terminate',
+        account: rec.account,
+        uid: rec.uid,
+        reason: 'session killed by an administrator',
+        processesKilled: n,
+      });
     }
   }
 
   /** Locks or removes every pair whose user or grant is gone (the enforcer's tick). */
   async enforce(): Promise<number> {
-    const due = this.d.repo.pairsToEnd();
+    const due = await this.d.repo.pairsToEnd();
     // One pair that cannot be ended (a tool failing, an account edited by hand) is logged and
     // tried again next tick; it never holds up the others.
     const each = async (p: PairAccountRecord, what: string, fn: () => Promise<void>) => {
@@ -185,7 +233,7 @@ export class Host {
       }
     };
     for (const p of due) await each(p, `ending pair (${p.cause})`, () => this.endPair(p, p.cause));
-    for (const p of this.d.repo.removedUsersPairs()) await each(p, 'removing pair account', () => this.accounts.remove(p));
+    for (const p of await this.d.repo.removedUsersPairs()) await each(p, 'removing pair account', () => this.accounts.remove(p));
     return due.length;
   }
 }

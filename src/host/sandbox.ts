@@ -13,7 +13,12 @@ export const BWRAP = '/usr/bin/bwrap';
  * program dies with its parent. Throws with the reason when the sandbox cannot be set up (the
  * session then does not start).
  */
-export function sandboxed(spec: SandboxSpec, o: { hide: string[]; bind: string[]; ownPid: boolean; server: boolean }, file: string, args: string[]): { file: string; args: string[] } {
+export function sandboxed(
+  spec: SandboxSpec,
+  o: { hide: string[]; bind: string[]; ownPid: boolean; server: boolean },
+  file: string,
+  args: string[],
+): { file: string; args: string[] } {
   if (!existsSync(BWRAP)) throw new TgError('TG_ERR_SANDBOX', 'sandbox requested but bubblewrap (/usr/bin/bwrap) is not installed');
   // /dev from the host (clients need /dev/pts), but not its shared memory: /dev/shm and
   // /dev/mqueue are private, and so is System V IPC.

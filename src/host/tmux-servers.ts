@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, opendirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Clock } from '../platform/clock.js';
+import { systemClock, type Clock } from '../platform/clock.js';
+import { systemRandom, type Random } from '../platform/random.js';
 import type { Logger } from '../platform/logger.js';
 import type { AuditSink } from '../audit/log.js';
 import { ENFORCED_OPTIONS, type Pair, type TmuxHost } from './tmux.js';
@@ -68,6 +68,8 @@ export class TmuxServers {
   /** Clients of ours that were told to go but may still be connected for a moment. */
   private readonly leaving = new Map<number, number>();
   private cursor = 0;
+  private readonly realTime: Clock;
+  private readonly random: Random;
 
   constructor(
     private readonly o: { socketDir: string; dormantTimeoutMs: number },
@@ -79,9 +81,18 @@ export class TmuxServers {
       /** The pair of a socket directory found on disk, from the store (null: not ours to touch). */
       pairOf: (roleId: number, userId: number) => Promise<Pair | null>;
       /** Registered observers (admin CLI), from the store. */
-      observers: () => KnownClient[];
+      observers: () => Promise<KnownClient[]>;
+      /** Names sockets; the system's by default. */
+      random?: Random;
+      /** Real time for how long a killed client may linger (process latency, not policy time). */
+      realTime?: Clock;
+      /** Told when the gateway ended a pair's server (killed, reaped): a cluster releases the pair's claim. */
+      gone?: (pair: Pair) => void;
     },
-  ) {}
+  ) {
+    this.realTime = deps.realTime ?? systemClock;
+    this.random = deps.random ?? systemRandom;
+  }
 
   /**
    * How to attach the pair's client: to its live server, or, when there is none, by starting one
@@ -92,7 +103,7 @@ export class TmuxServers {
   async attachFor(pair: Pair, env: Record<string, string>, cols: number, rows: number): Promise<AttachPlan> {
     const live = await this.liveSocket(pair);
     if (live) return { socket: live, cmd: this.deps.tmux.client(pair, live, ['attach-session', '-t', 'main']), starts: false };
-    const socket = path.join(pair.dir, `${randomBytes(8).toString('hex')}.sock`);
+    const socket = path.join(pair.dir, `${this.random.bytes(8).toString('hex')}.sock`);
     this.servers.set(path.basename(pair.dir), { pair, socket, clients: new Map(), lastDetach: this.deps.clock.now() });
     if (pair.sandbox) {
       await this.deps.tmux.startSandboxedServer(pair, socket, env, cols, rows);
@@ -125,7 +136,7 @@ export class TmuxServers {
     if (!s) return;
     s.clients.delete(pid);
     // A killed client can stay attached for a few ms (longer under load): not an intruder.
-    this.leaving.set(pid, Date.now() + 10_000);
+    this.leaving.set(pid, this.realTime.now() + 10_000);
     if (s.clients.size === 0) s.lastDetach = this.deps.clock.now();
   }
 
@@ -136,6 +147,7 @@ export class TmuxServers {
     if (!s) return;
     await this.deps.tmux.run(pair, s.socket, ['kill-server']);
     this.servers.delete(key);
+    this.deps.gone?.(pair);
   }
 
   /**
@@ -192,8 +204,9 @@ export class TmuxServers {
       await this.deps.tmux.run(s.pair, s.socket, ['kill-server']);
       await this.deps.tmux.removeSocket(s.pair, s.socket);
       this.servers.delete(key);
+      this.deps.gone?.(s.pair);
       n++;
-      this.deps.audit.emit('gateway', { type: 'tmux.reaped', socketDir: s.pair.dir, idleMs: now - s.lastDetach });
+      await this.deps.audit.emit('gateway', { type: 'tmux.reaped', socketDir: s.pair.dir, idleMs: now - s.lastDetach });
     }
     return n;
   }
@@ -237,8 +250,9 @@ export class TmuxServers {
    */
   async checkIntruders(perTick = 25, unixTable: () => string | null = readUnixTable, optionsPerTick = 5): Promise<number> {
     let n = 0;
-    for (const [pid, until] of this.leaving) if (until <= Date.now()) this.leaving.delete(pid);
-    const observers = this.deps.observers();
+    const now = this.realTime.now();
+    for (const [pid, until] of this.leaving) if (until <= now) this.leaving.delete(pid);
+    const observers = await this.deps.observers();
     const all = [...this.servers.values()];
     const text = unixTable();
     // Without the kernel table every server is asked in turn; with it, only crowded servers
@@ -265,17 +279,17 @@ export class TmuxServers {
       for (const line of lines.slice(0, CLIENTS_PER_SERVER)) {
         const [pidText, tty, name] = line.split(' ');
         const pid = Number(pidText);
-        if (this.ours(pid, tty ?? '', known) || (this.leaving.get(pid) ?? 0) > Date.now()) continue;
+        if (this.ours(pid, tty ?? '', known) || (this.leaving.get(pid) ?? 0) > now) continue;
         strangers.push({ pid, name: String(name ?? '').slice(0, 100) });
       }
       if (strangers.length > 0 || lines.length > CLIENTS_PER_SERVER) {
         // One tmux command for all of them, one audit row per stranger up to the bound.
         const detach = strangers.flatMap((x, i) => [...(i ? [';'] : []), 'detach-client', '-t', x.name]);
         if (detach.length) await this.deps.tmux.run(s.pair, s.socket, detach);
-        for (const x of strangers) this.deps.audit.emit('gateway', { type: 'tmux.intrusion', socketDir: s.pair.dir, clientPid: x.pid, client: x.name });
+        for (const x of strangers) await this.deps.audit.emit('gateway', { type: 'tmux.intrusion', socketDir: s.pair.dir, clientPid: x.pid, client: x.name });
         if (lines.length > CLIENTS_PER_SERVER) {
           const reason = `server listed ${lines.length} clients; checked the first ${CLIENTS_PER_SERVER}`;
-          this.deps.audit.emit('gateway', { type: 'tmux.refused', socketDir: s.pair.dir, reason });
+          await this.deps.audit.emit('gateway', { type: 'tmux.refused', socketDir: s.pair.dir, reason });
         }
         n += strangers.length;
         this.deps.logger.warn({ socketDir: s.pair.dir, pids: strangers.map((x) => x.pid) }, 'detached tmux clients the gateway did not start');
@@ -310,9 +324,13 @@ export class TmuxServers {
       }
     }
     for (const o of ENFORCED_OPTIONS) cmds.push(['set-option', o.level === 'server' ? '-s' : '-g', o.name, o.value]);
-    await this.deps.tmux.run(s.pair, s.socket, cmds.flatMap((c, i) => (i ? [';', ...c] : c)));
+    await this.deps.tmux.run(
+      s.pair,
+      s.socket,
+      cmds.flatMap((c, i) => (i ? [';', ...c] : c)),
+    );
     const list = [...changed];
-    this.deps.audit.emit('gateway', { type: 'tmux.option-reset', socketDir: s.pair.dir, options: list });
+    await this.deps.audit.emit('gateway', { type: 'tmux.option-reset', socketDir: s.pair.dir, options: list });
     this.deps.logger.warn({ socketDir: s.pair.dir, options: list }, 'a user turned hardening options back on; reset');
     return list;
   }

@@ -3,6 +3,7 @@ import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import type { Role, SandboxSpec } from '../store/roles.js';
 import type { OsAccount } from './account.js';
+import { sleep, systemClock, type Clock } from '../platform/clock.js';
 import { asAccount, runArgv, runAs, type RunResult } from './run.js';
 import { sandboxed } from './sandbox.js';
 
@@ -13,7 +14,7 @@ const ROLE_OPTIONS: Record<string, RegExp> = {
   'status-keys': /^(vi|emacs)$/,
   status: /^(on|off)$/,
   'status-style': /^[a-z0-9,=#]{1,64}$/,
-  'mouse': /^(on|off)$/,
+  mouse: /^(on|off)$/,
   'escape-time': /^\d{1,4}$/,
 };
 
@@ -115,7 +116,12 @@ export type SocketState = 'socket' | 'missing' | 'foreign';
  * only what the pair could do already (tmux clients obey their server: MSG_SHELL, detach -E).
  */
 export class TmuxHost {
-  constructor(private readonly o: { tmuxPath: string; hide: string[]; maxProcesses?: number }) {}
+  private readonly realTime: Clock;
+
+  /** `realTime` (the system's by default) paces the wait for a sandboxed server's socket: process latency, not policy time. */
+  constructor(private readonly o: { tmuxPath: string; hide: string[]; maxProcesses?: number; realTime?: Clock }) {
+    this.realTime = o.realTime ?? systemClock;
+  }
 
   /** lstat of the socket: a socket owned by the pair's uid, nothing, or anything else. */
   socketState(pair: Pair, socket: string): SocketState {
@@ -143,8 +149,26 @@ export class TmuxHost {
 
   private newSession(pair: Pair, cols: number, rows: number, detached: boolean): string[] {
     return [
-      'new-session', ...(detached ? ['-d'] : ['-A']), '-s', 'main', '-c', pair.home, '-x', String(cols), '-y', String(rows),
-      ';', 'set', '-s', 'exit-empty', 'on', ';', 'set', '-g', 'status-left', statusLabel(pair.label),
+      'new-session',
+      ...(detached ? ['-d'] : ['-A']),
+      '-s',
+      'main',
+      '-c',
+      pair.home,
+      '-x',
+      String(cols),
+      '-y',
+      String(rows),
+      ';',
+      'set',
+      '-s',
+      'exit-empty',
+      'on',
+      ';',
+      'set',
+      '-g',
+      'status-left',
+      statusLabel(pair.label),
     ];
   }
 
@@ -170,10 +194,10 @@ export class TmuxHost {
     const child = spawn(c.file, c.args, { detached: true, stdio: 'ignore', env, cwd: '/' });
     child.on('error', () => {});
     child.unref();
-    const deadline = Date.now() + 5000;
+    const deadline = this.realTime.now() + 5000;
     while (this.socketState(pair, socket) !== 'socket') {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`tmux server did not start (exit ${child.exitCode ?? 'timeout'})`);
-      await new Promise((r) => setTimeout(r, 5));
+      if (child.exitCode !== null || this.realTime.now() > deadline) throw new Error(`tmux server did not start (exit ${child.exitCode ?? 'timeout'})`);
+      await sleep(this.realTime, 5);
     }
     const r = await this.run(pair, socket, this.newSession(pair, cols, rows, true));
     if (r.code !== 0) throw new Error(`tmux new-session failed: ${r.stderr.trim().slice(0, 200)}`);

@@ -129,3 +129,17 @@ export class FakeClock implements Clock {
     };
   }
 }
+
+/**
+ * Resolves after `ms` on `clock`. Waiting is work in progress: the process stays alive until the
+ * wait ends (the clock's own timers never hold it open), as a plain setTimeout would.
+ */
+export function sleep(clock: Clock, ms: number): Promise<void> {
+  const hold = setInterval(() => {}, MAX_TIMER_MS);
+  return new Promise((resolve) =>
+    clock.setTimeout(() => {
+      clearInterval(hold);
+      resolve();
+    }, ms),
+  );
+}

@@ -3,7 +3,7 @@ import http from 'node:http';
 /** Counters and gauges, rendered in the Prometheus text format. No labels beyond fixed ones. */
 export class Metrics {
   private readonly counters = new Map<string, number>();
-  private readonly gauges = new Map<string, () => number>();
+  private readonly gauges = new Map<string, () => number | Promise<number>>();
   private readonly help = new Map<string, [string, 'counter' | 'gauge']>();
 
   /** Adds `by` to a counter such as `logins_total{result="success"}`. */
@@ -15,13 +15,16 @@ export class Metrics {
     this.help.set(base, [text, type]);
   }
 
-  gauge(name: string, read: () => number): void {
+  /** A value read at each scrape (from the store, for some: so it may be async). */
+  gauge(name: string, read: () => number | Promise<number>): void {
     this.gauges.set(name, read);
   }
 
-  render(): string {
+  async render(): Promise<string> {
     const lines: string[] = [];
-    const all = new Map<string, number>([...this.counters, ...[...this.gauges].map(([k, f]) => [k, f()] as [string, number])]);
+    const gauges: [string, number][] = [];
+    for (const [k, f] of this.gauges) gauges.push([k, await Promise.resolve(f()).catch(() => NaN)]);
+    const all = new Map<string, number>([...this.counters, ...gauges]);
     const bases = [...new Set([...all.keys()].map((k) => k.split('{')[0]!))].sort();
     for (const b of bases) {
       const h = this.help.get(b);
@@ -39,7 +42,10 @@ export function serveMetrics(m: Metrics, host: string, port: number): Promise<ht
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(m.render());
+    m.render().then(
+      (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(text),
+      () => res.writeHead(500).end(),
+    );
   });
   return new Promise((resolve, reject) => {
     srv.once('error', reject);

@@ -5,7 +5,8 @@ import { Screen } from './screen.js';
 import { readResize, type Frame } from './format.js';
 import { formatOffset } from './asciicast.js';
 import type { RecordingStream } from './stream.js';
-import { SafeTerminalFilter, escapeControls } from './safe-terminal.js';
+import { SafeTerminalFilter } from './safe-terminal.js';
+import { escapeControls } from '../platform/text.js';
 import { aesGcmSealer, type Sealer } from '../crypto/sealer.js';
 
 const CSI = '\x1b[';
@@ -81,7 +82,11 @@ export class Keyframes {
   private running = false;
   private waiters: { t: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
 
-  private constructor(private readonly rec: RecordingStream, cached: { everyMs: number; list: Keyframe[] } | null, everyMs: number) {
+  private constructor(
+    private readonly rec: RecordingStream,
+    cached: { everyMs: number; list: Keyframe[] } | null,
+    everyMs: number,
+  ) {
     this.list = cached?.list ?? [{ t: 0, chunk: 0, frame: 0, cols: rec.header.cols, rows: rec.header.rows, snapshot: '' }];
     this.everyMs = cached?.everyMs ?? everyMs;
     this.next = this.everyMs;
@@ -202,7 +207,11 @@ const kfAad = (rec: RecordingStream) => Buffer.from(`${rec.session.id}\0${rec.he
 const kfSealer = (rec: RecordingStream): Sealer => aesGcmSealer(Buffer.from(hkdfSync('sha256', rec.dataKey, Buffer.alloc(0), 'tmuxgate-keyframes-v1', 32)));
 
 /** The screen at time `t` as escape sequences (nearest keyframe, then the frames after it), and where playback resumes. */
-export async function screenAt(rec: RecordingStream, keys: Keyframes, t: number): Promise<{ text: string; chunk: number; frame: number; cols: number; rows: number }> {
+export async function screenAt(
+  rec: RecordingStream,
+  keys: Keyframes,
+  t: number,
+): Promise<{ text: string; chunk: number; frame: number; cols: number; rows: number }> {
   await keys.ensure(t);
   const k = keys.at(t);
   const s = new Screen(k.cols, k.rows);
@@ -233,7 +242,11 @@ export async function playRecording(io: PlayerIo, rec: RecordingStream, o: { spe
   // cached when complete, so later seeks (and later replays) find them ready.
   void keys.complete().catch(() => {});
   try {
-    await play(io, rec, keys, { ...o, from: Math.min(o.from, rec.durationMs), title: escapeControls(`${rec.session.id} ${rec.session.user_name}+${rec.session.role_name}`) });
+    await play(io, rec, keys, {
+      ...o,
+      from: Math.min(o.from, rec.durationMs),
+      title: escapeControls(`${rec.session.id} ${rec.session.user_name}+${rec.session.role_name}`),
+    });
   } finally {
     keys.dispose();
   }

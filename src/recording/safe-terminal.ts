@@ -164,7 +164,8 @@ export class SafeTerminalFilter {
           } else {
             this.state = S.Ground;
             // Charset designation only (ESC ( B, ESC ) 0, ...); not S8C1T (ESC SP G) or DECALN (ESC # 8).
-            if (this.seq.length === 1 && '()*+'.includes(this.seq) && c >= 0x30 && c <= 0x7e) out.push(Buffer.from(`\x1b${this.seq}${String.fromCharCode(c)}`, 'latin1'));
+            if (this.seq.length === 1 && '()*+'.includes(this.seq) && c >= 0x30 && c <= 0x7e)
+              out.push(Buffer.from(`\x1b${this.seq}${String.fromCharCode(c)}`, 'latin1'));
           }
           continue;
         case S.Csi:
@@ -179,7 +180,7 @@ export class SafeTerminalFilter {
           } else if (c >= 0x20 && c <= 0x3f) {
             if (this.state === S.Csi) {
               this.seq += String.fromCharCode(c);
-              if (this.seq.length > MAX_SEQ) (this.state = S.CsiIgnore), (this.seq = '');
+              if (this.seq.length > MAX_SEQ) ((this.state = S.CsiIgnore), (this.seq = ''));
             }
           } else if (c === 0x1b) {
             this.state = S.Esc;
@@ -241,30 +242,4 @@ export class SafeTerminalFilter {
 /** Filters a whole string or buffer at once (no state kept). */
 export function safeTerminal(data: Buffer | string): Buffer {
   return new SafeTerminalFilter().write(data);
-}
-
-// eslint-disable-next-line no-control-regex
-const CONTROLS = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-// eslint-disable-next-line no-control-regex
-const CONTROLS_AND_BACKSLASH = /[\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
-const escapeOne = (ch: string): string => {
-  if (ch === '\\') return '\\\\';
-  const cp = ch.codePointAt(0)!;
-  return cp <= 0xff ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u{${cp.toString(16)}}`;
-};
-
-/**
- * Escapes control characters in one field of user-controlled text for a line-oriented display
- * (CLI tables, audit lines, menus): C0, DEL, C1 and the bidirectional overrides become visible
- * escapes (`\x1b`, `\u{202e}`), and a backslash becomes `\\` so the escaped form is unambiguous
- * (`backslash: false` for formats that escape backslashes themselves).
- */
-export function escapeControls(s: string, o: { backslash?: boolean } = {}): string {
-  return s.replace(o.backslash === false ? CONTROLS : CONTROLS_AND_BACKSLASH, escapeOne);
-}
-
-/** JSON text with DEL, C1 and bidi controls escaped too (JSON.stringify leaves them raw); still valid JSON. */
-export function safeJson(v: unknown, space?: number): string {
-  return JSON.stringify(v, null, space).replace(/[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

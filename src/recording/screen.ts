@@ -1,5 +1,6 @@
 import xterm from '@xterm/headless';
 import serialize from '@xterm/addon-serialize';
+import type { IBuffer } from '@xterm/headless';
 
 /**
  * A headless terminal emulator (xterm.js) for replay, search and keyframes: what the user's
@@ -13,9 +14,18 @@ export class Screen {
     this.ser = new serialize.SerializeAddon();
     this.term.loadAddon(this.ser);
   }
-  /** Feeds output; resolves once parsed. */
-  write(data: Buffer | string): Promise<void> {
-    return new Promise((resolve) => this.term.write(typeof data === 'string' ? data : new Uint8Array(data), resolve));
+  /**
+   * Feeds output; resolves once parsed. `parsed` runs as soon as this write is parsed, before the
+   * next queued one is: the screen then shows exactly the state after it (the promise resolves
+   * later, when the terminal may have parsed more).
+   */
+  write(data: Buffer | string, parsed?: () => void): Promise<void> {
+    return new Promise((resolve) =>
+      this.term.write(typeof data === 'string' ? data : new Uint8Array(data), () => {
+        parsed?.();
+        resolve();
+      }),
+    );
   }
   resize(cols: number, rows: number): void {
     this.term.resize(Math.max(1, cols), Math.max(1, rows));
@@ -25,6 +35,10 @@ export class Screen {
   }
   get rows(): number {
     return this.term.rows;
+  }
+  /** The buffer on display (normal or alternate screen): cells and attributes, for redaction. */
+  get buffer(): IBuffer {
+    return this.term.buffer.active;
   }
   /** The visible lines as text (trailing spaces trimmed). */
   lines(): string[] {

@@ -27,7 +27,11 @@ export class LineCapture {
   private readonly disposers: { dispose(): void }[] = [];
 
   /** `onLine` gets each captured line (trailing blanks trimmed), possibly the same one again. */
-  constructor(cols: number, rows: number, private readonly onLine: (line: string) => void) {
+  constructor(
+    cols: number,
+    rows: number,
+    private readonly onLine: (line: string) => void,
+  ) {
     this.term = new xterm.Terminal({ cols, rows, scrollback: 1, allowProposedApi: true });
     const p = this.term.parser;
     const row = () => (this.row(this.term.buffer.active.cursorY), false);
@@ -104,7 +108,12 @@ export class LineCapture {
  * gone for `gapMs` of recording time (a redraw of the same line is not a new hit).
  * Works on the decrypted stream in memory: nothing is indexed in plaintext.
  */
-export async function searchFrames(header: RecordingHeader, frames: Iterable<Frame> | AsyncIterable<Frame>, match: (line: string) => boolean, gapMs = 2000): Promise<SearchHit[]> {
+export async function searchFrames(
+  header: RecordingHeader,
+  frames: Iterable<Frame> | AsyncIterable<Frame>,
+  match: (line: string) => boolean,
+  gapMs = 2000,
+): Promise<SearchHit[]> {
   const hits: SearchHit[] = [];
   const lastSeen = new Map<string, number>();
   // Times of the frames queued in the terminal, oldest first; `t` is the one being parsed.

@@ -48,7 +48,7 @@ export class RecordingStream {
 
   /** Opens and indexes a session's recording (TG_ERR_SESSION_NOT_FOUND, TG_ERR_RECORDING_MISSING, TG_ERR_RECORDING_TAMPERED). */
   static async open(a: RecordingStore, sessionId: string): Promise<RecordingStream> {
-    const { session, row } = findRecording(a, sessionId);
+    const { session, row } = await findRecording(a, sessionId);
     const dataKey = a.recordings.dataKey(row, a.masterKeys);
     if (!existsSync(row.file)) throw new TgError('TG_ERR_RECORDING_MISSING', `recording file ${row.file} is missing`);
     const fh = await open(row.file, 'r');
@@ -133,7 +133,10 @@ export class RecordingStream {
     try {
       return openChunk(r, this.sealer);
     } catch {
-      throw new TgError('TG_ERR_RECORDING_TAMPERED', `recording ${this.session.id}: chunk ${r.header.seq} does not decrypt; run: tmuxgate verify ${this.session.id}`);
+      throw new TgError(
+        'TG_ERR_RECORDING_TAMPERED',
+        `recording ${this.session.id}: chunk ${r.header.seq} does not decrypt; run: tmuxgate verify ${this.session.id}`,
+      );
     }
   }
 

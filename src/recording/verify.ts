@@ -2,6 +2,8 @@ import { verifyWithPublicKey } from '../crypto/audit-key.js';
 import { genesisHash, sessionTag, trailerSigned } from './format.js';
 import { aesGcmSealer } from '../crypto/sealer.js';
 import { authenticateChunk, parseRecording, type ChunkRecord } from './reader.js';
+import { rowHash, type AuditRow } from '../audit/log.js';
+import { readTombstone, tombstoneSigned, type Tombstone } from '../audit/tombstone.js';
 
 export type VerifyReason =
   | 'bad-header'
@@ -17,15 +19,21 @@ export type VerifyReason =
   | 'trailer-mismatch'
   | 'data-after-trailer'
   | 'truncated'
-  | 'missing-trailer';
+  | 'missing-trailer'
+  | 'bad-tombstone';
 
 export interface VerifyResult {
   sessionId: string;
-  /** intact: sealed and whole. interrupted/live: whole up to the last flushed chunk, no trailer yet. */
-  status: 'intact' | 'interrupted' | 'live' | 'tampered';
+  /**
+   * intact: sealed and whole. interrupted/live: whole up to the last flushed chunk, no trailer yet.
+   * purged: destroyed under retention, attested by a signed tombstone that verifies.
+   */
+  status: 'intact' | 'interrupted' | 'live' | 'purged' | 'tampered';
   chunks: number;
   decrypted: boolean;
   problem: { chunk: number | null; reason: VerifyReason; detail: string } | null;
+  /** For a purged recording: the tombstone that verified, and the audit row that carries it. */
+  tombstone?: Tombstone & { auditId: number };
 }
 
 export interface VerifyInput {
@@ -79,7 +87,11 @@ export function verifyRecording(v: VerifyInput): VerifyResult {
       }
       if (!r.header.prevHash.equals(head)) {
         const altered = n === 0 ? 'the file header' : `chunk ${n - 1}`;
-        return res('tampered', n, { chunk: n === 0 ? 0 : n - 1, reason: 'broken-chain', detail: `${altered} was altered: chunk ${n} links to a different hash` });
+        return res('tampered', n, {
+          chunk: n === 0 ? 0 : n - 1,
+          reason: 'broken-chain',
+          detail: `${altered} was altered: chunk ${n} links to a different hash`,
+        });
       }
       // The GCM tag proves content and header authentic; inflating is left to readers.
       if (sealer && !authenticateChunk(r, sealer)) {
@@ -94,7 +106,11 @@ export function verifyRecording(v: VerifyInput): VerifyResult {
       }
       const t = r.trailer;
       if (!t || t.sessionId !== v.sessionId || t.chunks !== n || t.finalHash !== head.toString('hex')) {
-        return res('tampered', n, { chunk: null, reason: 'trailer-mismatch', detail: `the signed trailer says ${t?.chunks ?? '?'} chunks ending in ${t?.finalHash.slice(0, 12) ?? '?'}, the file has ${n} ending in ${head.toString('hex').slice(0, 12)}` });
+        return res('tampered', n, {
+          chunk: null,
+          reason: 'trailer-mismatch',
+          detail: `the signed trailer says ${t?.chunks ?? '?'} chunks ending in ${t?.finalHash.slice(0, 12) ?? '?'}, the file has ${n} ending in ${head.toString('hex').slice(0, 12)}`,
+        });
       }
       trailerOk = true;
     }
@@ -106,7 +122,8 @@ export function verifyRecording(v: VerifyInput): VerifyResult {
     return res('tampered', n, { chunk: n, reason: 'truncated', detail: `the file ends after ${n} chunks but ${v.db.chunks} were written durably` });
   }
   if (trailerOk) {
-    if (parsed.tornTail > 0) return res('tampered', n, { chunk: null, reason: 'data-after-trailer', detail: `${parsed.tornTail} stray bytes after the trailer` });
+    if (parsed.tornTail > 0)
+      return res('tampered', n, { chunk: null, reason: 'data-after-trailer', detail: `${parsed.tornTail} stray bytes after the trailer` });
     return res('intact', n, null);
   }
   const state = v.db?.sessionState ?? 'closed';
@@ -115,6 +132,54 @@ export function verifyRecording(v: VerifyInput): VerifyResult {
   return res('tampered', n, {
     chunk: null,
     reason: parsed.tornTail > 0 ? 'truncated' : 'missing-trailer',
-    detail: parsed.tornTail > 0 ? `the file is cut off after chunk ${n - 1} and has no trailer` : 'the session closed normally but the recording has no signed trailer',
+    detail:
+      parsed.tornTail > 0
+        ? `the file is cut off after chunk ${n - 1} and has no trailer`
+        : 'the session closed normally but the recording has no signed trailer',
   });
+}
+
+/** A purged recording's row and the audit row its purge named, for verifyPurged. */
+export interface PurgedInput {
+  sessionId: string;
+  /** The recording row's chunk count and chain head: what the tombstone must name. */
+  db: { chunks: number; head: string };
+  auditRow: AuditRow | null;
+  publicKeyPem: string;
+}
+
+/**
+ * Checks a purged recording's tombstone with the audit public key alone: the audit row is a
+ * recording.purged event for this session whose own hash is intact, its Ed25519 signature
+ * verifies, and it names the chunk count and chain head the recording row kept. Anything else
+ * is a tampered verdict, never "purged": a deletion without a valid tombstone is not a purge.
+ */
+export function verifyPurged(v: PurgedInput): VerifyResult {
+  const bad = (detail: string): VerifyResult => ({
+    sessionId: v.sessionId,
+    status: 'tampered',
+    chunks: 0,
+    decrypted: false,
+    problem: { chunk: null, reason: 'bad-tombstone', detail },
+  });
+  const row = v.auditRow;
+  if (!row || row.type !== 'recording.purged') return bad('the recording is marked purged but its signed tombstone is not in the audit log');
+  if (rowHash(row.prev_hash, row) !== row.hash) return bad(`the tombstone's audit row ${row.id} was altered after it was written`);
+  let fields: unknown;
+  try {
+    fields = JSON.parse(row.data);
+  } catch {
+    fields = null;
+  }
+  const t = readTombstone(fields);
+  if (!t || t.tombstone.sessionId !== v.sessionId) return bad(`audit row ${row.id} is not a tombstone of session ${v.sessionId}`);
+  if (!verifyWithPublicKey(v.publicKeyPem, tombstoneSigned(t.tombstone), t.signature)) {
+    return bad(`the tombstone in audit row ${row.id} does not verify with the audit public key`);
+  }
+  if (t.tombstone.chunks !== v.db.chunks || t.tombstone.finalHash !== v.db.head) {
+    const named = `${t.tombstone.chunks} chunks ending in ${t.tombstone.finalHash.slice(0, 12)}`;
+    return bad(`the tombstone names ${named}, the store ${v.db.chunks} ending in ${v.db.head.slice(0, 12)}`);
+  }
+  const tombstone = { ...t.tombstone, auditId: row.id };
+  return { sessionId: v.sessionId, status: 'purged', chunks: t.tombstone.chunks, decrypted: false, problem: null, tombstone };
 }

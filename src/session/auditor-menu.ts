@@ -6,7 +6,7 @@ import { RecordingStream } from '../recording/stream.js';
 import { playRecording, type PlayerIo } from '../recording/player.js';
 import { formatOffset } from '../recording/asciicast.js';
 import type { SessionRecord } from '../store/sessions.js';
-import { escapeControls } from '../recording/safe-terminal.js';
+import { escapeControls } from '../platform/text.js';
 import { TerminalReportClassifier } from './terminal-reports.js';
 
 const CSI = '\x1b[';
@@ -44,6 +44,8 @@ export class AuditorMenu {
   private lastInput: number;
   private cancelIdle: (() => void) | null = null;
   private readonly endListeners: ((reason: string) => void)[] = [];
+  /** Recorded sessions, newest first, as last read from the store (the filter applies to these). */
+  private recorded: SessionRecord[] = [];
 
   constructor(
     private readonly o: AuditorMenuOptions,
@@ -73,6 +75,20 @@ export class AuditorMenu {
     this.ch.onClose(() => this.end('client-disconnected'));
     this.armIdle();
     this.render();
+    void this.refresh();
+  }
+
+  /** Reads the recorded sessions again, then shows them. */
+  private async refresh(): Promise<void> {
+    try {
+      const all = await this.store.sessions.list({});
+      const recorded: SessionRecord[] = [];
+      for (const s of all) if (await this.store.recordings.get(s.id)) recorded.push(s);
+      this.recorded = recorded.reverse();
+    } catch (e) {
+      this.deps.logger.warn({ err: (e as Error).message }, 'auditor menu: cannot list sessions');
+    }
+    if (!this.done && !this.replaying) this.render();
   }
 
   resize(cols: number, rows: number): void {
@@ -83,21 +99,20 @@ export class AuditorMenu {
 
   private armIdle(): void {
     this.cancelIdle?.();
-    this.cancelIdle = this.deps.clock.setTimeout(() => {
-      if (this.deps.clock.now() - this.lastInput >= this.o.idleTimeoutMs) {
-        this.write(`${CSI}0m${CSI}2J${CSI}H[tmuxgate] logged off after ${Math.round(this.o.idleTimeoutMs / 60000)} minutes without input\r\n`);
-        this.end('idle-timeout');
-      } else this.armIdle();
-    }, Math.max(1000, this.lastInput + this.o.idleTimeoutMs - this.deps.clock.now()));
+    this.cancelIdle = this.deps.clock.setTimeout(
+      () => {
+        if (this.deps.clock.now() - this.lastInput >= this.o.idleTimeoutMs) {
+          this.write(`${CSI}0m${CSI}2J${CSI}H[tmuxgate] logged off after ${Math.round(this.o.idleTimeoutMs / 60000)} minutes without input\r\n`);
+          this.end('idle-timeout');
+        } else this.armIdle();
+      },
+      Math.max(1000, this.lastInput + this.o.idleTimeoutMs - this.deps.clock.now()),
+    );
   }
 
   private sessions(): SessionRecord[] {
     const f = this.filter.toLowerCase();
-    return this.store.sessions
-      .list({})
-      .filter((s) => this.store.recordings.get(s.id))
-      .reverse()
-      .filter((s) => !f || `${s.id} ${s.user_name}+${s.role_name} ${new Date(s.started_at).toISOString()}`.toLowerCase().includes(f));
+    return this.recorded.filter((s) => !f || `${s.id} ${s.user_name}+${s.role_name} ${new Date(s.started_at).toISOString()}`.toLowerCase().includes(f));
   }
 
   private render(): void {
@@ -143,7 +158,8 @@ export class AuditorMenu {
       // other users' keystrokes are not held up by an auditor opening a large recording.
       const rec = await RecordingStream.open(this.store, s.id);
       if (this.done) return void (await rec.close()); // the auditor left while it opened
-      this.store.audit.emit(this.o.user, { type: 'recording.access', action: 'replay', sessionId: s.id, detail: `over SSH as ${this.o.user}+${this.o.role}` });
+      const detail = `over SSH as ${this.o.user}+${this.o.role}`;
+      await this.store.audit.emit(this.o.user, { type: 'recording.access', action: 'replay', sessionId: s.id, detail });
       const io: PlayerIo = {
         write: (d) => this.write(d),
         ...(this.ch.onceDrain ? { onceDrain: (fn: () => void) => this.ch.onceDrain!(fn) } : {}),
@@ -165,7 +181,7 @@ export class AuditorMenu {
       this.replaying = false;
       this.keyHandler = null;
     }
-    if (!this.done) this.render();
+    if (!this.done) await this.refresh();
   }
 
   /** Ends the menu from the gateway's side (an administrator's action, shutdown), saying why. */
@@ -198,7 +214,7 @@ export class AuditorMenu {
 /** Splits terminal input into keys: one escape sequence (arrows: ESC [ A, ESC O A) or one character each. */
 export function splitKeys(s: string): string[] {
   const keys: string[] = [];
-  for (let i = 0; i < s.length; ) {
+  for (let i = 0; i < s.length;) {
     const m = s[i] === '\x1b' ? /^\x1b(\[[0-9;?]*[\x40-\x7e]|O[\x40-\x7e])/.exec(s.slice(i)) : null;
     const k = m ? m[0] : s[i]!;
     keys.push(k);

@@ -1,4 +1,33 @@
-import type { GatewayContext } from '../gateway-context.js';
+import { systemClock, type Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
+import { requireDeps } from '../platform/check-deps.js';
+import type { KillRepo } from '../store/kills.js';
+import type { UserRepo } from '../store/users.js';
+import type { RoleRepo } from '../store/roles.js';
+import type { SessionRegistry } from './registry.js';
+
+/** What the enforcer reads and acts on: the live sessions, the store's admin changes, the host's pairs. */
+export interface EnforcerConfig {
+  live: Pick<SessionRegistry, 'get' | 'all' | 'size' | 'viewers' | 'endAll'>;
+  kills: Pick<KillRepo, 'pending' | 'done'>;
+  users: Pick<UserRepo, 'lockedOutIds'>;
+  roles: Pick<RoleRepo, 'allGrants'>;
+  /** Ends a killed pair's processes; locks or removes pairs whose user or grant is gone. */
+  host: { killPair(roleId: number, userId: number): Promise<void>; enforce(): Promise<number> };
+  /** Stamps kill requests as done. */
+  clock: Clock;
+  logger: Logger;
+  /**
+   * Paces the poll: real time, the system clock by default. The poll looks for work other
+   * processes leave in the store (kills, disables, revocations), which must be picked up while a
+   * test's policy clock stands still.
+   */
+  realTime?: Clock;
+  /** How often the store is polled (ms); 500 by default. */
+  everyMs?: number;
+  /** Asked at each tick: the message every live session ends with now (audit shipping behind in `required` mode), or null. */
+  failClosed?: () => string | null;
+}
 
 /**
  * Makes admin changes reach live sessions and pair processes without a restart: polls the store
@@ -6,8 +35,9 @@ import type { GatewayContext } from '../gateway-context.js';
  * affected sessions with a reason the user sees, then ends the pairs' tmux servers and every
  * process of their accounts (locking or removing the accounts). Returns a stop function.
  */
-export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
-  const { live, logger, host, kills: killRepo, users, roles } = ctx;
+export function startEnforcer(config: EnforcerConfig): () => void {
+  requireDeps('enforcer', config, ['live', 'kills', 'users', 'roles', 'host', 'clock', 'logger']);
+  const { live, logger, host, kills: killRepo, users, roles, clock } = config;
   // Pair processes end off the tick, one runner at a time: kills queue up and the runner drains
   // them, then locks or removes the pairs whose user or grant is gone.
   const queued: { roleId: number; userId: number }[] = [];
@@ -20,19 +50,28 @@ export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
       .catch((e) => logger.error({ err: e }, 'ending pair processes failed'))
       .finally(() => (hostWork = null));
   };
-  const tick = () => {
+  let ticking = false;
+  const tick = async () => {
+    // A tick that outlasts the interval (a slow store) is not overlapped by the next one.
+    if (ticking) return;
+    ticking = true;
     try {
-      for (const k of killRepo.pending()) {
+      for (const k of await killRepo.pending()) {
         const s = live.get(k.sessionId);
         if (!s) continue; // another gateway's, or already gone
         s.shell.end('killed', `session ended by an administrator: ${k.reason}`);
-        killRepo.done(k.sessionId, ctx.clock.now());
+        await killRepo.done(k.sessionId, clock.now());
         queued.push({ roleId: s.roleId, userId: s.userId });
       }
       runHostWork();
       if (live.size === 0 && live.viewers.size === 0) return;
-      const disabled = new Set(users.lockedOutIds());
-      const grants = new Set(roles.allGrants().map((g) => `${g.userId}:${g.roleId}`));
+      const closed = config.failClosed?.();
+      if (closed) {
+        live.endAll('evidence-lag', closed);
+        return;
+      }
+      const disabled = new Set(await users.lockedOutIds());
+      const grants = new Set((await roles.allGrants()).map((g) => `${g.userId}:${g.roleId}`));
       for (const v of live.viewers.values()) {
         if (disabled.has(v.viewerId)) v.shell.end('user-disabled', 'your account was disabled by an administrator');
       }
@@ -42,11 +81,9 @@ export function startEnforcer(ctx: GatewayContext, everyMs = 500): () => void {
       }
     } catch (e) {
       logger.error({ err: e }, 'enforcer tick failed');
+    } finally {
+      ticking = false;
     }
   };
-  // Node's timer, not the injected clock: this polls for work other processes leave in the store
-  // (kills, disables, revocations), which must be picked up while a test's fake clock stands still.
-  const t = setInterval(tick, everyMs);
-  t.unref();
-  return () => clearInterval(t);
+  return (config.realTime ?? systemClock).setInterval(() => void tick(), config.everyMs ?? 500);
 }

@@ -15,9 +15,7 @@ export function envAllowed(key: string, value: string): boolean {
 export function termKnown(term: string): boolean {
   if (!TERM_RE.test(term)) return false;
   const first = term[0]!;
-  return TERMINFO_DIRS.some(
-    (d) => existsSync(`${d}/${first}/${term}`) || existsSync(`${d}/${first.charCodeAt(0).toString(16)}/${term}`),
-  );
+  return TERMINFO_DIRS.some((d) => existsSync(`${d}/${first}/${term}`) || existsSync(`${d}/${first.charCodeAt(0).toString(16)}/${term}`));
 }
 
 /** The TERM a shell gets: the client's if terminfo knows it, else the safe default. */

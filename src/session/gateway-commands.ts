@@ -7,10 +7,7 @@ import { NAME_RE } from '../store/names.js';
  *   watchers        who may watch, and who is watching now
  *   watch USER[+ROLE]  watch USER's session read-only (needs `ssh -t`)
  */
-export type GatewayCommand =
-  | { cmd: 'share' | 'unshare'; user: string }
-  | { cmd: 'watchers' }
-  | { cmd: 'watch'; user: string; role: string | null };
+export type GatewayCommand = { cmd: 'share' | 'unshare'; user: string } | { cmd: 'watchers' } | { cmd: 'watch'; user: string; role: string | null };
 
 export function parseGatewayCommand(line: string): GatewayCommand | null {
   if (line.length > 100) return null;

@@ -7,6 +7,8 @@ export interface LiveHandle {
   onEnd(fn: (reason: string) => void): void;
   /** Output is waiting because the client does not read it (shells only). */
   readonly waitingForClient?: boolean;
+  /** The terminal device of the session's tmux client (shells only). */
+  readonly tty?: string | null;
 }
 
 export interface LiveSession {

@@ -1,6 +1,6 @@
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
-import type { Pty, PtySpawnOptions } from './pty.js';
+import type { Pty, PtySpawnOptions } from '../platform/pty.js';
 import { PtyFlow } from './pty-flow.js';
 import { TerminalReportClassifier } from './terminal-reports.js';
 
@@ -64,7 +64,8 @@ export type EndReason =
   | 'user-disabled'
   | 'role-revoked'
   | 'recording-failed'
-  | 'spawn-failed';
+  | 'spawn-failed'
+  | 'evidence-lag';
 
 const CRLF = '\r\n';
 

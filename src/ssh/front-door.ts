@@ -4,6 +4,9 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { PreAuthAudit } from '../audit/preauth.js';
 import { addressPrefix } from '../auth/address-prefix.js';
+import type { Metrics } from '../platform/metrics.js';
+import { looksLikeProxyHeader, ProxyHeaderParser, type ProxyFault, type ProxyHeader } from './proxy-protocol.js';
+import { TrustedProxies } from '../platform/cidr.js';
 
 /** sshd's MaxStartups start:rate:full: random early drop from `start`, all refused at `full`. */
 export interface Startups {
@@ -21,9 +24,17 @@ export interface FrontDoorLimits {
   /** From accept to the end of the first key exchange. */
   handshakeTimeout: number;
   loginGraceTime: number;
+  /** Load balancers whose PROXY headers name the client (listen.proxyProtocol); absent: off. */
+  proxyProtocol?: { trustedFrom: readonly string[] } | undefined;
 }
 
-/** The pre-authentication life of one TCP connection, keyed by remote address and port. */
+/** Why a connection was refused before its PROXY header was accepted (metric label, audit reason). */
+export type ProxyRefusal = ProxyFault | 'untrusted-address' | 'missing' | 'truncated' | 'timeout' | 'second-header' | 'too-many-waiting';
+
+/**
+ * The pre-authentication life of one TCP connection, found by the socket's remote address and
+ * port. `addr` and `port` are the client's: the socket's own, or those a trusted PROXY header named.
+ */
 export interface Pending {
   addr: string;
   port: number;
@@ -35,11 +46,21 @@ export interface Pending {
 }
 
 interface Slot {
+  /** The socket's remote address and port (unique while it is open). */
   key: string;
+  /** The client's address: what the caps count. */
+  addr: string;
   prefix: string;
   socket: net.Socket;
   handshook: boolean;
 }
+
+/**
+ * What a load balancer's health check (a PROXY LOCAL header) gets back before the close: an SSH
+ * identification line with a comment, so a check can expect "SSH-2.0-" as it would of any SSH
+ * server, and the answer shows that this process's event loop read the header and wrote back.
+ */
+export const HEALTH_ANSWER = 'SSH-2.0-tmuxgate health-check\r\n';
 
 /** "::ffff:127.0.0.1" -> "127.0.0.1" so per-address limits and lockouts see one address. */
 export function normaliseAddr(a: string | undefined): string {
@@ -66,7 +87,9 @@ export function dropProbability(s: Startups, total: number): number {
  *   finished its key exchange, when there is one). So a flood from a few networks cannot keep a
  *   user on another network out, where sshd would refuse the user at random;
  * - a short timeout for the banner and key exchange, then the login grace time.
- * Sockets that pass go to `hand(socket)`.
+ * Behind a load balancer (proxyProtocol), only the trusted balancers may connect, and each
+ * connection must start with a PROXY header: the client it names is the one the caps count
+ * (see acceptProxied). Sockets that pass go to `hand(socket)`.
  */
 export class FrontDoor {
   private readonly server: net.Server;
@@ -76,14 +99,30 @@ export class FrontDoor {
   private total = 0;
   private readonly pending = new Map<string, Pending>();
   private readonly sockets = new Set<net.Socket>();
+  private readonly trusted: TrustedProxies | null;
+  /** Sockets from a trusted balancer whose PROXY header (and first client byte) has not arrived. */
+  private awaitingHeader = 0;
 
   constructor(
     private readonly limits: FrontDoorLimits,
-    private readonly deps: { clock: Clock; logger: Logger; preauth: Pick<PreAuthAudit, 'record'>; random?: Random },
+    private readonly deps: {
+      clock: Clock;
+      logger: Logger;
+      preauth: Pick<PreAuthAudit, 'record'>;
+      random?: Random;
+      metrics?: Pick<Metrics, 'inc' | 'describe'>;
+    },
     private readonly hand: (socket: net.Socket) => void,
   ) {
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.onSocket(s));
     this.server.on('error', (e) => deps.logger.error({ err: e }, 'listener error'));
+    this.trusted = limits.proxyProtocol ? new TrustedProxies(limits.proxyProtocol.trustedFrom) : null;
+    if (this.trusted && deps.metrics) {
+      const m = deps.metrics;
+      m.describe('proxy_protocol_connections_total', 'counter', "connections by PROXY header outcome (health-check: the balancer's own LOCAL connection)");
+      m.describe('proxy_protocol_refusals_total', 'counter', 'connections refused before a PROXY header was accepted, by reason');
+      for (const r of ['accepted', 'health-check', 'refused']) m.inc(`proxy_protocol_connections_total{result="${r}"}`, 0);
+    }
   }
 
   /** Binds; resolves with the actual address (port 0 gives an ephemeral port). */
@@ -146,15 +185,14 @@ export class FrontDoor {
       victim ??= slot;
     }
     if (!victim) return false;
-    const addr = victim.key.slice(0, victim.key.lastIndexOf('|'));
-    this.refuse(addr, 'evicted for a connection from a less busy network');
+    this.refuse(victim.addr, 'evicted for a connection from a less busy network');
     this.release(victim);
     victim.socket.destroy();
     return true;
   }
 
   private release(slot: Slot): void {
-    const addr = slot.key.slice(0, slot.key.lastIndexOf('|'));
+    const addr = slot.addr;
     this.total--;
     const m = (this.perAddr.get(addr) ?? 1) - 1;
     if (m <= 0) this.perAddr.delete(addr);
@@ -169,18 +207,113 @@ export class FrontDoor {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     socket.on('error', () => {}); // errors end the socket; ssh2 and the close handler clean up
-    const addr = normaliseAddr(socket.remoteAddress);
-    const port = socket.remotePort ?? 0;
+    const peer = normaliseAddr(socket.remoteAddress);
+    const key = `${peer}|${socket.remotePort ?? 0}`;
+    if (!this.trusted) {
+      this.enter(socket, key, peer, socket.remotePort ?? 0, this.deps.clock.now());
+      return;
+    }
+    if (socket.remoteAddress === undefined) {
+      // Reset before we could ask who it was (a balancer's plain L4 check closes at once): it
+      // cannot be served, and there is no address to hold it against. A plain connect-and-close
+      // is not counted either.
+      socket.destroy();
+      return;
+    }
+    if (!this.trusted.has(peer)) {
+      this.refuseProxied(peer, 'untrusted-address');
+      socket.destroy();
+      return;
+    }
+    if (this.awaitingHeader >= this.limits.maxStartups.full) {
+      this.refuseProxied(peer, 'too-many-waiting');
+      socket.destroy();
+      return;
+    }
+    this.acceptProxied(socket, peer, key);
+  }
+
+  /**
+   * Reads the PROXY header off a trusted balancer's connection, then admits the client it names.
+   * Refused (closed, counted, summarised under the balancer's address): bytes that are not a
+   * valid header, a header family that names no TCP client, a header still missing after
+   * handshakeTimeout, a connection that ends inside it, and a second header after the first
+   * (which could only be a client trying to choose its own address). So the gateway waits for
+   * the client's first byte before it speaks; SSH clients send their version line at once.
+   * A LOCAL header (v2; v1 UNKNOWN) is the balancer's own health check: answered with
+   * HEALTH_ANSWER and closed cleanly, not a failure (deploy/haproxy.cfg expects the answer).
+   * A valid header followed by a close (a v1 balancer's check, or a client that left) is not a
+   * failure either, as a plain connect-and-close is not.
+   */
+  private acceptProxied(socket: net.Socket, peer: string, key: string): void {
+    const { clock, logger } = this.deps;
+    const acceptedAt = clock.now();
+    const parser = new ProxyHeaderParser();
+    let header: Extract<ProxyHeader, { command: 'proxy' }> | null = null;
+    let after: Buffer = Buffer.alloc(0);
+    let waiting = true;
+    this.awaitingHeader++;
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    const stop = (): boolean => {
+      if (!waiting) return false;
+      waiting = false;
+      this.awaitingHeader--;
+      cancelTimer();
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      return true;
+    };
+    const fail = (why: ProxyRefusal, detail?: string): void => {
+      if (!stop()) return;
+      logger.debug({ via: peer, reason: why, detail }, 'PROXY header refused');
+      this.refuseProxied(peer, why);
+      socket.destroy();
+    };
+    const cancelTimer = clock.setTimeout(() => fail('timeout'), this.limits.handshakeTimeout);
+    const onData = (chunk: Buffer): void => {
+      if (!header) {
+        const step = parser.push(chunk);
+        if (step.kind === 'more') return;
+        if (step.kind === 'error') return fail(step.fault, step.detail);
+        if (step.header.command === 'local') {
+          stop();
+          this.deps.metrics?.inc('proxy_protocol_connections_total{result="health-check"}');
+          socket.write(HEALTH_ANSWER);
+          socket.destroySoon(); // FIN, then gone even if the balancer never closes its side
+          return;
+        }
+        header = step.header;
+        after = step.rest;
+      } else after = Buffer.concat([after, chunk]);
+      if (!after.length) return; // the client has not spoken yet
+      if (looksLikeProxyHeader(after)) return fail('second-header');
+      stop();
+      this.deps.metrics?.inc('proxy_protocol_connections_total{result="accepted"}');
+      socket.pause();
+      socket.unshift(after);
+      this.enter(socket, key, normaliseAddr(header.source.address), header.source.port, acceptedAt);
+    };
+    const onClose = (): void => {
+      if (header) stop();
+      else fail(parser.received ? 'truncated' : 'missing');
+    };
+    socket.on('data', onData);
+    socket.on('close', onClose);
+  }
+
+  /** Counts `addr` (the client's) against the limits and hands the socket on, or refuses it. */
+  private enter(socket: net.Socket, key: string, addr: string, port: number, acceptedAt: number): void {
     const prefix = addressPrefix(addr);
     const why = this.admit(addr, prefix);
     if (why) {
       this.refuse(addr, why);
       socket.destroy();
+      this.sockets.delete(socket);
       return;
     }
     this.sockets.add(socket);
-    const key = `${addr}|${port}`;
-    const slot: Slot = { key, prefix, socket, handshook: false };
+    const slot: Slot = { key, addr, prefix, socket, handshook: false };
     this.total++;
     this.perAddr.set(addr, (this.perAddr.get(addr) ?? 0) + 1);
     let slots = this.perPrefix.get(prefix);
@@ -194,8 +327,10 @@ export class FrontDoor {
       this.refuse(addr, `${what} expired`);
       socket.destroy();
     };
-    let cancelHandshake: (() => void) | null = clock.setTimeout(expire('handshake timeout'), this.limits.handshakeTimeout);
-    const cancelGrace = clock.setTimeout(expire('login grace time'), this.limits.loginGraceTime);
+    // Both run from accept: time spent waiting for a PROXY header is part of the handshake's.
+    const spent = clock.now() - acceptedAt;
+    let cancelHandshake: (() => void) | null = clock.setTimeout(expire('handshake timeout'), this.limits.handshakeTimeout - spent);
+    const cancelGrace = clock.setTimeout(expire('login grace time'), this.limits.loginGraceTime - spent);
     const uncount = () => {
       if (!counted) return;
       counted = false;
@@ -225,5 +360,12 @@ export class FrontDoor {
   /** Audits a refusal into the per-address pre-authentication summary. */
   private refuse(addr: string, reason: string): void {
     this.deps.preauth.record(addr, `refused:${reason}`);
+  }
+
+  /** A refusal before a PROXY header was accepted: summarised under the connecting (balancer's) address, and counted. */
+  private refuseProxied(peer: string, why: ProxyRefusal): void {
+    this.refuse(peer, `proxy header ${why}`);
+    this.deps.metrics?.inc('proxy_protocol_connections_total{result="refused"}');
+    this.deps.metrics?.inc(`proxy_protocol_refusals_total{reason="${why}"}`);
   }
 }

@@ -36,6 +36,8 @@ export function openDb(file: string, opts: { migrate?: boolean; readonly?: boole
     db.pragma('synchronous = NORMAL');
   }
   db.pragma('foreign_keys = ON');
+  // Freed bytes are zeroed, so an overwritten row (a purged recording's wrapped key) leaves no copy in free page space.
+  db.pragma('secure_delete = ON');
   if (opts.migrate !== false && !opts.readonly) migrate(db);
   else checkVersion(db);
   return db;

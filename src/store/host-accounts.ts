@@ -1,6 +1,6 @@
 import { systemRandom, type Random } from '../platform/random.js';
 import { z } from 'zod';
-import type { Db } from './db.js';
+import type { Sql } from './sql.js';
 
 const PairRow = z.object({
   role_id: z.number(),
@@ -39,52 +39,90 @@ function toPair(raw: unknown): PairAccountRecord {
  */
 export class HostAccountRepo {
   constructor(
-    private readonly db: Db,
+    private readonly sql: Sql,
     private readonly random: Random = systemRandom,
   ) {}
 
   /** A short id unique to this store, part of every account name it makes (created once). */
-  installId(): string {
-    const row = this.db.prepare("SELECT value FROM gateway_state WHERE key = 'install_id'").get() as { value: string } | undefined;
+  async installId(): Promise<string> {
+    const row = (await this.sql.get("SELECT value FROM gateway_state WHERE key = 'install_id'")) as { value: string } | undefined;
     if (row) return row.value;
     // 4 characters of [a-z0-9]: names stay short (Linux allows 32) and two stores never collide in practice.
     const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
     const id = [...this.random.bytes(4)].map((b) => alphabet[b % alphabet.length]).join('');
-    this.db.prepare("INSERT OR IGNORE INTO gateway_state (key, value) VALUES ('install_id', ?)").run(id);
-    return (this.db.prepare("SELECT value FROM gateway_state WHERE key = 'install_id'").get() as { value: string }).value;
+    await this.sql.run("INSERT INTO gateway_state (key, value) VALUES ('install_id', ?) ON CONFLICT DO NOTHING", [id]);
+    return ((await this.sql.get("SELECT value FROM gateway_state WHERE key = 'install_id'")) as { value: string }).value;
   }
 
-  pair(roleId: number, userId: number): PairAccountRecord | null {
-    const r = this.db.prepare('SELECT * FROM pair_accounts WHERE role_id = ? AND user_id = ?').get(roleId, userId);
+  async pair(roleId: number, userId: number): Promise<PairAccountRecord | null> {
+    const r = await this.sql.get('SELECT * FROM pair_accounts WHERE role_id = ? AND user_id = ?', [roleId, userId]);
     return r ? toPair(r) : null;
   }
 
-  recordPair(p: { roleId: number; userId: number; account: string; uid: number; home: string }, now: number): void {
-    this.db
-      .prepare('INSERT INTO pair_accounts (role_id, user_id, account, uid, home, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(p.roleId, p.userId, p.account, p.uid, p.home, now);
+  async recordPair(p: { roleId: number; userId: number; account: string; uid: number; home: string }, now: number): Promise<void> {
+    await this.sql.run('INSERT INTO pair_accounts (role_id, user_id, account, uid, home, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
+      p.roleId,
+      p.userId,
+      p.account,
+      p.uid,
+      p.home,
+      now,
+    ]);
+  }
+
+  /**
+   * Allocates a pair's account name and uid for the whole store, or returns the allocation another
+   * process or node made first. Under one lock, so nodes that make first logins at the same moment
+   * never pick the same uid: `pickUid` gets the highest uid allocated so far.
+   */
+  async reservePair(
+    p: { roleId: number; userId: number; account: string; home: string },
+    pickUid: (highest: number | null) => number,
+    now: number,
+  ): Promise<{ record: PairAccountRecord; reserved: boolean }> {
+    return this.sql.transaction(async () => {
+      await this.sql.lock('account-uids');
+      const existing = await this.pair(p.roleId, p.userId);
+      if (existing) return { record: existing, reserved: false };
+      await this.recordPair({ ...p, uid: pickUid(await this.maxUid()) }, now);
+      return { record: (await this.pair(p.roleId, p.userId))!, reserved: true };
+    });
+  }
+
+  /**
+   * Moves an allocation that was never made into an account to another uid (the machine gave its
+   * uid to something else between the allocation and useradd). Only from `fromUid`, under the lock.
+   */
+  async reassignUid(roleId: number, userId: number, fromUid: number, pickUid: (highest: number | null) => number): Promise<number | null> {
+    return this.sql.transaction(async () => {
+      await this.sql.lock('account-uids');
+      const uid = pickUid(await this.maxUid());
+      const n = await this.sql.run('UPDATE pair_accounts SET uid = ? WHERE role_id = ? AND user_id = ? AND uid = ?', [uid, roleId, userId, fromUid]);
+      return n === 1 ? uid : null;
+    });
   }
 
   /** The highest uid this store ever allocated (allocation continues above it: no reuse). */
-  maxUid(): number | null {
-    return (this.db.prepare('SELECT MAX(uid) AS m FROM pair_accounts').get() as { m: number | null }).m;
+  async maxUid(): Promise<number | null> {
+    return ((await this.sql.get('SELECT MAX(uid) AS m FROM pair_accounts')) as { m: number | null }).m;
   }
 
-  setLocked(roleId: number, userId: number, at: number | null): void {
-    this.db.prepare('UPDATE pair_accounts SET locked_at = ? WHERE role_id = ? AND user_id = ?').run(at, roleId, userId);
+  async setLocked(roleId: number, userId: number, at: number | null): Promise<void> {
+    await this.sql.run('UPDATE pair_accounts SET locked_at = ? WHERE role_id = ? AND user_id = ?', [at, roleId, userId]);
   }
 
-  setRemoved(roleId: number, userId: number, at: number): void {
-    this.db
-      .prepare('UPDATE pair_accounts SET removed_at = ?, locked_at = COALESCE(locked_at, ?) WHERE role_id = ? AND user_id = ?')
-      .run(at, at, roleId, userId);
+  async setRemoved(roleId: number, userId: number, at: number): Promise<void> {
+    await this.sql.run('UPDATE pair_accounts SET removed_at = ?, locked_at = COALESCE(locked_at, ?) WHERE role_id = ? AND user_id = ?', [
+      at,
+      at,
+      roleId,
+      userId,
+    ]);
   }
 
   /** Pairs still unlocked whose user is disabled or removed, or whose grant or role is gone. */
-  pairsToEnd(): (PairAccountRecord & { cause: PairEndCause })[] {
-    const rows = this.db
-      .prepare(
-        `SELECT p.*, CASE
+  async pairsToEnd(): Promise<(PairAccountRecord & { cause: PairEndCause })[]> {
+    const rows = (await this.sql.all(`SELECT p.*, CASE
             WHEN u.id IS NULL OR u.removed_at IS NOT NULL THEN 'user-removed'
             WHEN u.disabled = 1 THEN 'user-disabled'
             ELSE 'role-revoked' END AS cause
@@ -92,45 +130,54 @@ export class HostAccountRepo {
          LEFT JOIN users u ON u.id = p.user_id
          LEFT JOIN grants g ON g.user_id = p.user_id AND g.role_id = p.role_id
          WHERE p.locked_at IS NULL AND p.removed_at IS NULL
-           AND (u.id IS NULL OR u.removed_at IS NOT NULL OR u.disabled = 1 OR g.user_id IS NULL)`,
-      )
-      .all() as (Record<string, unknown> & { cause: PairEndCause })[];
+           AND (u.id IS NULL OR u.removed_at IS NOT NULL OR u.disabled = 1 OR g.user_id IS NULL)`)) as (Record<string, unknown> & { cause: PairEndCause })[];
     return rows.map((r) => ({ ...toPair(r), cause: r.cause }));
   }
 
   /** Removed users' pairs that are locked but whose account still exists. */
-  removedUsersPairs(): PairAccountRecord[] {
-    return this.db
-      .prepare('SELECT p.* FROM pair_accounts p JOIN users u ON u.id = p.user_id WHERE u.removed_at IS NOT NULL AND p.removed_at IS NULL')
-      .all()
-      .map(toPair);
+  async removedUsersPairs(): Promise<PairAccountRecord[]> {
+    return (await this.sql.all('SELECT p.* FROM pair_accounts p JOIN users u ON u.id = p.user_id WHERE u.removed_at IS NOT NULL AND p.removed_at IS NULL')).map(
+      toPair,
+    );
   }
 
-  roleAccount(roleId: number): { account: string; uid: number } | null {
-    return (this.db.prepare('SELECT account, uid FROM role_accounts WHERE role_id = ?').get(roleId) as { account: string; uid: number } | undefined) ?? null;
+  async roleAccount(roleId: number): Promise<{ account: string; uid: number } | null> {
+    return ((await this.sql.get('SELECT account, uid FROM role_accounts WHERE role_id = ?', [roleId])) as { account: string; uid: number } | undefined) ?? null;
   }
 
-  recordRoleAccount(roleId: number, account: string, uid: number, now: number): void {
-    this.db.prepare('INSERT INTO role_accounts (role_id, account, uid, created_at) VALUES (?, ?, ?, ?)').run(roleId, account, uid, now);
+  async recordRoleAccount(roleId: number, account: string, uid: number, now: number): Promise<void> {
+    await this.sql.run('INSERT INTO role_accounts (role_id, account, uid, created_at) VALUES (?, ?, ?, ?)', [roleId, account, uid, now]);
+  }
+
+  /** The machines on which this store made the account (none: made before clusters, on the only machine there was). */
+  async accountHosts(account: string): Promise<string[]> {
+    return ((await this.sql.all('SELECT host FROM account_hosts WHERE account = ? ORDER BY host', [account])) as { host: string }[]).map((r) => r.host);
+  }
+
+  /** Records that the account exists on `host` (made there, or a pre-cluster account found there). */
+  async recordAccountHost(account: string, host: string, now: number): Promise<void> {
+    await this.sql.run('INSERT INTO account_hosts (account, host, created_at) VALUES (?, ?, ?) ON CONFLICT (account, host) DO NOTHING', [account, host, now]);
   }
 
   /** Every account name this store made (pair and role accounts), for cleanup and reports. */
-  allAccounts(): string[] {
-    return (this.db.prepare('SELECT account FROM pair_accounts UNION SELECT account FROM role_accounts').all() as { account: string }[]).map((r) => r.account);
+  async allAccounts(): Promise<string[]> {
+    return ((await this.sql.all('SELECT account FROM pair_accounts UNION SELECT account FROM role_accounts')) as { account: string }[]).map((r) => r.account);
   }
 
   /** Registers an admin's read-only observer client so the intrusion check knows it. */
-  addObserver(o: { pid: number; tty: string | null; sessionId: string; actor: string; at: number }): void {
-    this.db
-      .prepare('INSERT OR REPLACE INTO tmux_observers (pid, session_id, actor, started_at, tty) VALUES (?, ?, ?, ?, ?)')
-      .run(o.pid, o.sessionId, o.actor, o.at, o.tty);
+  async addObserver(o: { pid: number; tty: string | null; sessionId: string; actor: string; at: number }): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO tmux_observers (pid, session_id, actor, started_at, tty) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT(pid) DO UPDATE SET session_id = excluded.session_id, actor = excluded.actor, started_at = excluded.started_at, tty = excluded.tty`,
+      [o.pid, o.sessionId, o.actor, o.at, o.tty],
+    );
   }
 
-  removeObserver(pid: number): void {
-    this.db.prepare('DELETE FROM tmux_observers WHERE pid = ?').run(pid);
+  async removeObserver(pid: number): Promise<void> {
+    await this.sql.run('DELETE FROM tmux_observers WHERE pid = ?', [pid]);
   }
 
-  observers(): { pid: number; tty: string | null }[] {
-    return this.db.prepare('SELECT pid, tty FROM tmux_observers').all() as { pid: number; tty: string | null }[];
+  async observers(): Promise<{ pid: number; tty: string | null }[]> {
+    return (await this.sql.all('SELECT pid, tty FROM tmux_observers')) as { pid: number; tty: string | null }[];
   }
 }

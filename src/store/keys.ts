@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import type { Db } from './db.js';
+import type { Sql } from './sql.js';
 import { TgError } from '../errors.js';
-import type { PublicKeyInfo } from '../auth/public-key.js';
 
 const KeyRow = z.object({
   id: z.number(),
@@ -15,37 +14,47 @@ const KeyRow = z.object({
 });
 export type StoredKey = z.infer<typeof KeyRow>;
 
+/** A parsed public key as enrolled (auth/public-key.ts parses authorized_keys lines into it). */
+export interface PublicKeyInfo {
+  type: string;
+  blob: Buffer;
+  fingerprint: string;
+  bits: number | null;
+  comment: string;
+}
+
 /** Users' public keys. A key (by fingerprint) belongs to at most one user. */
 export class KeyRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly sql: Sql) {}
 
-  add(userId: number, key: PublicKeyInfo, now: number): StoredKey {
-    const existing = this.db.prepare('SELECT user_id FROM public_keys WHERE fingerprint = ?').get(key.fingerprint);
+  async add(userId: number, key: PublicKeyInfo, now: number): Promise<StoredKey> {
+    const existing = await this.sql.get('SELECT user_id FROM public_keys WHERE fingerprint = ?', [key.fingerprint]);
     if (existing) throw new TgError('TG_ERR_KEY_EXISTS', `key ${key.fingerprint} is already enrolled`);
-    const info = this.db
-      .prepare('INSERT INTO public_keys (user_id, key_type, key_blob, fingerprint, bits, comment, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(userId, key.type, key.blob, key.fingerprint, key.bits, key.comment, now);
-    return KeyRow.parse(this.db.prepare('SELECT * FROM public_keys WHERE id = ?').get(info.lastInsertRowid));
+    const { id } = (await this.sql.get(
+      'INSERT INTO public_keys (user_id, key_type, key_blob, fingerprint, bits, comment, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id',
+      [userId, key.type, key.blob, key.fingerprint, key.bits, key.comment, now],
+    )) as { id: number };
+    return KeyRow.parse(await this.sql.get('SELECT * FROM public_keys WHERE id = ?', [id]));
   }
 
   /** The user's key with exactly this wire blob, if enrolled. */
-  findForUser(userId: number, blob: Buffer): StoredKey | null {
-    const r = this.db.prepare('SELECT * FROM public_keys WHERE user_id = ? AND key_blob = ?').get(userId, blob);
+  async findForUser(userId: number, blob: Buffer): Promise<StoredKey | null> {
+    const r = await this.sql.get('SELECT * FROM public_keys WHERE user_id = ? AND key_blob = ?', [userId, blob]);
     return r ? KeyRow.parse(r) : null;
   }
 
   /** Removes the user's key with this fingerprint; false if they have none such. */
-  remove(userId: number, fingerprint: string): boolean {
-    return this.db.prepare('DELETE FROM public_keys WHERE user_id = ? AND fingerprint = ?').run(userId, fingerprint).changes === 1;
+  async remove(userId: number, fingerprint: string): Promise<boolean> {
+    return (await this.sql.run('DELETE FROM public_keys WHERE user_id = ? AND fingerprint = ?', [userId, fingerprint])) === 1;
   }
 
   /** Keys enrolled, and how many distinct fingerprints among them (equal when each key has one owner). */
-  counts(): { keys: number; fingerprints: number } {
-    const r = this.db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT fingerprint) AS d FROM public_keys').get() as { n: number; d: number };
+  async counts(): Promise<{ keys: number; fingerprints: number }> {
+    const r = (await this.sql.get('SELECT COUNT(*) AS n, COUNT(DISTINCT fingerprint) AS d FROM public_keys')) as { n: number; d: number };
     return { keys: r.n, fingerprints: r.d };
   }
 
-  listForUser(userId: number): StoredKey[] {
-    return this.db.prepare('SELECT * FROM public_keys WHERE user_id = ? ORDER BY id').all(userId).map((r) => KeyRow.parse(r));
+  async listForUser(userId: number): Promise<StoredKey[]> {
+    return (await this.sql.all('SELECT * FROM public_keys WHERE user_id = ? ORDER BY id', [userId])).map((r) => KeyRow.parse(r));
   }
 }

@@ -1,4 +1,4 @@
-import type { Db } from './db.js';
+import type { Sql } from './sql.js';
 
 /** A kill request the CLI left for the gateway that runs the session. */
 export interface KillRequest {
@@ -9,21 +9,20 @@ export interface KillRequest {
 
 /** session_kills: how `tmuxgate sessions kill` reaches a running gateway (which polls). */
 export class KillRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly sql: Sql) {}
 
   /** Asks for a session to end; asking again replaces the reason. */
-  request(sessionId: string, reason: string, requestedBy: string, now: number): void {
-    this.db
-      .prepare(
-        `INSERT INTO session_kills (session_id, reason, requested_by, requested_at) VALUES (?, ?, ?, ?)
+  async request(sessionId: string, reason: string, requestedBy: string, now: number): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO session_kills (session_id, reason, requested_by, requested_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(session_id) DO UPDATE SET reason = excluded.reason`,
-      )
-      .run(sessionId, reason, requestedBy, now);
+      [sessionId, reason, requestedBy, now],
+    );
   }
 
   /** Requests not yet carried out. */
-  pending(): KillRequest[] {
-    const rows = this.db.prepare('SELECT session_id, reason, requested_by FROM session_kills WHERE done_at IS NULL').all() as {
+  async pending(): Promise<KillRequest[]> {
+    const rows = (await this.sql.all('SELECT session_id, reason, requested_by FROM session_kills WHERE done_at IS NULL')) as {
       session_id: string;
       reason: string;
       requested_by: string;
@@ -32,7 +31,7 @@ export class KillRepo {
   }
 
   /** Marks a request carried out. */
-  done(sessionId: string, now: number): void {
-    this.db.prepare('UPDATE session_kills SET done_at = ? WHERE session_id = ?').run(now, sessionId);
+  async done(sessionId: string, now: number): Promise<void> {
+    await this.sql.run('UPDATE session_kills SET done_at = ? WHERE session_id = ?', [now, sessionId]);
   }
 }

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Db } from './db.js';
+import type { Sql } from './sql.js';
 import { systemRandom, type Random } from '../platform/random.js';
 
 const ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'; // no 0/O, 1/I
@@ -21,47 +21,48 @@ const hash = (salt: Buffer, code: string) => createHash('sha256').update(salt).u
 /** One-time recovery codes, stored salted and hashed only. */
 export class RecoveryCodeRepo {
   constructor(
-    private readonly db: Db,
+    private readonly sql: Sql,
     private readonly random: Random = systemRandom,
   ) {}
 
   /** Replaces a user's codes with `n` new ones; returns them (shown once). */
-  generate(userId: number, n: number, now: number): string[] {
-    this.db.prepare('DELETE FROM recovery_codes WHERE user_id = ?').run(userId);
-    const ins = this.db.prepare('INSERT INTO recovery_codes (user_id, salt, code_hash, created_at) VALUES (?, ?, ?, ?)');
+  async generate(userId: number, n: number, now: number): Promise<string[]> {
+    await this.sql.run('DELETE FROM recovery_codes WHERE user_id = ?', [userId]);
     const codes: string[] = [];
     for (let i = 0; i < n; i++) {
       const code = newRecoveryCode(this.random);
       const salt = this.random.bytes(16);
-      ins.run(userId, salt, hash(salt, code), now);
+      await this.sql.run('INSERT INTO recovery_codes (user_id, salt, code_hash, created_at) VALUES (?, ?, ?, ?)', [userId, salt, hash(salt, code), now]);
       codes.push(code);
     }
     return codes;
   }
 
   /** Spends a code if it is one of the user's unused ones; true exactly once per code. */
-  spend(userId: number, code: string, now: number): boolean {
+  async spend(userId: number, code: string, now: number): Promise<boolean> {
     if (!/^[A-Za-z0-9]{16}$/.test(normaliseRecoveryCode(code))) return false;
-    const rows = this.db
-      .prepare('SELECT id, salt, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL')
-      .all(userId) as { id: number; salt: Buffer; code_hash: Buffer }[];
+    const rows = (await this.sql.all('SELECT id, salt, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL', [userId])) as {
+      id: number;
+      salt: Buffer;
+      code_hash: Buffer;
+    }[];
     for (const r of rows) {
       if (timingSafeEqual(hash(r.salt, code), r.code_hash)) {
-        return this.db.prepare('UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL').run(now, r.id).changes === 1;
+        return (await this.sql.run('UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL', [now, r.id])) === 1;
       }
     }
     return false;
   }
 
   /** Names of live users holding at least one unused code. */
-  holders(): string[] {
-    const rows = this.db
-      .prepare('SELECT DISTINCT u.name FROM recovery_codes r JOIN users u ON u.id = r.user_id WHERE r.used_at IS NULL AND u.removed_at IS NULL')
-      .all() as { name: string }[];
+  async holders(): Promise<string[]> {
+    const rows = (await this.sql.all(
+      'SELECT DISTINCT u.name FROM recovery_codes r JOIN users u ON u.id = r.user_id WHERE r.used_at IS NULL AND u.removed_at IS NULL',
+    )) as { name: string }[];
     return rows.map((r) => r.name);
   }
 
-  remaining(userId: number): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL').get(userId) as { n: number }).n;
+  async remaining(userId: number): Promise<number> {
+    return ((await this.sql.get('SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL', [userId])) as { n: number }).n;
   }
 }

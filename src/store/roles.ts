@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Db } from './db.js';
+import type { Sql } from './sql.js';
 import { TgError } from '../errors.js';
 import { checkName } from './names.js';
 
@@ -30,6 +30,7 @@ const RoleRow = z.object({
   sandbox: z.string().nullable().optional(),
   idle_warning_ms: z.number().nullable().optional(),
   view_of: z.string().nullable().optional(),
+  retention_ms: z.number().nullable().optional(),
 });
 
 export interface Role {
@@ -48,6 +49,8 @@ export interface Role {
   tmuxOptions: Record<string, string>;
   createdAt: number;
   sandbox: SandboxSpec | null;
+  /** How long its recordings are kept after they end; null (or absent): the config's recording.retention. */
+  retentionMs?: number | null;
 }
 
 function toRole(raw: unknown): Role {
@@ -67,6 +70,7 @@ function toRole(raw: unknown): Role {
     tmuxOptions: z.record(z.string(), z.string()).parse(JSON.parse(r.tmux_options)),
     createdAt: r.created_at,
     sandbox: r.sandbox ? SandboxSchema.parse(JSON.parse(r.sandbox)) : null,
+    retentionMs: r.retention_ms ?? null,
   };
 }
 
@@ -81,51 +85,70 @@ export interface RoleInput {
   maxSessionMs?: number | null;
   recordInput?: boolean;
   sandbox?: SandboxSpec | null;
+  retentionMs?: number | null;
 }
 
 /** Roles and grants. */
 export class RoleRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly sql: Sql) {}
 
   /** Creates a role; the name must be free. */
-  add(input: RoleInput, now: number): Role {
+  async add(input: RoleInput, now: number): Promise<Role> {
     checkName('role', input.name);
-    if (this.find(input.name)) throw new TgError('TG_ERR_ROLE_EXISTS', `role ${input.name} already exists`);
-    const info = this.db
-      .prepare('INSERT INTO roles (name, kind, view_of, run_as, shell, idle_timeout_ms, idle_warning_ms, max_session_ms, record_input, created_at, sandbox) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(input.name, input.kind ?? 'shell', input.viewOf ?? null, input.runAs ?? null, input.shell ?? null, input.idleTimeoutMs ?? null, input.idleWarningMs ?? null, input.maxSessionMs ?? null, input.recordInput ? 1 : 0, now, input.sandbox ? JSON.stringify(SandboxSchema.parse(input.sandbox)) : null);
-    return this.byId(Number(info.lastInsertRowid))!;
+    if (await this.find(input.name)) throw new TgError('TG_ERR_ROLE_EXISTS', `role ${input.name} already exists`);
+    const { id } = (await this.sql.get(
+      'INSERT INTO roles (name, kind, view_of, run_as, shell, idle_timeout_ms, idle_warning_ms, max_session_ms, record_input, created_at, sandbox, ' +
+        'retention_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id',
+      [
+        input.name,
+        input.kind ?? 'shell',
+        input.viewOf ?? null,
+        input.runAs ?? null,
+        input.shell ?? null,
+        input.idleTimeoutMs ?? null,
+        input.idleWarningMs ?? null,
+        input.maxSessionMs ?? null,
+        input.recordInput ? 1 : 0,
+        now,
+        input.sandbox ? JSON.stringify(SandboxSchema.parse(input.sandbox)) : null,
+        input.retentionMs ?? null,
+      ],
+    )) as { id: number };
+    return (await this.byId(id))!;
   }
 
-  find(name: string): Role | null {
-    const r = this.db.prepare('SELECT * FROM roles WHERE name = ?').get(name);
+  async find(name: string): Promise<Role | null> {
+    const r = await this.sql.get('SELECT * FROM roles WHERE name = ?', [name]);
     return r ? toRole(r) : null;
   }
 
   /** The role, or TG_ERR_ROLE_NOT_FOUND. */
-  get(name: string): Role {
-    const r = this.find(name);
+  async get(name: string): Promise<Role> {
+    const r = await this.find(name);
     if (!r) throw new TgError('TG_ERR_ROLE_NOT_FOUND', `no role named ${name}`);
     return r;
   }
 
-  byId(id: number): Role | null {
-    const r = this.db.prepare('SELECT * FROM roles WHERE id = ?').get(id);
+  async byId(id: number): Promise<Role | null> {
+    const r = await this.sql.get('SELECT * FROM roles WHERE id = ?', [id]);
     return r ? toRole(r) : null;
   }
 
-  list(): Role[] {
-    return this.db.prepare('SELECT * FROM roles ORDER BY name').all().map(toRole);
+  async list(): Promise<Role[]> {
+    return (await this.sql.all('SELECT * FROM roles ORDER BY name')).map(toRole);
   }
 
   /** Grants `roleId` to `userId`; idempotence is refused so scripts notice double grants. */
-  grant(userId: number, roleId: number, now: number): void {
-    const r = this.db.prepare('INSERT OR IGNORE INTO grants (user_id, role_id, created_at) VALUES (?, ?, ?)').run(userId, roleId, now);
-    if (r.changes === 0) throw new TgError('TG_ERR_GRANT_EXISTS', 'that role is already granted to that user');
+  async grant(userId: number, roleId: number, now: number): Promise<void> {
+    const r = await this.sql.run('INSERT INTO grants (user_id, role_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [userId, roleId, now]);
+    if (r === 0) throw new TgError('TG_ERR_GRANT_EXISTS', 'that role is already granted to that user');
   }
 
   /** Changes the given fields of a role. */
-  edit(roleId: number, e: Partial<Omit<RoleInput, 'name' | 'kind'>> & { allowRoot?: boolean; tmuxOptions?: Record<string, string>; sandbox?: SandboxSpec | null }): void {
+  async edit(
+    roleId: number,
+    e: Partial<Omit<RoleInput, 'name' | 'kind'>> & { allowRoot?: boolean; tmuxOptions?: Record<string, string>; sandbox?: SandboxSpec | null },
+  ): Promise<void> {
     const cols: Record<string, unknown> = {};
     if (e.runAs !== undefined) cols.run_as = e.runAs;
     if (e.shell !== undefined) cols.shell = e.shell;
@@ -135,45 +158,47 @@ export class RoleRepo {
     if (e.recordInput !== undefined) cols.record_input = e.recordInput ? 1 : 0;
     if (e.allowRoot !== undefined) cols.allow_root = e.allowRoot ? 1 : 0;
     if (e.tmuxOptions !== undefined) cols.tmux_options = JSON.stringify(e.tmuxOptions);
+    if (e.retentionMs !== undefined) cols.retention_ms = e.retentionMs;
     if (e.sandbox !== undefined) cols.sandbox = e.sandbox === null ? null : JSON.stringify(SandboxSchema.parse(e.sandbox));
     const keys = Object.keys(cols);
     if (keys.length === 0) return;
-    this.db.prepare(`UPDATE roles SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`).run(...keys.map((k) => cols[k] as never), roleId);
+    await this.sql.run(`UPDATE roles SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`, [...keys.map((k) => cols[k] as never), roleId]);
   }
 
   /** Users the role is granted to. */
-  grantees(roleId: number): number[] {
-    return (this.db.prepare('SELECT user_id FROM grants WHERE role_id = ?').all(roleId) as { user_id: number }[]).map((r) => r.user_id);
+  async grantees(roleId: number): Promise<number[]> {
+    return ((await this.sql.all('SELECT user_id FROM grants WHERE role_id = ?', [roleId])) as { user_id: number }[]).map((r) => r.user_id);
   }
 
-  revoke(userId: number, roleId: number): boolean {
-    const n = this.db.prepare('DELETE FROM grants WHERE user_id = ? AND role_id = ?').run(userId, roleId).changes;
-    this.db.prepare('UPDATE users SET default_role_id = NULL WHERE id = ? AND default_role_id = ?').run(userId, roleId);
-    return n === 1;
+  async revoke(userId: number, roleId: number): Promise<boolean> {
+    return this.sql.transaction(async () => {
+      const n = await this.sql.run('DELETE FROM grants WHERE user_id = ? AND role_id = ?', [userId, roleId]);
+      await this.sql.run('UPDATE users SET default_role_id = NULL WHERE id = ? AND default_role_id = ?', [userId, roleId]);
+      return n === 1;
+    });
   }
 
   /** Deletes a role and its grants. */
-  remove(roleId: number): void {
-    this.db.prepare('UPDATE users SET default_role_id = NULL WHERE default_role_id = ?').run(roleId);
-    this.db.prepare('DELETE FROM grants WHERE role_id = ?').run(roleId);
-    this.db.prepare('DELETE FROM roles WHERE id = ?').run(roleId);
+  async remove(roleId: number): Promise<void> {
+    await this.sql.transaction(async () => {
+      await this.sql.run('UPDATE users SET default_role_id = NULL WHERE default_role_id = ?', [roleId]);
+      await this.sql.run('DELETE FROM grants WHERE role_id = ?', [roleId]);
+      await this.sql.run('DELETE FROM roles WHERE id = ?', [roleId]);
+    });
   }
 
   /** Every grant, as (user, role) id pairs. */
-  allGrants(): { userId: number; roleId: number }[] {
-    const rows = this.db.prepare('SELECT user_id, role_id FROM grants').all() as { user_id: number; role_id: number }[];
+  async allGrants(): Promise<{ userId: number; roleId: number }[]> {
+    const rows = (await this.sql.all('SELECT user_id, role_id FROM grants')) as { user_id: number; role_id: number }[];
     return rows.map((r) => ({ userId: r.user_id, roleId: r.role_id }));
   }
 
-  isGranted(userId: number, roleId: number): boolean {
-    return this.db.prepare('SELECT 1 FROM grants WHERE user_id = ? AND role_id = ?').get(userId, roleId) !== undefined;
+  async isGranted(userId: number, roleId: number): Promise<boolean> {
+    return (await this.sql.get('SELECT 1 FROM grants WHERE user_id = ? AND role_id = ?', [userId, roleId])) !== undefined;
   }
 
   /** Role names granted to a user. */
-  grantsOf(userId: number): Role[] {
-    return this.db
-      .prepare('SELECT r.* FROM roles r JOIN grants g ON g.role_id = r.id WHERE g.user_id = ? ORDER BY r.name')
-      .all(userId)
-      .map(toRole);
+  async grantsOf(userId: number): Promise<Role[]> {
+    return (await this.sql.all('SELECT r.* FROM roles r JOIN grants g ON g.role_id = r.id WHERE g.user_id = ? ORDER BY r.name', [userId])).map(toRole);
   }
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Db } from './db.js';
+import type { Sql } from './sql.js';
 import { TgError } from '../errors.js';
 import { checkName } from './names.js';
 
@@ -27,57 +27,58 @@ function toUser(raw: unknown): User {
 
 /** Users (live ones: removal is soft so audit events and recordings keep their subject). */
 export class UserRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly sql: Sql) {}
 
-  add(name: string, defaultRoleId: number | null, now: number): User {
+  async add(name: string, defaultRoleId: number | null, now: number): Promise<User> {
     checkName('user', name);
-    if (this.find(name)) throw new TgError('TG_ERR_USER_EXISTS', `user ${name} already exists`);
-    const info = this.db
-      .prepare('INSERT INTO users (name, default_role_id, created_at) VALUES (?, ?, ?)')
-      .run(name, defaultRoleId, now);
-    return this.byId(Number(info.lastInsertRowid))!;
+    if (await this.find(name)) throw new TgError('TG_ERR_USER_EXISTS', `user ${name} already exists`);
+    const { id } = (await this.sql.get('INSERT INTO users (name, default_role_id, created_at) VALUES (?, ?, ?) RETURNING id', [name, defaultRoleId, now])) as {
+      id: number;
+    };
+    return (await this.byId(id))!;
   }
 
-  find(name: string): User | null {
-    const r = this.db.prepare('SELECT * FROM users WHERE name = ? AND removed_at IS NULL').get(name);
+  async find(name: string): Promise<User | null> {
+    const r = await this.sql.get('SELECT * FROM users WHERE name = ? AND removed_at IS NULL', [name]);
     return r ? toUser(r) : null;
   }
 
   /** The user, or TG_ERR_USER_NOT_FOUND. */
-  get(name: string): User {
-    const u = this.find(name);
+  async get(name: string): Promise<User> {
+    const u = await this.find(name);
     if (!u) throw new TgError('TG_ERR_USER_NOT_FOUND', `no user named ${name}`);
     return u;
   }
 
-  byId(id: number): User | null {
-    const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id);
+  async byId(id: number): Promise<User | null> {
+    const r = await this.sql.get('SELECT * FROM users WHERE id = ?', [id]);
     return r ? toUser(r) : null;
   }
 
-  list(): User[] {
-    return this.db.prepare('SELECT * FROM users WHERE removed_at IS NULL ORDER BY name').all().map(toUser);
+  async list(): Promise<User[]> {
+    return (await this.sql.all('SELECT * FROM users WHERE removed_at IS NULL ORDER BY name')).map(toUser);
   }
 
-  setDisabled(userId: number, disabled: boolean): void {
-    this.db.prepare('UPDATE users SET disabled = ? WHERE id = ?').run(disabled ? 1 : 0, userId);
+  async setDisabled(userId: number, disabled: boolean): Promise<void> {
+    await this.sql.run('UPDATE users SET disabled = ? WHERE id = ?', [disabled ? 1 : 0, userId]);
   }
 
   /** Soft removal: the row stays (audit events and recordings name it), the name is freed. */
-  remove(userId: number, now: number): void {
-    this.db.prepare('UPDATE users SET removed_at = ?, disabled = 1 WHERE id = ?').run(now, userId);
-    this.db.prepare('DELETE FROM grants WHERE user_id = ?').run(userId);
-    this.db.prepare('DELETE FROM public_keys WHERE user_id = ?').run(userId);
-    this.db.prepare('DELETE FROM totp_secrets WHERE user_id = ?').run(userId);
-    this.db.prepare('DELETE FROM recovery_codes WHERE user_id = ?').run(userId);
+  async remove(userId: number, now: number): Promise<void> {
+    await this.sql.transaction(async () => {
+      await this.sql.run('UPDATE users SET removed_at = ?, disabled = 1 WHERE id = ?', [now, userId]);
+      for (const table of ['grants', 'public_keys', 'totp_secrets', 'recovery_codes']) {
+        await this.sql.run(`DELETE FROM ${table} WHERE user_id = ?`, [userId]);
+      }
+    });
   }
 
-  setDefaultRole(userId: number, roleId: number | null): void {
-    this.db.prepare('UPDATE users SET default_role_id = ? WHERE id = ?').run(roleId, userId);
+  async setDefaultRole(userId: number, roleId: number | null): Promise<void> {
+    await this.sql.run('UPDATE users SET default_role_id = ? WHERE id = ?', [roleId, userId]);
   }
 
   /** Ids of users who may not log in any more: disabled or removed. */
-  lockedOutIds(): number[] {
-    return (this.db.prepare('SELECT id FROM users WHERE disabled = 1 OR removed_at IS NOT NULL').all() as { id: number }[]).map((r) => r.id);
+  async lockedOutIds(): Promise<number[]> {
+    return ((await this.sql.all('SELECT id FROM users WHERE disabled = 1 OR removed_at IS NOT NULL')) as { id: number }[]).map((r) => r.id);
   }
 }

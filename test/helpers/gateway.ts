@@ -12,7 +12,7 @@ import { openAdmin, type AdminContext } from '../../src/admin/context.js';
 import { addKey, addUser, confirmTotp, enrollTotp, addRole, grantRole } from '../../src/admin/operations.js';
 import { totpCode } from '../../src/auth/totp.js';
 import { readAudit } from '../../src/audit/log.js';
-import { PtyDriver } from './pty-driver.js';
+import { PtyDriver, hermeticSshArgs } from './pty-driver.js';
 import { stringify as stringifyYaml } from 'yaml';
 
 export interface TestUser {
@@ -33,7 +33,11 @@ export function makeKey(dir: string, name: string, type = 'ed25519', bits?: numb
 
 /** The tmux sockets (randomly named per server start) in a pair's socket directory. */
 export function socketsIn(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.sock')).map((f) => path.join(dir, f)) : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.sock'))
+        .map((f) => path.join(dir, f))
+    : [];
 }
 
 /** Kills every tmux server whose socket lives under `socketDir`. */
@@ -47,8 +51,13 @@ export function killTmuxServers(socketDir: string): void {
 /** Ends the processes of, and deletes, every OS account a store made (pair and role accounts). */
 export function removeAccounts(db: Database.Database): void {
   const rows = db.prepare('SELECT account FROM pair_accounts UNION ALL SELECT account FROM role_accounts').all() as { account: string }[];
-  for (const a of rows) spawnSync('pkill', ['-KILL', '-u', a.account], { stdio: 'ignore' });
-  for (const a of rows) spawnSync('userdel', [a.account], { stdio: 'ignore' });
+  removeAccountNames(rows.map((r) => r.account));
+}
+
+/** Ends the processes of, and deletes, the named OS accounts. */
+export function removeAccountNames(names: string[]): void {
+  for (const a of names) spawnSync('pkill', ['-KILL', '-u', a], { stdio: 'ignore' });
+  for (const a of names) spawnSync('userdel', [a], { stdio: 'ignore' });
 }
 
 /**
@@ -56,7 +65,10 @@ export function removeAccounts(db: Database.Database): void {
  * prefix in the test uid range, homes under `dir`. Pair with cleanupStore().
  */
 export function isolationYaml(dir: string): string {
-  const prefix = `tp${Math.random().toString(36).slice(2, 7).replace(/[^a-z0-9]/g, 'x')}`;
+  const prefix = `tp${Math.random()
+    .toString(36)
+    .slice(2, 7)
+    .replace(/[^a-z0-9]/g, 'x')}`;
   return `isolation:\n  accountPrefix: ${prefix}\n  homeBase: ${dir}/homes\n  uidMin: 63000\n  uidMax: 63999\n`;
 }
 
@@ -106,7 +118,10 @@ export class TestGateway {
     this.knownHostsFile = path.join(this.dir, 'known_hosts');
     this.clock = new FakeClock(Math.floor(Date.now() / 30_000) * 30_000 + 1_000);
     // Unique per harness: parallel test files must not share pair accounts.
-    const prefix = `tt${Math.random().toString(36).slice(2, 7).replace(/[^a-z0-9]/g, 'x')}`;
+    const prefix = `tt${Math.random()
+      .toString(36)
+      .slice(2, 7)
+      .replace(/[^a-z0-9]/g, 'x')}`;
     this.input = {
       listen: { host: '127.0.0.1', port: 0 },
       dataDir: 'data',
@@ -132,14 +147,18 @@ export class TestGateway {
     });
     this.gw = await startGateway(this.config, { clock: this.clock, logger: createLogger({ level: 'debug', destination: sink }), ...this.opts.deps });
     writeFileSync(this.knownHostsFile, this.gw.knownHosts.replace(/^\[[^\]]+\]/, `[127.0.0.1]`) + '\n');
-    this.admin = openAdmin(this.config, { clock: this.clock, actor: 'os:test' });
+    this.admin = await openAdmin(this.config, { clock: this.clock, actor: 'os:test' });
     return this;
   }
 
   /** Stops the gateway (tmux servers stay, as in production) and starts a new one on the same store. */
   async restart(): Promise<void> {
     await this.gw.close('restart');
-    this.gw = await startGateway(this.config, { clock: this.clock, logger: createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, cb) => (this.logLines.push(c.toString()), cb()) }) }), ...this.opts.deps });
+    this.gw = await startGateway(this.config, {
+      clock: this.clock,
+      logger: createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, cb) => (this.logLines.push(c.toString()), cb()) }) }),
+      ...this.opts.deps,
+    });
     writeFileSync(this.knownHostsFile, this.gw.knownHosts.replace(/^\[[^\]]+\]/, `[127.0.0.1]`) + '\n');
   }
 
@@ -148,24 +167,24 @@ export class TestGateway {
   }
 
   /** Creates a role if missing. */
-  role(name: string, opts: Parameters<typeof addRole>[1] extends infer R ? Partial<R> : never = {}): void {
-    if (!this.admin.roles.find(name)) addRole(this.admin, { name, ...opts });
+  async role(name: string, opts: Parameters<typeof addRole>[1] extends infer R ? Partial<R> : never = {}): Promise<void> {
+    if (!(await this.admin.roles.find(name))) await addRole(this.admin, { name, ...opts });
   }
 
   /** A user with an ed25519 key and a confirmed TOTP secret, granted `role`. */
-  user(name: string, role = 'ops'): TestUser {
-    this.role(role);
-    addUser(this.admin, name, role);
+  async user(name: string, role = 'ops'): Promise<TestUser> {
+    await this.role(role);
+    await addUser(this.admin, name, role);
     const { keyFile, pubFile } = makeKey(this.dir, name);
-    addKey(this.admin, name, readFileSync(pubFile, 'utf8'));
-    const { secret } = enrollTotp(this.admin, name);
-    confirmTotp(this.admin, name, totpCode(secret, this.clock.now()));
+    await addKey(this.admin, name, readFileSync(pubFile, 'utf8'));
+    const { secret } = await enrollTotp(this.admin, name);
+    await confirmTotp(this.admin, name, totpCode(secret, this.clock.now()));
     return { name, keyFile, pubFile, secret };
   }
 
-  grant(user: string, role: string): void {
-    this.role(role);
-    grantRole(this.admin, user, role);
+  async grant(user: string, role: string): Promise<void> {
+    await this.role(role);
+    await grantRole(this.admin, user, role);
   }
 
   /** The next valid, unspent code: moves the clock one step on first. */
@@ -176,20 +195,7 @@ export class TestGateway {
 
   /** The real OpenSSH client in a pty, with a hermetic config. */
   ssh(u: { keyFile: string }, login: string, extra: string[] = [], env: Record<string, string> = {}, command: string[] = []): PtyDriver {
-    // ssh takes the first value given for an option, so a test's own options come first.
-    const args = [
-      ...extra,
-      '-F', '/dev/null',
-      '-p', String(this.port),
-      '-i', u.keyFile,
-      '-o', 'IdentitiesOnly=yes',
-      '-o', `UserKnownHostsFile=${this.knownHostsFile}`,
-      '-o', 'StrictHostKeyChecking=yes',
-      '-o', 'LogLevel=ERROR',
-      '-o', 'NumberOfPasswordPrompts=3',
-      `${login}@127.0.0.1`,
-      ...command,
-    ];
+    const args = hermeticSshArgs({ port: this.port, keyFile: u.keyFile, knownHostsFile: this.knownHostsFile, login, extra, command });
     const d = new PtyDriver('ssh', args, { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.home, TERM: 'xterm-256color', LANG: 'C.UTF-8', ...env });
     this.drivers.push(d);
     return d;
@@ -229,18 +235,25 @@ export class TestGateway {
   }
 
   /** Audit rows of one type. */
-  audit(type?: string): { type: string; actor: string; data: Record<string, unknown> }[] {
-    return readAudit(this.admin.auditEvents, type ? { type } : {}).map((r) => ({ type: r.type, actor: r.actor, data: JSON.parse(r.data) as Record<string, unknown> }));
+  async audit(type?: string): Promise<{ type: string; actor: string; data: Record<string, unknown> }[]> {
+    return (await readAudit(this.admin.auditEvents, type ? { type } : {})).map((r) => ({
+      type: r.type,
+      actor: r.actor,
+      data: JSON.parse(r.data) as Record<string, unknown>,
+    }));
   }
 
   /**
    * Pre-authentication failures and refusals counted so far, by "method:reason", summed over every
    * address: moves the clock one summary interval so the gateway writes its summaries.
    */
-  preauthReasons(): Record<string, number> {
+  async preauthReasons(): Promise<Record<string, number>> {
     this.clock.advance(this.config.auth.preAuthAudit.interval);
+    // The gateway's appends are synchronous SQLite work chained by promises: once the microtask
+    // queue has drained (a macrotask later), every summary is on disk.
+    await new Promise((r) => setImmediate(r));
     const out: Record<string, number> = {};
-    for (const e of this.audit('preauth.summary')) {
+    for (const e of await this.audit('preauth.summary')) {
       for (const [r, n] of Object.entries(e.data.reasons as Record<string, number>)) out[r] = (out[r] ?? 0) + n;
     }
     return out;
@@ -260,8 +273,10 @@ export class TestGateway {
     await this.gw?.close('test end');
     killTmuxServers(this.config.paths.socketDir);
     if (this.admin) {
-      removeAccounts(this.sql());
-      this.admin.close();
+      // A PostgreSQL store is read through the admin context's repositories; SQLite's file directly.
+      if (this.config.store.kind === 'postgres') removeAccountNames(await this.admin.hostAccounts.allAccounts());
+      else removeAccounts(this.sql());
+      await this.admin.close();
     }
     this.rawDb?.close();
     this.rawDb = null;

@@ -37,7 +37,7 @@ export class PtyDriver {
   async waitFor(pattern: string | RegExp, timeoutMs = 15_000, from = 0): Promise<string> {
     const test = (s: string) => (typeof pattern === 'string' ? s.includes(pattern) : pattern.test(s));
     try {
-      await waitUntil(() => test(plain(this.out.slice(from))) || this.exitCode !== null && test(plain(this.out.slice(from))), `output ${pattern}`, timeoutMs);
+      await waitUntil(() => test(plain(this.out.slice(from))) || (this.exitCode !== null && test(plain(this.out.slice(from)))), `output ${pattern}`, timeoutMs);
     } catch (e) {
       throw new Error(`${(e as Error).message}\n--- output so far ---\n${this.text.slice(-3000)}`);
     }
@@ -67,4 +67,33 @@ export class PtyDriver {
       }
     }
   }
+}
+
+/**
+ * The real OpenSSH client's arguments with a hermetic config: no user or system ssh_config, only
+ * `keyFile`, host keys checked against `knownHostsFile`. ssh takes the first value given for an
+ * option, so `extra` (a test's own options) comes first.
+ */
+export function hermeticSshArgs(o: { port: number; keyFile: string; knownHostsFile: string; login: string; extra?: string[]; command?: string[] }): string[] {
+  return [
+    ...(o.extra ?? []),
+    '-F',
+    '/dev/null',
+    '-p',
+    String(o.port),
+    '-i',
+    o.keyFile,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `UserKnownHostsFile=${o.knownHostsFile}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'LogLevel=ERROR',
+    '-o',
+    'NumberOfPasswordPrompts=3',
+    `${o.login}@127.0.0.1`,
+    ...(o.command ?? []),
+  ];
 }

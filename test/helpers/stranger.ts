@@ -2,7 +2,7 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
-import { generateEd25519 } from '../../src/ssh/host-key.js';
+import { generateEd25519 } from '../../src/auth/host-key.js';
 
 /**
  * A parsed private key whose signatures are random bytes: what a stranger who holds only a
@@ -27,12 +27,21 @@ export function ownKey(): ssh2.ParsedKey {
 /**
  * One raw SSH connection from `localAddress` that makes one publickey attempt per entry of
  * `usernames` with `key`, then gives up. Resolves when the connection is gone (the server may
- * end it early, after MaxAuthTries): never rejects, never leaves a socket behind.
+ * end it early, after MaxAuthTries): never rejects, never leaves a socket behind. `prelude` is
+ * written before the SSH bytes (a PROXY header).
  */
-export function probe(port: number, localAddress: string, usernames: string[], key: ssh2.ParsedKey, timeoutMs = 15_000): Promise<{ authenticated: boolean }> {
+export function probe(
+  port: number,
+  localAddress: string,
+  usernames: string[],
+  key: ssh2.ParsedKey,
+  timeoutMs = 15_000,
+  prelude?: Buffer,
+): Promise<{ authenticated: boolean }> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port, localAddress });
     sock.on('error', () => {});
+    if (prelude) sock.write(prelude);
     const c = new ssh2.Client();
     let authenticated = false;
     const left = [...usernames];

@@ -3,37 +3,62 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { SqliteSql } from '../../src/store/sqlite.js';
 import { cli, BIN } from '../helpers/cli.js';
 import { cleanupStore, isolationYaml, makeKey, tempDir } from '../helpers/gateway.js';
 import { PtyDriver } from '../helpers/pty-driver.js';
 
 /** Every admin command through the real CLI binary, happy path and bad input. */
-describe('admin CLI', () => {
+// Dozens of CLI processes one after the other (each starts Node): minutes on a busy 2-core machine.
+describe('admin CLI', { timeout: 180_000 }, () => {
   const dir = tempDir();
   chmodSync(dir, 0o711); // pair and role accounts traverse to their homes
   const cfg = path.join(dir, 'config.yaml');
   const run = (...args: string[]) => cli([...args, '--config', cfg]);
   const oath = (secret: string, offsetS = 0) =>
-    execFileSync('oathtool', ['--totp', '-b', '-N', new Date(Date.now() + offsetS * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC'), secret]).toString().trim();
+    execFileSync('oathtool', [
+      '--totp',
+      '-b',
+      '-N',
+      new Date(Date.now() + offsetS * 1000)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z/, ' UTC'),
+      secret,
+    ])
+      .toString()
+      .trim();
 
-  beforeAll(() => {
+  beforeAll(async () => {
     writeFileSync(cfg, `dataDir: ./data\nkeysDir: ./keys\n${isolationYaml(dir)}`);
     expect(run('init').status).toBe(0);
   });
-  afterAll(() => {
+  afterAll(async () => {
     cleanupStore(path.join(dir, 'data'));
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('shows an example in --help of every command', () => {
-    for (const c of [['user', 'add'], ['user', 'disable'], ['key', 'remove'], ['totp', 'recovery'], ['role', 'edit'], ['lockouts', 'clear'], ['sessions', 'kill'], ['audit', 'export'], ['compliance', 'report'], ['verify'], ['replay']]) {
+  it('shows an example in --help of every command', async () => {
+    for (const c of [
+      ['user', 'add'],
+      ['user', 'disable'],
+      ['key', 'remove'],
+      ['totp', 'recovery'],
+      ['role', 'edit'],
+      ['lockouts', 'clear'],
+      ['sessions', 'kill'],
+      ['audit', 'export'],
+      ['compliance', 'report'],
+      ['verify'],
+      ['replay'],
+    ]) {
       const r = cli([...c, '--help']);
       expect(r.status, c.join(' ')).toBe(0);
       expect(r.stdout, c.join(' ')).toContain('Example:');
     }
   });
 
-  it('manages roles and users, refusing bad input with one line, a stable code and nothing written', () => {
+  it('manages roles and users, refusing bad input with one line, a stable code and nothing written', async () => {
     expect(run('role', 'add', 'ops', '--shell', '/bin/sh').status).toBe(0);
     expect(run('role', 'add', 'dba').status).toBe(0);
     const dup = run('role', 'add', 'ops');
@@ -63,7 +88,7 @@ describe('admin CLI', () => {
     expect(run('user', 'enable', 'alice').status).toBe(0);
   });
 
-  it('manages keys with fingerprints exactly as ssh-keygen -l prints them', () => {
+  it('manages keys with fingerprints exactly as ssh-keygen -l prints them', async () => {
     const k = makeKey(dir, 'alice');
     expect(run('key', 'add', 'alice', '--file', k.pubFile).status).toBe(0);
     expect(run('key', 'add', 'alice', '--file', k.pubFile).status).toBe(4);
@@ -93,7 +118,7 @@ describe('admin CLI', () => {
     expect(JSON.parse(run('user', 'show', 'alice', '--json').stdout).totp).toBe('confirmed');
   });
 
-  it('leaves a --json enrollment pending until totp confirm; reset drops it', () => {
+  it('leaves a --json enrollment pending until totp confirm; reset drops it', async () => {
     expect(run('user', 'add', 'bob', '--role', 'ops').status).toBe(0);
     const e = JSON.parse(run('totp', 'enroll', 'bob', '--json').stdout) as { user: string; secret: string; uri: string };
     expect(e.uri).toMatch(/^otpauth:\/\/totp\/tmuxgate:bob\?/);
@@ -114,7 +139,7 @@ describe('admin CLI', () => {
     expect(run('user', 'show', 'bob').status).toBe(3);
   });
 
-  it('lists and clears lockouts, lists sessions, and refuses a kill of an unknown session', () => {
+  it('lists and clears lockouts, lists sessions, and refuses a kill of an unknown session', async () => {
     expect(JSON.parse(run('lockouts', 'list', '--json').stdout)).toEqual([]);
     expect(run('lockouts', 'clear', 'alice').stdout).toContain('was not locked out');
     expect(JSON.parse(run('sessions', 'list', '--json').stdout)).toEqual([]);
@@ -122,13 +147,18 @@ describe('admin CLI', () => {
     expect(run('sessions', 'kill', 's_nope').status).toBe(3);
   });
 
-  it('tails, verifies and exports the audit log with the OS user who ran each change', () => {
-    const tail = run('audit', 'tail', '-n', '5', '--json').stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; actor: string });
+  it('tails, verifies and exports the audit log with the OS user who ran each change', async () => {
+    const tail = run('audit', 'tail', '-n', '5', '--json')
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; actor: string });
     expect(tail).toHaveLength(5);
     expect(tail.every((r) => r.actor.startsWith('os:'))).toBe(true);
     expect(run('audit', 'verify').stdout).toContain('audit log intact');
     const jsonl = run('audit', 'export', '--format', 'jsonl').stdout.trim().split('\n');
-    expect(jsonl.map((l) => (JSON.parse(l) as { type: string; data: { action?: string } }).data.action)).toEqual(expect.arrayContaining(['user.add', 'key.add', 'role.grant', 'user.disable', 'role.remove']));
+    expect(jsonl.map((l) => (JSON.parse(l) as { type: string; data: { action?: string } }).data.action)).toEqual(
+      expect.arrayContaining(['user.add', 'key.add', 'role.grant', 'user.disable', 'role.remove']),
+    );
     const syslog = run('audit', 'export', '--format', 'syslog', '--since', '1h').stdout.trim().split('\n');
     for (const l of syslog) expect(l).toMatch(/^<\d+>1 \d{4}-\d\d-\d\dT[\d:.]+Z \S+ tmuxgate - [a-z.-]+ \[tmuxgate@32473 id="\d+" actor="[^"]+".*\] \S+$/);
     expect(run('audit', 'export', '--format', 'xml').status).toBe(2);
@@ -141,11 +171,13 @@ describe('admin CLI', () => {
     const dbFile = path.join(dir, 'data', 'tmuxgate.db');
     const key = loadAuditKey(path.join(dir, 'keys'));
     const db = new Database(dbFile);
-    writeCheckpoint(new AuditEventRepo(db), key.sign, Date.now());
+    await writeCheckpoint(new AuditEventRepo(new SqliteSql(db)), key.sign, Date.now());
     const backup = db.prepare('SELECT * FROM audit_events ORDER BY id').all() as Record<string, unknown>[];
     const restore = () => {
       db.prepare('DELETE FROM audit_events').run();
-      const ins = db.prepare('INSERT INTO audit_events (id, ts, type, actor, data, prev_hash, hash) VALUES (@id, @ts, @type, @actor, @data, @prev_hash, @hash)');
+      const ins = db.prepare(
+        'INSERT INTO audit_events (id, ts, type, actor, data, prev_hash, hash) VALUES (@id, @ts, @type, @actor, @data, @prev_hash, @hash)',
+      );
       for (const r of backup) ins.run(r);
     };
     const verify = () => run('audit', 'verify');
@@ -158,12 +190,33 @@ describe('admin CLI', () => {
     restore();
     const r4 = backup[3]!;
     db.prepare('UPDATE audit_events SET id = id + 1000 WHERE id >= 4').run();
-    db.prepare('INSERT INTO audit_events (id, ts, type, actor, data, prev_hash, hash) VALUES (4, ?, ?, ?, ?, ?, ?)').run(r4.ts, 'admin.change', 'os:mallory', '{}', r4.prev_hash, r4.hash);
+    db.prepare('INSERT INTO audit_events (id, ts, type, actor, data, prev_hash, hash) VALUES (4, ?, ?, ?, ?, ?, ?)').run(
+      r4.ts,
+      'admin.change',
+      'os:mallory',
+      '{}',
+      r4.prev_hash,
+      r4.hash,
+    );
     expect(verify().stdout).toMatch(/TAMPERED at row 4: edited/);
     restore();
     const [a, b] = [backup[5]!, backup[6]!];
-    db.prepare('UPDATE audit_events SET data = ?, hash = ?, prev_hash = ?, type = ?, actor = ?, ts = ? WHERE id = 6').run(b.data, b.hash, b.prev_hash, b.type, b.actor, b.ts);
-    db.prepare('UPDATE audit_events SET data = ?, hash = ?, prev_hash = ?, type = ?, actor = ?, ts = ? WHERE id = 7').run(a.data, a.hash, a.prev_hash, a.type, a.actor, a.ts);
+    db.prepare('UPDATE audit_events SET data = ?, hash = ?, prev_hash = ?, type = ?, actor = ?, ts = ? WHERE id = 6').run(
+      b.data,
+      b.hash,
+      b.prev_hash,
+      b.type,
+      b.actor,
+      b.ts,
+    );
+    db.prepare('UPDATE audit_events SET data = ?, hash = ?, prev_hash = ?, type = ?, actor = ?, ts = ? WHERE id = 7').run(
+      a.data,
+      a.hash,
+      a.prev_hash,
+      a.type,
+      a.actor,
+      a.ts,
+    );
     expect(verify().stdout).toMatch(/TAMPERED at row 6: broken-link/);
     restore();
     const max = backup.length;

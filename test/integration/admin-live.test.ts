@@ -15,18 +15,18 @@ describe('admin changes reach live sessions', () => {
 
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice');
-    bob = t.user('bob');
-    dave = t.user('dave');
-    addRole(t.admin, { name: 'dba' });
-    grantRole(t.admin, 'dave', 'dba');
+    alice = await t.user('alice');
+    bob = await t.user('bob');
+    dave = await t.user('dave');
+    await addRole(t.admin, { name: 'dba' });
+    await grantRole(t.admin, 'dave', 'dba');
   });
   afterAll(() => t.stop());
 
-  const sessionOf = (user: string) => String(t.audit('session.start').filter((e) => e.data.user === user).at(-1)!.data.sessionId);
+  const sessionOf = async (user: string) => String((await t.audit('session.start')).filter((e) => e.data.user === user).at(-1)!.data.sessionId);
 
   it('accepts a recovery code once in place of a TOTP code, refuses it the second time, audits each use', async () => {
-    const [code] = generateRecoveryCodes(t.admin, 'bob', 2);
+    const [code] = await generateRecoveryCodes(t.admin, 'bob', 2);
     const d = t.ssh(bob, 'bob');
     await d.waitFor('Verification code:');
     d.write(code!.toLowerCase() + '\r');
@@ -37,8 +37,8 @@ describe('admin changes reach live sessions', () => {
     again.write(code + '\r');
     await again.waitFor(/Verification code:[\s\S]*Verification code:/);
     again.kill();
-    expect(t.audit('auth.recovery-code')).toEqual([expect.objectContaining({ data: expect.objectContaining({ user: 'bob', remaining: 1 }) })]);
-    expect(t.audit('auth.success').filter((e) => e.data.user === 'bob').at(-1)!.data.method).toBe('publickey+recovery-code');
+    expect(await t.audit('auth.recovery-code')).toEqual([expect.objectContaining({ data: expect.objectContaining({ user: 'bob', remaining: 1 }) })]);
+    expect((await t.audit('auth.success')).filter((e) => e.data.user === 'bob').at(-1)!.data.method).toBe('publickey+recovery-code');
   });
 
   it('disabling a user ends their live session within 2 s, with a message; they cannot log back in', async () => {
@@ -56,7 +56,7 @@ describe('admin changes reach live sessions', () => {
 
   it('kill ends a session within 2 s and the user sees the reason', async () => {
     const d = await t.login(alice);
-    const id = sessionOf('alice');
+    const id = await sessionOf('alice');
     const t0 = Date.now();
     const r = await cliAsync(['sessions', 'kill', id, '--reason', 'maintenance at 19:00', ...t.cliConfig()]);
     expect(r.status).toBe(0);
@@ -64,8 +64,8 @@ describe('admin changes reach live sessions', () => {
     expect(Date.now() - t0).toBeLessThan(2500);
     await d.waitExit(3000);
     // The row is ended once the recording is sealed: poll, do not sleep.
-    await waitUntil(() => t.admin.sessions.get(id)!.end_reason !== null, 'session row ended', 5000);
-    expect(t.admin.sessions.get(id)!.end_reason).toBe('killed');
+    await waitUntil(async () => (await t.admin.sessions.get(id))!.end_reason !== null, 'session row ended', 5000);
+    expect((await t.admin.sessions.get(id))!.end_reason).toBe('killed');
   });
 
   it('revoking a role ends the sessions that use it', async () => {
@@ -77,8 +77,8 @@ describe('admin changes reach live sessions', () => {
   });
 
   it('an auditor in the replay menu is a live session: listed, killable, and ended when disabled', async () => {
-    t.role('audit', { kind: 'auditor' });
-    const carol = t.user('carol', 'audit');
+    await t.role('audit', { kind: 'auditor' });
+    const carol = await t.user('carol', 'audit');
     const enter = async () => {
       const d = t.ssh(carol, 'carol');
       await d.waitFor('Verification code:');
@@ -87,7 +87,7 @@ describe('admin changes reach live sessions', () => {
       return d;
     };
     const m = await enter();
-    const id = sessionOf('carol');
+    const id = await sessionOf('carol');
     const listed = JSON.parse((await cliAsync(['sessions', 'list', '--live', '--json', ...t.cliConfig()])).stdout) as { id: string }[];
     expect(listed.map((x) => x.id)).toContain(id);
     expect((await cliAsync(['sessions', 'kill', id, '--reason', 'audit window closed', ...t.cliConfig()])).status).toBe(0);
@@ -101,13 +101,13 @@ describe('admin changes reach live sessions', () => {
     await again.waitFor('your account was disabled by an administrator', 2000);
     await again.waitExit(3000);
     expect(Date.now() - t0).toBeLessThan(2500);
-    expect(t.admin.sessions.get(sessionOf('carol'))!.end_reason).toBe('user-disabled');
+    expect((await t.admin.sessions.get(await sessionOf('carol')))!.end_reason).toBe('user-disabled');
     await cliAsync(['user', 'enable', 'carol', ...t.cliConfig()]);
   });
 
   it('lockouts clear reaches the running gateway', async () => {
-    t.admin.lockouts.recordFailure('user', 'bob');
-    for (let i = 0; i < 10; i++) t.admin.lockouts.recordFailure('user', 'bob');
+    await t.admin.lockouts.recordFailure('user', 'bob');
+    for (let i = 0; i < 10; i++) await t.admin.lockouts.recordFailure('user', 'bob');
     expect((await cliAsync(['lockouts', 'list', '--json', ...t.cliConfig()])).stdout).toContain('"bob"');
     await cliAsync(['lockouts', 'clear', 'bob', ...t.cliConfig()]);
     const d = await t.login(bob);
@@ -116,9 +116,14 @@ describe('admin changes reach live sessions', () => {
 
   it('observe shows the live session read-only: the observer cannot type or resize', async () => {
     const d = await t.login(alice);
-    const id = sessionOf('alice');
+    const id = await sessionOf('alice');
     await t.run(d, 'stty size; echo OWNER-$((2+3))', 'OWNER-5');
-    const o = new PtyDriver(process.execPath, [BIN, 'sessions', 'observe', id, ...t.cliConfig()], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' }, { cols: 60, rows: 15 });
+    const o = new PtyDriver(
+      process.execPath,
+      [BIN, 'sessions', 'observe', id, ...t.cliConfig()],
+      { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
+      { cols: 60, rows: 15 },
+    );
     await o.waitFor('OWNER-5');
     o.write('echo INTRUDER-$((9*9))\r');
     await t.run(d, 'echo AFTER-$((1+1)); stty size', /AFTER-2\s*\n\s*\d+ \d+/);
@@ -130,7 +135,7 @@ describe('admin changes reach live sessions', () => {
     o.kill();
     const sock = `${t.config.paths.socketDir}`;
     expect(spawnSync('ls', [sock]).status).toBe(0);
-    expect(t.audit('recording.access').some((e) => e.data.action === 'observe' && e.data.sessionId === id)).toBe(true);
+    expect((await t.audit('recording.access')).some((e) => e.data.action === 'observe' && e.data.sessionId === id)).toBe(true);
     d.kill();
   });
 });

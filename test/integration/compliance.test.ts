@@ -20,11 +20,11 @@ describe.skipIf(!isRoot)('compliance report', () => {
   beforeAll(async () => {
     if (spawnSync('id', [ACCOUNT]).status !== 0) spawnSync('useradd', ['-M', '-s', '/bin/sh', ACCOUNT]);
     await hardened.start();
-    addRole(hardened.admin, { name: 'ops', runAs: ACCOUNT });
-    hardened.user('alice', 'ops');
-    generateRecoveryCodes(hardened.admin, 'alice', 5);
+    await addRole(hardened.admin, { name: 'ops', runAs: ACCOUNT });
+    await hardened.user('alice', 'ops');
+    await generateRecoveryCodes(hardened.admin, 'alice', 5);
     await loose.start();
-    loose.user('bob', 'ops'); // a role under the gateway's own account: development mode
+    await loose.user('bob', 'ops'); // a role under the gateway's own account: development mode
   });
   afterAll(async () => {
     await hardened.stop();
@@ -42,6 +42,7 @@ describe.skipIf(!isRoot)('compliance report', () => {
     expect(ev['least-privilege']).toContain(`ops->${ACCOUNT}`);
     expect(ev['host-key-permissions']).toContain('0600');
     expect(ev['transmission-security']).toContain('curve25519-sha256');
+    expect(ev['audit-offsite']).toContain('audit log shipping is not configured (evidence.syslog)');
     const md = await cliAsync(['compliance', 'report', '--markdown', ...hardened.cliConfig()]);
     expect(md.stdout).toContain('| PASS | 164.312(b) | Audit controls |');
   });

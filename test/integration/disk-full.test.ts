@@ -31,8 +31,8 @@ describe.skipIf(!mountable)('recording disk full (a real tmpfs)', () => {
     mkdirSync(recDir, { recursive: true, mode: 0o700 });
     expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k,mode=0700', 'tmpfs', recDir]).status).toBe(0);
     await t.start();
-    alice = t.user('alice');
-    bob = t.user('bob');
+    alice = await t.user('alice');
+    bob = await t.user('bob');
   });
   afterAll(async () => {
     await t.gw?.close('test end');
@@ -52,10 +52,10 @@ describe.skipIf(!mountable)('recording disk full (a real tmpfs)', () => {
     await d.waitFor('recording failed: session ended');
     await d.waitExit();
     // The end is audited once the recorder has closed, after the client is gone: poll for it.
-    const failed = await waitUntil(() => t.audit('recording.failed').at(-1), 'recording.failed audited');
+    const failed = await waitUntil(async () => (await t.audit('recording.failed')).at(-1), 'recording.failed audited');
     expect(String(failed.data.error)).toMatch(/ENOSPC|no space/i);
     const id = String(failed.data.sessionId);
-    expect(t.admin.recordings.get(id)!.state).toBe('failed');
+    expect((await t.admin.recordings.get(id))!.state).toBe('failed');
 
     // The disk is still full: a new session cannot be recorded, so it is not started.
     const b = t.ssh(bob, 'bob');
@@ -63,9 +63,11 @@ describe.skipIf(!mountable)('recording disk full (a real tmpfs)', () => {
     b.write(t.code(bob) + '\r');
     await b.waitFor('recording failed: session not started');
     await b.waitExit();
-    const refused = String((await waitUntil(() => t.audit('recording.failed').find((e) => e.data.sessionId !== id), 'the refusal audited')).data.sessionId);
+    const refused = String(
+      (await waitUntil(async () => (await t.audit('recording.failed')).find((e) => e.data.sessionId !== id), 'the refusal audited')).data.sessionId,
+    );
     expect(refused).not.toBe(id);
-    expect(t.admin.recordings.get(refused)!.state).toBe('failed');
+    expect((await t.admin.recordings.get(refused))!.state).toBe('failed');
     // No file of the refused session is left open in the gateway.
     const open = spawnSync('ls', ['-l', `/proc/${process.pid}/fd`], { encoding: 'utf8' }).stdout;
     expect(open).not.toContain(recDir);
@@ -77,6 +79,6 @@ describe.skipIf(!mountable)('recording disk full (a real tmpfs)', () => {
     expect(report.status).toBe('interrupted');
     expect(report.problem).toBeNull();
     expect(report.chunks).toBeGreaterThan(0);
-    expect(t.gw.ctx.live.size).toBe(0);
+    expect(t.gw.live.size).toBe(0);
   });
 });

@@ -6,6 +6,7 @@ import { TestGateway, type TestUser } from '../helpers/gateway.js';
 import { cliAsync } from '../helpers/cli.js';
 import { waitUntil } from '../helpers/poll.js';
 import { HostAccounts } from '../../src/host/accounts.js';
+import { lookupAccount } from '../../src/host/account.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -19,25 +20,25 @@ describe.skipIf(!isRoot)('host set-up and admin output files', () => {
     // The home base's parents do not exist yet: each must be created traversable (0711), not 0700.
     (t.config.isolation as { homeBase: string }).homeBase = path.join(t.dir, 'var', 'lib', 'tg', 'home');
     await t.start();
-    alice = t.user('alice', 'ops');
+    alice = await t.user('alice', 'ops');
     const a = await t.login(alice);
     await t.run(a, 'echo EXPORT-ME-$((6*7))', 'EXPORT-ME-42');
     a.kill();
-    await waitUntil(() => t.admin.sessions.list({ live: true }).length === 0, 'session closed');
-    id = t.admin.sessions.list({}).find((s) => s.user_name === 'alice')!.id;
+    await waitUntil(async () => (await t.admin.sessions.list({ live: true })).length === 0, 'session closed');
+    id = (await t.admin.sessions.list({})).find((s) => s.user_name === 'alice')!.id;
   });
   afterAll(() => t.stop());
 
-  it('creates every missing parent of the home base traversable, so pair shells can reach their homes', () => {
+  it('creates every missing parent of the home base traversable, so pair shells can reach their homes', async () => {
     for (const p of ['var', 'var/lib', 'var/lib/tg', 'var/lib/tg/home']) {
       expect((statSync(path.join(t.dir, p)).mode & 0o777).toString(8), p).toBe('711');
     }
   });
 
   it('never adopts an existing account that this store did not create', async () => {
-    const bob = t.user('bob', 'ops');
+    const bob = await t.user('bob', 'ops');
     const host = new HostAccounts(t.config.isolation, { repo: t.admin.hostAccounts, clock: t.clock, audit: t.admin.audit });
-    const name = host.pairName(t.admin.roles.find('ops')!.id, t.admin.users.find('bob')!.id);
+    const name = await host.pairName((await t.admin.roles.find('ops'))!.id, (await t.admin.users.find('bob'))!.id);
     // Someone else's account with the very name bob's pair would get (a previous installation, a re-initialised store).
     expect(spawnSync('useradd', ['-M', '-u', '63950', '-s', '/bin/sh', name]).status).toBe(0);
     try {
@@ -46,9 +47,51 @@ describe.skipIf(!isRoot)('host set-up and admin output files', () => {
       d.write(t.code(bob) + '\r');
       await d.waitFor('your session could not be prepared');
       await d.waitExit();
-      expect(t.audit('request.denied').some((e) => /not created by this store/.test(String(e.data.detail)))).toBe(true);
+      expect((await t.audit('request.denied')).some((e) => /not created by this store/.test(String(e.data.detail)))).toBe(true);
     } finally {
       spawnSync('userdel', [name]);
+    }
+  });
+
+  it('makes an allocated account on each machine with its recorded uid, and never adopts one that machine did not make', async () => {
+    const role = (await t.admin.roles.find('ops'))!;
+    const template = lookupAccount(role.runAs!)!; // made at alice's login
+    const carol = (await t.admin.users.find((await t.user('carol', 'ops')).name))!;
+    const repo = t.admin.hostAccounts;
+    const on = (machine: string) => new HostAccounts(t.config.isolation, { repo, clock: t.clock, audit: t.admin.audit, machine });
+    const intruder = `tpx${Math.random()
+      .toString(36)
+      .slice(2, 8)
+      .replace(/[^a-z0-9]/g, 'x')}`;
+    try {
+      const made = await on('machine-1').ensurePairAccount(role.id, carol.id, template, '/bin/sh');
+      expect(await repo.accountHosts(made.name)).toEqual(['machine-1']);
+      // The name exists here, but as far as machine-2 knows this store never made it there: not adopted.
+      await expect(on('machine-2').ensurePairAccount(role.id, carol.id, template, '/bin/sh')).rejects.toMatchObject({
+        code: 'TG_ERR_ACCOUNT_NOT_OURS',
+        message: expect.stringMatching(/made it only on machine-1; it is never adopted/),
+      });
+      // Machine-2 without the account makes it, with the uid the store allocated.
+      expect(spawnSync('userdel', [made.name]).status).toBe(0);
+      expect((await on('machine-2').ensurePairAccount(role.id, carol.id, template, '/bin/sh')).uid).toBe(made.uid);
+      expect(await repo.accountHosts(made.name)).toEqual(['machine-1', 'machine-2']);
+      // Machine-3, where that uid is someone else's: refused, and nothing is made.
+      expect(spawnSync('userdel', [made.name]).status).toBe(0);
+      expect(spawnSync('useradd', ['-M', '-u', String(made.uid), '-s', '/bin/sh', intruder]).status).toBe(0);
+      await expect(on('machine-3').ensurePairAccount(role.id, carol.id, template, '/bin/sh')).rejects.toMatchObject({
+        code: 'TG_ERR_ACCOUNT_NOT_OURS',
+        message: expect.stringMatching(new RegExp(`uid ${made.uid} of account ${made.name} is taken on this machine by ${intruder}`)),
+      });
+      expect(lookupAccount(made.name)).toBeNull();
+      // An account recorded on no machine predates clusters: found with its uid, it is ours, and the machine is recorded.
+      const dave = (await t.admin.users.find((await t.user('dave', 'ops')).name))!;
+      const legacy = `${intruder}l`;
+      expect(spawnSync('useradd', ['-M', '-u', '63951', '-g', String(template.gid), '-s', '/bin/sh', legacy]).status).toBe(0);
+      await repo.recordPair({ roleId: role.id, userId: dave.id, account: legacy, uid: 63951, home: path.join(t.dir, 'homes', legacy) }, t.clock.now());
+      expect((await on('machine-1').ensurePairAccount(role.id, dave.id, template, '/bin/sh')).uid).toBe(63951);
+      expect(await repo.accountHosts(legacy)).toEqual(['machine-1']);
+    } finally {
+      spawnSync('userdel', [intruder]);
     }
   });
 
@@ -59,8 +102,10 @@ describe.skipIf(!isRoot)('host set-up and admin output files', () => {
     const t2 = new TestGateway({ sessions: { socketDir: path.join(dir, 'sockets') } });
     try {
       await t2.start(); // no shell role yet: nothing has to reach it
-      t2.role('ops');
-      await expect(t2.restart()).rejects.toThrow(new RegExp(`cannot reach the socket directory ${dir}/sockets: ${dir} is mode 0700 and needs search \\(x\\) permission`));
+      await t2.role('ops');
+      await expect(t2.restart()).rejects.toThrow(
+        new RegExp(`cannot reach the socket directory ${dir}/sockets: ${dir} is mode 0700 and needs search \\(x\\) permission`),
+      );
     } finally {
       await t2.stop();
     }

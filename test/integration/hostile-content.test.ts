@@ -35,7 +35,7 @@ const FORBIDDEN: [string, string][] = [
   ['cursor position query', '\x1b[6n'],
   ['title report query', '\x1b[21t'],
   ['C1 CSI', '\u009b'],
-  ['application cursor keys (changes what the viewer\'s arrows send)', '\x1b[?1h'],
+  ["application cursor keys (changes what the viewer's arrows send)", '\x1b[?1h'],
 ];
 // (The payloads themselves appear as text: the shell echoed the printf command the user typed.)
 
@@ -50,22 +50,22 @@ describe('hostile content in a recording, shown to auditors and admins', () => {
 
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice');
+    alice = await t.user('alice');
     const d = await t.login(alice);
     // The attack from the issue: loosen tmux from inside, then print escapes that tmux passes on.
     await t.run(d, 'tmux set -g allow-passthrough on; tmux set -g set-clipboard on; echo LOOSE-$((1+1))', 'LOOSE-2');
     // Later in the recording than the replay's first screen, so the stream is played, not a snapshot.
     t.clock.advance(3000);
     await t.run(d, `printf '${HOSTILE.join('')}'; echo HOSTILE-$((40+2))`, 'HOSTILE-42');
-    sessionId = String(t.audit('session.start').at(-1)!.data.sessionId);
+    sessionId = String((await t.audit('session.start')).at(-1)!.data.sessionId);
     t.clock.advance(1000);
     d.kill();
-    await waitUntil(() => t.admin.recordings.get(sessionId)?.state === 'sealed', 'recording sealed');
+    await waitUntil(async () => (await t.admin.recordings.get(sessionId))?.state === 'sealed', 'recording sealed');
   });
   afterAll(() => t.stop());
 
-  it('the recording keeps the raw bytes (the format is unchanged; filtering is a view)', () => {
-    const raw = Buffer.concat(openRecording(t.admin, sessionId).frames.filter((f) => f.kind === 'output').map((f) => f.data)).toString('latin1');
+  it('the recording keeps the raw bytes (the format is unchanged; filtering is a view)', async () => {
+    const raw = Buffer.concat((await openRecording(t.admin, sessionId)).frames.filter((f) => f.kind === 'output').map((f) => f.data)).toString('latin1');
     // If these fail, tmux no longer passes the escapes on and this test must inject them another way.
     expect(raw).toContain('\x1b]52;c;SEVMTE8K');
     expect(raw).toContain('\x1b[21t');
@@ -73,7 +73,12 @@ describe('hostile content in a recording, shown to auditors and admins', () => {
   });
 
   it('tmuxgate replay shows the text but none of the escapes', async () => {
-    const p = new PtyDriver(process.execPath, [BIN, 'replay', sessionId, '--speed', '500', ...t.cliConfig()], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' }, { cols: 120, rows: 41 });
+    const p = new PtyDriver(
+      process.execPath,
+      [BIN, 'replay', sessionId, '--speed', '500', ...t.cliConfig()],
+      { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
+      { cols: 120, rows: 41 },
+    );
     await p.waitFor('end: q to quit');
     p.write('q');
     await p.waitExit();
@@ -83,8 +88,8 @@ describe('hostile content in a recording, shown to auditors and admins', () => {
   });
 
   it("the auditor's SSH menu replays it without the escapes", async () => {
-    t.role('audit', { kind: 'auditor' });
-    const carol = t.user('carol', 'audit');
+    await t.role('audit', { kind: 'auditor' });
+    const carol = await t.user('carol', 'audit');
     const d = t.ssh(carol, 'carol');
     await d.waitFor('Verification code:');
     d.write(t.code(carol) + '\r');
@@ -103,10 +108,15 @@ describe('hostile content in a recording, shown to auditors and admins', () => {
   });
 
   it('a live admin observer and a read-only watcher see the screen but none of the escapes', async () => {
-    const bob = t.user('bob');
+    const bob = await t.user('bob');
     const d = await t.login(alice);
-    const id = t.admin.sessions.list({ live: true }).find((x) => x.user_name === 'alice')!.id;
-    const o = new PtyDriver(process.execPath, [BIN, 'sessions', 'observe', id, ...t.cliConfig()], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' }, { cols: 100, rows: 30 });
+    const id = (await t.admin.sessions.list({ live: true })).find((x) => x.user_name === 'alice')!.id;
+    const o = new PtyDriver(
+      process.execPath,
+      [BIN, 'sessions', 'observe', id, ...t.cliConfig()],
+      { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
+      { cols: 100, rows: 30 },
+    );
     const share = t.ssh(alice, 'alice', ['-T'], {}, ['share bob']);
     await share.waitFor('Verification code:');
     share.write(t.code(alice) + '\r');
@@ -119,10 +129,14 @@ describe('hostile content in a recording, shown to auditors and admins', () => {
     await w.waitFor('VIEWERS-7');
     // Loosened again in the same breath (the gateway put the options back at its checks while the
     // clock moved for the codes above): tmux forwards these to every client.
-    await t.run(d, `tmux set -g allow-passthrough on; tmux set -g set-clipboard on; printf '${HOSTILE.join('')}'; echo LIVE-HOSTILE-$((6*7))`, 'LIVE-HOSTILE-42');
+    await t.run(
+      d,
+      `tmux set -g allow-passthrough on; tmux set -g set-clipboard on; printf '${HOSTILE.join('')}'; echo LIVE-HOSTILE-$((6*7))`,
+      'LIVE-HOSTILE-42',
+    );
     await o.waitFor('LIVE-HOSTILE-42');
     await w.waitFor('LIVE-HOSTILE-42');
-    expect(d.out.includes('\x1b]52;'), 'the owner\'s own terminal got the passthrough (the attack is live)').toBe(true);
+    expect(d.out.includes('\x1b]52;'), "the owner's own terminal got the passthrough (the attack is live)").toBe(true);
     expectSafe(o.out);
     expectSafe(w.out);
     o.kill();
@@ -143,7 +157,7 @@ describe('hostile content in a recording, shown to auditors and admins', () => {
     // A refused environment variable whose name carries escapes, through the real client.
     const d = t.ssh(alice, 'alice', ['-o', 'SetEnv=X\x1b]0;ENV-TITLE\x07\x1b[2J=1']);
     await t.enter(d, alice);
-    await waitUntil(() => t.audit('request.denied').some((e) => String(e.data.detail).includes('ENV-TITLE')), 'refused env audited');
+    await waitUntil(async () => (await t.audit('request.denied')).some((e) => String(e.data.detail).includes('ENV-TITLE')), 'refused env audited');
     d.kill();
     const tail = await cliAsync(['audit', 'tail', '-n', '50', ...t.cliConfig()]);
     const tailJson = await cliAsync(['audit', 'tail', '-n', '50', '--json', ...t.cliConfig()]);

@@ -23,7 +23,7 @@ describe('intrusion check across many tmux servers', () => {
   const sock = (i: number) => path.join(socketDir, `r1-u${i}`, 'aaaaaaaaaaaaaaaa.sock');
   const pairOf = (roleId: number, userId: number): Pair => {
     const d = path.join(socketDir, `r${roleId}-u${userId}`);
-    return { roleId, userId, account: currentAccount(), dir: d, home: d, conf: '/dev/null', sandbox: null };
+    return { label: `r${roleId}-u${userId}`, roleId, userId, account: currentAccount(), dir: d, home: d, conf: '/dev/null', sandbox: null };
   };
 
   beforeAll(async () => {
@@ -38,15 +38,18 @@ describe('intrusion check across many tmux servers', () => {
       {
         clock: new FakeClock(0),
         logger: silentLogger(),
-        audit: { emit: (_actor: string, e: { type: string }) => void events.push({ type: e.type, data: e as Record<string, unknown> }) } as never,
+        audit: {
+          emit: async (_actor: string, e: { type: string }) => void events.push({ type: e.type, data: e as Record<string, unknown> }),
+          post: (_actor: string, e: { type: string }) => void events.push({ type: e.type, data: e as Record<string, unknown> }),
+        } as never,
         tmux: new TmuxHost({ tmuxPath: 'tmux', hide: [] }),
         pairOf: async (r, u) => pairOf(r, u),
-        observers: () => [],
+        observers: async () => [],
       },
     );
     expect((await servers.reconcile()).adopted).toBe(N);
   });
-  afterAll(() => {
+  afterAll(async () => {
     for (const d of drivers) d.kill();
     killTmuxServers(socketDir);
     rmSync(dir, { recursive: true, force: true });

@@ -21,11 +21,11 @@ describe.skipIf(!isRoot)('isolation between (role, user) pairs', () => {
     if (spawnSync('id', [TEMPLATE]).status !== 0) spawnSync('useradd', ['-M', '-s', '/bin/sh', TEMPLATE]);
     process.env.TMUXGATE_ISOLATION_CANARY = 'iso-canary-31337';
     await t.start();
-    addRole(t.admin, { name: 'ops', runAs: TEMPLATE });
-    addRole(t.admin, { name: 'dba', runAs: TEMPLATE });
-    alice = t.user('alice', 'ops');
-    bob = t.user('bob', 'ops');
-    grantRole(t.admin, 'alice', 'dba');
+    await addRole(t.admin, { name: 'ops', runAs: TEMPLATE });
+    await addRole(t.admin, { name: 'dba', runAs: TEMPLATE });
+    alice = await t.user('alice', 'ops');
+    bob = await t.user('bob', 'ops');
+    await grantRole(t.admin, 'alice', 'dba');
   });
   afterAll(async () => {
     delete process.env.TMUXGATE_ISOLATION_CANARY;
@@ -75,10 +75,14 @@ describe.skipIf(!isRoot)('isolation between (role, user) pairs', () => {
     const sock = socketsIn(dirOf(1, 1))[0]!;
     const intruder = new PtyDriver('tmux', ['-S', sock, 'attach', '-t', 'main'], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm' });
     // The check runs on the gateway's clock: move it on while waiting for the stranger to be found.
-    await waitUntil(() => (t.clock.advance(200), t.audit('tmux.intrusion').some((e) => e.data.socketDir === dirOf(1, 1))), 'intrusion detected', 10_000);
+    await waitUntil(
+      async () => (t.clock.advance(200), (await t.audit('tmux.intrusion')).some((e) => e.data.socketDir === dirOf(1, 1))),
+      'intrusion detected',
+      10_000,
+    );
     await intruder.waitExit(10_000);
     // Only the foreign client was treated as an intruder, never one of the gateway's own.
-    expect(new Set(t.audit('tmux.intrusion').map((e) => e.data.clientPid)).size).toBe(1);
+    expect(new Set((await t.audit('tmux.intrusion')).map((e) => e.data.clientPid)).size).toBe(1);
     await t.run(a, 'echo STILL-$((3+3))', 'STILL-6'); // the owner's own client is untouched
     a.kill();
   });
@@ -87,22 +91,31 @@ describe.skipIf(!isRoot)('isolation between (role, user) pairs', () => {
     // A dead socket of the pair (its server gone), and a file that only looks like one.
     const stale = path.join(dirOf(1, 1), 'deadbeefdeadbeef.sock');
     const uid = statSync(dirOf(1, 1)).uid;
-    spawnSync('setpriv', ['--reuid', String(uid), '--regid', String(statSync(dirOf(1, 1)).gid), '--clear-groups', '/usr/bin/python3', '-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(stale)})`]);
+    spawnSync('setpriv', [
+      '--reuid',
+      String(uid),
+      '--regid',
+      String(statSync(dirOf(1, 1)).gid),
+      '--clear-groups',
+      '/usr/bin/python3',
+      '-c',
+      `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(stale)})`,
+    ]);
     expect(lstatSync(stale).isSocket()).toBe(true);
     const decoy = path.join(dirOf(1, 1), 'decoy.sock');
     writeFileSync(decoy, '');
     await t.restart();
-    await waitUntil(() => t.audit('tmux.reconciled').length > 0, 'reconciled after start');
+    await waitUntil(async () => (await t.audit('tmux.reconciled')).length > 0, 'reconciled after start');
     expect(existsSync(stale)).toBe(false);
     expect(existsSync(decoy)).toBe(true); // not a socket: never acted on
-    expect(t.audit('tmux.reconciled').at(-1)!.data).toMatchObject({ stale: 1 });
+    expect((await t.audit('tmux.reconciled')).at(-1)!.data).toMatchObject({ stale: 1 });
     const live = socketsIn(dirOf(1, 1)).filter((s) => lstatSync(s).isSocket());
     expect(live).toHaveLength(1);
     const a = await t.login(alice); // reattaches to the adopted server
     a.kill();
-    await waitUntil(() => t.admin.sessions.list({ live: true }).length === 0, 'session closed');
+    await waitUntil(async () => (await t.admin.sessions.list({ live: true })).length === 0, 'session closed');
     t.clock.advance(2 * 3_600_000 + 120_000);
-    await waitUntil(() => t.audit('tmux.reaped').length >= 1, 'dormant server reaped');
+    await waitUntil(async () => (await t.audit('tmux.reaped')).length >= 1, 'dormant server reaped');
     await waitUntil(() => !existsSync(live[0]!), 'socket removed');
   });
 
@@ -110,7 +123,7 @@ describe.skipIf(!isRoot)('isolation between (role, user) pairs', () => {
     const ro = path.join(t.dir, 'ro');
     mkdirSync(ro, { mode: 0o777 });
     spawnSync('chmod', ['777', ro]);
-    editRole(t.admin, 'dba', { sandbox: { readOnlyPaths: [ro], hiddenPaths: [] } });
+    await editRole(t.admin, 'dba', { sandbox: { readOnlyPaths: [ro], readWritePaths: [], hiddenPaths: [] } });
     // The sandbox applies to a server started from now on: none may be left from earlier tests.
     for (const sock of socketsIn(dirOf(2, 1))) spawnSync('tmux', ['-S', sock, 'kill-server']);
     rmSync('/tmp/tg-sandbox-probe', { force: true });
@@ -120,12 +133,12 @@ describe.skipIf(!isRoot)('isolation between (role, user) pairs', () => {
     expect(existsSync('/tmp/tg-sandbox-probe')).toBe(false);
     d.kill();
     spawnSync('tmux', ['-S', socketsIn(dirOf(2, 1))[0]!, 'kill-server']);
-    editRole(t.admin, 'dba', { sandbox: { readOnlyPaths: ['/nonexistent/tmuxgate'], hiddenPaths: [] } });
+    await editRole(t.admin, 'dba', { sandbox: { readOnlyPaths: ['/nonexistent/tmuxgate'], readWritePaths: [], hiddenPaths: [] } });
     const broken = t.ssh(alice, 'alice+dba');
     await broken.waitFor('Verification code:');
     broken.write(t.code(alice) + '\r');
     await broken.waitFor('sandbox could not be set up: sandbox read-only path /nonexistent/tmuxgate does not exist');
     await broken.waitExit();
-    expect(t.audit('request.denied').some((e) => String(e.data.detail).startsWith('sandbox:'))).toBe(true);
+    expect((await t.audit('request.denied')).some((e) => String(e.data.detail).startsWith('sandbox:'))).toBe(true);
   });
 });

@@ -10,8 +10,8 @@ describe('login with the real OpenSSH client: key + TOTP into tmux', () => {
 
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice');
-    bob = t.user('bob');
+    alice = await t.user('alice');
+    bob = await t.user('bob');
   });
   afterAll(() => t.stop());
 
@@ -25,14 +25,17 @@ describe('login with the real OpenSSH client: key + TOTP into tmux', () => {
     await t.run(again, 'echo "value=$KEEP"', 'value=kept-42');
     again.write('exit\r'); // ends the shell -> tmux session gone -> connection closes
     await again.waitExit();
-    const starts = t.audit('session.start').filter((e) => e.data.user === 'alice');
+    const starts = (await t.audit('session.start')).filter((e) => e.data.user === 'alice');
     expect(starts.length).toBeGreaterThanOrEqual(2);
     expect(new Set(starts.map((e) => e.data.socketDir)).size).toBe(1);
   });
 
   it('accepts a code computed by oathtool (an independent RFC 6238 implementation)', async () => {
     t.clock.advance(30_000);
-    const when = new Date(t.clock.now()).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+    const when = new Date(t.clock.now())
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, ' UTC');
     const code = execFileSync('oathtool', ['--totp', '-b', '-N', when, alice.secret]).toString().trim();
     expect(code).toBe(totpCode(alice.secret, t.clock.now()));
     const d = t.ssh(alice, 'alice');
@@ -59,10 +62,10 @@ describe('login with the real OpenSSH client: key + TOTP into tmux', () => {
     await again.waitFor(/Verification code:[\s\S]*Verification code:/);
     again.kill();
 
-    const reasons = t.audit('auth.failure').filter((e) => e.data.user === 'bob').map((e) => e.data.reason);
+    const reasons = (await t.audit('auth.failure')).filter((e) => e.data.user === 'bob').map((e) => e.data.reason);
     expect(reasons).toContain('totp-wrong');
     expect(reasons).toContain('totp-replayed');
-    t.admin.lockouts.clear('user', 'bob');
+    await t.admin.lockouts.clear('user', 'bob');
     const still = await t.login(bob);
     still.kill();
   });
@@ -75,9 +78,9 @@ describe('login with the real OpenSSH client: key + TOTP into tmux', () => {
     d.write('12ab56\r');
     await d.waitFor(/(Verification code:[\s\S]*){3}/);
     d.kill();
-    const reasons = t.audit('auth.failure').filter((e) => e.data.user === 'bob').map((e) => e.data.reason);
+    const reasons = (await t.audit('auth.failure')).filter((e) => e.data.user === 'bob').map((e) => e.data.reason);
     expect(reasons.filter((r) => r === 'totp-malformed').length).toBeGreaterThanOrEqual(2);
-    t.admin.lockouts.clear('user', 'bob');
-    t.admin.lockouts.clear('address', '127.0.0.1');
+    await t.admin.lockouts.clear('user', 'bob');
+    await t.admin.lockouts.clear('address', '127.0.0.1');
   });
 });

@@ -10,9 +10,9 @@ describe('automatic logoff through the real client (injected clock)', () => {
 
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice');
-    addRole(t.admin, { name: 'short', maxSessionMs: 30 * 60_000, idleTimeoutMs: 60 * 60_000 });
-    grantRole(t.admin, 'alice', 'short');
+    alice = await t.user('alice');
+    await addRole(t.admin, { name: 'short', maxSessionMs: 30 * 60_000, idleTimeoutMs: 60 * 60_000 });
+    await grantRole(t.admin, 'alice', 'short');
   });
   afterAll(() => t.stop());
 
@@ -26,7 +26,7 @@ describe('automatic logoff through the real client (injected clock)', () => {
     await d.waitFor('logged off after 15 minutes without input', 10_000, mark);
     await d.waitExit();
     // The end is audited once the recording is sealed, just after the client has left.
-    const end = await waitUntil(() => t.audit('session.end').at(-1), 'session.end audited');
+    const end = await waitUntil(async () => (await t.audit('session.end')).at(-1), 'session.end audited');
     expect(end.data.reason).toBe('idle-timeout');
     const [sock] = socketsIn(`${t.config.paths.socketDir}/r1-u1`);
     expect(spawnSync('tmux', ['-S', sock!, 'has-session']).status).toBe(0);
@@ -36,8 +36,8 @@ describe('automatic logoff through the real client (injected clock)', () => {
   });
 
   it("uses the role's own idle timeout and warning time", async () => {
-    addRole(t.admin, { name: 'brief', idleTimeoutMs: 5 * 60_000, idleWarningMs: 2 * 60_000 });
-    grantRole(t.admin, 'alice', 'brief');
+    await addRole(t.admin, { name: 'brief', idleTimeoutMs: 5 * 60_000, idleWarningMs: 2 * 60_000 });
+    await grantRole(t.admin, 'alice', 'brief');
     const d = await t.login(alice, 'alice+brief');
     const mark = d.out.length;
     t.clock.advance(3 * 60_000);
@@ -50,7 +50,19 @@ describe('automatic logoff through the real client (injected clock)', () => {
   it("is not kept alive by the terminal's own replies to queries; a real keystroke still is", async () => {
     // What a user's terminal sends by itself when a program in the session asks: DA, CPR, focus,
     // OSC colour/title replies, DECRQSS and XTVERSION replies, mode and window reports.
-    const REPORTS = ['\x1b[?62;22c', '\x1b[>1;10;0c', '\x1b[12;40R', '\x1b[I', '\x1b[O', '\x1b]11;rgb:0000/0000/0000\x1b\\', '\x1b]lmy title\x1b\\', '\x1bP1$r0m\x1b\\', '\x1bP>|xterm(390)\x1b\\', '\x1b[?2004;1$y', '\x1b[8;40;120t'];
+    const REPORTS = [
+      '\x1b[?62;22c',
+      '\x1b[>1;10;0c',
+      '\x1b[12;40R',
+      '\x1b[I',
+      '\x1b[O',
+      '\x1b]11;rgb:0000/0000/0000\x1b\\',
+      '\x1b]lmy title\x1b\\',
+      '\x1bP1$r0m\x1b\\',
+      '\x1bP>|xterm(390)\x1b\\',
+      '\x1b[?2004;1$y',
+      '\x1b[8;40;120t',
+    ];
     const ignored = () => t.logLines.filter((l) => l.includes('terminal reports only')).length;
     /** The client writes only reports; resolves once the gateway has read them all (its debug log says so). */
     const reportsOnly = async () => {
@@ -63,8 +75,8 @@ describe('automatic logoff through the real client (injected clock)', () => {
       expect(ignored() - before).toBeGreaterThanOrEqual(REPORTS.length);
     };
     // Its own role (own tmux session): tmux hands the unknown reports to this shell's input line.
-    addRole(t.admin, { name: 'reports', idleTimeoutMs: 15 * 60_000, idleWarningMs: 60_000 });
-    grantRole(t.admin, 'alice', 'reports');
+    await addRole(t.admin, { name: 'reports', idleTimeoutMs: 15 * 60_000, idleWarningMs: 60_000 });
+    await grantRole(t.admin, 'alice', 'reports');
     const d = await t.login(alice, 'alice+reports');
     for (let i = 0; i < 2; i++) {
       await reportsOnly();
@@ -97,7 +109,7 @@ describe('automatic logoff through the real client (injected clock)', () => {
     d.kill();
   });
 
-  it('ends at the role\'s maximum session time even while the user types', async () => {
+  it("ends at the role's maximum session time even while the user types", async () => {
     const d = await t.login(alice, 'alice+short');
     for (let i = 0; i < 3; i++) {
       t.clock.advance(9 * 60_000);

@@ -7,7 +7,7 @@ describe('Prometheus metrics on loopback', () => {
   let alice: TestUser;
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice');
+    alice = await t.user('alice');
   });
   afterAll(() => t.stop());
 
@@ -40,8 +40,8 @@ describe('Prometheus metrics on loopback', () => {
     expect(value(text, 'event_loop_utilization')).toBeGreaterThan(0);
     expect(value(text, 'event_loop_utilization')).toBeLessThanOrEqual(1);
     expect((await fetch(`http://127.0.0.1:${t.gw.metricsPort}/other`)).status).toBe(404);
-    expect(t.gw.ctx.live.all().filter((s) => s.recorder).length).toBe(1); // the open session's recorder feeds recording_queue_bytes
+    expect(t.gw.live.all().filter((s) => s.recorder).length).toBe(1); // the open session's recorder feeds recording_queue_bytes
     d.kill();
-    await waitUntil(() => t.gw.ctx.live.all().filter((s) => s.recorder).length === 0, 'recorder let go when the session ends');
+    await waitUntil(() => t.gw.live.all().filter((s) => s.recorder).length === 0, 'recorder let go when the session ends');
   });
 });

@@ -18,9 +18,12 @@ describe.skipIf(!isRoot)('gateway as a plain user (development mode)', () => {
   let gid = 0;
   let gw: ChildProcess | null = null;
   const asPlain = (args: string[]) =>
-    spawnSync('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--', process.execPath, BIN, ...args, '--config', cfg], { encoding: 'utf8', env: { PATH: process.env.PATH!, HOME: dir } });
+    spawnSync('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--', process.execPath, BIN, ...args, '--config', cfg], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH!, HOME: dir },
+    });
 
-  beforeAll(() => {
+  beforeAll(async () => {
     if (spawnSync('id', [ACCOUNT]).status !== 0) spawnSync('useradd', ['-M', '-s', '/bin/sh', ACCOUNT]);
     uid = Number(execFileSync('id', ['-u', ACCOUNT]).toString());
     gid = Number(execFileSync('id', ['-g', ACCOUNT]).toString());
@@ -29,7 +32,7 @@ describe.skipIf(!isRoot)('gateway as a plain user (development mode)', () => {
     chownSync(cfg, uid, gid);
     chmodSync(dir, 0o755);
   });
-  afterAll(() => {
+  afterAll(async () => {
     gw?.kill('SIGKILL');
     killTmuxServers(path.join(dir, 'data', 'tmux'));
     rmSync(dir, { recursive: true, force: true });
@@ -42,14 +45,37 @@ describe.skipIf(!isRoot)('gateway as a plain user (development mode)', () => {
     const secret = (JSON.parse(asPlain(['totp', 'enroll', 'alice', '--json']).stdout) as { secret: string }).secret;
     expect(asPlain(['totp', 'confirm', 'alice', execFileSync('oathtool', ['--totp', '-b', secret]).toString().trim()]).status).toBe(0);
     let log = '';
-    gw = spawn('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--', process.execPath, BIN, 'serve', '--config', cfg], { env: { PATH: process.env.PATH!, HOME: dir } });
+    gw = spawn('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--', process.execPath, BIN, 'serve', '--config', cfg], {
+      env: { PATH: process.env.PATH!, HOME: dir },
+    });
     gw.stdout!.on('data', (d) => (log += d));
     gw.stderr!.on('data', (d) => (log += d));
     const port = Number((await waitUntil(() => /listening on [\d.]+:(\d+)/.exec(log), 'listening'))[1]);
     // The warning goes through pino's asynchronous stdout; the listening line is on stderr.
     await waitUntil(() => log.includes('development mode'), 'development mode warning');
-    const next = new Date(Date.now() + 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC');
-    const d = new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', k.keyFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${path.join(dir, 'kh')}`, 'alice@127.0.0.1'], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
+    const next = new Date(Date.now() + 30_000)
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z/, ' UTC');
+    const d = new PtyDriver(
+      'ssh',
+      [
+        '-F',
+        '/dev/null',
+        '-p',
+        String(port),
+        '-i',
+        k.keyFile,
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        'StrictHostKeyChecking=no',
+        '-o',
+        `UserKnownHostsFile=${path.join(dir, 'kh')}`,
+        'alice@127.0.0.1',
+      ],
+      { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' },
+    );
     await d.waitFor('Verification code:');
     d.write(execFileSync('oathtool', ['--totp', '-b', '-N', next, secret]).toString().trim() + '\r');
     await d.waitFor('[alice+ops]');
@@ -64,7 +90,10 @@ describe.skipIf(!isRoot)('gateway as a plain user (development mode)', () => {
     const lp = report.checks.find((c) => c.id === 'least-privilege')!;
     expect(lp.pass).toBe(false);
     expect(lp.evidence).toContain('DEVELOPMENT MODE');
-    const audit = asPlain(['audit', 'export', '--format', 'jsonl']).stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; data: { devMode?: boolean } });
+    const audit = asPlain(['audit', 'export', '--format', 'jsonl'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; data: { devMode?: boolean } });
     expect(audit.find((e) => e.type === 'gateway.start')!.data.devMode).toBe(true);
     expect(audit.find((e) => e.type === 'session.start')!.data.devMode).toBe(true);
   });

@@ -10,12 +10,13 @@ describe('pre-authentication audit is aggregated; authenticated events are writt
     ssh: { maxAuthTries: 20, maxStartups: 100, maxStartupsPerPrefix: 100 }, // no early drop: every probe gets its 10 tries
   });
   let alice: TestUser;
-  const rows = () => (t.sql().prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM audit_events').get() as { n: number; bytes: number });
+  const rows = () => t.sql().prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM audit_events').get() as { n: number; bytes: number };
 
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice');
+    alice = await t.user('alice');
     t.clock.advance(10_000); // flush whatever start-up produced
+    await new Promise((r) => setImmediate(r));
   });
   afterAll(() => t.stop());
 
@@ -39,12 +40,13 @@ describe('pre-authentication audit is aggregated; authenticated events are writt
     d.write('exit\r');
     await d.waitExit();
     await flood;
-    await waitUntil(() => t.audit('session.end').length === 1, 'session end');
+    await waitUntil(async () => (await t.audit('session.end')).length === 1, 'session end');
 
     const authed = rows();
     t.clock.advance(10_000); // one summary interval
+    await new Promise((r) => setImmediate(r)); // the summaries' appends run as queued microtasks
     const after = rows();
-    const summaries = t.audit('preauth.summary');
+    const summaries = await t.audit('preauth.summary');
     expect(after.n - authed.n).toBe(summaries.length);
     expect(summaries.length).toBeLessThanOrEqual(5); // 0.5 rows/s x 10 s
     expect(summaries.reduce((a, e) => a + Number(e.data.attempts), 0)).toBeGreaterThanOrEqual(400);
@@ -57,23 +59,24 @@ describe('pre-authentication audit is aggregated; authenticated events are writt
     expect(after.bytes - before.bytes).toBeLessThan(8 * 1024);
 
     // Every authenticated event is its own row.
-    const fails = t.audit('auth.failure').filter((e) => e.data.user === 'alice');
+    const fails = (await t.audit('auth.failure')).filter((e) => e.data.user === 'alice');
     expect(fails.map((e) => e.data.reason)).toEqual(['totp-wrong']);
-    expect(t.audit('auth.success').filter((e) => e.data.user === 'alice')).toHaveLength(1);
-    expect(t.audit('session.start')).toHaveLength(1);
-    expect(t.audit('session.end')).toHaveLength(1);
+    expect((await t.audit('auth.success')).filter((e) => e.data.user === 'alice')).toHaveLength(1);
+    expect(await t.audit('session.start')).toHaveLength(1);
+    expect(await t.audit('session.end')).toHaveLength(1);
   });
 
-  it('a second interval with the flood over writes nothing', () => {
+  it('a second interval with the flood over writes nothing', async () => {
     const n = rows().n;
     t.clock.advance(10_000);
+    await new Promise((r) => setImmediate(r)); // what the flush would append is on disk by now
     expect(rows().n).toBe(n);
   });
 
   it('closing the gateway writes the summaries still pending, before gateway.stop', async () => {
     await probe(t.port, '127.0.11.1', ['late1', 'late1'], ownKey());
     await t.gw.close('test');
-    const tail = t.audit().slice(-2);
+    const tail = (await t.audit()).slice(-2);
     expect(tail.map((e) => e.type)).toEqual(['preauth.summary', 'gateway.stop']);
     expect(tail[0]!.data).toMatchObject({ addr: '127.0.11.1', attempts: 2, names: ['late1'] });
   });

@@ -31,10 +31,18 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
   /** A root-owned file an attacker would love to overwrite. */
   let precious = '';
 
-  const pairDir = (user: string, role = 'ops') => path.join(t.config.paths.socketDir, `r${t.admin.roles.find(role)!.id}-u${t.admin.users.find(user)!.id}`);
-  const pairAccount = (user: string, role = 'ops') => lookupAccount(t.sql().prepare('SELECT account FROM pair_accounts WHERE role_id = ? AND user_id = ?').pluck().get(t.admin.roles.find(role)!.id, t.admin.users.find(user)!.id) as string)!;
+  const pairDir = async (user: string, role = 'ops') =>
+    path.join(t.config.paths.socketDir, `r${(await t.admin.roles.find(role))!.id}-u${(await t.admin.users.find(user))!.id}`);
+  const pairAccount = async (user: string, role = 'ops') =>
+    lookupAccount(
+      t
+        .sql()
+        .prepare('SELECT account FROM pair_accounts WHERE role_id = ? AND user_id = ?')
+        .pluck()
+        .get((await t.admin.roles.find(role))!.id, (await t.admin.users.find(user))!.id) as string,
+    )!;
   /** Moves the gateway's clock on until `cond` holds (the periodic checks run on it). */
-  const tickUntil = (cond: () => boolean, what: string) => waitUntil(() => (t.clock.advance(200), cond()), what, 10_000);
+  const tickUntil = (cond: () => boolean | Promise<boolean>, what: string) => waitUntil(() => (t.clock.advance(200), cond()), what, 10_000);
   const preciousIntact = () => {
     const st = statSync(precious);
     expect([readFileSync(precious, 'utf8'), st.uid, st.mode & 0o7777]).toEqual(['root-only\n', 0, 0o600]);
@@ -42,10 +50,10 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
 
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice', 'ops');
-    bob = t.user('bob', 'ops');
-    mallory = t.user('mallory', 'ops');
-    carol = t.user('carol', 'ops');
+    alice = await t.user('alice', 'ops');
+    bob = await t.user('bob', 'ops');
+    mallory = await t.user('mallory', 'ops');
+    carol = await t.user('carol', 'ops');
     box = path.join(t.dir, 'box');
     mkdirSync(box);
     chmodSync(box, 0o1777);
@@ -61,14 +69,18 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
 
   it('symlinks planted in the pair directory and home change no file outside them, even racing a login', async () => {
     const a = await t.login(alice);
-    const dir = pairDir('alice');
+    const dir = await pairDir('alice');
     const missing = path.join(t.dir, 'created-by-root');
     // Every name the gateway ever wrote, and some it might: pointing at a root file and at a new path.
     const names = ['tmux.conf', 'tmux.conf.tmp', 'x.sock', 'conf', '.tmux.conf'];
     const plant = names.map((n, i) => `ln -sf ${i % 2 ? missing : precious} ${dir}/${n}; ln -sf ${precious} ~/${n}`).join('; ');
     await t.run(a, `${plant}; mkfifo ${dir}/fifo.sock; chmod 777 ${dir}; echo PLANTED-$((1+1))`, 'PLANTED-2');
     // A loop that keeps re-planting while the next login and server start happen.
-    await t.run(a, `(for i in $(seq 1 400); do ${plant.replace(/; /g, ' 2>/dev/null; ')} 2>/dev/null; sleep 0.01; done) >/dev/null 2>&1 & echo RACING-$((2+2))`, 'RACING-4');
+    await t.run(
+      a,
+      `(for i in $(seq 1 400); do ${plant.replace(/; /g, ' 2>/dev/null; ')} 2>/dev/null; sleep 0.01; done) >/dev/null 2>&1 & echo RACING-$((2+2))`,
+      'RACING-4',
+    );
     a.kill();
     spawnSync('tmux', ['-S', socketsIn(dir).find((s) => lstatSync(s).isSocket())!, 'kill-server']);
     const again = await t.login(alice); // a new server start through the planted names
@@ -78,7 +90,11 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     expect(existsSync(missing)).toBe(false);
     // The conf the pair's tmux reads is the gateway's, in a directory the pair cannot write.
     const confDir = path.join(t.config.paths.socketDir, 'conf');
-    const conf = path.join(confDir, readdirSync(confDir).find((f) => f.startsWith(`role-${t.admin.roles.find('ops')!.id}-`))!);
+    const opsId = (await t.admin.roles.find('ops'))!.id;
+    const conf = path.join(
+      confDir,
+      readdirSync(confDir).find((f) => f.startsWith(`role-${opsId}-`))!,
+    );
     expect(statSync(conf).uid).toBe(0);
     expect(readFileSync(conf, 'utf8')).not.toContain('alice');
     expect(statSync(path.dirname(conf)).mode & 0o022).toBe(0);
@@ -92,12 +108,18 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
   it("no process of another pair holds a live session's pty master (node-pty marks masters close-on-exec)", async () => {
     const a = await t.login(alice);
     // bob's server and client start while alice's session (and its pty master in the gateway) is live.
-    spawnSync('tmux', ['-S', socketsIn(pairDir('bob')).find((s) => lstatSync(s).isSocket()) ?? '/nonexistent', 'kill-server']);
+    spawnSync('tmux', ['-S', socketsIn(await pairDir('bob')).find((s) => lstatSync(s).isSocket()) ?? '/nonexistent', 'kill-server']);
     const b = await t.login(bob);
-    const gatewayTtys = new Set(t.gw.ctx.live.all().map((s) => (s.shell as { tty?: string | null }).tty).filter(Boolean).map((p) => Number(/\d+$/.exec(p!)![0])));
+    const gatewayTtys = new Set(
+      t.gw.live
+        .all()
+        .map((s) => (s.shell as { tty?: string | null }).tty)
+        .filter(Boolean)
+        .map((p) => Number(/\d+$/.exec(p!)![0])),
+    );
     expect(gatewayTtys.size).toBe(2);
     const held: number[] = [];
-    for (const pid of processesOf(pairAccount('bob').uid)) {
+    for (const pid of processesOf((await pairAccount('bob')).uid)) {
       for (const fd of readdirSync(`/proc/${pid}/fd`)) {
         try {
           if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== '/dev/ptmx') continue;
@@ -119,7 +141,10 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     await t.run(a, `sock=\${TMUX%%,*}; (python3 ${FAKE_SERVER} "$sock" ${box}/evil >/dev/null 2>&1 &); sleep 0.5; echo FAKE-UP-$((4+4))`, 'FAKE-UP-8');
     // The intrusion check talks to every server on its own, with no admin action; alice's next
     // login asks the server whether it is alive. Both are tmux clients against that socket.
-    await tickUntil(() => existsSync(`${box}/ran-as`) && readFileSync(`${box}/ran-as`, 'utf8').endsWith('\n'), 'the fake server was reached by a gateway tmux client');
+    await tickUntil(
+      () => existsSync(`${box}/ran-as`) && readFileSync(`${box}/ran-as`, 'utf8').endsWith('\n'),
+      'the fake server was reached by a gateway tmux client',
+    );
     // A login of hers meets her own fake server: it runs her payload, as her, and her session ends.
     const second = t.ssh(alice, 'alice');
     await second.waitFor('Verification code:');
@@ -128,7 +153,11 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     // Whatever ran, ran as alice's own account: never as root.
     const uids = readFileSync(`${box}/ran-as`, 'utf8').split('\n').filter(Boolean).map(Number);
     expect(uids.length).toBeGreaterThan(0);
-    expect(uids.every((u) => u === pairAccount('alice').uid), `ran as: ${uids.join(',')}`).toBe(true);
+    const aliceUid = (await pairAccount('alice')).uid;
+    expect(
+      uids.every((u) => u === aliceUid),
+      `ran as: ${uids.join(',')}`,
+    ).toBe(true);
     spawnSync('pkill', ['-f', FAKE_SERVER]);
     a.kill();
     const b = await t.login(bob);
@@ -139,17 +168,26 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
 
   it('sessions observe runs as the observed pair: detach-client -E from the observed shell runs as that user, not root', async () => {
     const a = await t.login(alice);
-    const id = t.admin.sessions.list({ live: true }).find((s) => s.user_name === 'alice')!.id;
-    const o = new PtyDriver(process.execPath, [BIN, 'sessions', 'observe', id, ...t.cliConfig()], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' }, { cols: 80, rows: 24 });
+    const id = (await t.admin.sessions.list({ live: true })).find((s) => s.user_name === 'alice')!.id;
+    const o = new PtyDriver(
+      process.execPath,
+      [BIN, 'sessions', 'observe', id, ...t.cliConfig()],
+      { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
+      { cols: 80, rows: 24 },
+    );
     await t.run(a, 'echo OBSERVED-$((5+5))', 'OBSERVED-10');
     await o.waitFor('OBSERVED-10');
     const me = '$(tmux display -p "#{client_name}")';
-    await t.run(a, `for c in $(tmux list-clients -F '#{client_name}'); do [ "$c" != "${me}" ] && tmux detach-client -E 'echo $(id -u) $(tr "\\0" " " < /proc/$PPID/cmdline) >> ${box}/observer-uid' -t "$c"; done; echo DETACHED-$((6+6))`, 'DETACHED-12');
+    await t.run(
+      a,
+      `for c in $(tmux list-clients -F '#{client_name}'); do [ "$c" != "${me}" ] && tmux detach-client -E 'echo $(id -u) $(tr "\\0" " " < /proc/$PPID/cmdline) >> ${box}/observer-uid' -t "$c"; done; echo DETACHED-$((6+6))`,
+      'DETACHED-12',
+    );
     const line = () => (existsSync(`${box}/observer-uid`) ? readFileSync(`${box}/observer-uid`, 'utf8') : '');
     await waitUntil(() => /^\d+ .*\n$/.test(line()), 'the observer client ran the command');
     // The command ran in the observer's tmux client: as alice's account, in the CLI's own pty.
     expect(line()).toMatch(/^\d+ .*tmuxgate\.js sessions observe/);
-    expect(Number(line().split(' ')[0])).toBe(pairAccount('alice').uid);
+    expect(Number(line().split(' ')[0])).toBe((await pairAccount('alice')).uid);
     await o.waitExit(10_000);
     a.kill();
   });
@@ -157,7 +195,7 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
   it("a socket symlinked to another user's socket never shows that user's screen to a watcher", async () => {
     const b = await t.login(bob);
     await t.run(b, 'echo BOB-SECRET-$((7*7))', 'BOB-SECRET-49');
-    const bobSock = socketsIn(pairDir('bob')).find((s) => lstatSync(s).isSocket())!;
+    const bobSock = socketsIn(await pairDir('bob')).find((s) => lstatSync(s).isSocket())!;
     const a = await t.login(alice);
     const share = t.ssh(alice, 'alice', [], {}, ['share', 'mallory']);
     await share.waitFor('Verification code:');
@@ -177,37 +215,41 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
 
   it('disable ends every process of the pair within 5 s and locks the account; enable lets the user back in', async () => {
     const c = await t.login(carol);
-    const acct = pairAccount('carol');
+    const acct = await pairAccount('carol');
     await t.run(c, `(nohup sleep 10000 >/dev/null 2>&1 &); (setsid sh -c 'while :; do sleep 1; done' >/dev/null 2>&1 &); echo BG-$((9+9))`, 'BG-18');
     expect(processesOf(acct.uid).length).toBeGreaterThan(2);
     const t0 = Date.now();
-    setUserDisabled(t.admin, 'carol', true);
+    await setUserDisabled(t.admin, 'carol', true);
     await waitUntil(() => processesOf(acct.uid).length === 0, 'every process of the pair ended', 5000);
     expect(Date.now() - t0).toBeLessThan(5000);
-    await waitUntil(() => t.audit('host.account').some((e) => e.data.action === 'lock' && e.data.account === acct.name), 'lock audited', 5000);
+    await waitUntil(async () => (await t.audit('host.account')).some((e) => e.data.action === 'lock' && e.data.account === acct.name), 'lock audited', 5000);
     expect(execFileSync('getent', ['shadow', acct.name], { encoding: 'utf8' }).split(':')[7]).toBe('1'); // expired
-    setUserDisabled(t.admin, 'carol', false);
+    await setUserDisabled(t.admin, 'carol', false);
     const again = await t.login(carol);
     expect(execFileSync('getent', ['shadow', acct.name], { encoding: 'utf8' }).split(':')[7]).toBe('');
     again.kill();
   });
 
   it('revoke ends the processes of that role only; kill ends the pair but leaves the account usable', async () => {
-    t.grant('carol', 'dba');
+    await t.grant('carol', 'dba');
     const ops = await t.login(carol);
     const dba = await t.login(carol, 'carol+dba');
-    const dbaAcct = pairAccount('carol', 'dba');
-    const opsAcct = pairAccount('carol');
+    const dbaAcct = await pairAccount('carol', 'dba');
+    const opsAcct = await pairAccount('carol');
     await t.run(dba, '(nohup sleep 10001 >/dev/null 2>&1 &); echo DBA-BG-$((3+4))', 'DBA-BG-7');
-    revokeRole(t.admin, 'carol', 'dba');
+    await revokeRole(t.admin, 'carol', 'dba');
     await waitUntil(() => processesOf(dbaAcct.uid).length === 0, 'dba pair ended', 5000);
     expect(processesOf(opsAcct.uid).length).toBeGreaterThan(0); // the ops pair lives on
     await t.run(ops, '(nohup sleep 10002 >/dev/null 2>&1 &); echo OPS-BG-$((3+5))', 'OPS-BG-8');
-    const id = t.admin.sessions.list({ live: true }).find((s) => s.user_name === 'carol' && s.role_name === 'ops')!.id;
-    killSession(t.admin, id, 'incident response');
+    const id = (await t.admin.sessions.list({ live: true })).find((s) => s.user_name === 'carol' && s.role_name === 'ops')!.id;
+    await killSession(t.admin, id, 'incident response');
     await ops.waitFor('session ended by an administrator: incident response', 5000);
     await waitUntil(() => processesOf(opsAcct.uid).length === 0, 'ops pair ended', 5000);
-    await waitUntil(() => t.audit('host.account').some((e) => e.data.action === 'terminate' && e.data.account === opsAcct.name), 'terminate audited', 5000);
+    await waitUntil(
+      async () => (await t.audit('host.account')).some((e) => e.data.action === 'terminate' && e.data.account === opsAcct.name),
+      'terminate audited',
+      5000,
+    );
     const again = await t.login(carol); // a kill is not a lock
     again.kill();
     dba.kill();
@@ -217,24 +259,29 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     const m = await t.login(mallory);
     await t.run(m, 'echo diary > ~/diary; echo WROTE-$((10+1))', 'WROTE-11');
     m.kill();
-    const acct = pairAccount('mallory');
-    removeUser(t.admin, 'mallory');
+    const acct = await pairAccount('mallory');
+    await removeUser(t.admin, 'mallory');
     await waitUntil(() => lookupAccount(acct.name) === null, 'account deleted', 5000);
     expect(existsSync(acct.home)).toBe(false);
     const archive = path.join(t.config.isolation.homeBase, '.removed');
     expect(readdirSync(archive).some((n) => n.startsWith(acct.name))).toBe(true);
     expect(statSync(archive).mode & 0o777).toBe(0o700);
-    const newcomer = t.user('nina', 'ops');
+    const newcomer = await t.user('nina', 'ops');
     const n = await t.login(newcomer);
-    expect(pairAccount('nina').uid).toBeGreaterThan(acct.uid);
+    expect((await pairAccount('nina')).uid).toBeGreaterThan(acct.uid);
     n.kill();
   });
 
   it('an outside tmux client attached from the user’s own shell is detached and audited', async () => {
     const a = await t.login(alice);
-    const before = t.audit('tmux.intrusion').length;
-    await t.run(a, 'sock=${TMUX%%,*}; (TMUX= script -qfc "tmux -S $sock attach -r" /dev/null >/dev/null 2>&1 &); sleep 0.3; echo ATTACHED-$((11+1))', 'ATTACHED-12');
-    await tickUntil(() => t.audit('tmux.intrusion').slice(before).some((e) => e.data.socketDir === pairDir('alice')), 'intrusion found');
+    const before = (await t.audit('tmux.intrusion')).length;
+    await t.run(
+      a,
+      'sock=${TMUX%%,*}; (TMUX= script -qfc "tmux -S $sock attach -r" /dev/null >/dev/null 2>&1 &); sleep 0.3; echo ATTACHED-$((11+1))',
+      'ATTACHED-12',
+    );
+    const dir = await pairDir('alice');
+    await tickUntil(async () => (await t.audit('tmux.intrusion')).slice(before).some((e) => e.data.socketDir === dir), 'intrusion found');
     await t.run(a, 'echo OWNER-OK-$((12+1))', 'OWNER-OK-13'); // the owner's own client is untouched
     a.kill();
   });
@@ -242,8 +289,13 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
   it('hardening options turned back on from inside are put back and the attempt audited', async () => {
     const a = await t.login(alice);
     await t.run(a, 'tmux set -p allow-passthrough on; tmux set -s set-clipboard on; tmux set -w allow-rename on; echo SET-$((13+1))', 'SET-14');
-    await tickUntil(() => t.audit('tmux.option-reset').some((e) => e.data.socketDir === pairDir('alice')), 'options reset');
-    const out = await t.run(a, 'echo "pt=$(tmux show -pv allow-passthrough)/$(tmux display -p "#{allow-passthrough}") cb=$(tmux show -sv set-clipboard) rn=$(tmux display -p "#{allow-rename}")"', /rn=\d/);
+    const dir = await pairDir('alice');
+    await tickUntil(async () => (await t.audit('tmux.option-reset')).some((e) => e.data.socketDir === dir), 'options reset');
+    const out = await t.run(
+      a,
+      'echo "pt=$(tmux show -pv allow-passthrough)/$(tmux display -p "#{allow-passthrough}") cb=$(tmux show -sv set-clipboard) rn=$(tmux display -p "#{allow-rename}")"',
+      /rn=\d/,
+    );
     expect(out).toMatch(/pt=\/0 cb=off rn=0/);
     a.kill();
   });
@@ -256,10 +308,14 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     expect([bad.status, bad.stderr.trim()]).toEqual([2, 'tmuxgate: TG_ERR_INVALID_ARGUMENT: sandbox path /nonexistent/tg does not exist']);
     const r = await cliAsync(['role', 'edit', 'ops', '--sandbox', 'on', '--rw', rw, ...t.cliConfig()]);
     expect(r.stderr).toBe('');
-    expect(t.admin.roles.find('ops')!.sandbox).toEqual({ readOnlyPaths: [], readWritePaths: [rw], hiddenPaths: [] });
-    spawnSync('tmux', ['-S', socketsIn(pairDir('bob')).find((s) => lstatSync(s).isSocket())!, 'kill-server']);
+    expect((await t.admin.roles.find('ops'))!.sandbox).toEqual({ readOnlyPaths: [], readWritePaths: [rw], hiddenPaths: [] });
+    spawnSync('tmux', ['-S', socketsIn(await pairDir('bob')).find((s) => lstatSync(s).isSocket())!, 'kill-server']);
     const b = await t.login(bob);
-    await t.run(b, `echo "procs=$(ls /proc | grep -c '^[0-9]') gw=$([ -e /proc/${process.pid} ] && echo seen || echo hidden)"; touch ${rw}/ok && echo RW-$((1+1))-OK; touch /etc/tg-nope 2>/dev/null || echo ROOT-$((2+2))-RO`, 'ROOT-4-RO');
+    await t.run(
+      b,
+      `echo "procs=$(ls /proc | grep -c '^[0-9]') gw=$([ -e /proc/${process.pid} ] && echo seen || echo hidden)"; touch ${rw}/ok && echo RW-$((1+1))-OK; touch /etc/tg-nope 2>/dev/null || echo ROOT-$((2+2))-RO`,
+      'ROOT-4-RO',
+    );
     const seen = /procs=(\d+)\s*gw=(hidden|seen)/.exec(b.text); // tmux may draw the space as a cursor move
     expect(seen?.[2], b.text.slice(-800)).toBe('hidden');
     expect(Number(seen![1])).toBeLessThan(15);

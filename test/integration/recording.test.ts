@@ -11,7 +11,10 @@ import { FileSink, type RecordingFile, type RecordingSink } from '../../src/reco
 /** A sink whose disk fills up after `limit` bytes, for the next recording created after `failNext`. */
 class FillingSink implements RecordingSink {
   failNext = false;
-  constructor(private readonly inner: FileSink, private readonly limit: number) {}
+  constructor(
+    private readonly inner: FileSink,
+    private readonly limit: number,
+  ) {}
   async create(sessionId: string): Promise<RecordingFile> {
     const f = await this.inner.create(sessionId);
     if (!this.failNext) return f;
@@ -51,8 +54,8 @@ describe('recordings of real sessions', () => {
     sink = new FillingSink(new FileSink(path.join(t.config.paths.dataDir, 'recordings')), 3000);
     (t as unknown as { opts: { deps: unknown } }).opts.deps = { recordingSink: sink };
     await t.start();
-    alice = t.user('alice');
-    bob = t.user('bob');
+    alice = await t.user('alice');
+    bob = await t.user('bob');
   });
   afterAll(() => t.stop());
 
@@ -62,15 +65,15 @@ describe('recordings of real sessions', () => {
       await t.run(d, `echo PHI-RECORD-$((${i}+100))`, `PHI-RECORD-${i + 100}`);
       t.clock.advance(1000); // the flush interval, on the injected clock
     }
-    sessionId = String(t.audit('session.start').at(-1)!.data.sessionId);
-    await waitUntil(() => (t.admin.recordings.get(sessionId)?.chunks ?? 0) >= 3, 'three durable chunks');
+    sessionId = String((await t.audit('session.start')).at(-1)!.data.sessionId);
+    await waitUntil(async () => ((await t.admin.recordings.get(sessionId))?.chunks ?? 0) >= 3, 'three durable chunks');
     clientScreen = await screenOf(d.out.slice(d.out.indexOf('\x1b[H') >= 0 ? 0 : 0), 120, 40);
     d.kill();
-    await waitUntil(() => t.admin.recordings.get(sessionId)?.state === 'sealed', 'recording sealed');
-    const row = t.admin.recordings.get(sessionId)!;
+    await waitUntil(async () => (await t.admin.recordings.get(sessionId))?.state === 'sealed', 'recording sealed');
+    const row = (await t.admin.recordings.get(sessionId))!;
     const bytes = readFileSync(row.file);
     expect(bytes.includes(Buffer.from('PHI-RECORD'))).toBe(false);
-    const end = t.audit('session.end').find((e) => e.data.sessionId === sessionId)!;
+    const end = (await t.audit('session.end')).find((e) => e.data.sessionId === sessionId)!;
     expect(end.data.recordingHash).toBe(row.chain_head);
 
     const v = await cliAsync(['verify', sessionId, '--json', ...t.cliConfig()]);
@@ -90,7 +93,7 @@ describe('recordings of real sessions', () => {
     const player = new PtyDriver('asciinema', ['cat', cast], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm' });
     await player.waitFor('PHI-RECORD-102');
     expect(await player.waitExit()).toBe(0);
-    expect(t.audit('recording.access').map((e) => e.data.action)).toEqual(expect.arrayContaining(['verify', 'export']));
+    expect((await t.audit('recording.access')).map((e) => e.data.action)).toEqual(expect.arrayContaining(['verify', 'export']));
   });
 
   it('search finds the text with its offset, ready for replay --from', async () => {
@@ -102,7 +105,12 @@ describe('recordings of real sessions', () => {
   });
 
   it('replays to the same screen the client saw', async () => {
-    const p = new PtyDriver(process.execPath, [BIN, 'replay', sessionId, '--speed', '500', ...t.cliConfig()], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' }, { cols: 120, rows: 41 });
+    const p = new PtyDriver(
+      process.execPath,
+      [BIN, 'replay', sessionId, '--speed', '500', ...t.cliConfig()],
+      { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
+      { cols: 120, rows: 41 },
+    );
     await p.waitFor('end: q to quit');
     const replayed = (await screenOf(p.out, 120, 41)).slice(0, 40);
     p.write('q');
@@ -111,10 +119,15 @@ describe('recordings of real sessions', () => {
     expect(norm(replayed)).toEqual(norm(clientScreen));
     expect(norm(replayed).length).toBeGreaterThanOrEqual(4);
     // The keyframe cache it left is encrypted: no plaintext of the session on disk.
-    const kf = t.admin.recordings.get(sessionId)!.file.replace(/\.tgrec$/, '.tgkf');
+    const kf = (await t.admin.recordings.get(sessionId))!.file.replace(/\.tgrec$/, '.tgkf');
     expect(existsSync(kf)).toBe(true);
     expect(readFileSync(kf).includes(Buffer.from('PHI-RECORD'))).toBe(false);
-    const again = new PtyDriver(process.execPath, [BIN, 'replay', sessionId, '--speed', '500', '--from', '0:00', ...t.cliConfig()], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' }, { cols: 120, rows: 41 });
+    const again = new PtyDriver(
+      process.execPath,
+      [BIN, 'replay', sessionId, '--speed', '500', '--from', '0:00', ...t.cliConfig()],
+      { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
+      { cols: 120, rows: 41 },
+    );
     await again.waitFor('end: q to quit');
     expect(norm((await screenOf(again.out, 120, 41)).slice(0, 40))).toEqual(norm(clientScreen));
     again.write('q');
@@ -122,8 +135,8 @@ describe('recordings of real sessions', () => {
   });
 
   it('gives an auditor role a replay menu over SSH, never a shell', async () => {
-    t.role('audit', { kind: 'auditor' });
-    const carol = t.user('carol', 'audit');
+    await t.role('audit', { kind: 'auditor' });
+    const carol = await t.user('carol', 'audit');
     const d = t.ssh(carol, 'carol');
     await d.waitFor('Verification code:');
     d.write(t.code(carol) + '\r');
@@ -143,8 +156,8 @@ describe('recordings of real sessions', () => {
     d.write('q');
     expect(await d.waitExit()).toBe(0);
     expect(d.text).not.toContain('[carol+audit]'); // no tmux, no shell
-    expect(t.audit('session.start').filter((e) => e.data.user === 'carol').map((e) => e.data.socketDir)).toEqual(['(auditor menu)']);
-    const replays = t.audit('recording.access').filter((e) => e.data.action === 'replay' && e.actor === 'carol');
+    expect((await t.audit('session.start')).filter((e) => e.data.user === 'carol').map((e) => e.data.socketDir)).toEqual(['(auditor menu)']);
+    const replays = (await t.audit('recording.access')).filter((e) => e.data.action === 'replay' && e.actor === 'carol');
     expect(replays.map((e) => e.data.sessionId)).toContain(sessionId);
   });
 
@@ -153,13 +166,11 @@ describe('recordings of real sessions', () => {
     const d = t.ssh(bob, 'bob');
     await t.enter(d, bob);
     d.write('head -c 20000 /dev/urandom | base64\r');
-    for (let i = 0; i < 10 && d.exitCode === null; i++) {
-      t.clock.advance(1000);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await d.waitFor('recording failed: session ended');
+    // The recorder flushes on the gateway's clock: move it on until the failed flush ends the session
+    // (however long the machine takes to print the output).
+    await waitUntil(() => (t.clock.advance(1000), d.out.includes('recording failed: session ended')), 'the recording failure', 15_000, 50);
     await d.waitExit();
-    const failed = t.audit('recording.failed').at(-1)!;
+    const failed = (await t.audit('recording.failed')).at(-1)!;
     expect(String(failed.data.error)).toContain('ENOSPC');
     const v = await cliAsync(['verify', String(failed.data.sessionId), '--json', ...t.cliConfig()]);
     expect(JSON.parse(v.stdout)).toMatchObject({ status: 'interrupted', problem: null });
@@ -168,11 +179,11 @@ describe('recordings of real sessions', () => {
   });
 
   it('rotates the master key without touching recordings; a wrong master key is named as such', async () => {
-    const before = t.admin.recordings.get(sessionId)!;
+    const before = (await t.admin.recordings.get(sessionId))!;
     const fileBefore = readFileSync(before.file);
     const r = await cliAsync(['keys', 'rotate', ...t.cliConfig()]);
     expect(r.stdout).toMatch(/master key rotated: [0-9a-f]{16} -> [0-9a-f]{16}/);
-    const after = t.admin.recordings.get(sessionId)!;
+    const after = (await t.admin.recordings.get(sessionId))!;
     expect(after.key_id).not.toBe(before.key_id);
     expect(readFileSync(after.file).equals(fileBefore)).toBe(true);
     expect(JSON.parse((await cliAsync(['verify', sessionId, '--json', ...t.cliConfig()])).stdout)).toMatchObject({ status: 'intact' });
@@ -191,7 +202,7 @@ describe('recordings of real sessions', () => {
   });
 
   it('detects a flipped byte in a real recording through the CLI', async () => {
-    const row = t.admin.recordings.get(sessionId)!;
+    const row = (await t.admin.recordings.get(sessionId))!;
     const backup = `${row.file}.bak`;
     copyFileSync(row.file, backup);
     const b = readFileSync(row.file);

@@ -12,8 +12,8 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
 
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice');
-    t.role('dba');
+    alice = await t.user('alice');
+    await t.role('dba');
   });
   afterAll(() => t.stop());
 
@@ -43,7 +43,7 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
     await none.waitFor(/Permission denied \(publickey\)/);
     expect(await none.waitExit()).toBe(255);
     expect(none.text).not.toContain('Verification code');
-    expect(t.preauthReasons()['publickey:unknown-key']).toBeGreaterThan(0);
+    expect((await t.preauthReasons())['publickey:unknown-key']).toBeGreaterThan(0);
     await stillServes();
   });
 
@@ -56,8 +56,10 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
       outputs.push(d.text.replace(login, 'LOGIN'));
     }
     for (const o of outputs) expect(o).toMatch(/Permission denied \(publickey\)/);
-    const reasons = Object.keys(t.preauthReasons());
-    expect(reasons).toEqual(expect.arrayContaining(['publickey:unknown-user', 'publickey:unknown-role', 'publickey:role-not-granted', 'publickey:invalid-login-name']));
+    const reasons = Object.keys(await t.preauthReasons());
+    expect(reasons).toEqual(
+      expect.arrayContaining(['publickey:unknown-user', 'publickey:unknown-role', 'publickey:role-not-granted', 'publickey:invalid-login-name']),
+    );
     await stillServes();
   });
 
@@ -70,13 +72,25 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
 
     const sftp = new (await import('../helpers/pty-driver.js')).PtyDriver(
       'sftp',
-      ['-F', '/dev/null', '-P', String(t.port), '-i', alice.keyFile, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${t.knownHostsFile}`, 'alice@127.0.0.1'],
+      [
+        '-F',
+        '/dev/null',
+        '-P',
+        String(t.port),
+        '-i',
+        alice.keyFile,
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        `UserKnownHostsFile=${t.knownHostsFile}`,
+        'alice@127.0.0.1',
+      ],
       { PATH: process.env.PATH!, HOME: t.home },
     );
     await sftp.waitFor('Verification code:');
     sftp.write(t.code(alice) + '\r');
     expect(await sftp.waitExit()).not.toBe(0);
-    const denied = t.audit('request.denied').map((e) => `${e.data.request}:${e.data.detail}`);
+    const denied = (await t.audit('request.denied')).map((e) => `${e.data.request}:${e.data.detail}`);
     expect(denied).toContain('exec:command: id');
     expect(denied).toContain('subsystem:subsystem: sftp');
     await stillServes();
@@ -88,7 +102,7 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
     d.write(t.code(alice) + '\r');
     await d.waitFor(/remote port forwarding failed/i);
     expect(await d.waitExit()).toBe(255);
-    expect(t.audit('request.denied').some((e) => e.data.request === 'global:tcpip-forward')).toBe(true);
+    expect((await t.audit('request.denied')).some((e) => e.data.request === 'global:tcpip-forward')).toBe(true);
     await stillServes();
   });
 
@@ -106,8 +120,8 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
         s.on('close', () => resolve());
         s.on('error', () => resolve());
       });
-      await waitUntil(() => t.audit('request.denied').some((e) => e.data.request === 'direct-tcpip'), 'direct-tcpip denial');
-      expect(t.audit('request.denied').some((e) => e.data.request === 'auth-agent')).toBe(true);
+      await waitUntil(async () => (await t.audit('request.denied')).some((e) => e.data.request === 'direct-tcpip'), 'direct-tcpip denial');
+      expect((await t.audit('request.denied')).some((e) => e.data.request === 'auth-agent')).toBe(true);
       await t.run(d, 'echo after-$((2*21))', 'after-42');
       d.kill();
     } finally {
@@ -120,7 +134,7 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
     await t.enter(d, alice);
     await t.run(d, 'echo "display=[${DISPLAY:-none}]"', 'display=[none]');
     d.kill();
-    expect(t.audit('request.denied').some((e) => e.data.request === 'x11')).toBe(true);
+    expect((await t.audit('request.denied')).some((e) => e.data.request === 'x11')).toBe(true);
   });
 
   it('refuses a shell without a terminal (ssh -T) with a message', async () => {
@@ -136,6 +150,6 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
     await t.enter(d, alice);
     await t.run(d, 'echo "tok=[${SECRET_TOKEN:-unset}]"', 'tok=[unset]');
     d.kill();
-    expect(t.audit('request.denied').some((e) => e.data.request === 'env' && e.data.detail === 'SECRET_TOKEN')).toBe(true);
+    expect((await t.audit('request.denied')).some((e) => e.data.request === 'env' && e.data.detail === 'SECRET_TOKEN')).toBe(true);
   });
 });

@@ -10,7 +10,7 @@ describe('search finds every line the recorded stream drew', () => {
 
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice');
+    alice = await t.user('alice');
   });
   afterAll(() => t.stop());
 
@@ -18,21 +18,23 @@ describe('search finds every line the recorded stream drew', () => {
     const d = await t.login(alice);
     t.clock.advance(1000);
     await t.run(d, 'seq 1 20000 | sed s/^/PATIENT-/; echo SEQ-$((1+1))-DONE', 'SEQ-2-DONE', 30_000);
-    const sessionId = String(t.audit('session.start').at(-1)!.data.sessionId);
+    const sessionId = String((await t.audit('session.start')).at(-1)!.data.sessionId);
     t.clock.advance(1000);
     d.kill();
-    await waitUntil(() => t.admin.recordings.get(sessionId)?.state === 'sealed', 'recording sealed');
+    await waitUntil(async () => (await t.admin.recordings.get(sessionId))?.state === 'sealed', 'recording sealed');
 
     // Expected, independently of any terminal emulator: every PATIENT-n written whole into the
     // client's stream (digits followed by something that is not a digit).
-    const stream = Buffer.concat(openRecording(t.admin, sessionId).frames.filter((f) => f.kind === 'output').map((f) => f.data)).toString('latin1');
+    const stream = Buffer.concat((await openRecording(t.admin, sessionId)).frames.filter((f) => f.kind === 'output').map((f) => f.data)).toString('latin1');
     const expected = new Set([...stream.matchAll(/PATIENT-(\d+)(?=[^\d])/g)].map((m) => m[1]!));
     expect(expected.size).toBeGreaterThan(100); // tmux skips redraws, but many lines reach the client
 
     const r = await cliAsync(['search', 'PATIENT-', '--json', ...t.cliConfig()]);
     expect(r.status).toBe(0);
     const hits = JSON.parse(r.stdout) as { session: string; line: string }[];
-    const found = new Set(hits.filter((h) => h.session === sessionId && !h.line.includes('seq 1 20000')).flatMap((h) => [...h.line.matchAll(/PATIENT-(\d+)/g)].map((m) => m[1]!)));
+    const found = new Set(
+      hits.filter((h) => h.session === sessionId && !h.line.includes('seq 1 20000')).flatMap((h) => [...h.line.matchAll(/PATIENT-(\d+)/g)].map((m) => m[1]!)),
+    );
     const missed = [...expected].filter((n) => !found.has(n));
     expect(missed.slice(0, 20), `${missed.length} of ${expected.size} lines missed`).toEqual([]);
     // And nothing that was never drawn.

@@ -19,8 +19,8 @@ describe('security invariants against a live gateway', () => {
   beforeAll(async () => {
     process.env.TMUXGATE_TEST_CANARY = 'canary-7f3a9';
     await t.start();
-    alice = t.user('alice');
-    carol = t.user('carol');
+    alice = await t.user('alice');
+    carol = await t.user('carol');
   });
   afterAll(async () => {
     delete process.env.TMUXGATE_TEST_CANARY;
@@ -44,13 +44,13 @@ describe('security invariants against a live gateway', () => {
       await d.waitFor(/Verification code:[\s\S]*Verification code:/);
       d.kill();
     }
-    expect(t.audit('lockout.start').some((e) => e.data.subject === 'carol')).toBe(true);
+    expect((await t.audit('lockout.start')).some((e) => e.data.subject === 'carol')).toBe(true);
     const locked = t.ssh(carol, 'carol');
     await locked.waitFor('Verification code:');
     locked.write(t.code(carol) + '\r');
     await locked.waitFor(/Verification code:[\s\S]*Verification code:/); // same answer as a wrong code
     locked.kill();
-    expect(t.audit('auth.locked').some((e) => e.data.user === 'carol')).toBe(true);
+    expect((await t.audit('auth.locked')).some((e) => e.data.user === 'carol')).toBe(true);
     t.clock.advance(5 * 60_000); // the lock (5 min at level 1) runs out
     const d = await t.login(carol);
     d.kill();
@@ -65,7 +65,7 @@ describe('security invariants against a live gateway', () => {
 
   it('accepts RSA keys only with SHA-2 signatures, never ssh-rsa (SHA-1)', async () => {
     const rsa = makeKey(t.dir, 'alice-rsa', 'rsa', 3072);
-    addKey(t.admin, 'alice', readFileSync(rsa.pubFile, 'utf8'));
+    await addKey(t.admin, 'alice', readFileSync(rsa.pubFile, 'utf8'));
     const sha1 = t.ssh(rsa, 'alice', ['-o', 'PubkeyAcceptedAlgorithms=ssh-rsa', '-o', 'PreferredAuthentications=publickey']);
     await sha1.waitFor(/Permission denied/);
     expect(await sha1.waitExit()).toBe(255);
@@ -74,7 +74,7 @@ describe('security invariants against a live gateway', () => {
     await t.run(d, 'echo RSA-$((6*7))', 'RSA-42');
     d.kill();
     const small = makeKey(t.dir, 'weak', 'rsa', 1024);
-    expect(() => addKey(t.admin, 'alice', readFileSync(small.pubFile, 'utf8'))).toThrow(/at least 2048/);
+    await expect(addKey(t.admin, 'alice', readFileSync(small.pubFile, 'utf8'))).rejects.toThrow(/at least 2048/);
   });
 
   it('survives 0x0 and 100000x100000 windows from a raw SSH client', async () => {
@@ -108,7 +108,12 @@ describe('security invariants against a live gateway', () => {
 
   it('200 connections sending garbage or nothing do not stop a real login from another address', async () => {
     const sockets: net.Socket[] = [];
-    const garbage = [Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.from('SSH-2.0-evil\r\n' + '\x00\x00\xff\xff'.repeat(64)), Buffer.alloc(40_000, 0x41), Buffer.from([0, 0, 0, 12, 4, 20, 1, 2, 3])];
+    const garbage = [
+      Buffer.from('GET / HTTP/1.1\r\n\r\n'),
+      Buffer.from('SSH-2.0-evil\r\n' + '\x00\x00\xff\xff'.repeat(64)),
+      Buffer.alloc(40_000, 0x41),
+      Buffer.from([0, 0, 0, 12, 4, 20, 1, 2, 3]),
+    ];
     for (let i = 0; i < 200; i++) {
       const s = net.connect({ host: '127.0.0.1', port: t.port, localAddress: '127.0.0.3' });
       s.on('error', () => {});
@@ -121,7 +126,7 @@ describe('security invariants against a live gateway', () => {
     await t.run(d, 'echo FLOOD-$((40+2))', 'FLOOD-42');
     d.kill();
     for (const s of sockets) s.destroy();
-    expect(Object.keys(t.preauthReasons()).some((r) => r.includes('from this address'))).toBe(true);
+    expect(Object.keys(await t.preauthReasons()).some((r) => r.includes('from this address'))).toBe(true);
   });
 
   it('ssh-audit finds no failures and no warnings beyond its unknown strict-kex note', async () => {

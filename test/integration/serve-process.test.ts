@@ -20,7 +20,23 @@ describe('tmuxgate serve as a process', () => {
 
   /** The real OpenSSH client at the gateway process, as `login`, with its key from the temp dir. */
   function sshAs(login: string): PtyDriver {
-    return new PtyDriver('ssh', ['-F', '/dev/null', '-p', String(port), '-i', path.join(dir, `${login}_ed25519`), '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`, `${login}@127.0.0.1`], { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' });
+    return new PtyDriver(
+      'ssh',
+      [
+        '-F',
+        '/dev/null',
+        '-p',
+        String(port),
+        '-i',
+        path.join(dir, `${login}_ed25519`),
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
+        `${login}@127.0.0.1`,
+      ],
+      { PATH: process.env.PATH!, HOME: dir, TERM: 'xterm' },
+    );
   }
 
   /**
@@ -28,10 +44,18 @@ describe('tmuxgate serve as a process', () => {
    * oathtool code for the next step (the confirm at enrollment spent the current one).
    */
   async function loginAs(login: string, secretFile: string): Promise<PtyDriver> {
-    const known = (JSON.parse(cli(['hostkey', '--config', configFile, '--json']).stdout) as { knownHosts: string }).knownHosts.replace(/^\[([^\]]+)\]:\d+/, `[127.0.0.1]:${port}`);
+    const known = (JSON.parse(cli(['hostkey', '--config', configFile, '--json']).stdout) as { knownHosts: string }).knownHosts.replace(
+      /^\[([^\]]+)\]:\d+/,
+      `[127.0.0.1]:${port}`,
+    );
     writeFileSync(path.join(dir, 'known_hosts'), known + '\n');
-    const next = new Date(Date.now() + 30_000).toISOString().replace('T', ' ').replace(/\.\d+Z/, ' UTC');
-    const code = execFileSync('oathtool', ['--totp', '-b', '-N', next, readFileSync(path.join(dir, secretFile), 'utf8')]).toString().trim();
+    const next = new Date(Date.now() + 30_000)
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z/, ' UTC');
+    const code = execFileSync('oathtool', ['--totp', '-b', '-N', next, readFileSync(path.join(dir, secretFile), 'utf8')])
+      .toString()
+      .trim();
     const d = sshAs(login);
     await d.waitFor('Verification code:');
     d.write(code + '\r');
@@ -41,7 +65,10 @@ describe('tmuxgate serve as a process', () => {
 
   function start(): Promise<void> {
     log = '';
-    gw = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { env: { PATH: process.env.PATH!, HOME: dir, TMUXGATE_CANARY_PROC: 'proc-canary' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    gw = spawn(process.execPath, [BIN, 'serve', '--config', configFile], {
+      env: { PATH: process.env.PATH!, HOME: dir, TMUXGATE_CANARY_PROC: 'proc-canary' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     gw.stdout!.on('data', (d) => (log += d));
     gw.stderr!.on('data', (d) => (log += d));
     return waitUntil(() => /listening on [\d.]+:(\d+)/.exec(log), 'gateway listening').then((m) => {
@@ -49,7 +76,7 @@ describe('tmuxgate serve as a process', () => {
     });
   }
 
-  beforeAll(() => {
+  beforeAll(async () => {
     // The quick start's defaults, except that OS accounts get a per-test prefix and homes stay in
     // the temp dir (hermetic); `role add ops` names no account, as in the README.
     writeFileSync(configFile, `listen:\n  port: 0\ndataDir: ./data\nkeysDir: ./keys\nsessions:\n  defaultShell: /bin/sh\n${isolationYaml(dir)}`);
@@ -73,7 +100,7 @@ describe('tmuxgate serve as a process', () => {
     writeFileSync(path.join(dir, 'bob.secret'), bobSecret);
     expect(cli(['totp', 'confirm', 'bob', execFileSync('oathtool', ['--totp', '-b', bobSecret]).toString().trim(), '--config', configFile]).status).toBe(0);
   });
-  afterAll(() => {
+  afterAll(async () => {
     gw?.kill('SIGKILL');
     cleanupStore(path.join(dir, 'data'));
     rmSync(dir, { recursive: true, force: true });
@@ -99,7 +126,9 @@ describe('tmuxgate serve as a process', () => {
     db.close();
     expect(types).toEqual(expect.arrayContaining(['gateway.start', 'auth.success', 'session.start', 'session.end', 'gateway.stop']));
     // The quick start is least-privilege from its first login, as the compliance report checks it.
-    const rep = JSON.parse(cli(['compliance', 'report', '--json', '--config', configFile]).stdout) as { checks: { id: string; pass: boolean; evidence: string }[] };
+    const rep = JSON.parse(cli(['compliance', 'report', '--json', '--config', configFile]).stdout) as {
+      checks: { id: string; pass: boolean; evidence: string }[];
+    };
     const lp = rep.checks.find((c) => c.id === 'least-privilege')!;
     expect(lp.pass, lp.evidence).toBe(true);
     expect(lp.evidence).toMatch(/ops->tp\w+g1/);
@@ -115,7 +144,12 @@ describe('tmuxgate serve as a process', () => {
     expect(uid).toBeGreaterThanOrEqual(63000);
     expect(uid).not.toBe(aliceUid);
     const db = new Database(path.join(dir, 'data', 'tmuxgate.db'), { readonly: true });
-    const row = () => db.prepare('SELECT session_id, chunks, state FROM recordings ORDER BY created_at DESC LIMIT 1').get() as { session_id: string; chunks: number; state: string };
+    const row = () =>
+      db.prepare('SELECT session_id, chunks, state FROM recordings ORDER BY created_at DESC LIMIT 1').get() as {
+        session_id: string;
+        chunks: number;
+        state: string;
+      };
     await waitUntil(() => row().chunks >= 1, 'a durable chunk');
     const id = row().session_id;
     gw!.kill('SIGKILL');
@@ -133,7 +167,7 @@ describe('tmuxgate serve as a process', () => {
     await new Promise((r) => gw!.once('exit', r));
   });
 
-  it('refuses to start with a private key readable by others, like sshd', () => {
+  it('refuses to start with a private key readable by others, like sshd', async () => {
     const key = path.join(dir, 'keys', 'ssh_host_ed25519_key');
     chmodSync(key, 0o644);
     const r = cli(['serve', '--config', configFile]);
@@ -142,7 +176,7 @@ describe('tmuxgate serve as a process', () => {
     expect(r.stderr).toMatch(/TG_ERR_KEY_PERMISSIONS: Permissions 0644 for '.*ssh_host_ed25519_key' are too open/);
   });
 
-  it('refuses a database written by a newer version', () => {
+  it('refuses a database written by a newer version', async () => {
     const dbFile = path.join(dir, 'data', 'tmuxgate.db');
     const db = new Database(dbFile);
     db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, ?, 0)').run('future');
@@ -155,7 +189,7 @@ describe('tmuxgate serve as a process', () => {
     expect(r.stderr).toMatch(/TG_ERR_DB_TOO_NEW: database schema version 9999 was written by a newer tmuxgate/);
   });
 
-  it('exits 2 with the field path on a bad config file', () => {
+  it('exits 2 with the field path on a bad config file', async () => {
     const bad = path.join(dir, 'bad.yaml');
     writeFileSync(bad, 'listen:\n  port: 70000\nssh:\n  algorithms:\n    cipher: [aes128-cbc]\n  maxAuthTries: "three"\nbogus: 1\n');
     const r = cli(['serve', '--config', bad]);

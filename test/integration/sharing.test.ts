@@ -9,8 +9,8 @@ describe('read-only sharing', () => {
   let bob: TestUser;
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice');
-    bob = t.user('bob');
+    alice = await t.user('alice');
+    bob = await t.user('bob');
   });
   afterAll(() => t.stop());
 
@@ -49,14 +49,14 @@ describe('read-only sharing', () => {
     await unshare.waitFor('bob may no longer watch');
     await w.waitFor('alice stopped sharing');
     await w.waitExit();
-    const types = t.audit().map((e) => e.type);
+    const types = (await t.audit()).map((e) => e.type);
     expect(types).toEqual(expect.arrayContaining(['share.grant', 'share.join', 'share.leave', 'share.revoke']));
     a.kill();
   });
 
   it('a viewer role is a standing read-only view of one named session', async () => {
-    addRole(t.admin, { name: 'watch-alice', kind: 'viewer', viewOf: 'alice+ops' });
-    grantRole(t.admin, 'bob', 'watch-alice');
+    await addRole(t.admin, { name: 'watch-alice', kind: 'viewer', viewOf: 'alice+ops' });
+    await grantRole(t.admin, 'bob', 'watch-alice');
     const a = await t.login(alice);
     await t.run(a, 'echo VIEWED-$((8*8))', 'VIEWED-64');
     const v = t.ssh(bob, 'bob+watch-alice');
@@ -69,7 +69,7 @@ describe('read-only sharing', () => {
     expect(a.text).not.toContain('FROM-VIEWER-4');
     v.kill();
     a.kill();
-    expect(() => addRole(t.admin, { name: 'bad-viewer', kind: 'viewer' })).toThrow(/--view-of/);
+    await expect(addRole(t.admin, { name: 'bad-viewer', kind: 'viewer' })).rejects.toThrow(/--view-of/);
   });
 
   it('still refuses any other exec command', async () => {

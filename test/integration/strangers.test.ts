@@ -13,20 +13,19 @@ describe('strangers with a public key: lockouts count against the source, never 
 
   beforeAll(async () => {
     await t.start();
-    alice = t.user('alice');
+    alice = await t.user('alice');
   });
   afterAll(() => t.stop());
 
-
-  it('50 garbage signatures with alice\'s public key lock the address, not alice; the lock holds before any signature check', async () => {
+  it("50 garbage signatures with alice's public key lock the address, not alice; the lock holds before any signature check", async () => {
     const forged = garbageSigner(alice.keyFile);
     for (let i = 0; i < 5; i++) await probe(t.port, '127.0.5.1', Array(10).fill('alice'), forged);
-    expect(t.gw.ctx.lockouts.state('user', 'alice').locked).toBe(false);
-    expect(t.gw.ctx.lockouts.state('address', '127.0.5.1').locked).toBe(true);
-    expect(t.audit('lockout.start').filter((e) => e.data.subjectKind === 'user')).toEqual([]);
+    expect((await t.gw.lockouts.state('user', 'alice')).locked).toBe(false);
+    expect((await t.gw.lockouts.state('address', '127.0.5.1')).locked).toBe(true);
+    expect((await t.audit('lockout.start')).filter((e) => e.data.subjectKind === 'user')).toEqual([]);
     // Five signatures were checked (the fifth locked the address); every later attempt was
     // refused before its signature was looked at.
-    const reasons = t.preauthReasons();
+    const reasons = await t.preauthReasons();
     expect(reasons['publickey:bad-signature']).toBe(5);
     expect(reasons['publickey:address-locked']).toBeGreaterThanOrEqual(40);
     expect(reasons['lockout.start:address']).toBe(1);
@@ -39,7 +38,10 @@ describe('strangers with a public key: lockouts count against the source, never 
   it('from a locked address even the right key gets exactly the answer a wrong key gets', async () => {
     const stranger = makeKey(t.dir, 'stranger');
     const outputs: string[] = [];
-    for (const [key, from] of [[alice, '127.0.5.1'], [stranger, '127.0.8.1']] as const) {
+    for (const [key, from] of [
+      [alice, '127.0.5.1'],
+      [stranger, '127.0.8.1'],
+    ] as const) {
       const d = t.ssh(key, 'alice', ['-b', from, '-o', 'PreferredAuthentications=publickey,keyboard-interactive']);
       await d.waitFor(/Permission denied/);
       expect(await d.waitExit()).toBe(255);
@@ -53,10 +55,10 @@ describe('strangers with a public key: lockouts count against the source, never 
   it('failures spread over one /24 lock the prefix: a fresh address in it is refused, another /24 is not', async () => {
     const forged = garbageSigner(alice.keyFile);
     for (let i = 1; i <= 4; i++) await probe(t.port, `127.0.6.${i}`, Array(3).fill('alice'), forged);
-    for (let i = 1; i <= 4; i++) expect(t.gw.ctx.lockouts.state('address', `127.0.6.${i}`).locked).toBe(false);
-    expect(t.gw.ctx.lockouts.state('address', '127.0.6.0/24').locked).toBe(true);
-    expect(t.gw.ctx.lockouts.active().map((l) => l.subject)).toContain('127.0.6.0/24'); // what `lockouts list` shows
-    expect(t.gw.ctx.lockouts.state('user', 'alice').locked).toBe(false);
+    for (let i = 1; i <= 4; i++) expect((await t.gw.lockouts.state('address', `127.0.6.${i}`)).locked).toBe(false);
+    expect((await t.gw.lockouts.state('address', '127.0.6.0/24')).locked).toBe(true);
+    expect((await t.gw.lockouts.active()).map((l) => l.subject)).toContain('127.0.6.0/24'); // what `lockouts list` shows
+    expect((await t.gw.lockouts.state('user', 'alice')).locked).toBe(false);
 
     const refused = t.ssh(alice, 'alice', ['-b', '127.0.6.99', '-o', 'PreferredAuthentications=publickey,keyboard-interactive']);
     await refused.waitFor(/Permission denied \(publickey\)/);
@@ -85,8 +87,8 @@ describe('strangers with a public key: lockouts count against the source, never 
     expect(asked).toBeGreaterThanOrEqual(11);
     expect(asked).toBeLessThanOrEqual(12);
     // One more request may already be in flight when the gateway ends the connection.
-    expect(t.preauthReasons()['none:none-repeated']).toBeGreaterThanOrEqual(10);
-    expect(t.preauthReasons()['none:none-repeated']).toBeLessThanOrEqual(11);
+    expect((await t.preauthReasons())['none:none-repeated']).toBeGreaterThanOrEqual(10);
+    expect((await t.preauthReasons())['none:none-repeated']).toBeLessThanOrEqual(11);
   });
 
   it('wrong codes after a valid key proof still count against the user', async () => {
@@ -97,7 +99,7 @@ describe('strangers with a public key: lockouts count against the source, never 
       await d.waitFor(/Verification code:[\s\S]*Verification code:/);
       d.kill();
     }
-    expect(t.gw.ctx.lockouts.state('user', 'alice').locked).toBe(true);
-    t.gw.ctx.lockouts.clear('user', 'alice');
+    expect((await t.gw.lockouts.state('user', 'alice')).locked).toBe(true);
+    await t.gw.lockouts.clear('user', 'alice');
   });
 });

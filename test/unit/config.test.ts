@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/config/load.js';
-import { effectiveAlgorithms, ALLOWED } from '../../src/ssh/algorithms.js';
+import { effectiveAlgorithms, ALLOWED } from '../../src/crypto/algorithms.js';
 import { parseDuration } from '../../src/config/duration.js';
 
 const build = (o: unknown) => buildConfig(o, { file: '/etc/tmuxgate/config.yaml', baseDir: '/etc/tmuxgate' });
 
 describe('config', () => {
-  it('has the embedded defaults with no file at all', () => {
+  it('has the embedded defaults with no file at all', async () => {
     const c = buildConfig(undefined, { file: null, baseDir: '/srv' });
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 2222 });
     expect(c.paths.dataDir).toBe('/srv/data');
@@ -17,7 +17,7 @@ describe('config', () => {
     expect(c.auth.userLockout.maxFailures).toBe(5);
   });
 
-  it('resolves relative paths against the config file directory', () => {
+  it('resolves relative paths against the config file directory', async () => {
     expect(build({ dataDir: 'var' }).paths.dataDir).toBe('/etc/tmuxgate/var');
   });
 
@@ -39,7 +39,7 @@ describe('config', () => {
     }
   });
 
-  it('can only narrow the algorithm allow-list', () => {
+  it('can only narrow the algorithm allow-list', async () => {
     const c = build({ ssh: { algorithms: { cipher: ['aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com'] } } });
     const a = effectiveAlgorithms(c.ssh.algorithms);
     expect(a.cipher).toEqual(['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com']); // built-in order
@@ -59,7 +59,7 @@ describe('config', () => {
     expect(build({}).ssh.handshakeTimeout).toBe(10_000);
   });
 
-  it('parses durations', () => {
+  it('parses durations', async () => {
     expect(parseDuration('90')).toBe(90_000);
     expect(parseDuration('15m')).toBe(900_000);
     expect(parseDuration(2)).toBe(2000);
@@ -67,7 +67,7 @@ describe('config', () => {
     expect(parseDuration(-1)).toBeNull();
   });
 
-  it('hashes equal configs equally', () => {
+  it('hashes equal configs equally', async () => {
     expect(build({ listen: { port: 1 } }).hash).toBe(build({ listen: { port: 1 } }).hash);
     expect(build({ listen: { port: 1 } }).hash).not.toBe(build({ listen: { port: 2 } }).hash);
   });

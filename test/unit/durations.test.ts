@@ -28,7 +28,7 @@ function nodeLikeTimers(fake: FakeClock): TimerApi & { asked: number[] } {
 }
 
 describe('long timers on the system clock', () => {
-  it('the Node-like timers used here do overflow (so the tests below can fail)', () => {
+  it('the Node-like timers used here do overflow (so the tests below can fail)', async () => {
     const fake = new FakeClock();
     const timers = nodeLikeTimers(fake);
     let fired = 0;
@@ -37,7 +37,7 @@ describe('long timers on the system clock', () => {
     expect(fired).toBe(1);
   });
 
-  it('a 30-day timeout fires after 30 days, not after 1 ms, in steps Node can take', () => {
+  it('a 30-day timeout fires after 30 days, not after 1 ms, in steps Node can take', async () => {
     const fake = new FakeClock();
     const timers = nodeLikeTimers(fake);
     const clock = makeSystemClock(timers, () => fake.now());
@@ -54,7 +54,7 @@ describe('long timers on the system clock', () => {
     expect(Math.max(...timers.asked)).toBeLessThanOrEqual(MAX_TIMER_MS);
   });
 
-  it('cancels a chained timeout in any of its steps', () => {
+  it('cancels a chained timeout in any of its steps', async () => {
     const fake = new FakeClock();
     const clock = makeSystemClock(nodeLikeTimers(fake), () => fake.now());
     let fired = 0;
@@ -65,7 +65,7 @@ describe('long timers on the system clock', () => {
     expect(fired).toBe(0);
   });
 
-  it('a 30-day interval fires once per 30 days, and short ones stay native', () => {
+  it('a 30-day interval fires once per 30 days, and short ones stay native', async () => {
     const fake = new FakeClock();
     const timers = nodeLikeTimers(fake);
     const clock = makeSystemClock(timers, () => fake.now());
@@ -84,7 +84,7 @@ describe('long timers on the system clock', () => {
     expect(Math.max(...timers.asked)).toBeLessThanOrEqual(MAX_TIMER_MS);
   });
 
-  it('treats negative and NaN delays as "now", like Node', () => {
+  it('treats negative and NaN delays as "now", like Node', async () => {
     const fake = new FakeClock();
     const clock = makeSystemClock(nodeLikeTimers(fake), () => fake.now());
     let fired = 0;
@@ -98,25 +98,29 @@ describe('long timers on the system clock', () => {
 describe('durations are bounded at the edge', () => {
   const dir = tempDir('tg-dur-');
   chmodSync(dir, 0o711);
-  afterAll(() => {
+  afterAll(async () => {
     cleanupStore(path.join(dir, 'data'));
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('config: a duration beyond the bound is refused naming the field and the bound', () => {
+  it('config: a duration beyond the bound is refused naming the field and the bound', async () => {
     expect(buildConfig({ sessions: { maxSessionTime: '30d' } }, { file: null, baseDir: dir }).sessions.maxSessionTime).toBe(30 * DAY);
-    expect(() => buildConfig({ sessions: { maxSessionTime: '400d' } }, { file: null, baseDir: dir })).toThrow(/sessions\.maxSessionTime: "400d" is longer than the maximum of 365d/);
+    expect(() => buildConfig({ sessions: { maxSessionTime: '400d' } }, { file: null, baseDir: dir })).toThrow(
+      /sessions\.maxSessionTime: "400d" is longer than the maximum of 365d/,
+    );
     expect(() => buildConfig({ sessions: { idleTimeout: 1e30 } }, { file: null, baseDir: dir })).toThrow(/sessions\.idleTimeout.*maximum of 365d/);
   });
 
-  it('CLI flags: 30d is fine, more than a year is TG_ERR_INVALID_ARGUMENT naming the bound', () => {
+  it('CLI flags: 30d is fine, more than a year is TG_ERR_INVALID_ARGUMENT naming the bound', async () => {
     expect(durationFlag('30d', '--max-session')).toBe(30 * DAY);
     expect(durationFlag('365d', '--max-session')).toBe(MAX_DURATION_MS);
-    expect(() => durationFlag('366d', '--max-session')).toThrow(expect.objectContaining({ code: 'TG_ERR_INVALID_ARGUMENT', message: '--max-session: 366d is longer than the maximum of 365d' }));
+    expect(() => durationFlag('366d', '--max-session')).toThrow(
+      expect.objectContaining({ code: 'TG_ERR_INVALID_ARGUMENT', message: '--max-session: 366d is longer than the maximum of 365d' }),
+    );
     expect(() => durationFlag('99999999999999999999d', '--idle-timeout')).toThrow(/--idle-timeout: .* is longer than the maximum of 365d/);
   });
 
-  it('the real CLI refuses --max-session 400d with exit 2 and stores nothing', () => {
+  it('the real CLI refuses --max-session 400d with exit 2 and stores nothing', async () => {
     const config = path.join(dir, 'config.yaml');
     // Hermetic: the role's own OS account (made by role add as root) gets a per-test prefix and is removed.
     writeFileSync(config, `dataDir: ./data\nkeysDir: ./keys\n${isolationYaml(dir)}`);

@@ -4,7 +4,7 @@ import { checkFormat, MAX_LINE } from '../../scripts/check-format.mjs';
 
 /** The formatting rules CI enforces (no formatter is installed): see scripts/check-format.mjs. */
 describe('format', () => {
-  it(`src/ has no line over ${MAX_LINE} characters beyond the shrinking baseline, and src/ and test/ no trailing whitespace`, () => {
+  it(`src/ has no line over ${MAX_LINE} characters beyond the shrinking baseline, and src/ and test/ no trailing whitespace`, async () => {
     expect(checkFormat({ dirs: ['src', 'test'], lengthDirs: ['src'] })).toEqual([]);
   });
 });

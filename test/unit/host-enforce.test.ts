@@ -6,12 +6,28 @@ import { silentLogger } from '../../src/platform/logger.js';
 import type { HostAccountRepo, PairAccountRecord } from '../../src/store/host-accounts.js';
 import type { RoleRepo } from '../../src/store/roles.js';
 
-const pair = (account: string, userId: number): PairAccountRecord & { cause: 'user-disabled' } => ({ roleId: 1, userId, account, uid: 63000 + userId, home: `/h/${account}`, lockedAt: null, removedAt: null, cause: 'user-disabled' });
+const pair = (account: string, userId: number): PairAccountRecord & { cause: 'user-disabled' } => ({
+  roleId: 1,
+  userId,
+  account,
+  uid: 63000 + userId,
+  home: `/h/${account}`,
+  lockedAt: null,
+  removedAt: null,
+  cause: 'user-disabled',
+});
 
 describe('Host.enforce', () => {
   it('a pair that cannot be ended is logged and never holds up the others', async () => {
     const repo = { pairsToEnd: () => [pair('bad', 1), pair('good', 2)], removedUsersPairs: () => [] } as unknown as HostAccountRepo;
-    const host = new Host({ config: buildConfig({}, { file: null, baseDir: '/tmp' }), repo, roles: {} as RoleRepo, clock: new FakeClock(0), logger: silentLogger(), audit: { emit: () => {} } as never });
+    const host = new Host({
+      config: buildConfig({}, { file: null, baseDir: '/tmp' }),
+      repo,
+      roles: {} as RoleRepo,
+      clock: new FakeClock(0),
+      logger: silentLogger(),
+      audit: { emit: () => {} } as never,
+    });
     const ended: string[] = [];
     host.endPair = async (p) => {
       if (p.account === 'bad') throw new Error('usermod failed');

@@ -3,8 +3,22 @@ import { publicKeyStep, type KeyStepPort } from '../../src/auth/key-step.js';
 import type { Role } from '../../src/store/roles.js';
 import type { User } from '../../src/store/users.js';
 
-const ops: Role = { id: 1, name: 'ops', kind: 'shell', runAs: null, allowRoot: false, shell: null, idleTimeoutMs: null, idleWarningMs: null, maxSessionMs: null, recordInput: false, tmuxOptions: {}, createdAt: 0, sandbox: null };
-const dba: Role = { ...ops, id: 2, name: 'dba' };
+const ops: Role = {
+  id: 1,
+  name: 'ops',
+  kind: 'shell',
+  runAs: null,
+  allowRoot: false,
+  shell: null,
+  idleTimeoutMs: null,
+  idleWarningMs: null,
+  maxSessionMs: null,
+  recordInput: false,
+  tmuxOptions: {},
+  createdAt: 0,
+  sandbox: null,
+  viewOf: null,
+};
 const alice: User = { id: 7, name: 'alice', defaultRoleId: 1, disabled: false, createdAt: 0 };
 const ENROLLED = Buffer.from('enrolled-key');
 const OTHER = Buffer.from('some-other-key');
@@ -14,11 +28,11 @@ function countingPort(signatureValid: boolean): KeyStepPort & { calls: string[] 
   const calls: string[] = [];
   return {
     calls,
-    findUser: (name) => (calls.push('findUser'), name === 'alice' ? alice : null),
-    decoyUser: () => (calls.push('decoyUser'), alice),
-    roleExists: (name) => (calls.push('roleExists'), name === 'ops' || name === 'dba'),
-    grantsOf: (id) => (calls.push(`grantsOf(${id})`), id === alice.id ? [ops] : []),
-    findKey: (id, blob) => (calls.push(`findKey(${id})`), id === alice.id && blob.equals(ENROLLED) ? { fingerprint: 'SHA256:x' } : null),
+    findUser: async (name) => (calls.push('findUser'), name === 'alice' ? alice : null),
+    decoyUser: async () => (calls.push('decoyUser'), alice),
+    roleExists: async (name) => (calls.push('roleExists'), name === 'ops' || name === 'dba'),
+    grantsOf: async (id) => (calls.push(`grantsOf(${id})`), id === alice.id ? [ops] : []),
+    findKey: async (id, blob) => (calls.push(`findKey(${id})`), id === alice.id && blob.equals(ENROLLED) ? { fingerprint: 'SHA256:x' } : null),
     verify: () => (calls.push('verify'), signatureValid),
   };
 }
@@ -32,35 +46,35 @@ describe('publickey step: every refusal does the same work (no timing oracle for
     ['an existing user with the enrolled key and a bad signature', 'alice', signed(ENROLLED), 'bad-signature'],
     ['an existing user and a role not granted', 'alice+dba', signed(ENROLLED), 'role-not-granted'],
     ['an unknown user and an existing role', 'mallory+dba', signed(OTHER), 'unknown-user'],
-  ])('signed attempt, %s: lookups and one signature check, in the same order', (_what, login, offer, reason) => {
+  ])('signed attempt, %s: lookups and one signature check, in the same order', async (_what, login, offer, reason) => {
     const port = countingPort(false);
-    const r = publicKeyStep(port, login, offer);
+    const r = await publicKeyStep(port, login, offer);
     expect(r).toEqual({ kind: 'refused', reason });
     // A miss adds the decoy's lookup; grants and keys are then read for a real user (id 7) either way.
     const lookups = login.startsWith('alice') ? ['findUser'] : ['findUser', 'decoyUser'];
     expect(port.calls).toEqual([...lookups, ...(login.includes('+') ? ['roleExists'] : []), 'grantsOf(7)', 'findKey(7)', 'verify']);
   });
 
-  it('a query (no signature) for an unknown user and for a wrong key do the same lookups, no verify', () => {
+  it('a query (no signature) for an unknown user and for a wrong key do the same lookups, no verify', async () => {
     const unknown = countingPort(true);
     const wrongKey = countingPort(true);
-    expect(publicKeyStep(unknown, 'mallory', { blob: ENROLLED })).toEqual({ kind: 'refused', reason: 'unknown-user' });
-    expect(publicKeyStep(wrongKey, 'alice', { blob: OTHER })).toEqual({ kind: 'refused', reason: 'unknown-key' });
+    expect(await publicKeyStep(unknown, 'mallory', { blob: ENROLLED })).toEqual({ kind: 'refused', reason: 'unknown-user' });
+    expect(await publicKeyStep(wrongKey, 'alice', { blob: OTHER })).toEqual({ kind: 'refused', reason: 'unknown-key' });
     expect(unknown.calls).toEqual(['findUser', 'decoyUser', 'grantsOf(7)', 'findKey(7)']);
     expect(wrongKey.calls).toEqual(['findUser', 'grantsOf(7)', 'findKey(7)']);
   });
 
-  it('an unknown user with a valid signature over their own key is still refused', () => {
+  it('an unknown user with a valid signature over their own key is still refused', async () => {
     const port = countingPort(true);
-    expect(publicKeyStep(port, 'mallory', signed(OTHER))).toEqual({ kind: 'refused', reason: 'unknown-user' });
+    expect(await publicKeyStep(port, 'mallory', signed(OTHER))).toEqual({ kind: 'refused', reason: 'unknown-user' });
   });
 
-  it('proves the enrolled key with a good signature, and answers a query for it with key-ok', () => {
-    expect(publicKeyStep(countingPort(true), 'alice', signed(ENROLLED))).toEqual({ kind: 'proved', user: alice, role: ops, fingerprint: 'SHA256:x' });
-    expect(publicKeyStep(countingPort(true), 'alice', { blob: ENROLLED })).toEqual({ kind: 'key-ok' });
-    expect(publicKeyStep(countingPort(true), 'alice+nosuch', signed(ENROLLED))).toEqual({ kind: 'refused', reason: 'unknown-role' });
-    expect(publicKeyStep(countingPort(true), 'Al ice', signed(ENROLLED))).toEqual({ kind: 'refused', reason: 'invalid-login-name' });
-    expect(publicKeyStep(countingPort(true), 'alice', { ...signed(ENROLLED), hashAlgo: 'sha1' })).toMatchObject({ kind: 'proved' }); // the port's verify decides; the real one refuses SHA-1
+  it('proves the enrolled key with a good signature, and answers a query for it with key-ok', async () => {
+    expect(await publicKeyStep(countingPort(true), 'alice', signed(ENROLLED))).toEqual({ kind: 'proved', user: alice, role: ops, fingerprint: 'SHA256:x' });
+    expect(await publicKeyStep(countingPort(true), 'alice', { blob: ENROLLED })).toEqual({ kind: 'key-ok' });
+    expect(await publicKeyStep(countingPort(true), 'alice+nosuch', signed(ENROLLED))).toEqual({ kind: 'refused', reason: 'unknown-role' });
+    expect(await publicKeyStep(countingPort(true), 'Al ice', signed(ENROLLED))).toEqual({ kind: 'refused', reason: 'invalid-login-name' });
+    expect(await publicKeyStep(countingPort(true), 'alice', { ...signed(ENROLLED), hashAlgo: 'sha1' })).toMatchObject({ kind: 'proved' }); // the port's verify decides; the real one refuses SHA-1
   });
 });
 

@@ -7,8 +7,10 @@ import { loadConfig } from '../../src/config/load.js';
 const root = path.resolve(import.meta.dirname, '../..');
 
 describe('packaging', () => {
-  it('docker-compose.yml parses and names the gateway service, its port and volumes', () => {
-    const c = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { ports: string[]; volumes: string[]; build: string }> };
+  it('docker-compose.yml parses and names the gateway service, its port and volumes', async () => {
+    const c = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8')) as {
+      services: Record<string, { ports: string[]; volumes: string[]; build: string }>;
+    };
     const s = c.services.tmuxgate!;
     expect(s.ports).toContain('2222:2222');
     expect(s.volumes.some((v) => v.endsWith(':/var/lib/tmuxgate/keys'))).toBe(true);
@@ -16,8 +18,13 @@ describe('packaging', () => {
     expect(existsSync(path.join(root, s.build, 'Dockerfile'))).toBe(true);
   });
 
-  it('compose runs isolation for real: root with exactly the capabilities it needs, homes on a volume', () => {
-    const c = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { cap_drop: string[]; cap_add: string[]; user?: string; privileged?: boolean; volumes: string[]; tmpfs: string[]; security_opt: string[] }> };
+  it('compose runs isolation for real: root with exactly the capabilities it needs, homes on a volume', async () => {
+    const c = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8')) as {
+      services: Record<
+        string,
+        { cap_drop: string[]; cap_add: string[]; user?: string; privileged?: boolean; volumes: string[]; tmpfs: string[]; security_opt: string[] }
+      >;
+    };
     const s = c.services.tmuxgate!;
     expect(s.cap_drop).toEqual(['ALL']);
     expect([...s.cap_add].sort()).toEqual(['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'KILL', 'SETGID', 'SETUID']);
@@ -31,7 +38,7 @@ describe('packaging', () => {
     expect(docker.isolation.pairAccounts).toBe(true);
   });
 
-  it('the image is built on a maintained Node LTS and installs what isolation runs', () => {
+  it('the image is built on a maintained Node LTS and installs what isolation runs', async () => {
     const df = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
     const bases = [...df.matchAll(/^FROM node:(\d+)/gm)].map((m) => Number(m[1]));
     expect(bases.length).toBe(2);
@@ -41,7 +48,7 @@ describe('packaging', () => {
     for (const p of ['tmux', 'procps', 'bubblewrap', 'passwd', 'util-linux']) expect(runtime).toContain(p);
   });
 
-  it('every file the Dockerfile copies exists, and its config is valid', () => {
+  it('every file the Dockerfile copies exists, and its config is valid', async () => {
     const df = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
     const sources = [...df.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
     expect(sources.length).toBeGreaterThan(5);
@@ -51,7 +58,7 @@ describe('packaging', () => {
     expect(loadConfig(path.join(root, 'deploy/config.example.yaml')).ssh.algorithms.cipher).toHaveLength(2);
   });
 
-  it('commits no private key, master key or database', () => {
+  it('commits no private key, master key or database', async () => {
     for (const d of ['keys', 'data']) {
       const ignore = readFileSync(path.join(root, d, '.gitignore'), 'utf8');
       expect(ignore).toMatch(/^\*$/m);
@@ -61,7 +68,7 @@ describe('packaging', () => {
 
 describe('host key generation', () => {
   it('never yields a malformed ed25519 key (ssh2 1.17 drops a leading zero about 1 in 300)', async () => {
-    const { generateEd25519 } = await import('../../src/ssh/host-key.js');
+    const { generateEd25519 } = await import('../../src/auth/host-key.js');
     const { parseAuthorizedKey } = await import('../../src/auth/public-key.js');
     for (let i = 0; i < 1500; i++) expect(parseAuthorizedKey(generateEd25519().public).bits).toBe(256);
   });

@@ -5,19 +5,34 @@ import { parseLoginName } from '../../src/authz/login-name.js';
 import type { Role } from '../../src/store/roles.js';
 import type { User } from '../../src/store/users.js';
 
-const role = (id: number, name: string): Role => ({ id, name, kind: 'shell', runAs: null, allowRoot: false, shell: null, idleTimeoutMs: null, idleWarningMs: null, maxSessionMs: null, recordInput: false, tmuxOptions: {}, createdAt: 0, sandbox: null });
+const role = (id: number, name: string): Role => ({
+  id,
+  name,
+  kind: 'shell',
+  runAs: null,
+  allowRoot: false,
+  shell: null,
+  idleTimeoutMs: null,
+  idleWarningMs: null,
+  maxSessionMs: null,
+  recordInput: false,
+  tmuxOptions: {},
+  createdAt: 0,
+  sandbox: null,
+  viewOf: null,
+});
 const user = (o: Partial<User> = {}): User => ({ id: 1, name: 'alice', defaultRoleId: 1, disabled: false, createdAt: 0, ...o });
 
 describe('auth policy: both factors, always, in order', () => {
-  it('asks for publickey first, then TOTP as a partial success, then accepts', () => {
+  it('asks for publickey first, then TOTP as a partial success, then accepts', async () => {
     expect(nextStep({ keyUser: null, keyLogin: null, totp: false }, 'alice')).toEqual({ kind: 'need', methods: ['publickey'], partial: false });
     expect(nextStep({ keyUser: 'alice', keyLogin: 'alice', totp: false }, 'alice')).toEqual({ kind: 'need', methods: ['keyboard-interactive'], partial: true });
     expect(nextStep({ keyUser: 'alice', keyLogin: 'alice', totp: true }, 'alice')).toEqual({ kind: 'accepted' });
   });
-  it('never accepts TOTP alone', () => {
+  it('never accepts TOTP alone', async () => {
     expect(nextStep({ keyUser: null, keyLogin: null, totp: true }, 'alice').kind).toBe('need');
   });
-  it('rejects a login name that changes between the steps', () => {
+  it('rejects a login name that changes between the steps', async () => {
     expect(nextStep({ keyUser: 'alice', keyLogin: 'alice', totp: false }, 'alice+dba').kind).toBe('rejected');
     expect(nextStep({ keyUser: 'alice', keyLogin: 'alice', totp: true }, 'bob').kind).toBe('rejected');
   });
@@ -26,11 +41,11 @@ describe('auth policy: both factors, always, in order', () => {
 describe('authorization', () => {
   const ops = role(1, 'ops');
   const dba = role(2, 'dba');
-  it('gives the default role, or a requested granted role', () => {
+  it('gives the default role, or a requested granted role', async () => {
     expect(authorize({ user: user(), requested: null, granted: [ops, dba] })).toEqual({ ok: true, role: ops });
     expect(authorize({ user: user(), requested: 'dba', granted: [ops, dba] })).toEqual({ ok: true, role: dba });
   });
-  it('refuses ungranted roles, unknown and disabled users, and an ambiguous default', () => {
+  it('refuses ungranted roles, unknown and disabled users, and an ambiguous default', async () => {
     expect(authorize({ user: user(), requested: 'dba', granted: [ops] })).toEqual({ ok: false, reason: 'role-not-granted' });
     expect(authorize({ user: null, requested: null, granted: [] })).toEqual({ ok: false, reason: 'unknown-user' });
     expect(authorize({ user: user({ disabled: true }), requested: null, granted: [ops] })).toEqual({ ok: false, reason: 'user-disabled' });

@@ -6,11 +6,12 @@ import { AuditEventSchema } from '../../src/audit/events.js';
 
 function sink() {
   const rows: Extract<AuditEvent, { type: 'preauth.summary' }>[] = [];
-  return { rows, emit: (_a: string, e: AuditEvent) => rows.push(AuditEventSchema.parse(e) as (typeof rows)[number]) };
+  const emit = async (_a: string, e: AuditEvent) => void rows.push(AuditEventSchema.parse(e) as (typeof rows)[number]);
+  return { rows, emit, post: (a: string, e: AuditEvent) => void emit(a, e) };
 }
 
 describe('pre-authentication audit aggregator (on the injected clock)', () => {
-  it('writes one row per address per interval, with counts by reason and a sample of names', () => {
+  it('writes one row per address per interval, with counts by reason and a sample of names', async () => {
     const clock = new FakeClock();
     const s = sink();
     const p = new PreAuthAudit(s, clock, { interval: 60_000, maxRowsPerSecond: 1 });
@@ -20,14 +21,20 @@ describe('pre-authentication audit aggregator (on the injected clock)', () => {
     expect(s.rows).toEqual([]);
     clock.advance(1);
     expect(s.rows).toHaveLength(2);
-    expect(s.rows[0]).toMatchObject({ addr: '192.0.2.1', addresses: 1, attempts: 1000, reasons: { 'publickey:unknown-user': 500, 'publickey:bad-signature': 500 }, distinctNames: 7 });
+    expect(s.rows[0]).toMatchObject({
+      addr: '192.0.2.1',
+      addresses: 1,
+      attempts: 1000,
+      reasons: { 'publickey:unknown-user': 500, 'publickey:bad-signature': 500 },
+      distinctNames: 7,
+    });
     expect(s.rows[0]!.names).toHaveLength(5);
     expect(s.rows[1]).toMatchObject({ addr: '192.0.2.2', attempts: 1, names: [], distinctNames: 0 });
     clock.advance(600_000);
     expect(s.rows).toHaveLength(2); // quiet intervals write nothing
   });
 
-  it('bounds rows per interval: the busiest addresses get their own row, the rest share one', () => {
+  it('bounds rows per interval: the busiest addresses get their own row, the rest share one', async () => {
     const clock = new FakeClock();
     const s = sink();
     const p = new PreAuthAudit(s, clock, { interval: 10_000, maxRowsPerSecond: 0.5 });
@@ -41,7 +48,7 @@ describe('pre-authentication audit aggregator (on the injected clock)', () => {
     expect(s.rows.slice(0, 4).every((r) => r.attempts === 50)).toBe(true);
   });
 
-  it('bounds memory: addresses beyond maxAddresses fold into the shared row at once', () => {
+  it('bounds memory: addresses beyond maxAddresses fold into the shared row at once', async () => {
     const clock = new FakeClock();
     const s = sink();
     const p = new PreAuthAudit(s, clock, { interval: 1000, maxRowsPerSecond: 100, maxAddresses: 10 });
@@ -51,7 +58,7 @@ describe('pre-authentication audit aggregator (on the injected clock)', () => {
     expect(s.rows.find((r) => r.addr === '*')).toMatchObject({ addresses: 990, attempts: 990 });
   });
 
-  it('close() writes what is pending and stops the timer', () => {
+  it('close() writes what is pending and stops the timer', async () => {
     const clock = new FakeClock();
     const s = sink();
     const p = new PreAuthAudit(s, clock, { interval: 60_000, maxRowsPerSecond: 1 });
@@ -63,7 +70,7 @@ describe('pre-authentication audit aggregator (on the injected clock)', () => {
     expect(s.rows).toHaveLength(1);
   });
 
-  it('escapes and truncates names', () => {
+  it('escapes and truncates names', async () => {
     expect(sampleName('ev\x1b[31mil')).toBe('ev\\x{1b}[31mil');
     expect(sampleName('a\\b\u009b\x7f')).toBe('a\\\\b\\x{9b}\\x{7f}');
     expect(sampleName('x'.repeat(100))).toBe('x'.repeat(32) + '…');

@@ -17,7 +17,7 @@ class FakePty {
 describe('PtyFlow', () => {
   let t = 0;
   const now = () => t;
-  beforeEach(() => {
+  beforeEach(async () => {
     vi.useFakeTimers();
     t = 1000;
   });
@@ -33,7 +33,7 @@ describe('PtyFlow', () => {
     return { pty, f };
   };
 
-  it('never holds the first read after a quiet spell (a keystroke echo goes out at once)', () => {
+  it('never holds the first read after a quiet spell (a keystroke echo goes out at once)', async () => {
     const pty = new FakePty();
     const f = new PtyFlow(pty, now);
     f.afterRead();
@@ -44,8 +44,8 @@ describe('PtyFlow', () => {
     expect(pty.log).toEqual([]);
   });
 
-  it('pauses a burst for GATHER_MS, then reads again', () => {
-    const { pty, f } = inBurst();
+  it('pauses a burst for GATHER_MS, then reads again', async () => {
+    const { pty } = inBurst();
     expect(pty.paused).toBe(true);
     vi.advanceTimersByTime(GATHER_MS - 1);
     expect(pty.paused).toBe(true);
@@ -54,7 +54,7 @@ describe('PtyFlow', () => {
     expect(pty.log).toEqual(['pause', 'resume']);
   });
 
-  it('backpressure and gathering compose: reading resumes only when both let go', () => {
+  it('backpressure and gathering compose: reading resumes only when both let go', async () => {
     const pty = new FakePty();
     const f = new PtyFlow(pty, now);
     f.afterRead();
@@ -69,7 +69,7 @@ describe('PtyFlow', () => {
     expect(pty.log).toEqual(['pause', 'resume']);
   });
 
-  it('a client that drains while the burst gathers does not resume early', () => {
+  it('a client that drains while the burst gathers does not resume early', async () => {
     const { pty, f } = inBurst();
     f.clientBlocked();
     f.drained();
@@ -78,7 +78,7 @@ describe('PtyFlow', () => {
     expect(pty.paused).toBe(false);
   });
 
-  it('after stop, no timer fires and the pty is left alone', () => {
+  it('after stop, no timer fires and the pty is left alone', async () => {
     const { pty, f } = inBurst();
     f.stop();
     vi.advanceTimersByTime(100);

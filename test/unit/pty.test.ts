@@ -4,13 +4,13 @@ import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnPty, type Pty } from '../../src/session/pty.js';
+import { spawnPty, type Pty } from '../../src/platform/pty.js';
 import { waitUntil } from '../helpers/poll.js';
 
 describe('pty adapter: direct writes', () => {
   let dir = '';
   let pty: Pty | null = null;
-  afterEach(() => {
+  afterEach(async () => {
     pty?.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
@@ -18,7 +18,15 @@ describe('pty adapter: direct writes', () => {
   it('delivers every byte in order when a large paste overflows the pty and small writes follow', async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'tg-pty-'));
     const out = path.join(dir, 'out');
-    pty = spawnPty({ file: '/bin/sh', args: ['-c', `stty raw -echo && printf READY && exec cat > ${out}`], cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cols: 80, rows: 24, term: 'xterm' });
+    pty = spawnPty({
+      file: '/bin/sh',
+      args: ['-c', `stty raw -echo && printf READY && exec cat > ${out}`],
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      cols: 80,
+      rows: 24,
+      term: 'xterm',
+    });
     let seen = '';
     pty.onData((d) => (seen += d.toString()));
     await waitUntil(() => seen.includes('READY'), 'raw mode');
@@ -29,17 +37,21 @@ describe('pty adapter: direct writes', () => {
     const parts = [big, ...Array.from({ length: 50 }, (_, i) => Buffer.from(`<${i}>`))];
     for (const p of parts) pty.write(p);
     const want = Buffer.concat(parts);
-    await waitUntil(() => {
-      try {
-        return statSync(out).size >= want.length;
-      } catch {
-        return false;
-      }
-    }, 'all bytes through the pty', 20_000);
+    await waitUntil(
+      () => {
+        try {
+          return statSync(out).size >= want.length;
+        } catch {
+          return false;
+        }
+      },
+      'all bytes through the pty',
+      20_000,
+    );
     expect(readFileSync(out).equals(want)).toBe(true);
   });
 
-  it('a keystroke reaches the program while the thread pool is busy (recordings\' fdatasync)', async () => {
+  it("a keystroke reaches the program while the thread pool is busy (recordings' fdatasync)", async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'tg-pty-'));
     // Every libuv thread blocks opening a FIFO that has no writer yet, as they would in slow syncs.
     const fifos = Array.from({ length: 64 }, (_, i) => path.join(dir, `f${i}`));

@@ -4,7 +4,7 @@ import { newId } from '../../src/platform/ids.js';
 import { newRecoveryCode } from '../../src/store/recovery-codes.js';
 
 describe('injected randomness', () => {
-  it('a seeded Random repeats its draws; another seed does not', () => {
+  it('a seeded Random repeats its draws; another seed does not', async () => {
     const a = new SeededRandom('x');
     const b = new SeededRandom('x');
     expect(a.bytes(40).equals(b.bytes(40))).toBe(true);
@@ -12,7 +12,7 @@ describe('injected randomness', () => {
     expect(new SeededRandom('y').bytes(16).equals(new SeededRandom('x').bytes(16))).toBe(false);
   });
 
-  it('int(n) and float() stay in range, for the seeded and the system Random', () => {
+  it('int(n) and float() stay in range, for the seeded and the system Random', async () => {
     for (const r of [new SeededRandom(3), systemRandom]) {
       for (let i = 0; i < 500; i++) {
         const n = r.int(7);
@@ -24,7 +24,7 @@ describe('injected randomness', () => {
     }
   });
 
-  it('ids and recovery codes come from the Random they are given', () => {
+  it('ids and recovery codes come from the Random they are given', async () => {
     expect(newId('s_', new SeededRandom(1))).toBe(newId('s_', new SeededRandom(1)));
     expect(newRecoveryCode(new SeededRandom(1))).toBe(newRecoveryCode(new SeededRandom(1)));
     expect(newRecoveryCode(new SeededRandom(1))).toMatch(/^[A-Z2-9]{4}(-[A-Z2-9]{4}){3}$/);

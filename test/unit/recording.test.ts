@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { recordingHeader } from '../helpers/recording.js';
+import { waitUntil } from '../helpers/poll.js';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { FakeClock } from '../../src/platform/clock.js';
 import { aesGcmSealer } from '../../src/crypto/sealer.js';
@@ -26,10 +28,13 @@ function memFile(failAfter = Infinity): RecordingFile & { buf: () => Buffer } {
 
 function keys() {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  return { signer: { sign: (d: Buffer) => sign(null, d, privateKey), publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString() }, pem: publicKey.export({ format: 'pem', type: 'spki' }).toString() };
+  return {
+    signer: { sign: (d: Buffer) => sign(null, d, privateKey), publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString() },
+    pem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+  };
 }
 
-const header = (id: string): RecordingHeader => ({ v: 1, sessionId: id, user: 'alice', role: 'ops', startedAt: Date.UTC(2026, 0, 1), cols: 80, rows: 24, term: 'xterm', cipher: 'aes-256-gcm', compression: 'deflate-raw', recordInput: false });
+const header = (id: string): RecordingHeader => recordingHeader(id, { startedAt: Date.UTC(2026, 0, 1) });
 
 /** Records `n` one-second chunks of output and seals; returns the file and what verify needs. */
 async function record(id: string, n = 4, k = keys()) {
@@ -43,7 +48,14 @@ async function record(id: string, n = 4, k = keys()) {
     clock.advance(1000);
   }
   const trailer = await rec.close('detached');
-  const input = (file: Buffer, o: Partial<VerifyInput> = {}): VerifyInput => ({ sessionId: id, file, dataKey, publicKeyPem: k.pem, db: { sessionState: 'closed', chunks: n, head: trailer!.finalHash }, ...o });
+  const input = (file: Buffer, o: Partial<VerifyInput> = {}): VerifyInput => ({
+    sessionId: id,
+    file,
+    dataKey,
+    publicKeyPem: k.pem,
+    db: { sessionState: 'closed', chunks: n, head: trailer!.finalHash },
+    ...o,
+  });
   return { buf: file.buf(), dataKey, trailer: trailer!, input, k };
 }
 
@@ -78,12 +90,21 @@ describe('recording format and verify', () => {
 
     expect(verifyRecording(r.input(r.buf.subarray(0, cs[2]!.offset + 10))).problem).toMatchObject({ reason: 'truncated' });
     expect(verifyRecording(r.input(r.buf.subarray(0, cs[3]!.offset + span(cs[3]!).length))).problem).toMatchObject({ reason: 'missing-trailer' });
-    expect(verifyRecording(r.input(Buffer.concat([start, span(cs[0]!), span(cs[2]!), span(cs[3]!), trailer]))).problem).toMatchObject({ chunk: 1, reason: 'missing-chunk' });
-    expect(verifyRecording(r.input(Buffer.concat([start, span(cs[0]!), span(cs[2]!), span(cs[1]!), span(cs[3]!), trailer]))).problem).toMatchObject({ chunk: 1, reason: 'reordered' });
+    expect(verifyRecording(r.input(Buffer.concat([start, span(cs[0]!), span(cs[2]!), span(cs[3]!), trailer]))).problem).toMatchObject({
+      chunk: 1,
+      reason: 'missing-chunk',
+    });
+    expect(verifyRecording(r.input(Buffer.concat([start, span(cs[0]!), span(cs[2]!), span(cs[1]!), span(cs[3]!), trailer]))).problem).toMatchObject({
+      chunk: 1,
+      reason: 'reordered',
+    });
     const other = await record('s_other');
     const foreign = chunksOf(other.buf)[1]!;
     const fspan = other.buf.subarray(foreign.offset, foreign.offset + 5 + 68 + foreign.ciphertext.length + 16);
-    expect(verifyRecording(r.input(Buffer.concat([start, span(cs[0]!), fspan, span(cs[2]!), span(cs[3]!), trailer]))).problem).toMatchObject({ chunk: 1, reason: 'foreign-chunk' });
+    expect(verifyRecording(r.input(Buffer.concat([start, span(cs[0]!), fspan, span(cs[2]!), span(cs[3]!), trailer]))).problem).toMatchObject({
+      chunk: 1,
+      reason: 'foreign-chunk',
+    });
   });
 
   it('names a replaced trailer, a wrong master key and a file cut below what SQLite recorded', async () => {
@@ -92,7 +113,11 @@ describe('recording format and verify', () => {
     const t = p.records.find((x) => x.type === 'trailer')!;
     const forged = Buffer.from(JSON.stringify({ ...r.trailer, reason: 'forged' }));
     const other = keys();
-    const sig = sign(null, trailerSigned(forged), (other.signer as unknown as { sign: (d: Buffer) => Buffer }) ? generateKeyPairSync('ed25519').privateKey : undefined!);
+    const sig = sign(
+      null,
+      trailerSigned(forged),
+      (other.signer as unknown as { sign: (d: Buffer) => Buffer }) ? generateKeyPairSync('ed25519').privateKey : undefined!,
+    );
     const len = Buffer.alloc(4);
     len.writeUInt32BE(forged.length);
     const body = Buffer.concat([len, forged, sig]);
@@ -102,14 +127,20 @@ describe('recording format and verify', () => {
     expect(verifyRecording(r.input(replaced)).problem).toMatchObject({ reason: 'bad-signature' });
     expect(verifyRecording(r.input(r.buf, { keyError: 'data key does not open' })).problem).toMatchObject({ reason: 'wrong-key' });
     const cs = chunksOf(r.buf);
-    expect(verifyRecording(r.input(r.buf.subarray(0, cs[2]!.offset), { db: { sessionState: 'interrupted', chunks: 4, head: '' } })).problem).toMatchObject({ reason: 'truncated' });
+    expect(verifyRecording(r.input(r.buf.subarray(0, cs[2]!.offset), { db: { sessionState: 'interrupted', chunks: 4, head: '' } })).problem).toMatchObject({
+      reason: 'truncated',
+    });
   });
 
   it('reports an interrupted recording as intact up to the last flush, not tampered', async () => {
     const r = await record('s_crash');
     const cs = chunksOf(r.buf);
     const cut = r.buf.subarray(0, cs[3]!.offset + 7); // a torn last write after chunk 2
-    expect(verifyRecording(r.input(cut, { db: { sessionState: 'interrupted', chunks: 3, head: '' } }))).toMatchObject({ status: 'interrupted', chunks: 3, problem: null });
+    expect(verifyRecording(r.input(cut, { db: { sessionState: 'interrupted', chunks: 3, head: '' } }))).toMatchObject({
+      status: 'interrupted',
+      chunks: 3,
+      problem: null,
+    });
   });
 
   it('fails closed: a write error is reported once and what was written still verifies', async () => {
@@ -118,7 +149,14 @@ describe('recording format and verify', () => {
     const k = keys();
     const dataKey = randomBytes(32);
     let durable = 0;
-    const rec = new Recorder({ header: header('s_full'), sealer: aesGcmSealer(dataKey), file, clock, signer: k.signer, onFlush: (st) => (durable = st.chunks) });
+    const rec = new Recorder({
+      header: header('s_full'),
+      sealer: aesGcmSealer(dataKey),
+      file,
+      clock,
+      signer: k.signer,
+      onFlush: (st) => (durable = st.chunks),
+    });
     await rec.start();
     const failures: string[] = [];
     rec.onFailure((e) => failures.push(e.message));
@@ -127,10 +165,18 @@ describe('recording format and verify', () => {
       clock.advance(1000);
       await new Promise((r) => setImmediate(r));
     }
+    // Deflate runs on the thread pool: the failing write comes once the chunks before it are packed.
+    await waitUntil(() => failures.length, 'the write failure');
     expect(failures).toHaveLength(1);
     expect(failures[0]).toContain('ENOSPC');
     expect(await rec.close('recording-failed')).toBeNull();
-    const v = verifyRecording({ sessionId: 's_full', file: file.buf(), dataKey, publicKeyPem: k.pem, db: { sessionState: 'interrupted', chunks: durable, head: '' } });
+    const v = verifyRecording({
+      sessionId: 's_full',
+      file: file.buf(),
+      dataKey,
+      publicKeyPem: k.pem,
+      db: { sessionState: 'interrupted', chunks: durable, head: '' },
+    });
     expect(durable).toBeGreaterThan(0);
     expect(v).toMatchObject({ status: 'interrupted', chunks: durable, problem: null });
   });
@@ -139,7 +185,14 @@ describe('recording format and verify', () => {
     const clock = new FakeClock();
     let release: () => void = () => {};
     const stuck: RecordingFile = { path: '/stuck', append: () => new Promise<void>((r) => (release = r)), close: async () => {} };
-    const rec = new Recorder({ header: header('s_q'), sealer: aesGcmSealer(randomBytes(32)), file: stuck, clock, signer: keys().signer, maxQueueBytes: 100_000 });
+    const rec = new Recorder({
+      header: header('s_q'),
+      sealer: aesGcmSealer(randomBytes(32)),
+      file: stuck,
+      clock,
+      signer: keys().signer,
+      maxQueueBytes: 100_000,
+    });
     void rec.start();
     const failures: string[] = [];
     rec.onFailure((e) => failures.push(e.message));

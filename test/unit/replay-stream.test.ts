@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { recordingHeader } from '../helpers/recording.js';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -19,8 +20,15 @@ async function onDisk(id: string, seconds: number): Promise<RecordingStore> {
   const clock = new FakeClock(Date.UTC(2026, 0, 1));
   const dataKey = randomBytes(32);
   const { privateKey } = generateKeyPairSync('ed25519');
-  const header = { v: 1 as const, sessionId: id, user: 'alice', role: 'ops', startedAt: clock.now(), cols: 80, rows: 24, term: 'xterm', cipher: 'aes-256-gcm' as const, compression: 'deflate-raw' as const, recordInput: false };
-  const rec = new Recorder({ header, sealer: aesGcmSealer(dataKey), clock, fsync: false, signer: { sign: (d: Buffer) => sign(null, d, privateKey), publicKeyPem: '' }, file: { path: file, append: async (d) => appendFileSync(file, d), close: async () => {} } });
+  const header = recordingHeader(id, { startedAt: clock.now() });
+  const rec = new Recorder({
+    header,
+    sealer: aesGcmSealer(dataKey),
+    clock,
+    fsync: false,
+    signer: { sign: (d: Buffer) => sign(null, d, privateKey), publicKeyPem: '' },
+    file: { path: file, append: async (d) => appendFileSync(file, d), close: async () => {} },
+  });
   await rec.start();
   for (let s = 0; s < seconds; s++) {
     rec.frame('output', Buffer.from(`\x1b[H\x1b[2JT=${s} \x1b]52;c;eA==\x07end`));
@@ -81,7 +89,11 @@ describe('streamed replay', () => {
     const rec = await RecordingStream.open(await onDisk('s_play', 120), 's_play');
     const writes: Buffer[] = [];
     try {
-      await playRecording({ write: (d) => void writes.push(Buffer.from(d)), columns: () => 80, onKey: () => {}, interactive: false, release: () => {} }, rec, { speed: 64, from: 0, idleLimit: 1 });
+      await playRecording({ write: (d) => void writes.push(Buffer.from(d)), columns: () => 80, onKey: () => {}, interactive: false, release: () => {} }, rec, {
+        speed: 64,
+        from: 0,
+        idleLimit: 1,
+      });
     } finally {
       await rec.close();
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SafeTerminalFilter, escapeControls, safeTerminal } from '../../src/recording/safe-terminal.js';
+import { SafeTerminalFilter, safeTerminal } from '../../src/recording/safe-terminal.js';
+import { escapeControls } from '../../src/platform/text.js';
 
 const ESC = '\x1b';
 const CSI = '\x1b[';
@@ -13,11 +14,23 @@ const TABLE: [string, string, string][] = [
   ['UTF-8 text', 'naïve 日本 🙂', 'naïve 日本 🙂'],
   ['CR LF BS HT', 'a\r\nb\bc\td', 'a\r\nb\bc\td'],
   ['SGR, 256 and true colour', `${CSI}1;31m${CSI}38;5;200m${CSI}38:2::1:2:3mX${CSI}0m`, `${CSI}1;31m${CSI}38;5;200m${CSI}38:2::1:2:3mX${CSI}0m`],
-  ['cursor movement', `${CSI}5;10H${CSI}A${CSI}2B${CSI}C${CSI}D${CSI}3G${CSI}7d${CSI}1;1f`, `${CSI}5;10H${CSI}A${CSI}2B${CSI}C${CSI}D${CSI}3G${CSI}7d${CSI}1;1f`],
+  [
+    'cursor movement',
+    `${CSI}5;10H${CSI}A${CSI}2B${CSI}C${CSI}D${CSI}3G${CSI}7d${CSI}1;1f`,
+    `${CSI}5;10H${CSI}A${CSI}2B${CSI}C${CSI}D${CSI}3G${CSI}7d${CSI}1;1f`,
+  ],
   ['erase', `${CSI}2J${CSI}K${CSI}1K${CSI}3X${CSI}?2K`, `${CSI}2J${CSI}K${CSI}1K${CSI}3X${CSI}?2K`],
-  ['scroll region and scrolling', `${CSI}1;39r${CSI}3S${CSI}2T${CSI}L${CSI}M${ESC}M${ESC}D${ESC}E`, `${CSI}1;39r${CSI}3S${CSI}2T${CSI}L${CSI}M${ESC}M${ESC}D${ESC}E`],
+  [
+    'scroll region and scrolling',
+    `${CSI}1;39r${CSI}3S${CSI}2T${CSI}L${CSI}M${ESC}M${ESC}D${ESC}E`,
+    `${CSI}1;39r${CSI}3S${CSI}2T${CSI}L${CSI}M${ESC}M${ESC}D${ESC}E`,
+  ],
   ['save and restore cursor', `${ESC}7x${ESC}8${CSI}s${CSI}u`, `${ESC}7x${ESC}8${CSI}s${CSI}u`],
-  ['alternate screen, cursor visibility, autowrap', `${CSI}?1049h${CSI}?25l${CSI}?7h${CSI}?1049l${CSI}?25h`, `${CSI}?1049h${CSI}?25l${CSI}?7h${CSI}?1049l${CSI}?25h`],
+  [
+    'alternate screen, cursor visibility, autowrap',
+    `${CSI}?1049h${CSI}?25l${CSI}?7h${CSI}?1049l${CSI}?25h`,
+    `${CSI}?1049h${CSI}?25l${CSI}?7h${CSI}?1049l${CSI}?25h`,
+  ],
   ['charset designation with SO/SI', `${ESC}(0qqq${ESC}(B\x0e\x0f`, `${ESC}(0qqq${ESC}(B\x0e\x0f`],
   ['cursor style (DECSCUSR)', `${CSI}2 q`, `${CSI}2 q`],
   ['insert mode (IRM)', `${CSI}4h${CSI}4l`, `${CSI}4h${CSI}4l`],
@@ -79,7 +92,7 @@ describe('safe terminal filter', () => {
     expect(Buffer.concat(parts).toString('utf8')).toBe(expected);
   });
 
-  it('never emits a sequence cut in two: every output chunk is complete and passes the filter unchanged', () => {
+  it('never emits a sequence cut in two: every output chunk is complete and passes the filter unchanged', async () => {
     const f = new SafeTerminalFilter();
     const stream = Buffer.from(`${CSI}31m日本${ESC}]0;t${BEL}${CSI}?1049hok${ESC}7${ESC}(0q${CSI}2 q`);
     let emitted = 0;
@@ -94,7 +107,7 @@ describe('safe terminal filter', () => {
     expect(emitted).toBeGreaterThan(5);
   });
 
-  it('keeps no more than a bounded amount of state for an endless OSC', () => {
+  it('keeps no more than a bounded amount of state for an endless OSC', async () => {
     const f = new SafeTerminalFilter();
     f.write(`${ESC}]52;c;`);
     const junk = Buffer.alloc(1 << 20, 0x41);
@@ -104,7 +117,7 @@ describe('safe terminal filter', () => {
   });
 
   // Its speed is measured in bench/ (timed unit tests fail under load and prove nothing).
-  it('passes a megabyte of ordinary output unchanged, whole or in odd-sized pieces', () => {
+  it('passes a megabyte of ordinary output unchanged, whole or in odd-sized pieces', async () => {
     const line = `${CSI}32m2026-11-24T10:00:00Z${CSI}0m INFO svc req=ab12 status=200 naïve\r\n`;
     const big = Buffer.from(line.repeat(Math.ceil((1 << 20) / line.length)));
     expect(new SafeTerminalFilter().write(big).equals(big)).toBe(true);

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { recordingHeader } from '../helpers/recording.js';
+import { waitUntil } from '../helpers/poll.js';
 import { createPrivateKey, createPublicKey, randomBytes, sign } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +19,11 @@ import type { RecordingStore } from '../../src/recording/access.js';
 /** Written by the code before the Sealer existed (see fixtures/sealed-v1/make.mjs): it must keep opening. */
 const FIX = path.join(import.meta.dirname, '../fixtures/sealed-v1');
 /** The fixture's keys are fixed bytes (make.mjs), so no key file sits in the repository. */
-const AUDIT_KEY = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.alloc(32, 3)]), format: 'der', type: 'pkcs8' });
+const AUDIT_KEY = createPrivateKey({
+  key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.alloc(32, 3)]),
+  format: 'der',
+  type: 'pkcs8',
+});
 const fixture = {
   master: Buffer.alloc(32, 7),
   wrapped: JSON.parse(readFileSync(path.join(FIX, 'wrapped-key.json'), 'utf8')) as { keyId: string; aad: string; sealed: string },
@@ -27,7 +33,7 @@ const fixture = {
 const DATA_KEY = Buffer.alloc(32, 9);
 
 describe('AES-256-GCM sealer', () => {
-  it('seals as nonce | ciphertext | tag and opens only with the same key and AAD', () => {
+  it('seals as nonce | ciphertext | tag and opens only with the same key and AAD', async () => {
     const s = aesGcmSealer(randomBytes(32));
     const blob = s.seal(Buffer.from('PATIENT-1'), Buffer.from('aad'));
     expect(blob.length).toBe(NONCE_LEN + 9 + TAG_LEN);
@@ -40,7 +46,7 @@ describe('AES-256-GCM sealer', () => {
     expect(() => s.open(blob.subarray(0, 20), Buffer.from('aad'))).toThrow();
   });
 
-  it('with a caller-owned nonce, writes ciphertext | tag only, and the same bytes for the same input', () => {
+  it('with a caller-owned nonce, writes ciphertext | tag only, and the same bytes for the same input', async () => {
     const s = aesGcmSealer(DATA_KEY);
     const nonce = Buffer.alloc(12, 1);
     const a = s.sealWith(nonce, Buffer.from('frames'), Buffer.from('header'));
@@ -50,14 +56,14 @@ describe('AES-256-GCM sealer', () => {
     expect(() => s.openWith(Buffer.alloc(12, 2), a, Buffer.from('header'))).toThrow();
   });
 
-  it('draws its random nonces from the injected Random', () => {
+  it('draws its random nonces from the injected Random', async () => {
     const a = aesGcmSealer(DATA_KEY, new SeededRandom('n')).seal(Buffer.from('x'), Buffer.alloc(0));
     const b = aesGcmSealer(DATA_KEY, new SeededRandom('n')).seal(Buffer.from('x'), Buffer.alloc(0));
     expect(a.equals(b)).toBe(true);
     expect(a.subarray(0, NONCE_LEN).equals(new SeededRandom('n').bytes(NONCE_LEN))).toBe(true);
   });
 
-  it('a faulty sealer fails on demand and passes through otherwise', () => {
+  it('a faulty sealer fails on demand and passes through otherwise', async () => {
     const s = new FaultySealer(aesGcmSealer(DATA_KEY));
     const blob = s.seal(Buffer.from('ok'), Buffer.alloc(0));
     s.failOpen = true;
@@ -68,7 +74,7 @@ describe('AES-256-GCM sealer', () => {
 });
 
 describe('formats written before the Sealer still open', () => {
-  it('a recording data key wrapped by the old master-key code unwraps, and new seals keep its layout', () => {
+  it('a recording data key wrapped by the old master-key code unwraps, and new seals keep its layout', async () => {
     const mk = new MasterKeyProvider(fixture.master);
     expect(mk.keyId).toBe(fixture.wrapped.keyId);
     expect(mk.open(Buffer.from(fixture.wrapped.sealed, 'base64'), fixture.wrapped.aad, mk.keyId).equals(DATA_KEY)).toBe(true);
@@ -77,7 +83,7 @@ describe('formats written before the Sealer still open', () => {
     expect(fresh[0]).toBe(1); // version byte, then nonce | ciphertext | tag
   });
 
-  it('a recording written by the old recorder decrypts and verifies', () => {
+  it('a recording written by the old recorder decrypts and verifies', async () => {
     const chunks = parseRecording(fixture.recording).records.filter((r): r is ChunkRecord => r.type === 'chunk');
     expect(chunks).toHaveLength(12);
     expect(openChunk(chunks[5]!, aesGcmSealer(DATA_KEY))[0]!.data.toString()).toContain('PATIENT-5');
@@ -88,7 +94,7 @@ describe('formats written before the Sealer still open', () => {
   it('the recorder writes the same bytes today as it did then', async () => {
     const clock = new FakeClock(Date.UTC(2026, 0, 1));
     const parts: Buffer[] = [];
-    const header = { v: 1 as const, sessionId: 's_fixture', user: 'alice', role: 'ops', startedAt: clock.now(), cols: 80, rows: 24, term: 'xterm', cipher: 'aes-256-gcm' as const, compression: 'deflate-raw' as const, recordInput: false };
+    const header = recordingHeader('s_fixture', { startedAt: clock.now() });
     const rec = new Recorder({
       header,
       sealer: aesGcmSealer(DATA_KEY),
@@ -133,14 +139,23 @@ describe('callers of a failing sealer fail closed', () => {
   it('the recorder ends the recording when a chunk cannot be sealed', async () => {
     const sealer = new FaultySealer(aesGcmSealer(DATA_KEY));
     const clock = new FakeClock();
-    const header = { v: 1 as const, sessionId: 's_f', user: 'a', role: 'r', startedAt: clock.now(), cols: 80, rows: 24, term: 'xterm', cipher: 'aes-256-gcm' as const, compression: 'deflate-raw' as const, recordInput: false };
-    const rec = new Recorder({ header, sealer, clock, fsync: false, signer: { sign: () => Buffer.alloc(64), publicKeyPem: '' }, file: { path: '/mem', append: async () => {}, close: async () => {} } });
+    const header = recordingHeader('s_f', { user: 'a', role: 'r', startedAt: clock.now() });
+    const rec = new Recorder({
+      header,
+      sealer,
+      clock,
+      fsync: false,
+      signer: { sign: () => Buffer.alloc(64), publicKeyPem: '' },
+      file: { path: '/mem', append: async () => {}, close: async () => {} },
+    });
     await rec.start();
     const failures: string[] = [];
     rec.onFailure((e) => failures.push(e.message));
     sealer.failSeal = true;
     rec.frame('output', Buffer.from('PATIENT-1'));
     clock.advance(1000);
+    // Deflate runs on the thread pool first: the failure arrives once it is done.
+    await waitUntil(() => failures.length, 'the seal failure');
     expect(failures).toEqual(['injected seal failure']);
     expect(await rec.close('end')).toBeNull();
   });

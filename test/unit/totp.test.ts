@@ -22,12 +22,12 @@ describe('TOTP (RFC 6238)', () => {
   const now = 1_800_000_015_000;
   const secret = RFC_SEED_B32;
 
-  it('accepts one step either side and nothing further', () => {
+  it('accepts one step either side and nothing further', async () => {
     for (const d of [-1, 0, 1]) expect(checkTotp(secret, totpCode(secret, now + d * 30_000), now, 1, -1).ok).toBe(true);
     for (const d of [-2, 2]) expect(checkTotp(secret, totpCode(secret, now + d * 30_000), now, 1, -1)).toEqual({ ok: false, reason: 'wrong' });
   });
 
-  it('never accepts a step at or before the last spent one', () => {
+  it('never accepts a step at or before the last spent one', async () => {
     const r = checkTotp(secret, totpCode(secret, now), now, 1, -1);
     expect(r.ok).toBe(true);
     const step = (r as { step: number }).step;
@@ -40,7 +40,7 @@ describe('TOTP (RFC 6238)', () => {
     expect(checkTotp(secret, bad, now, 1, -1)).toEqual({ ok: false, reason: 'malformed' });
   });
 
-  it('makes an otpauth URI authenticator apps read', () => {
+  it('makes an otpauth URI authenticator apps read', async () => {
     expect(totpUri('tmuxgate', 'alice', 'ABCDEFGHIJKLMNOP')).toMatch(/^otpauth:\/\/totp\/tmuxgate:alice\?.*secret=ABCDEFGHIJKLMNOP/);
   });
 });

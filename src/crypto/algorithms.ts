@@ -7,38 +7,14 @@
  * host key is ever loaded.
  */
 export const ALLOWED = {
-  kex: [
-    'curve25519-sha256',
-    'curve25519-sha256@libssh.org',
-    'diffie-hellman-group16-sha512',
-    'diffie-hellman-group18-sha512',
-  ],
-  cipher: [
-    'chacha20-poly1305@openssh.com',
-    'aes256-gcm@openssh.com',
-    'aes128-gcm@openssh.com',
-    'aes256-ctr',
-  ],
+  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'diffie-hellman-group16-sha512', 'diffie-hellman-group18-sha512'],
+  cipher: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'aes256-ctr'],
   mac: ['hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256-etm@openssh.com'],
   serverHostKey: ['ssh-ed25519'],
   compress: ['none'],
 } as const;
 
 export type AlgorithmKind = 'kex' | 'cipher' | 'mac';
-
-/** User-key signature algorithms accepted for publickey auth (never SHA-1 `ssh-rsa`). */
-export const USER_KEY_TYPES = [
-  'ssh-ed25519',
-  'ecdsa-sha2-nistp256',
-  'ecdsa-sha2-nistp384',
-  'ecdsa-sha2-nistp521',
-  'ssh-rsa', // key type; its signatures must use rsa-sha2-256/512, enforced at verification
-  'sk-ssh-ed25519@openssh.com',
-  'sk-ecdsa-sha2-nistp256@openssh.com',
-] as const;
-
-/** Minimum RSA modulus size for enrolled user keys. */
-export const MIN_RSA_BITS = 2048;
 
 export interface AlgorithmPolicy {
   kex: string[];

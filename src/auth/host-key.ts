@@ -2,7 +2,7 @@ import path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import { ensureKeysDir, readPrivate, writeAtomic } from '../crypto/key-files.js';
-import { fingerprintOf } from '../auth/public-key.js';
+import { fingerprintOf } from './public-key.js';
 import { TgError } from '../errors.js';
 
 export const HOST_KEY_FILE = 'ssh_host_ed25519_key';

@@ -1,0 +1,41 @@
+import type { AdminContext } from './context.js';
+import { TgError } from '../errors.js';
+import { adminHost } from './host.js';
+
+/** What the CLI needs to run an observer client in a pty of its own, and to register it. */
+export interface Observation {
+  file: string;
+  args: string[];
+  /** Built from nothing: the client runs as the observed pair and inherits nothing of the admin's. */
+  env: Record<string, string>;
+  /** Registers the running client, so the gateway's intrusion check knows it is an audited observer. */
+  started(client: { pid: number; tty: string | null }): Promise<void>;
+  /** Unregisters it once it has ended. */
+  ended(): Promise<void>;
+}
+
+/**
+ * Prepares `sessions observe ID`: a tmux read-only client of a live session's server, run as the
+ * observed pair's account (a program on that socket can make it do only what the pair could do
+ * already); the observation is audited before the client starts. The caller owns the pty the
+ * client runs in and filters what it shows (docs/isolation.md).
+ */
+export async function openObservation(a: AdminContext, id: string): Promise<Observation> {
+  const s = await a.sessions.get(id);
+  if (!s || s.state !== 'live') throw new TgError('TG_ERR_SESSION_NOT_FOUND', `no live session ${id}`);
+  const client = await adminHost(a).readOnlyClient(s.role_id, s.user_id);
+  if (!client) throw new TgError('TG_ERR_SESSION_NOT_FOUND', `session ${id} has no tmux server on this host`);
+  await a.audit.emit(a.actor, { type: 'recording.access', action: 'observe', sessionId: id, detail: `live, read-only: ${s.user_name}+${s.role_name}` });
+  let pid: number | null = null;
+  return {
+    ...client.cmd,
+    env: { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: 'xterm-256color', LANG: 'C.UTF-8', HOME: '/' },
+    started: async (c) => {
+      pid = c.pid;
+      await a.hostAccounts.addObserver({ pid: c.pid, tty: c.tty, sessionId: id, actor: a.actor, at: a.clock.now() });
+    },
+    ended: async () => {
+      if (pid !== null) await a.hostAccounts.removeObserver(pid);
+    },
+  };
+}

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+
+/**
+ * The gateway relies on patches to its dependencies (patches/, applied by patch-package at
+ * install). A fresh `npm ci` that skipped them would still run, without the fixes: this fails.
+ */
+describe('dependency patches are applied', () => {
+  it('every patch in patches/ names an installed package at its version', async () => {
+    for (const f of readdirSync(path.join(ROOT, 'patches'))) {
+      const m = /^(.+)\+(\d+\.\d+\.\d+)\.patch$/.exec(f);
+      expect(m, f).not.toBeNull();
+      const pkg = JSON.parse(readFileSync(path.join(ROOT, 'node_modules', m![1]!, 'package.json'), 'utf8')) as { version: string };
+      expect(pkg.version, f).toBe(m![2]);
+    }
+  });
+
+  it('ssh2: padding from a random pool, and no SHA-1 or DSA in server-sig-algs', async () => {
+    const crypto = readFileSync(require.resolve('ssh2/lib/protocol/crypto.js'), 'utf8');
+    expect(crypto).toContain('function fillPadding(');
+    expect(crypto).not.toMatch(/randomFillSync\(packet, 5 \+ payloadLen, padLen\)/);
+    const protocol = readFileSync(require.resolve('ssh2/lib/protocol/Protocol.js'), 'utf8');
+    expect(protocol).toContain("'rsa-sha2-512,rsa-sha2-256'");
+  });
+
+  it('node-pty: the master fd is close-on-exec and the child closes inherited fds', async () => {
+    const src = readFileSync(path.join(ROOT, 'node_modules/node-pty/src/unix/pty.cc'), 'utf8');
+    expect(src).toContain('FD_CLOEXEC');
+  });
+});
