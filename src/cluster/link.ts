@@ -1,0 +1,297 @@
+import { timingSafeEqual } from 'node:crypto';
+import net from 'node:net';
+import ssh2 from 'ssh2';
+import { z } from 'zod';
+import type { Logger } from '../platform/logger.js';
+import type { Pty } from '../platform/pty.js';
+
+/**
+ * The node-to-node link: when a user's login lands on one node and their (role, user) tmux
+ * server lives on another, the receiving node (which authenticated them and records the
+ * session) opens a channel to the owning node, and the owning node attaches a tmux client for
+ * that pair and pipes it through. To the receiving node's session code the channel is just a Pty.
+ *
+ * The link is SSH (ssh2 on both ends): the server proves the cluster's shared host key and the
+ * client proves the cluster's node key, a key pair every node reads from its keys directory and
+ * that no user ever holds. Nothing else is accepted: no password, no other key, no other user
+ * name, one exec request per channel, no port forwarding, no agent, no subsystems.
+ */
+
+/** The user name a node presents on the link. */
+export const LINK_USER = 'tmuxgate-node';
+const EXEC_PREFIX = 'tmuxgate-relay ';
+
+/** What the receiving node asks the owning node to attach. */
+export const RelayRequestSchema = z
+  .object({
+    sessionId: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/),
+    userId: z.number().int().positive(),
+    roleId: z.number().int().positive(),
+    /** The node that asks (it holds the session row and the recording). */
+    fromNode: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+    term: z.string().regex(/^[A-Za-z0-9_.+-]{1,64}$/),
+    cols: z.number().int().min(1).max(1000),
+    rows: z.number().int().min(1).max(1000),
+  })
+  .strict();
+export type RelayRequest = z.infer<typeof RelayRequestSchema>;
+
+export interface LinkServerOptions {
+  /** The cluster's host key (private, as read from the keys directory). */
+  hostKey: Buffer;
+  /** The cluster's node key (public, OpenSSH format): the one client key accepted. */
+  nodePublicKey: Buffer | string;
+  /**
+   * Starts a local tmux client for the request's pair, after checking that the store agrees
+   * (a live session row from that node for that pair); throws to refuse.
+   */
+  attach(req: RelayRequest): Promise<Pty>;
+  logger: Logger;
+  algorithms?: ssh2.Algorithms;
+}
+
+function checkOptions<T extends object>(what: string, o: T, keys: (keyof T)[]): T {
+  for (const k of keys) if (o[k] === undefined || o[k] === null) throw new Error(`${what}: missing ${String(k)}`);
+  return o;
+}
+
+function parsePublic(key: Buffer | string): ssh2.ParsedKey {
+  const k = ssh2.utils.parseKey(key);
+  if (k instanceof Error) throw new Error(`cluster node key: ${k.message}`);
+  return Array.isArray(k) ? k[0]! : k;
+}
+
+/** The owning side: accepts relay channels from other nodes. */
+export class LinkServer {
+  private readonly server: ssh2.Server;
+  private readonly clients = new Set<ssh2.Connection>();
+  private readonly nodeKey: ssh2.ParsedKey;
+  private readonly nodeBlob: Buffer;
+
+  constructor(opts: LinkServerOptions) {
+    const o = checkOptions('link server', opts, ['hostKey', 'nodePublicKey', 'attach', 'logger']);
+    this.nodeKey = parsePublic(o.nodePublicKey);
+    this.nodeBlob = this.nodeKey.getPublicSSH();
+    this.server = new ssh2.Server({ hostKeys: [o.hostKey], ident: 'tmuxgate-link', ...(o.algorithms ? { algorithms: o.algorithms } : {}) }, (client) =>
+      this.onClient(client, o),
+    );
+    this.server.on('error', (e: Error) => o.logger.warn({ err: e.message }, 'link server error'));
+  }
+
+  private onClient(client: ssh2.Connection, o: LinkServerOptions): void {
+    this.clients.add(client);
+    client.on('close', () => this.clients.delete(client));
+    client.on('error', (e: Error) => o.logger.warn({ err: e.message }, 'link connection error'));
+    client.on('authentication', (ctx) => {
+      if (ctx.method !== 'publickey' || ctx.username !== LINK_USER) return ctx.reject(['publickey']);
+      const blob = ctx.key.data;
+      if (blob.length !== this.nodeBlob.length || !timingSafeEqual(blob, this.nodeBlob)) return ctx.reject(['publickey']);
+      if (!ctx.signature || !ctx.blob) return ctx.accept(); // a query: this key would do
+      if (this.nodeKey.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) return ctx.reject(['publickey']);
+      ctx.accept();
+    });
+    client.on('ready', () => {
+      client.on('session', (acceptSession) => {
+        const session = acceptSession();
+        let size = { term: 'xterm', cols: 80, rows: 24 };
+        let pty: Pty | null = null;
+        session.on('pty', (accept, _reject, info) => {
+          size = { term: info.term, cols: info.cols, rows: info.rows };
+          accept?.();
+        });
+        session.on('window-change', (accept, _reject, info) => {
+          accept?.();
+          pty?.resize(info.cols, info.rows);
+        });
+        session.on('exec', (accept, reject, info) => {
+          if (pty || !info.command.startsWith(EXEC_PREFIX)) return reject?.();
+          let req: RelayRequest;
+          try {
+            req = RelayRequestSchema.parse({ ...JSON.parse(info.command.slice(EXEC_PREFIX.length)), ...size });
+          } catch {
+            return reject?.();
+          }
+          o.attach(req).then(
+            (p) => {
+              pty = p;
+              const channel = accept();
+              pipe(p, channel);
+            },
+            (e: Error) => {
+              o.logger.warn({ err: e.message, sessionId: req.sessionId, from: req.fromNode }, 'relay attach refused');
+              reject?.();
+            },
+          );
+        });
+        for (const ev of ['shell', 'subsystem', 'env', 'auth-agent', 'x11', 'signal']) {
+          session.on(ev as 'shell', (_a: unknown, reject?: () => void) => reject?.());
+        }
+      });
+      client.on('request', (_a, reject) => reject?.()); // no port forwarding of any kind
+      client.on('tcpip', (_a, reject) => reject());
+    });
+  }
+
+  /** Listens on host:port (0: any free port); resolves to the port. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients) c.end();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+/** Owning side: the local pty and the channel feed each other until either ends. */
+function pipe(pty: Pty, channel: ssh2.ServerChannel): void {
+  let done = false;
+  pty.onData((d) => {
+    if (!channel.write(d)) {
+      pty.pause();
+      channel.once('drain', () => pty.resume());
+    }
+  });
+  channel.on('data', (d: Buffer) => pty.write(d));
+  pty.onExit((code) => {
+    done = true;
+    try {
+      channel.exit(code);
+    } catch {
+      // the channel may be gone already
+    }
+    channel.end();
+  });
+  // The receiving node hung up (its user left, or it ended the session): detach this client.
+  channel.on('close', () => {
+    if (!done) pty.kill('SIGHUP');
+  });
+}
+
+export interface LinkClientOptions {
+  /** The cluster's node key (private). */
+  nodePrivateKey: Buffer;
+  /** The cluster's host key (public, OpenSSH format): the one host key a peer may present. */
+  hostPublicKey: Buffer | string;
+  logger: Logger;
+  /** Connection (TCP + SSH handshake) deadline in ms. */
+  connectTimeoutMs?: number;
+  algorithms?: ssh2.Algorithms;
+}
+
+/** The receiving side: opens relay channels to other nodes, one SSH connection per peer. */
+export class LinkClient {
+  private readonly peers = new Map<string, Promise<ssh2.Client>>();
+  private readonly hostBlob: Buffer;
+
+  constructor(private readonly opts: LinkClientOptions) {
+    checkOptions('link client', opts, ['nodePrivateKey', 'hostPublicKey', 'logger']);
+    this.hostBlob = parsePublic(opts.hostPublicKey).getPublicSSH();
+  }
+
+  private connection(address: string): Promise<ssh2.Client> {
+    const known = this.peers.get(address);
+    if (known) return known;
+    const [host, portText] = splitAddress(address);
+    const made = new Promise<ssh2.Client>((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.on('ready', () => resolve(c));
+      c.on('error', (e: Error) => {
+        this.peers.delete(address);
+        reject(e);
+      });
+      c.on('close', () => this.peers.delete(address));
+      c.connect({
+        host,
+        port: Number(portText),
+        username: LINK_USER,
+        privateKey: this.opts.nodePrivateKey,
+        readyTimeout: this.opts.connectTimeoutMs ?? 5000,
+        keepaliveInterval: 5000,
+        keepaliveCountMax: 2,
+        hostVerifier: (key: Buffer) => key.length === this.hostBlob.length && timingSafeEqual(key, this.hostBlob),
+        ...(this.opts.algorithms ? { algorithms: this.opts.algorithms } : {}),
+      });
+    });
+    this.peers.set(address, made);
+    return made;
+  }
+
+  /** Opens a relay to the owning node at `address` (host:port): the remote tmux client, as a Pty. */
+  async open(address: string, req: RelayRequest): Promise<Pty> {
+    const c = await this.connection(address);
+    const { term, cols, rows, ...rest } = RelayRequestSchema.parse(req);
+    const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+      c.exec(EXEC_PREFIX + JSON.stringify(rest), { pty: { term, cols, rows, width: 0, height: 0, modes: {} } }, (err, ch) => (err ? reject(err) : resolve(ch))),
+    );
+    return new RemotePty(channel);
+  }
+
+  close(): void {
+    for (const p of this.peers.values())
+      void p.then(
+        (c) => c.end(),
+        () => {},
+      );
+    this.peers.clear();
+  }
+}
+
+function splitAddress(address: string): [string, string] {
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(address);
+  if (!m) throw new Error(`bad link address ${address}`);
+  return [m[1]!, m[2]!];
+}
+
+/**
+ * A relay channel seen as a Pty. Exit code: what the owning node's tmux client exited with; a
+ * channel that closes without one (the link or the owning node died) reports signal 1 (SIGHUP),
+ * which is what a terminal whose line dropped sees.
+ */
+class RemotePty implements Pty {
+  readonly pid = 0;
+  readonly tty = null;
+  private exitCode: number | null = null;
+
+  constructor(private readonly channel: ssh2.ClientChannel) {
+    channel.on('exit', (code: number | null) => {
+      if (typeof code === 'number') this.exitCode = code;
+    });
+    // Stderr is not expected; read it so a peer cannot stall the channel with it.
+    channel.stderr.resume();
+  }
+
+  onData(fn: (data: Buffer) => void): void {
+    this.channel.on('data', fn);
+  }
+
+  onExit(fn: (code: number, signal: number | undefined) => void): void {
+    this.channel.once('close', () => (this.exitCode === null ? fn(-1, 1) : fn(this.exitCode, undefined)));
+  }
+
+  write(data: Buffer): void {
+    this.channel.write(data);
+  }
+
+  resize(cols: number, rows: number): void {
+    this.channel.setWindow(rows, cols, 0, 0);
+  }
+
+  pause(): void {
+    this.channel.pause();
+  }
+
+  resume(): void {
+    this.channel.resume();
+  }
+
+  kill(): void {
+    this.channel.close();
+  }
+}

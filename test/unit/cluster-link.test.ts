@@ -1,0 +1,149 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import ssh2 from 'ssh2';
+import { LinkClient, LinkServer, type RelayRequest } from '../../src/cluster/link.js';
+import type { Pty } from '../../src/platform/pty.js';
+import { createLogger } from '../../src/platform/logger.js';
+import { waitUntil } from '../helpers/poll.js';
+
+const logger = createLogger({ level: 'silent' });
+const pair = () => ssh2.utils.generateKeyPairSync('ed25519');
+const hostKey = pair();
+const nodeKey = pair();
+
+/** A pty that echoes what it is sent, upper-cased, and records how it was treated. */
+class EchoPty implements Pty {
+  readonly pid = 4242;
+  readonly tty = null;
+  killed: string | undefined;
+  size: [number, number] = [0, 0];
+  private data: ((d: Buffer) => void)[] = [];
+  private exit: ((c: number, s: number | undefined) => void)[] = [];
+  onData(fn: (d: Buffer) => void) {
+    this.data.push(fn);
+  }
+  onExit(fn: (c: number, s: number | undefined) => void) {
+    this.exit.push(fn);
+  }
+  write(d: Buffer) {
+    for (const f of this.data) f(Buffer.from(d.toString().toUpperCase()));
+  }
+  resize(c: number, r: number) {
+    this.size = [c, r];
+  }
+  pause() {}
+  resume() {}
+  kill(s?: string) {
+    this.killed = s;
+  }
+  end(code: number) {
+    for (const f of this.exit) f(code, undefined);
+  }
+}
+
+const req: RelayRequest = { sessionId: 'sess0001abcd', userId: 3, roleId: 2, fromNode: 'node-b', term: 'xterm-256color', cols: 100, rows: 30 };
+
+let cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c();
+  cleanup = [];
+});
+
+async function serve(attach: (r: RelayRequest) => Promise<Pty>): Promise<string> {
+  const server = new LinkServer({ hostKey: Buffer.from(hostKey.private), nodePublicKey: nodeKey.public, attach, logger });
+  const port = await server.listen('127.0.0.1', 0);
+  cleanup.push(() => server.close());
+  return `127.0.0.1:${port}`;
+}
+
+function client(o: { node?: string; host?: string } = {}): LinkClient {
+  const c = new LinkClient({ nodePrivateKey: Buffer.from(o.node ?? nodeKey.private), hostPublicKey: o.host ?? hostKey.public, logger, connectTimeoutMs: 3000 });
+  cleanup.push(() => c.close());
+  return c;
+}
+
+describe('node-to-node link', () => {
+  it('relays a pair terminal both ways, with size, resize, hang-up and exit', async () => {
+    const ptys: EchoPty[] = [];
+    const seen: RelayRequest[] = [];
+    const addr = await serve(async (r) => {
+      seen.push(r);
+      const p = new EchoPty();
+      ptys.push(p);
+      return p;
+    });
+    const remote = await client().open(addr, req);
+    let out = '';
+    remote.onData((d) => (out += d.toString()));
+    remote.write(Buffer.from('hello'));
+    await waitUntil(() => out === 'HELLO', 'the echo through the link');
+    expect(seen).toEqual([req]);
+    remote.resize(120, 40);
+    await waitUntil(() => ptys[0]!.size[0] === 120, 'the resize');
+    expect(ptys[0]!.size).toEqual([120, 40]);
+
+    // The receiving side hangs up: the owning side's client is detached, not killed.
+    remote.kill();
+    await waitUntil(() => ptys[0]!.killed, 'the hang-up');
+    expect(ptys[0]!.killed).toBe('SIGHUP');
+
+    // The owning side's client exits: the receiving side sees its exit code.
+    const second = await client().open(addr, { ...req, sessionId: 'sess0002abcd' });
+    const exited: [number, number | undefined][] = [];
+    second.onData(() => {});
+    second.onExit((c, s) => exited.push([c, s]));
+    ptys[1]!.end(0);
+    await waitUntil(() => exited.length, 'the exit');
+    expect(exited).toEqual([[0, undefined]]);
+  });
+
+  it('reports a lost owning node as a dropped line (SIGHUP), not an exit', async () => {
+    const server = new LinkServer({ hostKey: Buffer.from(hostKey.private), nodePublicKey: nodeKey.public, attach: async () => new EchoPty(), logger });
+    const port = await server.listen('127.0.0.1', 0);
+    const remote = await client().open(`127.0.0.1:${port}`, req);
+    const exited: [number, number | undefined][] = [];
+    remote.onData(() => {});
+    remote.onExit((c, s) => exited.push([c, s]));
+    await server.close();
+    await waitUntil(() => exited.length, 'the lost link');
+    expect(exited).toEqual([[-1, 1]]);
+  });
+
+  it('refuses a client without the cluster node key', async () => {
+    let attached = 0;
+    const addr = await serve(async () => {
+      attached++;
+      return new EchoPty();
+    });
+    await expect(client({ node: pair().private }).open(addr, req)).rejects.toThrow(/authentication/i);
+    expect(attached).toBe(0);
+  });
+
+  it('refuses a peer that does not present the cluster host key', async () => {
+    const addr = await serve(async () => new EchoPty());
+    await expect(client({ host: pair().public }).open(addr, req)).rejects.toThrow(/host/i);
+  });
+
+  it('refuses what the owning node refuses, and malformed or other requests', async () => {
+    const addr = await serve(async (r) => {
+      if (r.userId === 3) throw new Error('no live session for that pair from that node');
+      return new EchoPty();
+    });
+    await expect(client().open(addr, req)).rejects.toThrow();
+    await expect(client().open(addr, { ...req, sessionId: '../../etc' })).rejects.toThrow();
+
+    // A node-key holder that asks for anything but one relay: shell, other commands, forwarding.
+    const raw = new ssh2.Client();
+    cleanup.push(() => void raw.end());
+    const [host, port] = addr.split(':');
+    await new Promise<void>((resolve, reject) => {
+      raw.on('ready', () => resolve()).on('error', reject);
+      raw.connect({ host, port: Number(port), username: 'tmuxgate-node', privateKey: nodeKey.private });
+    });
+    await expect(new Promise((res, rej) => raw.shell((e, ch) => (e ? rej(e) : res(ch))))).rejects.toThrow();
+    await expect(new Promise((res, rej) => raw.exec('id', (e, ch) => (e ? rej(e) : res(ch))))).rejects.toThrow();
+    await expect(new Promise((res, rej) => raw.forwardOut('127.0.0.1', 1, '127.0.0.1', 22, (e, ch) => (e ? rej(e) : res(ch))))).rejects.toThrow();
+    await expect(
+      new Promise((res, rej) => raw.exec(`tmuxgate-relay ${JSON.stringify({ ...req, extra: 1 })}`, (e, ch) => (e ? rej(e) : res(ch)))),
+    ).rejects.toThrow();
+  });
+});
