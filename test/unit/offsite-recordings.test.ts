@@ -1,0 +1,531 @@
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { recordingHeader } from '../helpers/recording.js';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { buildConfig } from '../../src/config/load.js';
+import { TgError } from '../../src/errors.js';
+import { FakeClock } from '../../src/platform/clock.js';
+import { systemRandom } from '../../src/platform/random.js';
+import { Metrics } from '../../src/platform/metrics.js';
+import { aesGcmSealer } from '../../src/crypto/sealer.js';
+import { PostgresSql } from '../../src/store/postgres.js';
+import { migratePostgres } from '../../src/store/postgres-migrate.js';
+import { FileSink } from '../../src/recording/sink.js';
+import { Recorder } from '../../src/recording/recorder.js';
+import { recordsAt } from '../../src/recording/offsite.js';
+import { RecorderFactory } from '../../src/session/recorder-factory.js';
+import { openAdmin, type AdminContext } from '../../src/admin/context.js';
+import { verifyAuditOffsite, verifyRecordingsOffsite } from '../../src/admin/offsite.js';
+import { checkpointSigned, verifyAuditChain } from '../../src/audit/log.js';
+import { formatAuditRow } from '../../src/evidence/syslog-format.js';
+import { RecordingShipper } from '../../src/evidence/recording-shipper.js';
+import { PostgresOffsite } from '../../src/evidence/offsite-postgres.js';
+import { S3Offsite } from '../../src/evidence/offsite-s3.js';
+import { Anchorer, anchorVerifies } from '../../src/evidence/anchors.js';
+import { formatAnchor, parseAnchorMessage } from '../../src/evidence/syslog-anchor.js';
+import { compareRecording, type OffsiteVerdict } from '../../src/evidence/offsite-verify.js';
+import type { OffsiteStore } from '../../src/evidence/offsite-store.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { startS3, S3RVER_CREDENTIALS, type TestS3 } from '../helpers/s3.js';
+import { waitUntil } from '../helpers/poll.js';
+
+/**
+ * Recordings leave the box as they are written (issue 14): every durable record of a recording
+ * file reaches the PostgreSQL sink (through a role that may only INSERT and SELECT) or the S3
+ * sink (s3rver here), in order, past an outage; `--offsite` verification names what was deleted,
+ * cut or altered locally and what is missing off the box.
+ */
+
+const keys = generateKeyPairSync('ed25519');
+const signer = { sign: (d: Buffer) => sign(null, d, keys.privateKey), publicKeyPem: keys.publicKey.export({ format: 'pem', type: 'spki' }).toString() };
+const PEM = signer.publicKeyPem;
+const EVIDENCE_ROLE = 'tg_evidence';
+const EVIDENCE_PW = 'pw-evidence-1';
+
+let server: TestPostgres;
+let s3: TestS3;
+let dbs = 0;
+const dirs: string[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  [server, s3] = await Promise.all([startPostgres({ database: 'offsite' }), startS3()]);
+  await server.query(`CREATE ROLE tg_evidence_owner NOLOGIN`);
+  await server.query(`CREATE ROLE ${EVIDENCE_ROLE} LOGIN PASSWORD '${EVIDENCE_PW}'`);
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([server?.stop(), s3?.stop()]);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** The GRANTs docs/evidence.md gives, run as the database owner after migration 0011. */
+const GRANTS = [
+  'ALTER TABLE evidence_recording_chunks OWNER TO tg_evidence_owner',
+  'ALTER TABLE evidence_anchors OWNER TO tg_evidence_owner',
+  `GRANT INSERT, SELECT ON evidence_recording_chunks, evidence_anchors TO ${EVIDENCE_ROLE}`,
+  `GRANT USAGE ON SEQUENCE evidence_anchors_id_seq TO ${EVIDENCE_ROLE}`,
+];
+
+/** A fresh migrated database with the sink's tables handed to the insert-only role; the store's (owner) and the sink's URLs. */
+async function database(): Promise<{ storeUrl: string; sinkUrl: string; as: (sql: string) => Promise<pg.QueryResult> }> {
+  const name = `offsite${++dbs}`;
+  await server.query(`CREATE DATABASE ${name}`);
+  const storeUrl = server.url.replace(/\/offsite$/, `/${name}`);
+  const sql = new PostgresSql({ url: storeUrl, max: 1 });
+  await migratePostgres(sql);
+  for (const g of GRANTS) await sql.run(g);
+  await sql.close();
+  const as = async (q: string): Promise<pg.QueryResult> => {
+    const c = new pg.Client({ connectionString: storeUrl });
+    await c.connect();
+    try {
+      return await c.query(q);
+    } finally {
+      await c.end();
+    }
+  };
+  return { storeUrl, sinkUrl: server.urlAs(EVIDENCE_ROLE, EVIDENCE_PW).replace(/\/offsite$/, `/${name}`), as };
+}
+
+function tmp(): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'tg-offsite-'));
+  dirs.push(d);
+  return d;
+}
+
+function pgStore(url: string, clock: FakeClock): PostgresOffsite {
+  const s = new PostgresOffsite(new PostgresSql({ url, max: 2, connectTimeoutMs: 5000, queryTimeoutMs: 10_000 }), 'test', clock);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+function shipperFor(store: OffsiteStore, clock: FakeClock, maxLagBytes = 8 * 1024 * 1024): RecordingShipper {
+  const s = new RecordingShipper({ node: 'gw-test', maxLagBytes, backoff: { initialMs: 100, maxMs: 400 }, lingerMs: 0 }, { store, clock, read: readPart });
+  cleanups.push(() => stop(s, clock));
+  return s;
+}
+
+/** close(0) on the fake clock: its deadline is a timer there. */
+async function stop(s: RecordingShipper, clock: FakeClock): Promise<void> {
+  const closing = s.close(0);
+  clock.advance(1);
+  await closing;
+}
+
+async function readPart(file: string, start: number, end: number): Promise<Buffer> {
+  return readFileSync(file).subarray(start, end);
+}
+
+/** A recorder on a file in `dir` whose durable records go to `shipper`. */
+async function recorder(dir: string, id: string, shipper: RecordingShipper, clock: FakeClock): Promise<{ rec: Recorder; file: string }> {
+  const file = await new FileSink(dir).create(id);
+  const header = recordingHeader(id, { startedAt: clock.now() });
+  const rec = new Recorder({ header, sealer: aesGcmSealer(randomBytes(32)), file, clock, signer, fsync: false, offsite: shipper.begin(id, file.path) });
+  await rec.start();
+  return { rec, file: file.path };
+}
+
+/** `n` chunks of about `bytes` each (random text: it barely compresses). */
+function chunks(rec: Recorder, n: number, bytes = 2000): void {
+  for (let i = 0; i < n; i++) {
+    rec.frame('output', Buffer.from(randomBytes(Math.ceil(bytes * 0.75)).toString('base64')));
+    rec.flush(true);
+  }
+}
+
+const caughtUp = (s: RecordingShipper, chunksAtLeast: number) =>
+  waitUntil(() => s.lag().bytes === 0 && s.state().shippedChunks >= chunksAtLeast, `the sink to hold ${chunksAtLeast} chunks`);
+
+/** The sink's rows of one recording, in file order. */
+async function rowsOf(as: (q: string) => Promise<pg.QueryResult>, id: string): Promise<{ kind: string; seq: number; record: Buffer; chain_hash: string }[]> {
+  const r = await as(
+    `SELECT kind, seq::int AS seq, record, chain_hash FROM evidence_recording_chunks WHERE session_id = '${id}' ORDER BY CASE kind WHEN 'header' THEN 0 WHEN 'chunk' THEN 1 ELSE 2 END, seq`,
+  );
+  return r.rows as { kind: string; seq: number; record: Buffer; chain_hash: string }[];
+}
+
+const local = (file: string) => recordsAt(readFileSync(file), 0).records.map((r) => ({ kind: r.kind, seq: r.seq, record: r.bytes, chain_hash: r.hash }));
+
+describe('the PostgreSQL sink', () => {
+  it('holds every record in file order, written through a role that may INSERT and SELECT but not UPDATE, DELETE or TRUNCATE', async () => {
+    const { sinkUrl, storeUrl, as } = await database();
+    const clock = new FakeClock();
+    const store = pgStore(sinkUrl, clock);
+    const shipper = shipperFor(store, clock);
+    const { rec, file } = await recorder(tmp(), 's_ordered', shipper, clock);
+    chunks(rec, 6);
+    await rec.close('exit');
+    await caughtUp(shipper, 6);
+    const rows = await rowsOf(as, 's_ordered');
+    expect(rows.map((r) => `${r.kind}${r.seq}`)).toEqual(['header0', 'chunk0', 'chunk1', 'chunk2', 'chunk3', 'chunk4', 'chunk5', 'trailer6']);
+    expect(rows).toEqual(local(file)); // the exact bytes and chain hashes of the local file
+    expect(await store.appendOnly()).toBe('yes');
+
+    // The role the gateway writes with cannot change what it wrote.
+    const c = new pg.Client({ connectionString: sinkUrl });
+    await c.connect();
+    try {
+      for (const t of ['evidence_recording_chunks', 'evidence_anchors']) {
+        await expect(c.query(`UPDATE ${t} SET node = 'x'`)).rejects.toThrow(/permission denied/);
+        await expect(c.query(`DELETE FROM ${t}`)).rejects.toThrow(/permission denied/);
+        await expect(c.query(`TRUNCATE ${t}`)).rejects.toThrow(/permission denied/);
+        await expect(c.query(`DROP TABLE ${t}`)).rejects.toThrow(/must be owner/);
+      }
+      // ...but may insert and read (the control: the failures above are about rights, not a broken connection).
+      expect((await c.query('SELECT count(*)::int AS n FROM evidence_recording_chunks')).rows[0].n).toBe(8);
+    } finally {
+      await c.end();
+    }
+    // A resend with other bytes is refused and reported, the stored row kept.
+    const altered = Buffer.from(rows[2]!.record);
+    altered[altered.length - 1]! ^= 1;
+    expect(await store.put([{ sessionId: 's_ordered', kind: 'chunk', seq: 1, bytes: altered, hash: 'x' }], 'gw-test')).toEqual(['s_ordered/chunk/1']);
+    expect((await rowsOf(as, 's_ordered'))[2]!.record).toEqual(rows[2]!.record);
+    // The store's own role owns the tables' database and could alter them: appendOnly says so.
+    const owner = pgStore(storeUrl, clock);
+    expect(await owner.appendOnly()).toMatch(/^no: the sink's role can alter what it wrote \(evidence_recording_chunks: owns, UPDATE, DELETE, TRUNCATE; /);
+  });
+
+  it('buffer: the database killed mid-recording; the backlog past the memory bound is read back from the file and arrives in order', async () => {
+    const { sinkUrl, as } = await database();
+    const clock = new FakeClock();
+    const store = pgStore(sinkUrl, clock);
+    const shipper = shipperFor(store, clock, 64 * 1024);
+    const { rec, file } = await recorder(tmp(), 's_outage', shipper, clock);
+    chunks(rec, 3);
+    await caughtUp(shipper, 3);
+
+    await server.kill();
+    chunks(rec, 60); // ~120 KB: past the 64 KiB bound
+    const st = await waitUntil(() => {
+      const s = shipper.state();
+      return s.overLag && s.lastError !== null && s.lagChunks === 60 ? s : null;
+    }, 'the lag to pass its bound with the sink down');
+    expect(st.connected).toBe(false);
+    expect(st.spilledSessions).toBe(1);
+    expect(st.queuedBytes).toBeLessThanOrEqual(64 * 1024);
+    expect(st.lagChunks).toBe(60);
+
+    await server.start();
+    await waitUntil(() => {
+      clock.advance(500); // the retry back-off runs on the injected clock
+      return shipper.lag().bytes === 0;
+    }, 'the backlog to be caught up');
+    await rec.close('exit');
+    await caughtUp(shipper, 63);
+    expect(await rowsOf(as, 's_outage')).toEqual(local(file)); // every record, in order, nothing missing
+    expect(shipper.state()).toMatchObject({ connected: true, spilledSessions: 0, queuedBytes: 0, lost: 0, conflicts: 0 });
+  });
+
+  it('resume: a node that stopped with a backlog ships the rest from its file after a restart', async () => {
+    const { sinkUrl, as } = await database();
+    const clock = new FakeClock();
+    const store = pgStore(sinkUrl, clock);
+    const first = shipperFor(store, clock);
+    const { rec, file } = await recorder(tmp(), 's_resume', first, clock);
+    chunks(rec, 2);
+    await caughtUp(first, 2);
+    await server.kill();
+    chunks(rec, 4);
+    await rec.close('exit');
+    await waitUntil(() => first.state().lastError, 'the put to fail');
+    await stop(first, clock); // stops with the backlog: 4 chunks and the trailer
+    expect(first.lag().chunks).toBe(4);
+    await server.start();
+
+    const second = shipperFor(pgStore(sinkUrl, clock), clock);
+    await second.resume('s_resume', file);
+    await caughtUp(second, 4);
+    expect(await rowsOf(as, 's_resume')).toEqual(local(file));
+  });
+});
+
+/** An admin context on a PostgreSQL store whose evidence.recordings.postgres is the insert-only role. */
+async function adminOn(db: { storeUrl: string; sinkUrl: string }, clock: FakeClock): Promise<{ a: AdminContext; dir: string }> {
+  const dir = tmp();
+  const config = buildConfig(
+    { store: { kind: 'postgres', url: db.storeUrl }, dataDir: 'data', keysDir: 'keys', evidence: { recordings: { postgres: { url: db.sinkUrl } } } },
+    { file: null, baseDir: dir },
+  );
+  const a = await openAdmin(config, { clock, createKeys: true, actor: 'os:test' });
+  cleanups.push(() => a.close());
+  return { a, dir };
+}
+
+/** Records a session through the recorder factory (its row, its file, its records shipped), `n` chunks, sealed unless `live`. */
+async function session(a: AdminContext, dir: string, shipper: RecordingShipper, clock: FakeClock, id: string, n: number, live = false): Promise<Recorder> {
+  const factory = new RecorderFactory({
+    sink: new FileSink(path.join(dir, 'recordings')),
+    recordings: a.recordings,
+    masterKeys: a.masterKeys,
+    signer,
+    clock,
+    random: systemRandom,
+    metrics: new Metrics(),
+    recording: { fsync: false, flushInterval: 1000, maxChunkBytes: 65_536, maxQueueBytes: 8 * 1024 * 1024 },
+    offsite: shipper,
+  });
+  const rec = await factory.open({ id, user: 'alice', role: 'ops', recordInput: false, term: 'xterm', cols: 80, rows: 24, startedAt: clock.now() });
+  chunks(rec, n);
+  if (!live) {
+    const t = await rec.close('exit');
+    await a.recordings.finish(id, 'sealed', t!.durationMs, clock.now(), null);
+  }
+  return rec;
+}
+
+const byId = (vs: OffsiteVerdict[]) => new Map(vs.map((v) => [v.subject, v]));
+const kinds = (v: OffsiteVerdict | undefined) => v?.differences.map((d) => `${d.kind}@${d.at}`);
+
+describe('verify --offsite against the PostgreSQL sink', () => {
+  it('names a recording deleted locally, a truncated tail, an altered chunk and a gap in the off-box stream', async () => {
+    const db = await database();
+    const clock = new FakeClock();
+    const { a, dir } = await adminOn(db, clock);
+    const store = pgStore(db.sinkUrl, clock);
+    const shipper = shipperFor(store, clock);
+    for (const id of ['s_intact', 's_altered', 's_cut', 's_gone', 's_gap']) await session(a, dir, shipper, clock, id, 4);
+    const live = await session(a, dir, shipper, clock, 's_live', 3, true);
+    await caughtUp(shipper, 23);
+    const file = (id: string) => path.join(dir, 'recordings', `${id}.tgrec`);
+
+    expect(byId(await verifyRecordingsOffsite(a, null, PEM, { stores: [store] })).get('s_intact')!.status).toBe('match');
+
+    // Local tampering, each its own kind.
+    const altered = readFileSync(file('s_altered'));
+    const chunk2 = recordsAt(altered, 0).records.find((r) => r.kind === 'chunk' && r.seq === 2)!;
+    altered[chunk2.offset + 100]! ^= 0xff;
+    writeFileSync(file('s_altered'), altered);
+    const cut = recordsAt(readFileSync(file('s_cut')), 0).records.find((r) => r.kind === 'chunk' && r.seq === 2)!;
+    truncateSync(file('s_cut'), cut.offset); // chunks 2, 3 and the trailer gone
+    unlinkSync(file('s_gone'));
+    await a.sql.run('DELETE FROM recordings WHERE session_id = ?', ['s_gone']);
+    // ...and a hole off the box (only the database owner can make one).
+    await db.as("DELETE FROM evidence_recording_chunks WHERE session_id = 's_gap' AND kind = 'chunk' AND seq = 1");
+
+    const v = byId(await verifyRecordingsOffsite(a, null, PEM, { stores: [store] }));
+    expect(v.get('s_intact')!.status).toBe('match');
+    expect(v.get('s_live')!.status).toBe('match');
+    expect(kinds(v.get('s_altered'))).toEqual(['altered-locally@2']);
+    expect(kinds(v.get('s_cut'))).toEqual(['truncated-locally@2']);
+    expect(v.get('s_cut')!.differences[0]!.detail).toContain(
+      'the local file ends after 2 chunks without its trailer; off the box: 4 chunks and the signed trailer',
+    );
+    expect(kinds(v.get('s_gone'))).toEqual(['deleted-locally@null']);
+    expect(v.get('s_gone')!.differences[0]!.detail).toContain('its recording row and file are gone');
+    expect(kinds(v.get('s_gap'))).toEqual(['offsite-gap@1']);
+    for (const id of ['s_altered', 's_cut', 's_gone', 's_gap']) expect(v.get(id)!.status).toBe('differs');
+    // Each comparison is a recording access in the audit log.
+    expect((await a.auditEvents.recent({ type: 'recording.access' })).filter((r) => r.data.includes('offsite postgres')).length).toBeGreaterThanOrEqual(12);
+    await expect(verifyRecordingsOffsite(a, 's_nowhere', PEM, { stores: [store] })).rejects.toMatchObject({ code: 'TG_ERR_SESSION_NOT_FOUND' });
+
+    // A live recording's head is anchored (signed) off the box; cut below it locally, the anchor alone names it.
+    const anchors = new Anchorer(60_000, {
+      auditEvents: a.auditEvents,
+      sign: signer.sign,
+      heads: () => shipper.heads(),
+      targets: [{ name: 'postgres', putAnchors: (x) => store.putAnchors(x) }],
+      clock,
+      node: 'gw-test',
+    });
+    chunks(live, 2);
+    await caughtUp(shipper, 25);
+    await anchors.tick();
+    const got = await store.anchors('recording', 's_live');
+    expect(got.map((x) => x.position)).toEqual([5]);
+    expect(anchorVerifies(got[0]!, PEM)).toBe(true);
+    const liveRecs = recordsAt(readFileSync(file('s_live')), 0).records;
+    truncateSync(file('s_live'), liveRecs.find((r) => r.kind === 'chunk' && r.seq === 3)!.offset);
+    const [lv] = await verifyRecordingsOffsite(a, 's_live', PEM, { stores: [store] });
+    expect(kinds(lv)).toEqual(['truncated-locally@3']);
+    const anchorOnly = compareRecording({
+      sessionId: 's_live',
+      sink: 'postgres',
+      localFile: readFileSync(file('s_live')),
+      localRow: true,
+      offsite: [],
+      anchors: got,
+      publicKeyPem: PEM,
+    });
+    expect(kinds(anchorOnly)).toEqual(['truncated-locally@3', 'not-shipped@0']); // with no chunk off the box, only the anchor knew of chunks 3-4
+    expect(anchorOnly.differences[0]!.detail).toMatch(
+      /^the local file ends after 3 chunks without its trailer; the anchor signed \S+ says 5 chunks: its tail was cut locally$/,
+    );
+    await live.close('exit');
+  });
+
+  it('audit verify --offsite names a cut tail and rewritten rows from the signed anchors, and a gap in the collector copy', async () => {
+    const db = await database();
+    const clock = new FakeClock();
+    const { a } = await adminOn(db, clock);
+    const store = pgStore(db.sinkUrl, clock);
+    const anchors = new Anchorer(60_000, {
+      auditEvents: a.auditEvents,
+      sign: signer.sign,
+      heads: () => [],
+      targets: [{ name: 'postgres', putAnchors: (x) => store.putAnchors(x) }],
+      clock,
+      node: 'gw-test',
+    });
+    for (let i = 0; i < 12; i++) await a.audit.emit('os:test', { type: 'admin.change', action: 'role.add', target: `r${i}` });
+    await anchors.tick();
+    const n = await a.auditEvents.maxId();
+    expect((await store.anchors('audit')).map((x) => x.position)).toEqual([n]);
+    const [ok] = await verifyAuditOffsite(a, PEM, { stores: [store] });
+    expect(ok).toMatchObject({ sink: 'postgres', status: 'match' });
+
+    // Root deletes the newest rows and their checkpoints: the local chain still verifies...
+    const collector = [];
+    for await (const r of a.auditEvents.all()) collector.push(r);
+    await a.sql.run('DELETE FROM audit_events WHERE id > ?', [n - 3]);
+    await a.sql.run('DELETE FROM audit_checkpoints WHERE audit_id > ?', [n - 3]);
+    expect((await verifyAuditChain(a.auditEvents)).problem).toBeNull();
+    // ...the anchor off the box does not.
+    const [cut] = await verifyAuditOffsite(a, PEM, { stores: [store] });
+    expect(cut!.status).toBe('differs');
+    expect(cut!.differences.map((d) => `${d.kind}@${d.at}`)).toEqual([`truncated-locally@${n - 2}`]);
+    expect(cut!.differences[0]!.detail).toContain(`the local log ends at row ${n - 3}: rows ${n - 2}-${n} were deleted locally`);
+
+    // New rows reuse the ids: the chain is whole again locally, and no longer reaches the anchored head.
+    for (let i = 0; i < 5; i++) await a.audit.emit('os:test', { type: 'admin.change', action: 'role.add', target: `x${i}` });
+    expect((await verifyAuditChain(a.auditEvents)).problem).toBeNull();
+    const [rewritten] = await verifyAuditOffsite(a, PEM, { stores: [store] });
+    expect(rewritten!.differences.map((d) => `${d.kind}@${d.at}`)).toEqual([`deleted-locally@${n}`]);
+    expect(rewritten!.differences[0]!.detail).toContain('the local chain no longer reaches the head anchored off the box');
+
+    // The collector's copy (rows as syslog lines, and the anchor), with one row lost in transit.
+    const lines = collector.filter((r) => r.id !== 4).map((r) => formatAuditRow(r));
+    lines.push(formatAnchor((await store.anchors('audit'))[0]!));
+    const f = path.join(tmp(), 'audit.log');
+    writeFileSync(f, lines.join('\n') + '\n');
+    const [, fromCollector] = await verifyAuditOffsite(a, PEM, { stores: [store], collectorFile: f });
+    expect(fromCollector!.sink).toBe('syslog');
+    expect(fromCollector!.differences.map((d) => d.kind)).toEqual(['deleted-locally', 'altered-locally', 'offsite-gap', 'not-shipped']);
+    expect(fromCollector!.differences[1]!.detail).toContain(`local rows ${n - 2}-${n} differ from the collector's copy`);
+    expect(fromCollector!.differences[2]!.detail).toContain('lacks rows 4');
+  });
+
+  it('an anchor round-trips through its syslog message and its signature covers every field', () => {
+    const a = {
+      kind: 'audit' as const,
+      subject: 'audit',
+      position: 42,
+      head: 'ab'.repeat(32),
+      ts: 1_767_225_600_000,
+      signature: Buffer.alloc(0),
+      node: 'gw"1]',
+    };
+    const signed = { ...a, signature: signer.sign(checkpointSigned(a.position, a.head, a.ts)) };
+    const back = parseAnchorMessage(formatAnchor(signed))!;
+    expect(back).toEqual(signed);
+    expect(anchorVerifies(back, PEM)).toBe(true);
+    expect(anchorVerifies({ ...back, position: 41 }, PEM)).toBe(false);
+  });
+});
+
+describe('the S3 sink (s3rver)', () => {
+  /** An S3 client that notes the headers of every PUT (s3rver does not keep the Object Lock ones). */
+  async function s3Store(clock: FakeClock, retainDays = 2192): Promise<{ store: S3Offsite; puts: Record<string, string>[]; client: S3Client; prefix: string }> {
+    const sdk = await import('@aws-sdk/client-s3');
+    const client = new sdk.S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+    const puts: Record<string, string>[] = [];
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const req = args.request as { method?: string; headers?: Record<string, string> };
+        if (req.method === 'PUT') puts.push({ ...req.headers });
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'notePuts' },
+    );
+    const prefix = `t${++dbs}/`;
+    const store = await S3Offsite.open(
+      { bucket: s3.bucket, region: 'us-east-1', prefix, forcePathStyle: true, endpoint: s3.endpoint, objectLock: { mode: 'COMPLIANCE', retainDays } },
+      clock,
+      { client },
+    );
+    cleanups.push(() => store.close());
+    return { store, puts, client, prefix };
+  }
+
+  it('one object per record (key session/seq) with Object Lock headers; verify names deleted, cut and altered recordings and an off-box gap', async () => {
+    const clock = new FakeClock();
+    const { store, puts, client, prefix } = await s3Store(clock);
+    const shipper = shipperFor(store, clock);
+    const dir = tmp();
+    const files: Record<string, string> = {};
+    for (const id of ['s_a', 's_b', 's_c', 's_d']) {
+      const { rec, file } = await recorder(dir, id, shipper, clock);
+      chunks(rec, 3);
+      await rec.close('exit');
+      files[id] = file;
+    }
+    await caughtUp(shipper, 12);
+    const recs = await store.records('s_a');
+    expect(recs.map((r) => `${r.kind}${r.seq}`)).toEqual(['header0', 'chunk0', 'chunk1', 'chunk2', 'trailer3']);
+    expect(recs.map((r) => r.bytes)).toEqual(local(files.s_a!).map((r) => r.record));
+    expect((await store.sessions()).sort()).toEqual(['s_a', 's_b', 's_c', 's_d']);
+    // Every PUT asked for retention: COMPLIANCE until six years (2192 days) from the write.
+    expect(puts.length).toBe(20);
+    for (const h of puts) {
+      expect(h['x-amz-object-lock-mode']).toBe('COMPLIANCE');
+      expect(Date.parse(h['x-amz-object-lock-retain-until-date']!)).toBe(clock.now() + 2192 * 86_400_000);
+    }
+    // s3rver does not implement Object Lock: the sink says it cannot tell, rather than claiming it.
+    expect(await store.appendOnly()).toMatch(/^unknown: cannot read the bucket's Object Lock configuration/);
+
+    const compare = async (id: string, file: Buffer | null) =>
+      compareRecording({
+        sessionId: id,
+        sink: 's3',
+        localFile: file,
+        localRow: file !== null,
+        offsite: await store.records(id),
+        anchors: [],
+        publicKeyPem: PEM,
+      });
+    expect((await compare('s_a', readFileSync(files.s_a!))).status).toBe('match');
+    const b = readFileSync(files.s_b!);
+    b[recordsAt(b, 0).records.find((r) => r.seq === 1 && r.kind === 'chunk')!.offset + 90]! ^= 1;
+    expect(kinds(await compare('s_b', b))).toEqual(['altered-locally@1']);
+    const c = readFileSync(files.s_c!);
+    expect(kinds(await compare('s_c', c.subarray(0, recordsAt(c, 0).records.find((r) => r.kind === 'trailer')!.offset)))).toEqual(['truncated-locally@3']);
+    expect(kinds(await compare('s_d', null))).toEqual(['deleted-locally@null']);
+    const sdk = await import('@aws-sdk/client-s3');
+    const key = (await client.send(new sdk.ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}s_a/` })))
+      .Contents!.map((o) => o.Key!)
+      .find((k) => k.endsWith('/0000000001'))!;
+    await client.send(new sdk.DeleteObjectCommand({ Bucket: s3.bucket, Key: key })); // s3rver lets anyone delete: a bucket with Object Lock would not
+    expect(kinds(await compare('s_a', readFileSync(files.s_a!)))).toEqual(['offsite-gap@1']);
+  });
+});
+
+describe('config', () => {
+  it('refuses the PostgreSQL sink on the SQLite single-node store with one coded line', () => {
+    let err: unknown;
+    try {
+      buildConfig({ evidence: { recordings: { postgres: {} } } }, { file: null, baseDir: '/tmp' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TgError);
+    expect((err as TgError).code).toBe('TG_ERR_CONFIG_INVALID');
+    expect((err as TgError).message).toBe(
+      'config (defaults): evidence.recordings.postgres: the SQLite single-node store has no PostgreSQL sink (use store.kind postgres, or the s3 sink)',
+    );
+    // s3 is fine on SQLite; anchors at most every 60 s.
+    expect(
+      buildConfig({ evidence: { recordings: { s3: { bucket: 'b-1', endpoint: 'http://127.0.0.1:1' } } } }, { file: null, baseDir: '/tmp' }).evidence.recordings!
+        .anchorInterval,
+    ).toBe(60_000);
+    expect(() => buildConfig({ evidence: { recordings: { anchorInterval: '90s', s3: { bucket: 'b-1' } } } }, { file: null, baseDir: '/tmp' })).toThrow(
+      /between 1s and 60s/,
+    );
+  });
+});
