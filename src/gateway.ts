@@ -2,6 +2,7 @@ import { mkdirSync, chmodSync, readFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import type { Config } from './config/schema.js';
 import { systemClock, type Clock } from './platform/clock.js';
+import { raiseGatewayPriority } from './platform/priority.js';
 import { systemRandom, type Random } from './platform/random.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { Metrics, serveMetrics } from './platform/metrics.js';
@@ -107,6 +108,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const realTime = deps.realTime ?? systemClock;
   const random = deps.random ?? systemRandom;
   const logger = deps.logger ?? createLogger({ level: config.log.level });
+  const refused = raiseGatewayPriority(config.nice);
+  if (refused) logger.warn({ nice: config.nice, err: refused }, "cannot raise the gateway's CPU priority: serving at the users' priority");
   ensureKeysDir(config.paths.keysDir);
   const hostKey = loadHostKey(config.paths.keysDir, { create: true });
   const { provider } = loadMasterKey(config.paths.keysDir, { create: true });

@@ -121,6 +121,12 @@ export const ConfigSchema = z
       })
       .optional(),
     log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).prefault({}),
+    /**
+     * The gateway's own CPU priority (nice, -20..0) above its users' programs, which start at the
+     * priority the gateway was started with: keystrokes and logins are served first on a box full
+     * of busy shells, and no user's program can starve the gateway. Needs root; 0 turns it off.
+     */
+    nice: z.number().int().min(-20).max(0).default(-5),
     sessions: z
       .strictObject({
         idleTimeout: duration('15m'),

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import type { OsAccount } from './account.js';
+import { atUserPriority } from '../platform/priority.js';
 
 /** The environment of a short helper run as a pair: nothing of the gateway's own. */
 const PLAIN_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
@@ -44,10 +45,12 @@ export function runArgv(file: string, args: string[], o: { timeoutMs?: number; e
   const timeoutMs = o.timeoutMs ?? 5000;
   const env = o.env ?? PLAIN_ENV;
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', env, cwd: '/', maxBuffer: 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      // A program that could not be started says so in stderr, so callers' errors name the cause.
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err ? err.message : '') });
-    });
+    atUserPriority(() =>
+      execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', env, cwd: '/', maxBuffer: 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        // A program that could not be started says so in stderr, so callers' errors name the cause.
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err ? err.message : '') });
+      }),
+    );
   });
 }

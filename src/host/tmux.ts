@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Role, SandboxSpec } from '../store/roles.js';
 import type { OsAccount } from './account.js';
 import { sleep, systemClock, type Clock } from '../platform/clock.js';
+import { atUserPriority } from '../platform/priority.js';
 import { asAccount, runArgv, runAs, type RunResult } from './run.js';
 import { sandboxed } from './sandbox.js';
 
@@ -191,7 +192,7 @@ export class TmuxHost {
    */
   async startSandboxedServer(pair: Pair, socket: string, env: Record<string, string>, cols: number, rows: number): Promise<void> {
     const c = this.wrap(pair, ['-S', socket, '-f', pair.conf, '-D'], true, true);
-    const child = spawn(c.file, c.args, { detached: true, stdio: 'ignore', env, cwd: '/' });
+    const child = atUserPriority(() => spawn(c.file, c.args, { detached: true, stdio: 'ignore', env, cwd: '/' }));
     child.on('error', () => {});
     child.unref();
     const deadline = this.realTime.now() + 5000;

@@ -1,5 +1,6 @@
 import { writeSync } from 'node:fs';
 import * as nodePty from 'node-pty';
+import { atUserPriority } from './priority.js';
 
 /** A pseudo-terminal running one program. The port the session code uses; node-pty behind it. */
 export interface Pty {
@@ -29,15 +30,17 @@ export interface PtySpawnOptions {
 
 /** Spawns through node-pty with raw Buffers (no decoding cost, no split UTF-8). */
 export function spawnPty(o: PtySpawnOptions): Pty {
-  const p = nodePty.spawn(o.file, o.args, {
-    name: o.term,
-    cols: o.cols,
-    rows: o.rows,
-    cwd: o.cwd,
-    env: o.env,
-    encoding: null,
-    ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid } : {}),
-  } as nodePty.IPtyForkOptions);
+  const p = atUserPriority(() =>
+    nodePty.spawn(o.file, o.args, {
+      name: o.term,
+      cols: o.cols,
+      rows: o.rows,
+      cwd: o.cwd,
+      env: o.env,
+      encoding: null,
+      ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid } : {}),
+    } as nodePty.IPtyForkOptions),
+  );
   return {
     pid: p.pid,
     tty: (p as unknown as { ptsName?: string }).ptsName ?? null,

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestGateway, socketsIn, type TestUser } from '../helpers/gateway.js';
@@ -103,6 +104,22 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     await t.run(b, `echo "nproc=$(awk '/^Max processes/ {print $3}' /proc/self/limits)-$((2+5))"`, /nproc=\d+-7/);
     expect(b.text).toMatch(new RegExp(`nproc=${t.config.isolation.maxProcesses}-7`));
     b.kill();
+  });
+
+  it("the gateway serves above its users' CPU priority; every process of a pair runs at the start priority and cannot raise it", async () => {
+    // The in-process gateway raised this thread (config nice: -5 by default); children are forked back at 0.
+    expect(os.getPriority(0)).toBe(-5);
+    const d = await t.login(carol);
+    const out = await t.run(d, 'echo NICE-$(nice)-; renice -n -5 -p $$ >/dev/null 2>&1 || echo REFUSED-$((40+2))', 'REFUSED-42');
+    expect(out).toContain('NICE-0-');
+    const niceOf = (pid: number) => {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    };
+    const pids = processesOf((await pairAccount('carol')).uid);
+    expect(pids.length).toBeGreaterThanOrEqual(3); // the tmux client, the server, the shell
+    expect(pids.map(niceOf)).toEqual(pids.map(() => 0));
+    d.kill();
   });
 
   it("no process of another pair holds a live session's pty master (node-pty marks masters close-on-exec)", async () => {
