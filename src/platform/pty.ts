@@ -1,4 +1,5 @@
-import { writeSync } from 'node:fs';
+import { accessSync, constants, writeSync } from 'node:fs';
+import path from 'node:path';
 import * as nodePty from 'node-pty';
 import { atUserPriority } from './priority.js';
 
@@ -28,10 +29,38 @@ export interface PtySpawnOptions {
   gid?: number;
 }
 
+const resolved = new Map<string, string>();
+
+/**
+ * `file` as execvp would find it on the child's PATH, made absolute: node-pty (patched) spawns an
+ * absolute path with posix_spawn, without forking the gateway. Cached per file and PATH; a name
+ * not found is left as it is (node-pty's fork path then fails the way execvp does).
+ */
+export function onPath(file: string, pathVar: string | undefined): string {
+  if (file.includes('/')) return file;
+  const key = `${file}\0${pathVar ?? ''}`;
+  let found = resolved.get(key);
+  if (found === undefined) {
+    found = file;
+    for (const dir of (pathVar ?? '/usr/bin:/bin').split(':')) {
+      if (!path.isAbsolute(dir)) continue;
+      try {
+        accessSync(path.join(dir, file), constants.X_OK);
+        found = path.join(dir, file);
+        break;
+      } catch {
+        /* not here */
+      }
+    }
+    if (found !== file) resolved.set(key, found);
+  }
+  return found;
+}
+
 /** Spawns through node-pty with raw Buffers (no decoding cost, no split UTF-8). */
 export function spawnPty(o: PtySpawnOptions): Pty {
   const p = atUserPriority(() =>
-    nodePty.spawn(o.file, o.args, {
+    nodePty.spawn(onPath(o.file, o.env.PATH), o.args, {
       name: o.term,
       cols: o.cols,
       rows: o.rows,

@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnPty, type Pty } from '../../src/platform/pty.js';
+import { onPath, spawnPty, type Pty } from '../../src/platform/pty.js';
 import { waitUntil } from '../helpers/poll.js';
 
 describe('pty adapter: direct writes', () => {
@@ -69,5 +69,47 @@ describe('pty adapter: direct writes', () => {
       await Promise.all(blocked);
       for (const fd of fds) closeSync(fd);
     }
+  });
+});
+
+describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', () => {
+  it('runs in its own session with the pty as controlling terminal, stdin/out/err only, default signals, its cwd and env', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tg-pty-'));
+    // The parent has a handler (SIGUSR2) and ignores SIGPIPE, as Node does: neither may reach the child.
+    const onUsr2 = () => {};
+    process.on('SIGUSR2', onUsr2);
+    const held = openSync(path.join(dir, 'held'), 'w'); // an fd of the parent's that the child must not inherit
+    const p = spawnPty({ file: '/bin/sleep', args: ['30'], cwd: dir, env: { PATH: '/usr/bin:/bin', FOO: 'bar' }, cols: 91, rows: 33, term: 'xterm' });
+    try {
+      await waitUntil(() => readFileSync(`/proc/${p.pid}/comm`, 'utf8').trim() === 'sleep', 'the exec');
+      const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      expect(Number(f[3])).toBe(p.pid); // session id: a session leader
+      const ttyNr = Number(f[4]);
+      const pts = Number(/(\d+)$/.exec(p.tty!)![1]);
+      expect(ttyNr).toBe((136 << 8) | pts); // the controlling terminal is the pty's slave (major 136)
+      expect(readdirSync(`/proc/${p.pid}/fd`).sort()).toEqual(['0', '1', '2']);
+      expect(readlinkSync(`/proc/${p.pid}/fd/0`)).toBe(p.tty);
+      expect(readlinkSync(`/proc/${p.pid}/cwd`)).toBe(dir);
+      expect(readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0')).toContain('FOO=bar');
+      const status = readFileSync(`/proc/${p.pid}/status`, 'utf8');
+      const mask = (name: string) => BigInt('0x' + new RegExp(`${name}:\\s*([0-9a-f]+)`).exec(status)![1]!);
+      const bit = (sig: number) => 1n << BigInt(sig - 1);
+      expect(mask('SigBlk')).toBe(0n);
+      expect(mask('SigIgn') & (bit(13) | bit(12))).toBe(0n); // SIGPIPE, SIGUSR2 not ignored
+      expect(mask('SigCgt')).toBe(0n); // no handler survives exec anyway; sleep installs none
+    } finally {
+      p.kill('SIGKILL');
+      closeSync(held);
+      process.off('SIGUSR2', onUsr2);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("finds a bare name on the child's PATH as execvp would (absolute directories only), so the spawn takes posix_spawn", () => {
+    expect(onPath('sh', '/nonexistent:.:/bin')).toBe('/bin/sh');
+    expect(onPath('sh', 'bin:/usr/bin')).toBe('/usr/bin/sh');
+    expect(onPath('./local-tool', '/bin')).toBe('./local-tool');
+    expect(onPath('no-such-program-tg', '/bin:/usr/bin')).toBe('no-such-program-tg');
   });
 });
