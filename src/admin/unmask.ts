@@ -41,10 +41,18 @@ export async function requestUnmask(a: AdminContext, sessionId: string, reason: 
   const { defaultDuration, maxDuration, requestTtl } = a.config.unmask;
   const ms = durationMs ?? defaultDuration;
   if (!Number.isInteger(ms) || ms <= 0) throw new TgError('TG_ERR_INVALID_ARGUMENT', '--for must be a positive duration');
-  if (ms > maxDuration) throw new TgError('TG_ERR_INVALID_ARGUMENT', `--for ${formatDuration(ms)} is longer than unmask.maxDuration (${formatDuration(maxDuration)})`);
+  if (ms > maxDuration)
+    throw new TgError('TG_ERR_INVALID_ARGUMENT', `--for ${formatDuration(ms)} is longer than unmask.maxDuration (${formatDuration(maxDuration)})`);
   const anonymous = await a.transaction(async () => {
     if (isAnonymousActor(a.actor)) {
-      await a.audit.emit(a.actor, { type: 'unmask.refused', action: 'request', requestId: null, sessionId: sessionId.slice(0, 200), requestedBy: a.actor, why: 'anonymous' });
+      await a.audit.emit(a.actor, {
+        type: 'unmask.refused',
+        action: 'request',
+        requestId: null,
+        sessionId: sessionId.slice(0, 200),
+        requestedBy: a.actor,
+        why: 'anonymous',
+      });
       return true;
     }
     return false;
@@ -106,8 +114,24 @@ export async function approveUnmask(a: AdminContext, requestId: number): Promise
     // The conditional update is the decision: of two admins approving at once, one changes the row.
     if (!(await a.unmask.decide(r.id, 'approved', a.actor, now))) return refuse('not-pending');
     const expiresAt = now + r.duration_ms;
-    const grantId = await a.unmask.grant({ requestId: r.id, sessionId: r.session_id, grantee: r.requested_by, reason: r.reason, approvedBy: a.actor, now, expiresAt });
-    await a.audit.emit(a.actor, { type: 'unmask.approve', requestId: r.id, grantId, sessionId: r.session_id, grantee: r.requested_by, reason: r.reason, expiresAt });
+    const grantId = await a.unmask.grant({
+      requestId: r.id,
+      sessionId: r.session_id,
+      grantee: r.requested_by,
+      reason: r.reason,
+      approvedBy: a.actor,
+      now,
+      expiresAt,
+    });
+    await a.audit.emit(a.actor, {
+      type: 'unmask.approve',
+      requestId: r.id,
+      grantId,
+      sessionId: r.session_id,
+      grantee: r.requested_by,
+      reason: r.reason,
+      expiresAt,
+    });
     return { grant: (await a.unmask.getGrant(grantId))! };
   });
   if ('refused' in outcome) throw refusalError(outcome.refused, requestId, outcome.r);

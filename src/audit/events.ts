@@ -134,8 +134,20 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
     requestedBy: z.string().max(300).nullable(),
     why: z.enum(['self-approval', 'anonymous', 'not-pending', 'expired', 'not-found']),
   }),
-  z.object({ type: z.literal('unmask.deny'), requestId: z.number(), sessionId: z.string(), requestedBy: z.string().max(300), reason: z.string().max(500).nullable() }),
-  z.object({ type: z.literal('unmask.revoke'), grantId: z.number(), sessionId: z.string(), grantee: z.string().max(300), reason: z.string().max(500).nullable() }),
+  z.object({
+    type: z.literal('unmask.deny'),
+    requestId: z.number(),
+    sessionId: z.string(),
+    requestedBy: z.string().max(300),
+    reason: z.string().max(500).nullable(),
+  }),
+  z.object({
+    type: z.literal('unmask.revoke'),
+    grantId: z.number(),
+    sessionId: z.string(),
+    grantee: z.string().max(300),
+    reason: z.string().max(500).nullable(),
+  }),
   z.object({
     type: z.literal('unmask.view'),
     grantId: z.number(),

@@ -9,7 +9,8 @@ const iso = (t: number | null): string | null => (t === null ? null : new Date(t
 
 /** A request or grant id: a positive integer as `unmask list` shows it. */
 function idArg(v: string, what: string): number {
-  if (!/^\d{1,15}$/.test(v) || Number(v) === 0) throw new TgError('TG_ERR_INVALID_ARGUMENT', `${what}: not a ${what} id: ${v.slice(0, 40)} (see: tmuxgate unmask list)`);
+  if (!/^\d{1,15}$/.test(v) || Number(v) === 0)
+    throw new TgError('TG_ERR_INVALID_ARGUMENT', `${what}: not a ${what} id: ${v.slice(0, 40)} (see: tmuxgate unmask list)`);
   return Number(v);
 }
 
@@ -38,7 +39,7 @@ export function unmaskCommand(): Command {
   );
   u.addCommand(
     withCommon(new Command('approve'))
-      .description('approve another admin\'s request: a grant for them only, on that session only, for the time asked (never your own request)')
+      .description("approve another admin's request: a grant for them only, on that session only, for the time asked (never your own request)")
       .argument('<request-id>')
       .addHelpText('after', example('sudo tmuxgate unmask list --open', 'sudo tmuxgate unmask approve 12'))
       .action(

@@ -77,7 +77,15 @@ export class UnmaskRepo {
   }
 
   /** Stores the grant made by approving request `requestId`; returns its id. */
-  async grant(g: { requestId: number; sessionId: string; grantee: string; reason: string; approvedBy: string; now: number; expiresAt: number }): Promise<number> {
+  async grant(g: {
+    requestId: number;
+    sessionId: string;
+    grantee: string;
+    reason: string;
+    approvedBy: string;
+    now: number;
+    expiresAt: number;
+  }): Promise<number> {
     const row = (await this.sql.get(
       'INSERT INTO unmask_grants (request_id, session_id, grantee, reason, approved_by, approved_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id',
       [g.requestId, g.sessionId, g.grantee, g.reason, g.approvedBy, g.now, g.expiresAt],
@@ -92,19 +100,19 @@ export class UnmaskRepo {
 
   /** Ends a grant now if it is neither revoked nor expired at `now`; whether it did. */
   async revoke(id: number, by: string, reason: string | null, now: number): Promise<boolean> {
-    const n = await this.sql.run('UPDATE unmask_grants SET revoked_at = ?, revoked_by = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?', [
-      now,
-      by,
-      reason,
-      id,
-      now,
-    ]);
+    const n = await this.sql.run(
+      'UPDATE unmask_grants SET revoked_at = ?, revoked_by = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?',
+      [now, by, reason, id, now],
+    );
     return n === 1;
   }
 
   /** Grants on one session in force at `now` (not revoked, not expired), newest first. */
   async grantsInForce(sessionId: string, now: number): Promise<UnmaskGrantRow[]> {
-    const rows = await this.sql.all('SELECT * FROM unmask_grants WHERE session_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY id DESC', [sessionId, now]);
+    const rows = await this.sql.all('SELECT * FROM unmask_grants WHERE session_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY id DESC', [
+      sessionId,
+      now,
+    ]);
     return rows.map((r) => GrantRow.parse(r));
   }
 
