@@ -104,6 +104,59 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
     processesKilled: z.number().optional(),
   }),
   z.object({ type: z.literal('admin.change'), action: z.string(), target: z.string(), detail: z.record(z.string(), z.unknown()).optional() }),
+  /**
+   * Four-eyes unmasking (services/unmask.ts, admin/unmask.ts): a request, its approval (the grant),
+   * an approval refused (the requester approving their own, a lapsed or decided request), a
+   * denial, a revocation, and every view shown unmasked under a grant, naming it and its reason.
+   */
+  z.object({
+    type: z.literal('unmask.request'),
+    requestId: z.number(),
+    sessionId: z.string(),
+    reason: z.string().max(500),
+    durationMs: z.number(),
+    expiresAt: z.number(),
+  }),
+  z.object({
+    type: z.literal('unmask.approve'),
+    requestId: z.number(),
+    grantId: z.number(),
+    sessionId: z.string(),
+    grantee: z.string().max(300),
+    reason: z.string().max(500),
+    expiresAt: z.number(),
+  }),
+  z.object({
+    type: z.literal('unmask.refused'),
+    action: z.enum(['request', 'approve']),
+    requestId: z.number().nullable(),
+    sessionId: z.string().max(200).nullable(),
+    requestedBy: z.string().max(300).nullable(),
+    why: z.enum(['self-approval', 'anonymous', 'not-pending', 'expired', 'not-found']),
+  }),
+  z.object({
+    type: z.literal('unmask.deny'),
+    requestId: z.number(),
+    sessionId: z.string(),
+    requestedBy: z.string().max(300),
+    reason: z.string().max(500).nullable(),
+  }),
+  z.object({
+    type: z.literal('unmask.revoke'),
+    grantId: z.number(),
+    sessionId: z.string(),
+    grantee: z.string().max(300),
+    reason: z.string().max(500).nullable(),
+  }),
+  z.object({
+    type: z.literal('unmask.view'),
+    grantId: z.number(),
+    sessionId: z.string(),
+    what: z.enum(['replay', 'export', 'search', 'observe', 'watch']),
+    reason: z.string().max(500),
+    approvedBy: z.string().max(300),
+    expiresAt: z.number(),
+  }),
   z.object({ type: z.literal('totp.enroll'), user: name, state: z.enum(['pending', 'confirmed', 'reset']) }),
 ]);
 

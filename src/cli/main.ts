@@ -18,6 +18,7 @@ import { recordingCommands } from './recording.js';
 import { recordingsCommand } from './recordings.js';
 import { auditCommand } from './audit.js';
 import { complianceCommand } from './compliance.js';
+import { unmaskCommand } from './unmask.js';
 
 /** The `tmuxgate` command tree: one file per noun, wired here in the order `--help` lists them. */
 export function buildCli(): Command {
@@ -51,6 +52,7 @@ Example:
     nodesCommand(),
     ...recordingCommands(),
     recordingsCommand(),
+    unmaskCommand(),
     auditCommand(),
     complianceCommand(),
   ];

@@ -252,6 +252,18 @@ export const ConfigSchema = z
         banner: z.string().max(2000).optional(),
       })
       .prefault({}),
+    /**
+     * Four-eyes unmasking of redacted views (docs/redaction.md, "Unmasking: four eyes"): how long a
+     * grant lasts unless the request says (`--for`), the longest it may last, and how long a
+     * request waits for a second admin before it lapses.
+     */
+    unmask: z
+      .strictObject({
+        defaultDuration: duration('1h'),
+        maxDuration: duration('8h'),
+        requestTtl: duration('24h'),
+      })
+      .prefault({}),
     /** Off-box copies of the evidence: `syslog` (audit rows), `recordings` (chunks and anchors); off unless set (docs/evidence.md). */
     evidence: EvidenceConfigSchema,
   })
@@ -269,6 +281,10 @@ export const ConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['ssh', 'maxStartupsPerAddress'], message: 'must not exceed ssh.maxStartupsPerPrefix' });
     }
     if (c.cluster) clusterIssues(c.cluster, c.store.kind).forEach((i) => ctx.addIssue({ code: 'custom', ...i }));
+    if (c.unmask.defaultDuration <= 0 || c.unmask.defaultDuration > c.unmask.maxDuration) {
+      ctx.addIssue({ code: 'custom', path: ['unmask', 'defaultDuration'], message: 'must be positive and not exceed unmask.maxDuration' });
+    }
+    if (c.unmask.requestTtl <= 0) ctx.addIssue({ code: 'custom', path: ['unmask', 'requestTtl'], message: 'must be positive' });
     if (c.store.kind === 'sqlite' && c.evidence.recordings?.postgres) {
       const message = 'the SQLite single-node store has no PostgreSQL sink (use store.kind postgres, or the s3 sink)';
       ctx.addIssue({ code: 'custom', path: ['evidence', 'recordings', 'postgres'], message });

@@ -64,6 +64,12 @@ const SEVERITY_BY_TYPE = {
   'host.account': SEVERITY.notice,
   'admin.change': SEVERITY.notice,
   'totp.enroll': SEVERITY.notice,
+  'unmask.request': SEVERITY.notice,
+  'unmask.approve': SEVERITY.warning,
+  'unmask.refused': SEVERITY.warning,
+  'unmask.deny': SEVERITY.notice,
+  'unmask.revoke': SEVERITY.notice,
+  'unmask.view': SEVERITY.warning,
 } as const satisfies Record<AuditEvent['type'], Severity>;
 
 /** Actions inside host.account / admin.change that end or lock something: warnings. */

@@ -23,6 +23,7 @@ import { EvidenceShippingRepo } from '../store/evidence-shipping.js';
 import { NodeRepo } from '../store/nodes.js';
 import { PairServerRepo } from '../store/pair-servers.js';
 import { EvidenceSinkRepo } from '../store/evidence-sinks.js';
+import { UnmaskRepo } from '../store/unmask.js';
 
 /** Every repository over one database: what the gateway and the admin CLI share. */
 export interface Stores {
@@ -50,6 +51,8 @@ export interface Stores {
   nodeId: string;
   /** Off-box recording sinks: each node's lag, and which recordings each sink holds whole. */
   evidenceSinks: EvidenceSinkRepo;
+  /** Four-eyes unmask requests and the grants approving them makes (services/unmask.ts). */
+  unmask: UnmaskRepo;
   masterKeys: KeyProvider;
   /** Chance (ids, data keys, recovery codes), injected like the clock. */
   random: Random;
@@ -89,6 +92,7 @@ export function buildStores(config: Config, clock: Clock, sql: Sql, masterKeys: 
     pairServers: new PairServerRepo(sql),
     nodeId,
     evidenceSinks: new EvidenceSinkRepo(sql),
+    unmask: new UnmaskRepo(sql),
     masterKeys,
     random,
     sql,

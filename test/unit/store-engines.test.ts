@@ -17,6 +17,7 @@ import { LockoutRepo } from '../../src/store/lockouts.js';
 import { AuditEventRepo } from '../../src/store/audit-events.js';
 import { NodeRepo } from '../../src/store/nodes.js';
 import { PairServerRepo } from '../../src/store/pair-servers.js';
+import { UnmaskRepo } from '../../src/store/unmask.js';
 import { GENESIS_HASH, rowHash } from '../../src/audit/log.js';
 import { MasterKeyProvider } from '../../src/crypto/master-key.js';
 
@@ -175,6 +176,100 @@ for (const engine of [sqliteEngine(), postgresEngine('contract')]) {
       expect(await host.observers()).toEqual([{ pid: 7, tty: '/dev/pts/4' }]);
       await host.removeObserver(7);
       expect(await host.observers()).toEqual([]);
+    });
+
+    it('unmask requests, one decision each, and grants in force', async () => {
+      const sessions = new SessionRepo(sql);
+      const start = (id: string) =>
+        sessions.start({
+          id,
+          userId: 1,
+          roleId: 2,
+          userName: 'a',
+          roleName: 'ops',
+          remoteAddr: '192.0.2.1',
+          term: 'xterm',
+          cols: 80,
+          rows: 24,
+          startedAt: 100,
+        });
+      await start('S1unmask00');
+      await start('S2unmask00');
+      const um = new UnmaskRepo(sql);
+      const r1 = await um.request({
+        sessionId: 'S1unmask00',
+        requestedBy: 'os:alice(as root)',
+        reason: 'INC-1',
+        durationMs: 3600_000,
+        now: 1000,
+        expiresAt: 5000,
+      });
+      const r2 = await um.request({
+        sessionId: 'S2unmask00',
+        requestedBy: 'os:alice(as root)',
+        reason: 'INC-2',
+        durationMs: 60_000,
+        now: 1000,
+        expiresAt: 5000,
+      });
+      await expect(um.request({ sessionId: 'nosuch', requestedBy: 'os:x', reason: 'r', durationMs: 1, now: 1, expiresAt: 2 })).rejects.toThrow();
+      expect(await um.getRequest(r1)).toEqual({
+        id: r1,
+        session_id: 'S1unmask00',
+        requested_by: 'os:alice(as root)',
+        reason: 'INC-1',
+        duration_ms: 3600_000,
+        requested_at: 1000,
+        expires_at: 5000,
+        state: 'pending',
+        decided_at: null,
+        decided_by: null,
+        deny_reason: null,
+      });
+      expect(await um.getRequest(9999)).toBeNull();
+      // A lapsed request cannot be decided; a pending one is decided once.
+      expect(await um.decide(r1, 'approved', 'os:bob(as root)', 5000)).toBe(false);
+      expect(await um.decide(r1, 'approved', 'os:bob(as root)', 2000)).toBe(true);
+      expect(await um.decide(r1, 'denied', 'os:carol(as root)', 2001, 'no')).toBe(false);
+      expect(await um.decide(r2, 'denied', 'os:carol(as root)', 2001, 'not needed')).toBe(true);
+      expect(await um.getRequest(r2)).toMatchObject({ state: 'denied', decided_by: 'os:carol(as root)', decided_at: 2001, deny_reason: 'not needed' });
+      const g = await um.grant({
+        requestId: r1,
+        sessionId: 'S1unmask00',
+        grantee: 'os:alice(as root)',
+        reason: 'INC-1',
+        approvedBy: 'os:bob(as root)',
+        now: 2000,
+        expiresAt: 3000,
+      });
+      await expect(
+        um.grant({ requestId: r1, sessionId: 'S1unmask00', grantee: 'x', reason: 'x', approvedBy: 'y', now: 2000, expiresAt: 3000 }),
+      ).rejects.toThrow();
+      expect(await um.getGrant(g)).toEqual({
+        id: g,
+        request_id: r1,
+        session_id: 'S1unmask00',
+        grantee: 'os:alice(as root)',
+        reason: 'INC-1',
+        approved_by: 'os:bob(as root)',
+        approved_at: 2000,
+        expires_at: 3000,
+        revoked_at: null,
+        revoked_by: null,
+        revoke_reason: null,
+      });
+      expect((await um.grantsInForce('S1unmask00', 2999)).map((x) => x.id)).toEqual([g]);
+      expect(await um.grantsInForce('S1unmask00', 3000)).toEqual([]);
+      expect(await um.grantsInForce('S2unmask00', 2500)).toEqual([]);
+      expect(await um.revoke(g, 'os:carol(as root)', 'done', 3000)).toBe(false); // expired already
+      expect(await um.revoke(g, 'os:carol(as root)', 'done', 2500)).toBe(true);
+      expect(await um.revoke(g, 'os:carol(as root)', 'again', 2600)).toBe(false);
+      expect(await um.grantsInForce('S1unmask00', 2501)).toEqual([]);
+      expect(await um.getGrant(g)).toMatchObject({ revoked_at: 2500, revoked_by: 'os:carol(as root)', revoke_reason: 'done' });
+      expect((await um.requests()).map((r) => r.id)).toEqual([r1, r2]);
+      expect((await um.requests('S2unmask00')).map((r) => r.id)).toEqual([r2]);
+      expect((await um.grants()).map((x) => x.id)).toEqual([g]);
+      expect(await um.grants('S2unmask00')).toEqual([]);
     });
 
     it('audit rows, checkpoints and paging', async () => {
