@@ -56,12 +56,14 @@ describe('PHI redaction: every view but the owner’s is masked; the recording i
     await w.waitFor('Verification code:');
     w.write(t.code(bob) + '\r');
     await w.waitFor('DONE-42');
-    await w.waitFor(/MRN: \[MRN\]/);
 
     // An administrator's `sessions observe`.
-    const o = new PtyDriver(process.execPath, [BIN, 'sessions', 'observe', sessionId, ...t.cliConfig()], { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' });
+    const o = new PtyDriver(process.execPath, [BIN, 'sessions', 'observe', sessionId, ...t.cliConfig()], {
+      PATH: process.env.PATH!,
+      HOME: t.dir,
+      TERM: 'xterm-256color',
+    });
     await o.waitFor('DONE-42');
-    await o.waitFor(/MRN: \[MRN\]/);
 
     await t.run(a, PRINT_MORE, 'AGAIN-7');
     await w.waitFor('AGAIN-7');
@@ -72,6 +74,7 @@ describe('PHI redaction: every view but the owner’s is masked; the recording i
     expect(leaked(o.out)).toEqual([]);
     expect(leaked(o.out, SHOWN_MORE)).toEqual([]);
     expect(plain(w.out)).toMatch(/SSN \[SSN\]\*{5}/);
+    expect(plain(o.out)).toContain('MRN: [MRN]');
     o.write('\x1c');
     await o.waitExit();
     w.kill();
@@ -107,25 +110,25 @@ describe('PHI redaction: every view but the owner’s is masked; the recording i
     await p.waitFor('end: q to quit', 15_000, mark);
     p.write('q');
     await p.waitExit();
-    expect(plain(p.out)).toContain('MRN: [MRN]');
     expect(leaked(p.out)).toEqual([]);
     expect(leaked(p.out, SHOWN_MORE)).toEqual([]);
+    expect(plain(p.out)).toContain('MRN: [MRN]');
   });
 
   it('export writes redacted redraws and no keystrokes', async () => {
     const cast = path.join(t.dir, 'r.cast');
     expect((await cliAsync(['export', sessionId, '-o', cast, ...t.cliConfig()])).status).toBe(0);
     const [head, ...events] = readFileSync(cast, 'utf8').trim().split('\n');
-    expect(JSON.parse(head!).title).toContain('(redacted)');
     const parsed = events.map((l) => JSON.parse(l) as [number, string, string]);
-    expect(parsed.filter((e) => e[1] === 'i')).toEqual([]);
     const out = parsed
       .filter((e) => e[1] === 'o')
       .map((e) => e[2])
       .join('');
-    expect(plain(out)).toContain('DONE-42');
     expect(leaked(out)).toEqual([]);
     expect(leaked(out, SHOWN_MORE)).toEqual([]);
+    expect(plain(out)).toContain('DONE-42');
+    expect(parsed.filter((e) => e[1] === 'i')).toEqual([]);
+    expect(JSON.parse(head!).title).toContain('(redacted)');
   });
 
   it('search for a value finds the session and time; its lines come back masked', async () => {
@@ -134,13 +137,13 @@ describe('PHI redaction: every view but the owner’s is masked; the recording i
       expect(r.status).toBe(0);
       const hits = (JSON.parse(r.stdout) as { session: string; line: string; redacted: boolean }[]).filter((h) => h.session === sessionId);
       expect(hits.length).toBeGreaterThan(0);
-      expect(hits.every((h) => h.redacted)).toBe(true);
       expect(leaked(hits.map((h) => h.line).join('\n'))).toEqual([]);
+      expect(hits.every((h) => h.redacted)).toBe(true);
     }
     const table = await cliAsync(['search', 'MRN', '--user', 'alice', ...t.cliConfig()]);
-    expect(table.stdout).toContain('MRN: [MRN]');
     expect(leaked(table.stdout)).toEqual([]);
     expect(leaked(table.stdout, SHOWN_MORE)).toEqual([]);
+    expect(table.stdout).toContain('MRN: [MRN]');
   });
 
   it('the auditor menu replays it masked; every view is audited as redacted', async () => {
@@ -160,9 +163,9 @@ describe('PHI redaction: every view but the owner’s is masked; the recording i
     await d.waitFor('[enter] replay', 10_000, mark);
     d.write('q');
     await d.waitExit();
-    expect(plain(d.out.slice(mark))).toContain('MRN: [MRN]');
     expect(leaked(d.out)).toEqual([]);
     expect(leaked(d.out, SHOWN_MORE)).toEqual([]);
+    expect(plain(d.out.slice(mark))).toContain('MRN: [MRN]');
 
     const access = (await t.audit('recording.access')).filter((e) => e.data.sessionId === sessionId && e.data.action !== 'verify');
     expect(new Set(access.map((e) => e.data.action))).toEqual(new Set(['observe', 'replay', 'export', 'search']));
