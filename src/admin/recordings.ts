@@ -3,15 +3,63 @@ import type { VerifyResult } from '../recording/verify.js';
 import { verifyStored } from '../recording/access.js';
 import { RecordingStream } from '../recording/stream.js';
 import { searchFrames } from '../recording/search.js';
+import { openRecording } from '../recording/access.js';
+import { asciicastLines, asciicastLinesAsync, formatOffset } from '../recording/asciicast.js';
+import type { ReplayView } from '../recording/player.js';
+import { redactFrames } from '../redaction/view.js';
+import { policyAudit, redactorFor, replayView, viewPolicy, type ViewPolicy } from '../redaction/view-policy.js';
 
-/** Every look at a recording (replay, export, search, verify, live view) is an audit event naming who looked. */
+/**
+ * Every look at a recording (replay, export, search, verify, live view) is an audit event naming
+ * who looked; a look at its content also says whether it was redacted (and by which grant not).
+ */
 export async function recordingAccess(
   a: AdminContext,
   action: 'replay' | 'export' | 'search' | 'verify' | 'list',
   sessionId: string | null,
   detail?: string,
+  policy?: ViewPolicy,
 ): Promise<void> {
-  await a.audit.emit(a.actor, { type: 'recording.access', action, sessionId, ...(detail ? { detail } : {}) });
+  await a.audit.emit(a.actor, { type: 'recording.access', action, sessionId, ...(detail ? { detail } : {}), ...(policy ? policyAudit(policy) : {}) });
+}
+
+/** The view policy for the CLI's actor on one session (redaction/view-policy.ts: the one place that decides). */
+export function adminViewPolicy(a: AdminContext, view: 'replay' | 'export' | 'search' | 'observe', sessionId: string): Promise<ViewPolicy> {
+  return viewPolicy(a, { actor: a.actor }, { view, sessionId });
+}
+
+/**
+ * Opens a recording for `tmuxgate replay`, decided and audited: the stream, and the view its
+ * output goes through (a redacted one unless the policy says otherwise; null: the recorded bytes).
+ */
+export async function openReplay(
+  a: AdminContext,
+  id: string,
+  from: number,
+): Promise<{ rec: RecordingStream; view: (ReplayView & { dispose(): void }) | null }> {
+  const rec = await RecordingStream.open(a, id);
+  try {
+    const policy = await adminViewPolicy(a, 'replay', id);
+    await recordingAccess(a, 'replay', id, `from ${formatOffset(from)}`, policy);
+    return { rec, view: replayView(policy, a.config, rec.header.cols, rec.header.rows) };
+  } catch (e) {
+    await rec.close();
+    throw e;
+  }
+}
+
+/**
+ * A recording as asciicast v2 lines for `tmuxgate export`, decided and audited. Redacted: the
+ * output frames become redacted redraws of the screen and input frames are dropped (keystrokes
+ * have no place on the screen to mask; their echo is on it); otherwise the recorded stream.
+ */
+export async function exportRecording(a: AdminContext, id: string, to: string): Promise<AsyncIterable<string> | Iterable<string>> {
+  const rec = await openRecording(a, id);
+  const policy = await adminViewPolicy(a, 'export', id);
+  await recordingAccess(a, 'export', id, to, policy);
+  const title = `tmuxgate ${id} ${rec.session.user_name}+${rec.session.role_name}${policy.redact ? ' (redacted)' : ''}`;
+  if (!policy.redact) return asciicastLines(rec.header, rec.frames, title);
+  return asciicastLinesAsync(rec.header, redactFrames(redactorFor(a.config), rec.header, rec.frames), title);
 }
 
 /**
@@ -43,6 +91,8 @@ export interface RecordingSearchHit {
   role: string;
   offsetMs: number;
   line: string;
+  /** The line is shown with its identifiers masked. */
+  redacted: boolean;
 }
 
 export interface SearchHooks {
@@ -53,8 +103,10 @@ export interface SearchHooks {
 }
 
 /**
- * Searches the recordings of the sessions that match `filter` for lines where `query.match` holds,
- * one recording streamed at a time; each recording searched is audited with the query text.
+ * Searches the recordings of the sessions that match `filter` for lines where `query.match` holds
+ * (on the recorded text: a value is found even where it will be shown masked), one recording
+ * streamed at a time; each recording searched is audited with the query text and whether its
+ * result lines were redacted.
  */
 export async function searchRecordings(
   a: AdminContext,
@@ -67,7 +119,10 @@ export async function searchRecordings(
   for (const s of await a.sessions.list(filter)) if ((await a.recordings.get(s.id))?.purged_at === null) sessions.push(s);
   const results: RecordingSearchHit[] = [];
   for (const [i, s] of sessions.entries()) {
-    await recordingAccess(a, 'search', s.id, `text ${JSON.stringify(query.text).slice(0, 100)}`);
+    // Searching for a value finds sessions and times; the lines shown are masked unless the policy says otherwise.
+    const policy = await adminViewPolicy(a, 'search', s.id);
+    const shown = policy.redact ? (l: string) => redactorFor(a.config).redactLine(l) : (l: string) => l;
+    await recordingAccess(a, 'search', s.id, `text ${JSON.stringify(query.text).slice(0, 100)}`, policy);
     try {
       const rec = await RecordingStream.open(a, s.id);
       let found;
@@ -76,7 +131,8 @@ export async function searchRecordings(
       } finally {
         await rec.close();
       }
-      for (const h of found) results.push({ session: s.id, user: s.user_name, role: s.role_name, offsetMs: h.offsetMs, line: h.line });
+      for (const h of found)
+        results.push({ session: s.id, user: s.user_name, role: s.role_name, offsetMs: h.offsetMs, line: shown(h.line), redacted: policy.redact });
     } catch (e) {
       hooks.skipped?.(s.id, (e as Error).message);
     }

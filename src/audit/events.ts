@@ -5,6 +5,16 @@ const addr = z.string().max(100);
 const name = z.string().max(200);
 
 /**
+ * What a view of a session showed (redaction/view-policy.ts): redacted or not, and when not, the
+ * unmask grant it went by or why none was needed. Absent on rows from before redaction.
+ */
+const view = {
+  redacted: z.boolean().optional(),
+  grant: z.object({ id: z.string().max(100), reason: z.string().max(1000) }).optional(),
+  unredacted: z.enum(['owner', 'disabled']).optional(),
+};
+
+/**
  * Every audit event type, as one discriminated union: the log refuses anything else, and the
  * verifier and exporters read rows back through the same schema.
  */
@@ -70,6 +80,7 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
     action: z.enum(['replay', 'export', 'search', 'verify', 'observe', 'list']),
     sessionId: z.string().nullable(),
     detail: z.string().optional(),
+    ...view,
   }),
   /** A legal hold placed on a recording, and holds released: while one stands it is never purged. */
   z.object({ type: z.literal('recording.hold'), sessionId: z.string(), holdId: z.number(), reason: z.string().max(500) }),
@@ -88,7 +99,7 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('share.grant'), owner: name, role: name, viewer: name }),
   z.object({ type: z.literal('share.revoke'), owner: name, role: name, viewer: name }),
-  z.object({ type: z.literal('share.join'), owner: name, role: name, viewer: name, addr }),
+  z.object({ type: z.literal('share.join'), owner: name, role: name, viewer: name, addr, ...view }),
   z.object({ type: z.literal('share.leave'), owner: name, role: name, viewer: name, reason: z.string() }),
   z.object({ type: z.literal('tmux.reaped'), socketDir: z.string(), idleMs: z.number() }),
   z.object({ type: z.literal('tmux.intrusion'), socketDir: z.string(), clientPid: z.number(), client: z.string() }),

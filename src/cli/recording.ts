@@ -6,10 +6,8 @@ import { example, handler, parseTime, withAdmin, withCommon } from './common.js'
 import { printJson, printTable, printable } from './output.js';
 import { progress } from './progress.js';
 import { EXIT, TgError } from '../errors.js';
-import { recordingAccess, searchRecordings, verifyRecordings } from '../admin/recordings.js';
-import { openRecording } from '../recording/access.js';
-import { asciicastLines, formatOffset, parseOffset } from '../recording/asciicast.js';
-import { RecordingStream } from '../recording/stream.js';
+import { exportRecording, openReplay, searchRecordings, verifyRecordings } from '../admin/recordings.js';
+import { formatOffset, parseOffset } from '../recording/asciicast.js';
 import { playRecording, type PlayerIo } from '../recording/player.js';
 import type { VerifyResult } from '../recording/verify.js';
 import { AUDIT_PUB_FILE } from '../crypto/audit-key.js';
@@ -42,7 +40,7 @@ function terminalIo(): PlayerIo {
 /** `tmuxgate replay ID`: plays a recording in this terminal at its recorded size. */
 function replayCommand(): Command {
   return withCommon(new Command('replay'))
-    .description('play a recording in this terminal (space pause, left/right 5 s, +/- speed, q quit)')
+    .description('play a recording in this terminal, identifiers masked (space pause, left/right 5 s, +/- speed, q quit)')
     .argument('<session-id>')
     .option('--speed <x>', 'playback speed', '1')
     .option('--from <offset>', 'start at mm:ss or h:mm:ss')
@@ -58,14 +56,11 @@ function replayCommand(): Command {
         const idleLimit = o.idleLimit ? Number(o.idleLimit) * 1000 : Infinity;
         if (!(idleLimit > 0)) throw new TgError('TG_ERR_INVALID_ARGUMENT', '--idle-limit must be a positive number of seconds');
         // The store is closed before playing: the stream holds the file and the data key only.
-        const rec = await withAdmin(cmd, async (a) => {
-          const r = await RecordingStream.open(a, id);
-          await recordingAccess(a, 'replay', id, `from ${formatOffset(from)}`);
-          return r;
-        });
+        const { rec, view } = await withAdmin(cmd, (a) => openReplay(a, id, from));
         try {
-          await playRecording(terminalIo(), rec, { speed, from, idleLimit });
+          await playRecording(terminalIo(), rec, { speed, from, idleLimit, view });
         } finally {
+          view?.dispose();
           await rec.close();
         }
         return EXIT.ok;
@@ -77,8 +72,8 @@ function replayCommand(): Command {
 function exportCommand(): Command {
   return withCommon(new Command('export'))
     .description(
-      'export a recording for standard players: the raw output stream as recorded, escape sequences included ' +
-        '(unfiltered evidence; `replay` shows only a safe terminal subset)',
+      'export a recording for standard players, identifiers masked: the screen as redacted redraws, keystrokes left out ' +
+        '(the recording itself is unchanged; an unmask grant exports the recorded stream)',
     )
     .argument('<session-id>')
     .option('--format <format>', 'asciicast (v2)', 'asciicast')
@@ -89,12 +84,11 @@ function exportCommand(): Command {
       handler(async (id: string, o: { format: string; output?: string; force?: boolean }, cmd: Command) => {
         if (o.format !== 'asciicast') throw new TgError('TG_ERR_INVALID_ARGUMENT', `--format: unknown format ${o.format} (supported: asciicast)`);
         return withAdmin(cmd, async (a) => {
-          const rec = await openRecording(a, id);
-          await recordingAccess(a, 'export', id, o.output ? `to ${o.output}` : 'to stdout');
+          const lines = await exportRecording(a, id, o.output ? `to ${o.output}` : 'to stdout');
           const file = o.output ? openOutputFile(o.output, o.force ?? false) : null;
           const out: NodeJS.WritableStream = file?.stream ?? process.stdout;
           try {
-            for (const line of asciicastLines(rec.header, rec.frames, `tmuxgate ${id} ${rec.session.user_name}+${rec.session.role_name}`)) {
+            for await (const line of lines) {
               if (!out.write(line + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
             }
             await file?.commit();
@@ -124,7 +118,7 @@ type SearchFlags = { user?: string; role?: string; since?: string; until?: strin
 /** `tmuxgate search TEXT`: sessions and offsets where TEXT appeared on screen. */
 function searchCommand(): Command {
   return withCommon(new Command('search'))
-    .description('find sessions and times where TEXT appeared on screen')
+    .description('find sessions and times where TEXT appeared on screen (found in the recorded text; lines shown with identifiers masked)')
     .argument('<text>')
     .option('--user <user>')
     .option('--role <role>')
@@ -150,8 +144,8 @@ function searchCommand(): Command {
             },
           );
           const rows = hits.map((h) => {
-            const { session, user, role, offsetMs, line } = h;
-            return { session, user, role, offset: formatOffset(offsetMs), offsetMs, line };
+            const { session, user, role, offsetMs, line, redacted } = h;
+            return { session, user, role, offset: formatOffset(offsetMs), offsetMs, line, redacted };
           });
           if (o.json) printJson(rows);
           else printTable(rows, ['session', 'user', 'role', 'offset', 'line']);

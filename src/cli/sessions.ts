@@ -7,6 +7,7 @@ import { openObservation, type Observation } from '../admin/observe.js';
 import { formatOffset } from '../recording/asciicast.js';
 import { SafeTerminalFilter } from '../recording/safe-terminal.js';
 import { spawnPty } from '../platform/pty.js';
+import { LiveRedaction } from '../redaction/live.js';
 
 /** Ctrl-\ ends an observation whatever the observed server does (it could ignore detach keys). */
 const QUIT = 0x1c;
@@ -15,17 +16,25 @@ const QUIT = 0x1c;
  * The terminal side of `sessions observe`: the observer client runs in a pty this process owns
  * (the admin's terminal is never handed to a process of the pair, which could push keystrokes
  * into it with TIOCSTI), and what the pair's server sends passes the safe terminal filter before
- * it reaches the admin's terminal.
+ * it reaches the admin's terminal; redacted (the default), only a redacted view's drawing of the
+ * screen does.
  */
 async function runObserver(obs: Observation): Promise<void> {
   const out = process.stdout;
   const filter = new SafeTerminalFilter();
-  const pty = spawnPty({ file: obs.file, args: obs.args, cwd: '/', env: obs.env, cols: out.columns || 80, rows: out.rows || 24, term: 'xterm-256color' });
+  const cols = () => out.columns || 80;
+  const rows = () => out.rows || 24;
+  const pty = spawnPty({ file: obs.file, args: obs.args, cwd: '/', env: obs.env, cols: cols(), rows: rows(), term: 'xterm-256color' });
+  // Redacted (the default): the admin's terminal gets the view's drawing of the screen, never the stream.
+  const live = obs.redactor ? new LiveRedaction(obs.redactor, cols(), rows(), (d) => out.write(d)) : null;
   await obs.started({ pid: pty.pid, tty: pty.tty });
   const stdin = process.stdin;
   const raw = stdin.isTTY;
   if (raw) stdin.setRawMode(true);
-  const onResize = () => pty.resize(out.columns || 80, out.rows || 24);
+  const onResize = () => {
+    pty.resize(cols(), rows());
+    live?.resize(cols(), rows());
+  };
   out.on('resize', onResize);
   // Ctrl-\ ends the observation at once, whatever the pair's process does (it may ignore SIGHUP
   // and pose as a prompt): input stops, the client is killed, the terminal is given back.
@@ -38,7 +47,14 @@ async function runObserver(obs: Observation): Promise<void> {
     quit();
   };
   stdin.on('data', onKey);
-  pty.onData((d) => out.write(filter.write(d)));
+  pty.onData((d) => {
+    if (!live) return void out.write(filter.write(d));
+    // The view is behind (a flood of output): stop reading the observed client until it catches up.
+    if (!live.push(d)) {
+      pty.pause();
+      live.onceReady(() => pty.resume());
+    }
+  });
   try {
     await Promise.race([new Promise<void>((resolve) => pty.onExit(() => resolve())), quitted]);
   } finally {
@@ -46,6 +62,7 @@ async function runObserver(obs: Observation): Promise<void> {
     stdin.pause();
     if (raw) stdin.setRawMode(false);
     out.off('resize', onResize);
+    live?.dispose();
     out.write('\x1b[0m\r\n[tmuxgate] observer ended\r\n');
     await obs.ended();
   }

@@ -3,6 +3,7 @@ import { duration, retentionField } from './duration.js';
 import { ALLOWED } from '../crypto/algorithms.js';
 import { parseCidr } from '../platform/cidr.js';
 import { EvidenceConfigSchema } from './evidence.js';
+import { redactionSchema } from './redaction.js';
 
 /** An algorithm list may only name members of the built-in allow-list, and never be empty. */
 const narrowing = (all: readonly string[]) =>
@@ -266,6 +267,8 @@ export const ConfigSchema = z
       .prefault({}),
     /** Off-box copies of the evidence: `syslog` (audit rows), `recordings` (chunks and anchors); off unless set (docs/evidence.md). */
     evidence: EvidenceConfigSchema,
+    /** What auditors' views of sessions mask (docs/redaction.md): on by default, with the built-in detectors. */
+    redaction: redactionSchema.prefault({}),
   })
   .superRefine((c, ctx) => {
     if (c.sessions.idleWarning >= c.sessions.idleTimeout) {

@@ -72,9 +72,22 @@ export function buildSessionLauncher(i: SessionSideInput): SessionSide {
   const shells = new ShellStarter({ settings, host, clock, random, spawnPty, lifecycle, ...(i.cluster ? { cluster: i.cluster } : {}) });
   const launcher = new SessionLauncher({
     shells,
-    sharing: new Sharing({ settings, users: stores.users, roles: stores.roles, shares: stores.shares, audit, host, live, clock, random, spawnPty }),
+    sharing: new Sharing({
+      settings,
+      redaction: config,
+      users: stores.users,
+      roles: stores.roles,
+      shares: stores.shares,
+      audit,
+      host,
+      live,
+      clock,
+      random,
+      spawnPty,
+    }),
     auditors: new AuditorSessions({
       settings,
+      redaction: config,
       recordings: { sessions: stores.sessions, recordings: stores.recordings, masterKeys: i.masterKeys, audit, nodeId: stores.nodeId },
       clock,
       random,

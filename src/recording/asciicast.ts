@@ -7,7 +7,26 @@ import { readResize, type Frame, type RecordingHeader } from './format.js';
  * Markers are left out: older players refuse unknown event codes.
  */
 export function* asciicastLines(header: RecordingHeader, frames: Iterable<Frame>, title: string): Generator<string> {
-  yield JSON.stringify({
+  const c = new CastEncoder();
+  yield castHeader(header, title);
+  for (const f of frames) {
+    const line = c.line(f);
+    if (line) yield line;
+  }
+}
+
+/** asciicastLines over frames that come asynchronously (a redacted view of a recording: redactFrames). */
+export async function* asciicastLinesAsync(header: RecordingHeader, frames: AsyncIterable<Frame>, title: string): AsyncGenerator<string> {
+  const c = new CastEncoder();
+  yield castHeader(header, title);
+  for await (const f of frames) {
+    const line = c.line(f);
+    if (line) yield line;
+  }
+}
+
+function castHeader(header: RecordingHeader, title: string): string {
+  return JSON.stringify({
     version: 2,
     width: header.cols,
     height: header.rows,
@@ -15,20 +34,27 @@ export function* asciicastLines(header: RecordingHeader, frames: Iterable<Frame>
     title,
     env: { TERM: header.term, SHELL: '/bin/sh' },
   });
-  const out = new StringDecoder('utf8');
-  const inp = new StringDecoder('utf8');
-  for (const f of frames) {
+}
+
+/** One event line per frame (or null), UTF-8 decoded across frame boundaries. */
+class CastEncoder {
+  private readonly out = new StringDecoder('utf8');
+  private readonly inp = new StringDecoder('utf8');
+  line(f: Frame): string | null {
     const t = Number((f.t / 1000).toFixed(6));
     if (f.kind === 'output') {
-      const s = out.write(f.data);
-      if (s) yield JSON.stringify([t, 'o', s]);
-    } else if (f.kind === 'input') {
-      const s = inp.write(f.data);
-      if (s) yield JSON.stringify([t, 'i', s]);
-    } else if (f.kind === 'resize') {
-      const { cols, rows } = readResize(f.data);
-      yield JSON.stringify([t, 'r', `${cols}x${rows}`]);
+      const s = this.out.write(f.data);
+      return s ? JSON.stringify([t, 'o', s]) : null;
     }
+    if (f.kind === 'input') {
+      const s = this.inp.write(f.data);
+      return s ? JSON.stringify([t, 'i', s]) : null;
+    }
+    if (f.kind === 'resize') {
+      const { cols, rows } = readResize(f.data);
+      return JSON.stringify([t, 'r', `${cols}x${rows}`]);
+    }
+    return null;
   }
 }
 

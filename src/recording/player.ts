@@ -28,6 +28,20 @@ export interface PlayerIo {
   release(): void;
 }
 
+/**
+ * What the viewer sees instead of the recorded bytes, when given: a terminal fed the recorded
+ * output that draws its own version of the screen (redaction's RedactingView; this layer sits
+ * below redaction and knows only this shape). Fed per tick, drawn per tick.
+ */
+export interface ReplayView {
+  write(data: Buffer | string): Promise<void>;
+  /** The drawing that brings the viewer from what it last got to the current screen. */
+  update(): string;
+  /** The viewer's screen is unknown: the next update() redraws it all. */
+  reset(): void;
+  resize(cols: number, rows: number): void;
+}
+
 /** A screen snapshot at time `t`, and where in the stream (chunk, frame) playback resumes after it. */
 export interface Keyframe {
   t: number;
@@ -234,9 +248,15 @@ export async function screenAt(
 /**
  * Plays a recording on `io` with the replay keys; resolves when the viewer quits. Streams: one
  * chunk of frames in memory, at most TICK_BYTES written per timer tick, every byte through the
- * safe terminal filter.
+ * safe terminal filter. `view`: null plays the recorded bytes (filtered); a ReplayView (a
+ * redacted one) is fed them instead and its drawing is what the viewer gets. The caller decides,
+ * explicitly, which (redaction/view-policy.ts).
  */
-export async function playRecording(io: PlayerIo, rec: RecordingStream, o: { speed: number; from: number; idleLimit: number }): Promise<void> {
+export async function playRecording(
+  io: PlayerIo,
+  rec: RecordingStream,
+  o: { speed: number; from: number; idleLimit: number; view: ReplayView | null },
+): Promise<void> {
   const keys = await Keyframes.open(rec);
   // The rest of the keyframes are built behind playback, one chunk per event-loop turn, and
   // cached when complete, so later seeks (and later replays) find them ready.
@@ -252,7 +272,13 @@ export async function playRecording(io: PlayerIo, rec: RecordingStream, o: { spe
   }
 }
 
-function play(io: PlayerIo, rec: RecordingStream, keys: Keyframes, o: { speed: number; from: number; idleLimit: number; title: string }): Promise<void> {
+function play(
+  io: PlayerIo,
+  rec: RecordingStream,
+  keys: Keyframes,
+  o: { speed: number; from: number; idleLimit: number; title: string; view: ReplayView | null },
+): Promise<void> {
+  const view = o.view;
   const duration = rec.durationMs;
   let pos = o.from;
   let speed = o.speed;
@@ -310,8 +336,17 @@ function play(io: PlayerIo, rec: RecordingStream, keys: Keyframes, o: { speed: n
     frames = loaded;
     fi = s.frame;
     rows = s.rows;
+    let text = s.text;
+    if (view) {
+      // A terminal reset, then the rebuilt screen: whatever the view showed before is gone.
+      view.resize(s.cols, s.rows);
+      view.reset();
+      await view.write(`\x1bc${s.text}`);
+      if (g !== seekGen || finished) return;
+      text = view.update();
+    }
     filter.reset();
-    io.write(Buffer.concat([Buffer.from(`${CSI}r${CSI}H${CSI}2J`), filter.write(s.text)]));
+    io.write(Buffer.concat([Buffer.from(`${CSI}r${CSI}H${CSI}2J`), filter.write(text)]));
     seeking = false;
     done = false;
     status();
@@ -342,8 +377,9 @@ function play(io: PlayerIo, rec: RecordingStream, keys: Keyframes, o: { speed: n
     // The frame is due: a pause longer than the idle limit was shortened to it, not replayed in
     // idle-limit steps (before, a 10 s pause with a 2 s limit still took 10 s).
     pos = Math.max(pos, t);
-    const parts: Buffer[] = [];
+    let parts: Buffer[] = [];
     let bytes = 0;
+    const joined = () => (parts.length === 1 ? parts[0]! : Buffer.concat(parts));
     for (;;) {
       const f = await peek();
       if (g !== runGen) return;
@@ -351,12 +387,28 @@ function play(io: PlayerIo, rec: RecordingStream, keys: Keyframes, o: { speed: n
       if (f.kind === 'output') {
         parts.push(f.data);
         bytes += f.data.length;
-      } else rows = readResize(f.data).rows;
+      } else {
+        const r = readResize(f.data);
+        rows = r.rows;
+        if (view) {
+          // The view's terminal takes the resize where it happened in the stream.
+          if (parts.length) await view.write(joined());
+          parts = [];
+          if (g !== runGen) return;
+          view.resize(r.cols, r.rows);
+        }
+      }
       fi++;
     }
     let full = false;
-    if (parts.length) {
-      const out = filter.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    if (view) {
+      // One drawing per tick, whatever the number of frames in it.
+      if (parts.length) await view.write(joined());
+      if (g !== runGen) return;
+      const out = filter.write(view.update());
+      if (out.length) full = io.write(out) === false;
+    } else if (parts.length) {
+      const out = filter.write(joined());
       if (out.length) full = io.write(out) === false;
     }
     status();

@@ -8,6 +8,8 @@ import { formatOffset } from '../recording/asciicast.js';
 import type { SessionRecord } from '../store/sessions.js';
 import { escapeControls } from '../platform/text.js';
 import { TerminalReportClassifier } from './terminal-reports.js';
+import type { Config } from '../config/schema.js';
+import { policyAudit, replayView, viewPolicy } from '../redaction/view-policy.js';
 
 const CSI = '\x1b[';
 
@@ -23,6 +25,8 @@ export interface MenuChannel {
 
 export interface AuditorMenuOptions {
   user: string;
+  /** The auditor's gateway user id. */
+  userId: number;
   role: string;
   cols: number;
   rows: number;
@@ -32,7 +36,8 @@ export interface AuditorMenuOptions {
 /**
  * What an auditor gets instead of a shell: a full-screen list of recorded sessions (filter,
  * pick, replay with the same keys as the CLI). Leaving the menu ends the connection. Every replay
- * is audited with the auditor's gateway name.
+ * is redacted unless the view policy says otherwise, and audited with the auditor's gateway name
+ * and whether it was redacted.
  */
 export class AuditorMenu {
   private selected = 0;
@@ -50,7 +55,7 @@ export class AuditorMenu {
   constructor(
     private readonly o: AuditorMenuOptions,
     private readonly store: RecordingStore & { audit: AuditSink },
-    private readonly deps: { clock: Clock; logger: Logger },
+    private readonly deps: { clock: Clock; logger: Logger; redaction: Pick<Config, 'redaction'> },
     private readonly ch: MenuChannel,
   ) {
     this.lastInput = deps.clock.now();
@@ -159,7 +164,10 @@ export class AuditorMenu {
       const rec = await RecordingStream.open(this.store, s.id);
       if (this.done) return void (await rec.close()); // the auditor left while it opened
       const detail = `over SSH as ${this.o.user}+${this.o.role}`;
-      await this.store.audit.emit(this.o.user, { type: 'recording.access', action: 'replay', sessionId: s.id, detail });
+      const { clock, redaction } = this.deps;
+      const policy = await viewPolicy({ config: redaction, clock }, { actor: this.o.user, userId: this.o.userId }, { view: 'replay', sessionId: s.id });
+      await this.store.audit.emit(this.o.user, { type: 'recording.access', action: 'replay', sessionId: s.id, detail, ...policyAudit(policy) });
+      const view = replayView(policy, redaction, rec.header.cols, rec.header.rows);
       const io: PlayerIo = {
         write: (d) => this.write(d),
         ...(this.ch.onceDrain ? { onceDrain: (fn: () => void) => this.ch.onceDrain!(fn) } : {}),
@@ -169,8 +177,9 @@ export class AuditorMenu {
         release: () => (this.keyHandler = null),
       };
       try {
-        await playRecording(io, rec, { speed: 1, from: 0, idleLimit: 2000 });
+        await playRecording(io, rec, { speed: 1, from: 0, idleLimit: 2000, view });
       } finally {
+        view?.dispose();
         await rec.close();
       }
     } catch (e) {

@@ -14,6 +14,8 @@ import type { ConnectionInfo, Resizable, TerminalRequest } from './ports.js';
 /** What auditors' sessions are built with. */
 export interface AuditorSessionConfig {
   settings: Pick<Config['sessions'], 'defaultTerm' | 'idleTimeout'>;
+  /** Replays are redacted unless the view policy says otherwise. */
+  redaction: Pick<Config, 'redaction'>;
   /** The recordings the menu lists and replays, and the audit log every replay is written to. */
   recordings: RecordingStore & { audit: AuditSink };
   clock: Clock;
@@ -30,7 +32,7 @@ export class AuditorSessions {
   private readonly c: AuditorSessionConfig;
 
   constructor(config: AuditorSessionConfig) {
-    this.c = requireDeps('auditor sessions', config, ['settings', 'recordings', 'clock', 'random', 'lifecycle']);
+    this.c = requireDeps('auditor sessions', config, ['settings', 'redaction', 'recordings', 'clock', 'random', 'lifecycle']);
   }
 
   /** Opens the menu on an accepted shell channel. */
@@ -54,9 +56,9 @@ export class AuditorSessions {
     });
     await lifecycle.open();
     const menu = new AuditorMenu(
-      { user: user.name, role: role.name, cols: size.cols, rows: size.rows, idleTimeoutMs: role.idleTimeoutMs ?? settings.idleTimeout },
+      { user: user.name, userId: user.id, role: role.name, cols: size.cols, rows: size.rows, idleTimeoutMs: role.idleTimeoutMs ?? settings.idleTimeout },
       this.c.recordings,
-      { clock, logger: conn.log },
+      { clock, logger: conn.log, redaction: this.c.redaction },
       // write's result and onceDrain let a replay go at the auditor's client's pace (bounded memory).
       {
         write: (d) => ch.write(typeof d === 'string' ? Buffer.from(d) : d),

@@ -10,8 +10,9 @@ export const BURST_GAP_MS = 5;
 export const GATHER_MS = 2;
 
 /**
- * Decides when the gateway reads a session's pty. Two reasons hold reading: the client is not
- * keeping up (backpressure, until its channel drains), and a burst of output is gathering.
+ * Decides when the gateway reads a session's pty. Three reasons hold reading: the client is not
+ * keeping up (backpressure, until its channel drains), a view in between (redaction) is behind,
+ * and a burst of output is gathering.
  *
  * Gathering: tmux writes a busy screen in pieces of a few hundred bytes, and reading each piece as
  * it lands costs one ssh packet, one encryption, one recorder frame and one socket write each
@@ -24,7 +25,7 @@ export const GATHER_MS = 2;
  * Node's timers rather than the injected clock.
  */
 export class PtyFlow {
-  private readonly holds = new Set<'client' | 'gather'>();
+  private readonly holds = new Set<'client' | 'gather' | 'view'>();
   private lastRead = Number.NEGATIVE_INFINITY;
   private gatherTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -58,6 +59,17 @@ export class PtyFlow {
     this.release('client');
   }
 
+  /** A view between the pty and the client (redaction) has too much output unprocessed: stop reading until `viewReady`. False if already held. */
+  viewBlocked(): boolean {
+    if (this.holds.has('view')) return false;
+    this.hold('view');
+    return true;
+  }
+
+  viewReady(): void {
+    this.release('view');
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.gatherTimer) clearTimeout(this.gatherTimer);
@@ -69,12 +81,12 @@ export class PtyFlow {
     return this.holds.has('client');
   }
 
-  private hold(why: 'client' | 'gather'): void {
+  private hold(why: 'client' | 'gather' | 'view'): void {
     if (this.holds.size === 0) this.pty.pause();
     this.holds.add(why);
   }
 
-  private release(why: 'client' | 'gather'): void {
+  private release(why: 'client' | 'gather' | 'view'): void {
     if (this.holds.delete(why) && this.holds.size === 0 && !this.stopped) this.pty.resume();
   }
 }

@@ -11,6 +11,8 @@ import type { User, UserRepo } from '../store/users.js';
 import type { Role, RoleRepo } from '../store/roles.js';
 import type { ShareRepo } from '../store/shares.js';
 import { SafeTerminalFilter } from '../recording/safe-terminal.js';
+import { LiveRedaction } from '../redaction/live.js';
+import { policyAudit, redactorFor, viewPolicy } from '../redaction/view-policy.js';
 import type { Pty, PtySpawnOptions } from '../platform/pty.js';
 import type { SessionRegistry } from './registry.js';
 import { clampSize, ShellSession, type TerminalChannel } from './shell-session.js';
@@ -28,6 +30,8 @@ export interface WatchHost {
 /** What sharing and watching are built with. */
 export interface SharingConfig {
   settings: Pick<Config['sessions'], 'defaultTerm' | 'lang' | 'idleTimeout' | 'idleWarning' | 'maxSessionTime'>;
+  /** A watcher who is not the session's own user sees it redacted (view-policy.ts decides). */
+  redaction: Pick<Config, 'redaction'>;
   users: Pick<UserRepo, 'find'>;
   roles: Pick<RoleRepo, 'find' | 'byId'>;
   shares: Pick<ShareRepo, 'add' | 'remove' | 'viewerNames' | 'isShared'>;
@@ -48,7 +52,7 @@ export class Sharing {
   private readonly c: SharingConfig;
 
   constructor(config: SharingConfig) {
-    this.c = requireDeps('sharing', config, ['settings', 'users', 'roles', 'shares', 'audit', 'host', 'live', 'clock', 'random', 'spawnPty']);
+    this.c = requireDeps('sharing', config, ['settings', 'redaction', 'users', 'roles', 'shares', 'audit', 'host', 'live', 'clock', 'random', 'spawnPty']);
   }
 
   /** share / unshare / watchers / watch on an exec channel. */
@@ -106,13 +110,21 @@ export class Sharing {
     } catch (e) {
       return done(1, `tmuxgate: cannot show that session: ${(e as Error).message}`);
     }
-    // The owner's screen reaches another person's terminal: only a safe terminal subset passes.
+    // The owner's screen reaches another person's terminal: only a safe terminal subset passes,
+    // and, unless the policy says otherwise, only its redacted view (PHI masked).
+    const policy = await viewPolicy(
+      { config: this.c.redaction, clock },
+      { actor: user.name, userId: user.id },
+      { view: 'watch', sessionId: null, ownerUserId: owner.id },
+    );
+    const redactor = policy.redact ? redactorFor(this.c.redaction) : null;
     const safe = new SafeTerminalFilter();
     const env = { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: term, LANG: settings.lang, HOME: '/' };
     const viewerShell = new ShellSession(
       {
         id: newId('v_', this.c.random),
         outputFilter: (d) => safe.write(d),
+        ...(redactor ? { outputView: (send: (d: Buffer) => void) => new LiveRedaction(redactor, size.cols, size.rows, send) } : {}),
         spawn: { file: c.file, args: c.args, cwd: '/', env, cols: size.cols, rows: size.rows, term },
         idleTimeoutMs: settings.idleTimeout,
         idleWarningMs: settings.idleWarning,
@@ -122,7 +134,7 @@ export class Sharing {
     );
     const key = newId('w_', this.c.random);
     live.viewers.set(key, { viewerId: user.id, viewer: user.name, ownerUserId: owner.id, ownerRoleId: ownerRole.id, shell: viewerShell });
-    await audit.emit(user.name, { type: 'share.join', owner: owner.name, role: ownerRole.name, viewer: user.name, addr: conn.addr });
+    await audit.emit(user.name, { type: 'share.join', owner: owner.name, role: ownerRole.name, viewer: user.name, addr: conn.addr, ...policyAudit(policy) });
     await host.servers.notify(pair, socket, `tmuxgate: ${user.name} is watching (read-only)`);
     viewerShell.onEnd((reason) => {
       live.viewers.delete(key);

@@ -44,6 +44,20 @@ export interface ShellSessionOptions {
   tap?: SessionTap;
   /** Rewrites output before it reaches the client (a read-only view of someone else's screen). */
   outputFilter?: (data: Buffer) => Buffer;
+  /**
+   * Shows the output through a view instead (a redacted screen: redaction/live.ts): the view takes
+   * what the pty writes and sends its own drawing with `send`. Given, it replaces outputFilter.
+   */
+  outputView?: (send: (data: Buffer) => void) => OutputView;
+}
+
+/** A view between the pty and the client: it is fed the output and draws what the client sees. */
+export interface OutputView {
+  /** false: the view holds too much unprocessed output; reading waits for onceReady. */
+  push(data: Buffer): boolean;
+  onceReady(fn: () => void): void;
+  resize(cols: number, rows: number): void;
+  dispose(): void;
 }
 
 export interface ShellSessionDeps {
@@ -79,6 +93,7 @@ const ENDS_PAIR: ReadonlySet<EndReason> = new Set(['killed', 'user-disabled', 'r
 export class ShellSession {
   private pty: Pty | null = null;
   private flow: PtyFlow | null = null;
+  private view: OutputView | null = null;
   private channel: TerminalChannel | null = null;
   private lastInput: number;
   private warned = false;
@@ -137,11 +152,17 @@ export class ShellSession {
     const flow = new PtyFlow(pty);
     this.flow = flow;
     const filter = this.opts.outputFilter;
+    // The client is not reading: stop reading the pty until it drains, so memory stays flat.
+    const toClient = (d: Buffer) => {
+      if (!this.ended && !channel.write(d) && flow.clientBlocked()) channel.onceDrain(() => flow.drained());
+    };
+    const view = this.opts.outputView?.(toClient) ?? null;
+    this.view = view;
     pty.onData((d) => {
       if (this.ended) return;
       tap?.output(d);
-      // The client is not reading: stop reading the pty until it drains, so memory stays flat.
-      if (!channel.write(filter ? filter(d) : d) && flow.clientBlocked()) channel.onceDrain(() => flow.drained());
+      if (!view) toClient(filter ? filter(d) : d);
+      else if (!view.push(d) && flow.viewBlocked()) view.onceReady(() => flow.viewReady());
       flow.afterRead();
     });
     pty.onExit((code) => this.finish(code === 0 ? 'detached' : 'shell-exited', code));
@@ -169,6 +190,7 @@ export class ShellSession {
   resize(cols: number, rows: number): void {
     const s = clampSize(cols, rows);
     this.opts.tap?.resize(s.cols, s.rows);
+    this.view?.resize(s.cols, s.rows);
     try {
       this.pty?.resize(s.cols, s.rows);
     } catch (e) {
@@ -226,6 +248,7 @@ export class ShellSession {
     this.cancelIdle?.();
     this.cancelMax?.();
     this.flow?.stop();
+    this.view?.dispose();
     if (this.pty) {
       try {
         this.pty.kill('SIGHUP'); // detaches this tmux client; the tmux server and its shells live on

@@ -93,6 +93,7 @@ describe('streamed replay', () => {
         speed: 64,
         from: 0,
         idleLimit: 1,
+        view: null,
       });
     } finally {
       await rec.close();
