@@ -3,7 +3,7 @@ import { TgError } from '../errors.js';
 import { adminHost } from './host.js';
 import type { Redactor } from '../redaction/redactor.js';
 import { policyAudit, redactorFor } from '../redaction/view-policy.js';
-import { adminViewPolicy } from './recordings.js';
+import { adminViewPolicy, grantExpiry } from './recordings.js';
 
 /** What the CLI needs to run an observer client in a pty of its own, and to register it. */
 export interface Observation {
@@ -17,6 +17,8 @@ export interface Observation {
   started(client: { pid: number; tty: string | null }): Promise<void>;
   /** Unregisters it once it has ended. */
   ended(): Promise<void>;
+  /** Calls `fn` when an unmasked view's grant expires (the observation must end then); returns a cancel. */
+  onGrantExpiry(fn: () => void): () => void;
 }
 
 /**
@@ -46,5 +48,6 @@ export async function openObservation(a: AdminContext, id: string): Promise<Obse
     ended: async () => {
       if (pid !== null) await a.hostAccounts.removeObserver(pid);
     },
+    onGrantExpiry: (fn) => grantExpiry(a, policy, fn),
   };
 }

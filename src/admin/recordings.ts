@@ -7,7 +7,7 @@ import { openRecording } from '../recording/access.js';
 import { asciicastLines, asciicastLinesAsync, formatOffset } from '../recording/asciicast.js';
 import type { ReplayView } from '../recording/player.js';
 import { redactFrames } from '../redaction/view.js';
-import { policyAudit, redactorFor, replayView, viewPolicy, type ViewPolicy } from '../redaction/view-policy.js';
+import { policyAudit, redactorFor, replayView, unmaskedUntil, viewPolicy, type ViewPolicy } from '../redaction/view-policy.js';
 
 /**
  * Every look at a recording (replay, export, search, verify, live view) is an audit event naming
@@ -28,6 +28,13 @@ export function adminViewPolicy(a: AdminContext, view: 'replay' | 'export' | 'se
   return viewPolicy(a, { actor: a.actor }, { view, sessionId });
 }
 
+/** Runs `fn` when the view's unmask grant expires (at once if it already has); nothing for another view. */
+export function grantExpiry(a: Pick<AdminContext, 'clock'>, policy: ViewPolicy, fn: () => void): () => void {
+  const until = unmaskedUntil(policy);
+  if (until === null) return () => {};
+  return a.clock.setTimeout(fn, Math.max(0, until - a.clock.now()));
+}
+
 /**
  * Opens a recording for `tmuxgate replay`, decided and audited: the stream, and the view its
  * output goes through (a redacted one unless the policy says otherwise; null: the recorded bytes).
@@ -36,12 +43,12 @@ export async function openReplay(
   a: AdminContext,
   id: string,
   from: number,
-): Promise<{ rec: RecordingStream; view: (ReplayView & { dispose(): void }) | null }> {
+): Promise<{ rec: RecordingStream; view: (ReplayView & { dispose(): void }) | null; onGrantExpiry(fn: () => void): () => void }> {
   const rec = await RecordingStream.open(a, id);
   try {
     const policy = await adminViewPolicy(a, 'replay', id);
     await recordingAccess(a, 'replay', id, `from ${formatOffset(from)}`, policy);
-    return { rec, view: replayView(policy, a.config, rec.header.cols, rec.header.rows) };
+    return { rec, view: replayView(policy, a.config, rec.header.cols, rec.header.rows), onGrantExpiry: (fn) => grantExpiry(a, policy, fn) };
   } catch (e) {
     await rec.close();
     throw e;

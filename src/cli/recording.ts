@@ -56,13 +56,27 @@ function replayCommand(): Command {
         const idleLimit = o.idleLimit ? Number(o.idleLimit) * 1000 : Infinity;
         if (!(idleLimit > 0)) throw new TgError('TG_ERR_INVALID_ARGUMENT', '--idle-limit must be a positive number of seconds');
         // The store is closed before playing: the stream holds the file and the data key only.
-        const { rec, view } = await withAdmin(cmd, (a) => openReplay(a, id, from));
+        const { rec, view, onGrantExpiry } = await withAdmin(cmd, (a) => openReplay(a, id, from));
+        // Unmasked under a grant: the replay ends when the grant expires, as if q was pressed.
+        const io = terminalIo();
+        let expired = false;
+        let cancelExpiry = () => {};
+        const onKey = io.onKey;
+        io.onKey = (fn) => {
+          onKey(fn);
+          cancelExpiry = onGrantExpiry(() => {
+            expired = true;
+            fn(Buffer.from('q'));
+          });
+        };
         try {
-          await playRecording(terminalIo(), rec, { speed, from, idleLimit, view });
+          await playRecording(io, rec, { speed, from, idleLimit, view });
         } finally {
+          cancelExpiry();
           view?.dispose();
           await rec.close();
         }
+        if (expired) process.stdout.write('tmuxgate: the unmask grant expired: replay ended\n');
         return EXIT.ok;
       }),
     );

@@ -47,6 +47,13 @@ async function runObserver(obs: Observation): Promise<void> {
     quit();
   };
   stdin.on('data', onKey);
+  let expired = false;
+  const cancelExpiry = obs.onGrantExpiry(() => {
+    expired = true;
+    stdin.off('data', onKey);
+    pty.kill('SIGKILL');
+    quit();
+  });
   pty.onData((d) => {
     if (!live) return void out.write(filter.write(d));
     // The view is behind (a flood of output): stop reading the observed client until it catches up.
@@ -62,8 +69,9 @@ async function runObserver(obs: Observation): Promise<void> {
     stdin.pause();
     if (raw) stdin.setRawMode(false);
     out.off('resize', onResize);
+    cancelExpiry();
     live?.dispose();
-    out.write('\x1b[0m\r\n[tmuxgate] observer ended\r\n');
+    out.write(`\x1b[0m\r\n[tmuxgate] observer ended${expired ? ': the unmask grant expired' : ''}\r\n`);
     await obs.ended();
   }
 }

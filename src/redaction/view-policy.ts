@@ -1,5 +1,8 @@
+import type { AuditSink } from '../audit/log.js';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../platform/clock.js';
+import type { Stores } from '../services/stores.js';
+import { activeGrant, noteUnmaskedView } from '../services/unmask.js';
 import { Redactor } from './redactor.js';
 import { RedactingView } from './view.js';
 
@@ -12,7 +15,8 @@ import { RedactingView } from './view.js';
  *    their screen); recordings stay redacted for them too;
  *  - `disabled`: `redaction.enabled: false` in the config (a gateway that never shows PHI).
  */
-export type ViewPolicy = { redact: true } | { redact: false; grant: { id: string; reason: string } } | { redact: false; unredacted: 'owner' | 'disabled' };
+export type ViewPolicy =
+  { redact: true } | { redact: false; grant: { id: string; reason: string; expiresAt: number } } | { redact: false; unredacted: 'owner' | 'disabled' };
 
 /** Who looks. */
 export interface Viewer {
@@ -31,10 +35,12 @@ export interface ViewTarget {
   ownerUserId?: number;
 }
 
-/** What the decision may consult: the config today; the unmask grants join here. */
+/** What the decision may consult: the config, and (where the viewer can hold one) the unmask grants and the audit log their use is written to. */
 export interface ViewPolicyContext {
   config: Pick<Config, 'redaction'>;
   clock: Clock;
+  unmask?: Stores['unmask'];
+  audit?: AuditSink;
 }
 
 /**
@@ -46,13 +52,27 @@ export interface ViewPolicyContext {
 export async function viewPolicy(ctx: ViewPolicyContext, viewer: Viewer, target: ViewTarget): Promise<ViewPolicy> {
   if (!ctx.config.redaction.enabled) return { redact: false, unredacted: 'disabled' };
   if (target.view === 'watch' && viewer.userId !== undefined && viewer.userId === target.ownerUserId) return { redact: false, unredacted: 'owner' };
+  if (ctx.unmask && ctx.audit && target.sessionId !== null) {
+    // A four-eyes grant of this viewer for this session, in force now: the view is unmasked, and
+    // its use is audited (grant, reason, approver) before the first unmasked byte is shown.
+    const g = await activeGrant({ unmask: ctx.unmask }, viewer.actor, target.sessionId, ctx.clock.now());
+    if (g) {
+      await noteUnmaskedView(ctx.audit, viewer.actor, g, target.sessionId, target.view);
+      return { redact: false, grant: { id: String(g.id), reason: g.reason, expiresAt: g.expiresAt } };
+    }
+  }
   return { redact: true };
+}
+
+/** When an unmasked view must stop being shown (its grant's expiry), or null: a long replay or observe ends there. */
+export function unmaskedUntil(p: ViewPolicy): number | null {
+  return !p.redact && 'grant' in p ? p.grant.expiresAt : null;
 }
 
 /** The fields a view's audit event carries about its policy: always whether it was redacted, and why not when not. */
 export function policyAudit(p: ViewPolicy): { redacted: boolean; grant?: { id: string; reason: string }; unredacted?: 'owner' | 'disabled' } {
   if (p.redact) return { redacted: true };
-  return 'grant' in p ? { redacted: false, grant: p.grant } : { redacted: false, unredacted: p.unredacted };
+  return 'grant' in p ? { redacted: false, grant: { id: p.grant.id, reason: p.grant.reason } } : { redacted: false, unredacted: p.unredacted };
 }
 
 const redactors = new WeakMap<object, Redactor>();

@@ -172,4 +172,47 @@ describe('PHI redaction: every view but the owner’s is masked; the recording i
     expect(access.filter((e) => e.data.redacted !== true)).toEqual([]);
     expect(access.some((e) => e.actor === 'carol' && e.data.action === 'replay')).toBe(true);
   });
+
+  it('unmasking is four eyes: approved by another admin, the requester alone sees export and search unmasked, audited with the grant; revoked, masked again', async () => {
+    const as = (who: string, ...args: string[]) => cliAsync([...args, ...t.cliConfig()], { env: { SUDO_USER: who } });
+    const req = await as('alice', 'unmask', 'request', sessionId, '--reason', 'INC-7: chart merged into the wrong patient', '--for', '1h');
+    expect(req.stderr).toBe('');
+    const reqId = /^unmask request (\d+) /.exec(req.stdout)![1]!;
+    expect((await as('alice', 'unmask', 'approve', reqId)).status).toBe(6); // never the requester
+    const searchAs = async (who: string) => {
+      const r = await as(who, 'search', '12345678', '--json');
+      return (JSON.parse(r.stdout) as { session: string; line: string; redacted: boolean }[]).filter((h) => h.session === sessionId);
+    };
+    expect((await searchAs('alice')).every((h) => h.redacted)).toBe(true); // not yet approved
+    const ok = await as('bob', 'unmask', 'approve', reqId);
+    expect(ok.status).toBe(0);
+    const grantId = /^grant (\d+):/.exec(ok.stdout)![1]!;
+
+    const mine = await searchAs('alice');
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.every((h) => !h.redacted)).toBe(true);
+    expect(mine.map((h) => h.line).join('\n')).toContain('12345678');
+    const cast = path.join(t.dir, 'unmasked.cast');
+    expect((await as('alice', 'export', sessionId, '-o', cast)).status).toBe(0);
+    const out = readFileSync(cast, 'utf8');
+    expect(leaked(out)).toContain('12345678');
+    expect(JSON.parse(out.split('\n')[0]!).title).not.toContain('(redacted)');
+    // The approver and a third admin still see it masked.
+    for (const who of ['bob', 'dave']) expect((await searchAs(who)).every((h) => h.redacted && !h.line.includes('12345678'))).toBe(true);
+
+    const views = (await t.audit('unmask.view')).filter((e) => e.data.sessionId === sessionId);
+    expect(views.map((e) => [e.actor, e.data.what, String(e.data.grantId), e.data.reason])).toEqual([
+      ['os:alice(as root)', 'search', grantId, 'INC-7: chart merged into the wrong patient'],
+      ['os:alice(as root)', 'export', grantId, 'INC-7: chart merged into the wrong patient'],
+    ]);
+    const access = (await t.audit('recording.access')).filter((e) => e.actor === 'os:alice(as root)' && e.data.redacted === false);
+    expect(access.map((e) => [e.data.action, (e.data.grant as { id: string }).id])).toEqual([
+      ['search', grantId],
+      ['export', grantId],
+    ]);
+
+    expect((await as('bob', 'unmask', 'revoke', grantId, '--reason', 'done')).status).toBe(0);
+    expect((await searchAs('alice')).every((h) => h.redacted && !h.line.includes('12345678'))).toBe(true);
+    expect((await t.audit('unmask.view')).filter((e) => e.data.sessionId === sessionId)).toHaveLength(2);
+  });
 });

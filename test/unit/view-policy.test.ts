@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/config/load.js';
 import { FakeClock } from '../../src/platform/clock.js';
-import { policyAudit, viewPolicy } from '../../src/redaction/view-policy.js';
+import { policyAudit, unmaskedUntil, viewPolicy, type ViewPolicyContext } from '../../src/redaction/view-policy.js';
+import type { UnmaskGrantRow } from '../../src/store/unmask.js';
 
 /** The one place that decides whether a view is redacted (the unmask grants will change only it). */
 describe('viewPolicy', () => {
@@ -26,9 +27,50 @@ describe('viewPolicy', () => {
     expect(disabled).toEqual({ redact: false, unredacted: 'disabled' });
     expect(policyAudit({ redact: true })).toEqual({ redacted: true });
     expect(policyAudit(disabled)).toEqual({ redacted: false, unredacted: 'disabled' });
-    expect(policyAudit({ redact: false, grant: { id: 'g_1', reason: 'incident 42' } })).toEqual({
+    expect(policyAudit({ redact: false, grant: { id: 'g_1', reason: 'incident 42', expiresAt: 1 } })).toEqual({
       redacted: false,
       grant: { id: 'g_1', reason: 'incident 42' },
     });
+  });
+
+  it('unmasks a view under a grant in force of this viewer for this session, audited before it is shown; nobody else, no other session', async () => {
+    const grant: UnmaskGrantRow = {
+      id: 3,
+      request_id: 2,
+      session_id: 's_1',
+      grantee: 'os:alice(as root)',
+      reason: 'incident 42',
+      approved_by: 'os:bob(as root)',
+      approved_at: 0,
+      expires_at: 3_600_000,
+      revoked_at: null,
+      revoked_by: null,
+      revoke_reason: null,
+    };
+    const emitted: { actor: string; event: Record<string, unknown> }[] = [];
+    const ctx = {
+      ...on,
+      unmask: { grantsInForce: async (sessionId: string, now: number) => (sessionId === 's_1' && now < grant.expires_at ? [grant] : []) },
+      audit: { emit: async (actor: string, event: Record<string, unknown>) => void emitted.push({ actor, event }) },
+    } as unknown as ViewPolicyContext;
+    const p = await viewPolicy(ctx, { actor: 'os:alice' }, { view: 'replay', sessionId: 's_1' });
+    expect(p).toEqual({ redact: false, grant: { id: '3', reason: 'incident 42', expiresAt: 3_600_000 } });
+    expect(unmaskedUntil(p)).toBe(3_600_000);
+    expect(emitted).toEqual([
+      { actor: 'os:alice', event: expect.objectContaining({ type: 'unmask.view', grantId: 3, sessionId: 's_1', what: 'replay', reason: 'incident 42' }) },
+    ]);
+    // The approver, another admin, root without a name, another session: redacted, nothing audited as unmasked.
+    for (const [actor, sessionId] of [
+      ['os:bob', 's_1'],
+      ['os:carol', 's_1'],
+      ['os:root', 's_1'],
+      ['os:alice', 's_2'],
+    ] as const) {
+      expect(await viewPolicy(ctx, { actor }, { view: 'export', sessionId })).toEqual({ redact: true });
+    }
+    clock.advance(3_600_000); // expired
+    expect(await viewPolicy(ctx, { actor: 'os:alice' }, { view: 'search', sessionId: 's_1' })).toEqual({ redact: true });
+    expect(emitted).toHaveLength(1);
+    expect(unmaskedUntil({ redact: true })).toBeNull();
   });
 });
