@@ -34,6 +34,8 @@ export interface OffsiteStore {
   readonly sink: 'postgres' | 's3';
   /** Where it writes, without secrets (for logs and the compliance report). */
   readonly destination: string;
+  /** How long the shipper lets a put wait for more records, when the store wants other than its 200 ms (a request costs more). */
+  readonly lingerMs?: number;
   /** Stores records; returns the keys ("session/kind/seq") the store already held with other bytes. */
   put(records: readonly OffsiteRecord[], node: string): Promise<string[]>;
   holdings(sessionId: string): Promise<OffsiteHoldings>;

@@ -71,11 +71,26 @@ export function compareRecording(c: RecordingComparison): OffsiteVerdict {
   const ds: Difference[] = [];
   // The off-box copy on its own: whole records, contiguous chunks, linked hashes, a valid trailer.
   const off = new Map<string, OffsiteRecord>();
+  const gone: number[] = [];
+  const goneKinds = new Set<string>();
   for (const r of c.offsite) {
+    if (r.bytes.length === 0) {
+      // A record the sink's own index names, whose object is gone (a segment deleted off the box).
+      goneKinds.add(r.kind);
+      if (r.kind === 'chunk') gone.push(r.seq);
+      else ds.push(diff('offsite-gap', null, `the off-box ${r.kind} is missing: the object its index names is gone`));
+      continue;
+    }
     const parsed = recordsAt(r.bytes, r.kind === 'header' ? 0 : 1).records[0];
     if (!parsed || parsed.bytes.length !== r.bytes.length || parsed.kind !== r.kind || parsed.seq !== r.seq || parsed.hash !== r.hash) {
       const what = r.kind === 'chunk' ? `chunk ${r.seq}` : r.kind;
-      ds.push(diff('offsite-invalid', r.kind === 'chunk' ? r.seq : null, `the off-box ${what} is not the record its key names, or not its hash`));
+      ds.push(
+        diff(
+          'offsite-invalid',
+          r.kind === 'chunk' ? r.seq : null,
+          `the off-box ${what} is not the record its key or index names, not its hash, or a second copy with other bytes`,
+        ),
+      );
       continue;
     }
     off.set(`${r.kind}/${r.seq}`, r);
@@ -87,12 +102,18 @@ export function compareRecording(c: RecordingComparison): OffsiteVerdict {
   const offHeader = off.get('header/0') ?? null;
   const offTrailer = [...off.values()].find((r) => r.kind === 'trailer') ?? null;
   const offCount = offChunks.length ? offChunks.at(-1)! + 1 : 0;
+  if (gone.length) {
+    gone.sort((a, b) => a - b);
+    ds.push(diff('offsite-gap', gone[0]!, `chunks ${ranges(gone)} are missing off the box: the object the off-box index names for them is gone`));
+  }
+  const goneSet = new Set(gone);
   const holes: number[] = [];
-  for (let s = 0; s < offCount; s++) if (!off.has(`chunk/${s}`)) holes.push(s);
+  for (let s = 0; s < offCount; s++) if (!off.has(`chunk/${s}`) && !goneSet.has(s)) holes.push(s);
   if (holes.length) {
     ds.push(diff('offsite-gap', holes[0]!, `chunks ${ranges(holes)} are missing off the box, though later chunks arrived (a gap in the off-box stream)`));
   }
-  if (!offHeader && (offCount > 0 || offTrailer)) ds.push(diff('offsite-gap', null, 'the file header is missing off the box, though chunks arrived'));
+  if (!offHeader && !goneKinds.has('header') && (offCount > 0 || offTrailer))
+    ds.push(diff('offsite-gap', null, 'the file header is missing off the box, though chunks arrived'));
   let prev = offHeader?.hash ?? null;
   for (let s = 0; s < offCount; s++) {
     const r = off.get(`chunk/${s}`);

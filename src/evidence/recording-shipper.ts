@@ -233,7 +233,7 @@ export class RecordingShipper implements OffsiteRecordings {
       return;
     }
     if (this.deps.clock.now() < this.retryAt) return;
-    const linger = this.o.lingerMs ?? 200;
+    const linger = this.o.lingerMs ?? this.deps.store.lingerMs ?? 200;
     if (linger > 0 && this.queuedBytes < this.batchBytes && this.queue.length < this.batchRecords && this.spilled.size === 0) {
       this.cancelLinger ??= this.deps.clock.setTimeout(() => {
         this.cancelLinger = null;

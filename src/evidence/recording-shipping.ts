@@ -18,6 +18,7 @@ export interface RecordingShipperOptions {
    * How long a put waits for more records once one is queued (200 ms): sessions flush at random
    * phases, so without it every chunk would be a put of its own (measured: a round trip per chunk
    * cost more CPU than the chunk's sealing). Not applied to a full batch or while catching up.
+   * Unset: the store's `lingerMs` (S3: 500 ms, one object per put), else 200 ms.
    */
   lingerMs?: number;
 }

@@ -24,11 +24,11 @@ import { checkpointSigned, verifyAuditChain } from '../../src/audit/log.js';
 import { formatAuditRow } from '../../src/evidence/syslog-format.js';
 import { RecordingShipper } from '../../src/evidence/recording-shipper.js';
 import { PostgresOffsite } from '../../src/evidence/offsite-postgres.js';
-import { S3Offsite } from '../../src/evidence/offsite-s3.js';
+import { S3Offsite, s3Keys } from '../../src/evidence/offsite-s3.js';
 import { Anchorer, anchorVerifies } from '../../src/evidence/anchors.js';
 import { formatAnchor, parseAnchorMessage } from '../../src/evidence/syslog-anchor.js';
 import { compareRecording, type OffsiteVerdict } from '../../src/evidence/offsite-verify.js';
-import type { OffsiteStore } from '../../src/evidence/offsite-store.js';
+import type { OffsiteRecord, OffsiteStore } from '../../src/evidence/offsite-store.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startS3, S3RVER_CREDENTIALS, type TestS3 } from '../helpers/s3.js';
 import { waitUntil } from '../helpers/poll.js';
@@ -454,9 +454,28 @@ describe('the S3 sink (s3rver)', () => {
     return { store, puts, client, prefix };
   }
 
-  it('one object per record (key session/seq) with Object Lock headers; verify names deleted, cut and altered recordings and an off-box gap', async () => {
-    const clock = new FakeClock();
-    const { store, puts, client, prefix } = await s3Store(clock);
+  /** Another store on the same prefix, with its own client (nothing cached): another node, or the verifier. */
+  async function readerOf(prefix: string, clock: FakeClock): Promise<S3Offsite> {
+    const sdk = await import('@aws-sdk/client-s3');
+    const client = new sdk.S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+    const store = await S3Offsite.open({ bucket: s3.bucket, region: 'us-east-1', prefix, forcePathStyle: true, endpoint: s3.endpoint }, clock, { client });
+    cleanups.push(() => store.close());
+    return store;
+  }
+
+  /** The records of recording files as the shipper hands them to a store. */
+  const recordsOf = (id: string, file: string) =>
+    recordsAt(readFileSync(file), 0).records.map((r) => ({ sessionId: id, kind: r.kind, seq: r.seq, bytes: r.bytes, hash: r.hash }));
+  const keysUnder = async (client: S3Client, prefix: string): Promise<string[]> => {
+    const sdk = await import('@aws-sdk/client-s3');
+    return ((await client.send(new sdk.ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!);
+  };
+  const compareWith = async (store: S3Offsite, id: string, file: Buffer | null) =>
+    compareRecording({ sessionId: id, sink: 's3', localFile: file, localRow: file !== null, offsite: await store.records(id), anchors: [], publicKeyPem: PEM });
+
+  /** Four closed recordings of three chunks each, shipped nowhere (their files only). */
+  async function fourRecordings(clock: FakeClock): Promise<Record<string, string>> {
+    const { store } = await s3Store(clock);
     const shipper = shipperFor(store, clock);
     const dir = tmp();
     const files: Record<string, string> = {};
@@ -467,42 +486,157 @@ describe('the S3 sink (s3rver)', () => {
       files[id] = file;
     }
     await caughtUp(shipper, 12);
-    const recs = await store.records('s_a');
-    expect(recs.map((r) => `${r.kind}${r.seq}`)).toEqual(['header0', 'chunk0', 'chunk1', 'chunk2', 'trailer3']);
-    expect(recs.map((r) => r.bytes)).toEqual(local(files.s_a!).map((r) => r.record));
+    return files;
+  }
+
+  it('ships through the shipper: fewer objects than records, the bytes equal, listed per session', async () => {
+    const clock = new FakeClock();
+    const { store, client, prefix } = await s3Store(clock);
+    const shipper = shipperFor(store, clock);
+    const dir = tmp();
+    const files: Record<string, string> = {};
+    for (const id of ['s_a', 's_b', 's_c', 's_d']) {
+      const { rec, file } = await recorder(dir, id, shipper, clock);
+      chunks(rec, 3);
+      await rec.close('exit');
+      files[id] = file;
+    }
+    await caughtUp(shipper, 12);
+    for (const id of ['s_a', 's_b', 's_c', 's_d']) {
+      const recs = await store.records(id);
+      expect(recs.map((r) => `${r.kind}${r.seq}`)).toEqual(['header0', 'chunk0', 'chunk1', 'chunk2', 'trailer3']);
+      expect(recs.map((r) => r.bytes)).toEqual(local(files[id]!).map((r) => r.record));
+      expect(await store.holdings(id)).toEqual({ header: true, chunks: [0, 1, 2], trailer: 3 });
+      expect((await compareWith(store, id, readFileSync(files[id]!))).status).toBe('match');
+    }
     expect((await store.sessions()).sort()).toEqual(['s_a', 's_b', 's_c', 's_d']);
+    expect((await keysUnder(client, `${prefix}segments/`)).length).toBeLessThan(20);
+  });
+
+  it('one segment object per put with Object Lock headers on every PUT; verify names deleted, cut and altered recordings and an off-box gap', async () => {
+    const clock = new FakeClock();
+    const files = await fourRecordings(clock);
+    const { store, puts, client, prefix } = await s3Store(clock);
+    const ids = ['s_a', 's_b', 's_c', 's_d'];
+    const all = ids.map((id) => recordsOf(id, files[id]!));
+    // Three puts: headers and chunk 0 of all four, then chunk 1, then chunk 2 and the trailers.
+    await store.put(
+      all.flatMap((r) => r.slice(0, 2)),
+      'gw-test',
+    );
+    await store.put(
+      all.map((r) => r[2]!),
+      'gw-test',
+    );
+    await store.put(
+      all.flatMap((r) => r.slice(3)),
+      'gw-test',
+    );
+    const segments = await keysUnder(client, `${prefix}segments/`);
+    expect(segments).toHaveLength(3);
+    // Manifests: each session's first at once, its last with the trailer; none in between (60 s not passed).
+    expect((await keysUnder(client, `${prefix}s_a/`)).map((k) => k.slice(`${prefix}s_a/`.length).replace(/-\d{13}-.*/, ''))).toEqual(['manifest', 'manifest']);
+    expect(puts.length).toBe(3 + 8);
     // Every PUT asked for retention: COMPLIANCE until six years (2192 days) from the write.
-    expect(puts.length).toBe(20);
     for (const h of puts) {
       expect(h['x-amz-object-lock-mode']).toBe('COMPLIANCE');
       expect(Date.parse(h['x-amz-object-lock-retain-until-date']!)).toBe(clock.now() + 2192 * 86_400_000);
     }
+    const recs = await store.records('s_a');
+    expect(recs.map((r) => `${r.kind}${r.seq}`)).toEqual(['header0', 'chunk0', 'chunk1', 'chunk2', 'trailer3']);
+    expect(recs.map((r) => r.bytes)).toEqual(local(files.s_a!).map((r) => r.record));
+    expect(await store.holdings('s_a')).toEqual({ header: true, chunks: [0, 1, 2], trailer: 3 });
+    expect((await store.sessions()).sort()).toEqual(ids);
     // s3rver does not implement Object Lock: the sink says it cannot tell, rather than claiming it.
     expect(await store.appendOnly()).toMatch(/^unknown: cannot read the bucket's Object Lock configuration/);
 
-    const compare = async (id: string, file: Buffer | null) =>
-      compareRecording({
-        sessionId: id,
-        sink: 's3',
-        localFile: file,
-        localRow: file !== null,
-        offsite: await store.records(id),
-        anchors: [],
-        publicKeyPem: PEM,
-      });
-    expect((await compare('s_a', readFileSync(files.s_a!))).status).toBe('match');
+    expect((await compareWith(store, 's_a', readFileSync(files.s_a!))).status).toBe('match');
     const b = readFileSync(files.s_b!);
     b[recordsAt(b, 0).records.find((r) => r.seq === 1 && r.kind === 'chunk')!.offset + 90]! ^= 1;
-    expect(kinds(await compare('s_b', b))).toEqual(['altered-locally@1']);
+    expect(kinds(await compareWith(store, 's_b', b))).toEqual(['altered-locally@1']);
     const c = readFileSync(files.s_c!);
-    expect(kinds(await compare('s_c', c.subarray(0, recordsAt(c, 0).records.find((r) => r.kind === 'trailer')!.offset)))).toEqual(['truncated-locally@3']);
-    expect(kinds(await compare('s_d', null))).toEqual(['deleted-locally@null']);
+    expect(kinds(await compareWith(store, 's_c', c.subarray(0, recordsAt(c, 0).records.find((r) => r.kind === 'trailer')!.offset)))).toEqual([
+      'truncated-locally@3',
+    ]);
+    expect(kinds(await compareWith(store, 's_d', null))).toEqual(['deleted-locally@null']);
+    // The segment of chunk 1 deleted off the box (s3rver lets anyone delete: a bucket with Object Lock would not).
     const sdk = await import('@aws-sdk/client-s3');
-    const key = (await client.send(new sdk.ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}s_a/` })))
-      .Contents!.map((o) => o.Key!)
-      .find((k) => k.endsWith('/0000000001'))!;
-    await client.send(new sdk.DeleteObjectCommand({ Bucket: s3.bucket, Key: key })); // s3rver lets anyone delete: a bucket with Object Lock would not
-    expect(kinds(await compare('s_a', readFileSync(files.s_a!)))).toEqual(['offsite-gap@1']);
+    await client.send(new sdk.DeleteObjectCommand({ Bucket: s3.bucket, Key: segments.sort()[1]! }));
+    const reader = await readerOf(prefix, clock); // one that has cached nothing
+    expect(kinds(await compareWith(reader, 's_a', readFileSync(files.s_a!)))).toEqual(['offsite-gap@1']);
+    expect((await compareWith(reader, 's_a', readFileSync(files.s_a!))).differences[0]!.detail).toBe(
+      'chunks 1 are missing off the box: the object the off-box index names for them is gone',
+    );
+  });
+
+  it('a resent batch is read once; a later copy with other bytes is named, the first kept', async () => {
+    const clock = new FakeClock();
+    const files = await fourRecordings(clock);
+    const { store, client, prefix } = await s3Store(clock);
+    const a = recordsOf('s_a', files.s_a!);
+    await store.put(a.slice(0, 3), 'gw-test');
+    await store.put(a.slice(0, 3), 'gw-test'); // the response to the first was lost: the shipper sends it again
+    await store.put(a.slice(2), 'gw-test');
+    expect(await keysUnder(client, `${prefix}segments/`)).toHaveLength(3);
+    expect((await store.records('s_a')).map((r) => r.bytes)).toEqual(local(files.s_a!).map((r) => r.record));
+    expect((await compareWith(store, 's_a', readFileSync(files.s_a!))).status).toBe('match');
+    // Chunk 1 again with other bytes (what root could PUT with the gateway's credentials): the first copy counts, the second is named.
+    const other = Buffer.from(a[2]!.bytes);
+    other[90]! ^= 1;
+    const parsed = recordsAt(other, 1).records[0]!;
+    await store.put([{ sessionId: 's_a', kind: 'chunk', seq: 1, bytes: other, hash: parsed.hash }], 'gw-test');
+    const v = await compareWith(store, 's_a', readFileSync(files.s_a!));
+    expect(kinds(v)).toEqual(['offsite-invalid@1']);
+    expect((await store.records('s_a')).find((r) => r.kind === 'chunk' && r.seq === 1 && r.hash !== '')!.bytes).toEqual(a[2]!.bytes);
+  });
+
+  it('finds what a stopped node put but had not named yet, and names it at the next write', async () => {
+    const clock = new FakeClock();
+    const files = await fourRecordings(clock);
+    const { store: writer, client, prefix } = await s3Store(clock);
+    const a = recordsOf('s_a', files.s_a!);
+    await writer.put(a.slice(0, 2), 'gw-test'); // header and chunk 0: the first manifest at once
+    clock.advance(1000);
+    await writer.put(a.slice(2, 4), 'gw-test'); // chunks 1 and 2: named at the latest in 60 s; the node stops before
+    expect((await keysUnder(client, `${prefix}s_a/`)).length).toBe(1);
+    const open = () => readerOf(prefix, clock);
+    const reader = await open();
+    expect(await reader.holdings('s_a')).toEqual({ header: true, chunks: [0, 1, 2], trailer: null });
+    expect((await reader.records('s_a')).map((r) => r.bytes)).toEqual(
+      local(files.s_a!)
+        .map((r) => r.record)
+        .slice(0, 4),
+    );
+    expect(kinds(await compareWith(reader, 's_a', readFileSync(files.s_a!)))).toEqual(['not-shipped@null']);
+    // The next node resumes: it asks what is held, ships the trailer; its manifest names the scanned segment too.
+    const next = await open();
+    expect((await next.holdings('s_a')).chunks).toEqual([0, 1, 2]);
+    clock.advance(600_000); // far past the scanning window of the first manifest
+    await next.put(a.slice(4), 'gw-test');
+    const later = await open();
+    expect((await compareWith(later, 's_a', readFileSync(files.s_a!))).status).toBe('match');
+  });
+
+  it('still reads recordings written one object per record by earlier versions, and one continued in segments', async () => {
+    const clock = new FakeClock();
+    const files = await fourRecordings(clock);
+    const { store, client, prefix } = await s3Store(clock);
+    const sdk = await import('@aws-sdk/client-s3');
+    const old = async (r: OffsiteRecord) =>
+      client.send(new sdk.PutObjectCommand({ Bucket: s3.bucket, Key: s3Keys.record(prefix, r), Body: r.bytes, Metadata: { 'chain-hash': r.hash } }));
+    for (const r of recordsOf('s_a', files.s_a!)) await old(r);
+    const b = recordsOf('s_b', files.s_b!);
+    for (const r of b.slice(0, 2)) await old(r); // the gateway was upgraded mid-recording
+    await store.put(b.slice(2), 'gw-test');
+    expect(await store.holdings('s_a')).toEqual({ header: true, chunks: [0, 1, 2], trailer: 3 });
+    expect(await store.holdings('s_b')).toEqual({ header: true, chunks: [0, 1, 2], trailer: 3 });
+    for (const id of ['s_a', 's_b']) {
+      expect((await store.records(id)).map((r) => r.bytes)).toEqual(local(files[id]!).map((r) => r.record));
+      expect((await compareWith(store, id, readFileSync(files[id]!))).status).toBe('match');
+    }
+    expect(await store.sessions()).toEqual(['s_a', 's_b']);
+    await client.send(new sdk.DeleteObjectCommand({ Bucket: s3.bucket, Key: s3Keys.record(prefix, { sessionId: 's_a', kind: 'chunk', seq: 1 }) }));
+    expect(kinds(await compareWith(store, 's_a', readFileSync(files.s_a!)))).toEqual(['offsite-gap@1']);
   });
 });
 
