@@ -145,8 +145,9 @@ describe.skipIf(!isRoot)('a live gateway ships recordings to S3 (s3rver) as they
     await waitUntil(
       async () => {
         if (d.out.includes('recording shipping is behind; sessions end until the off-box store is reachable')) return true;
-        // tmux passes on a few percent of bulk output (what the screen shows): megabytes in, tens of KB recorded.
-        if (n < 20) await tg.run(d, `head -c 2000000 /dev/urandom | base64; echo CHUNK-$((${++n}+1000))`, `CHUNK-${n + 1000}`, 30_000).catch(() => '');
+        // tmux passes on a few percent of bulk output (what the screen shows): megabytes in, tens of KB
+        // recorded, fewer on a busy machine (tmux skips more redraws): up to 80 rounds before the bound.
+        if (n < 80) await tg.run(d, `head -c 2000000 /dev/urandom | base64; echo CHUNK-$((${++n}+1000))`, `CHUNK-${n + 1000}`, 30_000).catch(() => '');
         tg.clock.advance(1000);
         return false;
       },
