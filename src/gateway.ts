@@ -277,6 +277,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const stopEnforcer = startEnforcer({
     live,
     kills: stores.kills,
+    ...(cluster ? { nodeId: cluster.nodeId } : {}),
     users: stores.users,
     roles: stores.roles,
     host,

@@ -220,9 +220,13 @@ export class Host {
     }
   }
 
-  /** Locks or removes every pair whose user or grant is gone (the enforcer's tick). */
+  /**
+   * Locks or removes, on this machine, every pair whose user or grant is gone (the enforcer's
+   * tick): each machine holding a copy of the account does its own, so a pair's tmux server and
+   * processes end on whichever node holds them.
+   */
   async enforce(): Promise<number> {
-    const due = await this.d.repo.pairsToEnd();
+    const due = await this.d.repo.pairsToEnd(this.accounts.machine);
     // One pair that cannot be ended (a tool failing, an account edited by hand) is logged and
     // tried again next tick; it never holds up the others.
     const each = async (p: PairAccountRecord, what: string, fn: () => Promise<void>) => {
@@ -233,7 +237,7 @@ export class Host {
       }
     };
     for (const p of due) await each(p, `ending pair (${p.cause})`, () => this.endPair(p, p.cause));
-    for (const p of await this.d.repo.removedUsersPairs()) await each(p, 'removing pair account', () => this.accounts.remove(p));
+    for (const p of await this.d.repo.removedUsersPairs(this.accounts.machine)) await each(p, 'removing pair account', () => this.accounts.remove(p));
     return due.length;
   }
 }
