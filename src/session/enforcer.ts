@@ -65,9 +65,14 @@ export function startEnforcer(config: EnforcerConfig): () => void {
       for (const k of await killRepo.pending()) {
         const s = live.get(k.sessionId);
         if (!s) {
-          // Another node's live session (it acts), or one that ended before the kill reached it:
-          // resolved, so requests do not pile up (a lost node's are resolved by the reaper).
-          if (k.state !== null && k.state !== 'live') await killRepo.done(k.sessionId, clock.now(), 'ended');
+          // Another node's live session: that node acts (or, if it is lost, the reaper resolves it).
+          // One of this node's that ended before the kill reached it (the user left a moment
+          // before): resolved, and the kill still ends the pair's server and processes, on this
+          // node or, for a relayed session, on the node that holds them (its part below).
+          const mine = config.nodeId === undefined || k.nodeId === config.nodeId;
+          if (k.state === null || k.state === 'live' || !mine) continue;
+          await killRepo.done(k.sessionId, clock.now(), 'ended');
+          if (k.serverNodeId === null && k.roleId !== null && k.userId !== null) queued.push({ roleId: k.roleId, userId: k.userId });
           continue;
         }
         s.shell.end('killed', `session ended by an administrator: ${k.reason}`);

@@ -135,23 +135,26 @@ export class HostAccountRepo {
    * Pairs whose user is disabled or removed, or whose grant or role is gone, with a copy of their
    * account on machine `host` not yet locked there. An account is made on each machine that needs
    * it, so each machine locks its own copy (and ends its processes there); an account recorded on
-   * no machine predates clusters and follows the store-wide lock.
+   * no machine predates clusters and follows the store-wide lock. `liveElsewhere`: the pair's live
+   * sessions at nodes other than `node` (relayed here, or on another machine's copy).
    */
-  async pairsToEnd(host: string): Promise<(PairAccountRecord & { cause: PairEndCause })[]> {
+  async pairsToEnd(host: string, node?: string): Promise<(PairAccountRecord & { cause: PairEndCause; liveElsewhere: number })[]> {
     const rows = (await this.sql.all(
       `SELECT p.*, CASE
             WHEN u.id IS NULL OR u.removed_at IS NOT NULL THEN 'user-removed'
             WHEN u.disabled = 1 THEN 'user-disabled'
-            ELSE 'role-revoked' END AS cause
+            ELSE 'role-revoked' END AS cause,
+            (SELECT COUNT(*) FROM sessions s WHERE s.state = 'live' AND s.role_id = p.role_id AND s.user_id = p.user_id
+               AND s.node_id IS NOT NULL AND s.node_id <> ?) AS live_elsewhere
          FROM pair_accounts p
          LEFT JOIN users u ON u.id = p.user_id
          LEFT JOIN grants g ON g.user_id = p.user_id AND g.role_id = p.role_id
          LEFT JOIN account_hosts h ON h.account = p.account AND h.host = ?
          WHERE ${HostAccountRepo.openHere('locked_at')}
            AND (u.id IS NULL OR u.removed_at IS NOT NULL OR u.disabled = 1 OR g.user_id IS NULL)`,
-      [host],
-    )) as (Record<string, unknown> & { cause: PairEndCause })[];
-    return rows.map((r) => ({ ...toPair(r), cause: r.cause }));
+      [node ?? '', host],
+    )) as (Record<string, unknown> & { cause: PairEndCause; live_elsewhere: number | string })[];
+    return rows.map((r) => ({ ...toPair(r), cause: r.cause, liveElsewhere: Number(r.live_elsewhere) }));
   }
 
   /** Removed users' pairs whose account still exists on machine `host` (locked there, or by another machine). */

@@ -7,8 +7,13 @@ export interface KillRequest {
   requestedBy: string;
   /** The session's state now ('live', 'closed', 'interrupted'), or null if the row is gone. */
   state: string | null;
+  /** The node that talks to the session's client (null: a row from before clusters, or the row is gone). */
+  nodeId: string | null;
   /** The node whose tmux server the session is relayed to (another node's), or null for a local session. */
   serverNodeId: string | null;
+  /** The session's pair (null if the row is gone). */
+  roleId: number | null;
+  userId: number | null;
 }
 
 /** How a kill request was resolved. */
@@ -36,11 +41,30 @@ export class KillRepo {
   /** Requests whose session has not been ended yet, with the session's state and server node. */
   async pending(): Promise<KillRequest[]> {
     const rows = (await this.sql.all(
-      `SELECT k.session_id, k.reason, k.requested_by, s.state, s.server_node_id
+      `SELECT k.session_id, k.reason, k.requested_by, s.state, s.node_id, s.server_node_id, s.role_id, s.user_id
          FROM session_kills k LEFT JOIN sessions s ON s.id = k.session_id
         WHERE k.done_at IS NULL`,
-    )) as { session_id: string; reason: string; requested_by: string; state: string | null; server_node_id: string | null }[];
-    return rows.map((r) => ({ sessionId: r.session_id, reason: r.reason, requestedBy: r.requested_by, state: r.state, serverNodeId: r.server_node_id }));
+    )) as {
+      session_id: string;
+      reason: string;
+      requested_by: string;
+      state: string | null;
+      node_id: string | null;
+      server_node_id: string | null;
+      role_id: number | null;
+      user_id: number | null;
+    }[];
+    const id = (v: number | null) => (v === null ? null : Number(v));
+    return rows.map((r) => ({
+      sessionId: r.session_id,
+      reason: r.reason,
+      requestedBy: r.requested_by,
+      state: r.state,
+      nodeId: r.node_id,
+      serverNodeId: r.server_node_id,
+      roleId: id(r.role_id),
+      userId: id(r.user_id),
+    }));
   }
 
   /** Marks the session part of a request carried out (`killed`), or moot (`ended`: the session had ended). */

@@ -283,7 +283,7 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
   function enforcerOn(
     h: ReturnType<typeof harness>,
     store: {
-      kills?: { sessionId: string; reason: string; state?: string; serverNodeId?: string }[];
+      kills?: { sessionId: string; reason: string; state?: string; nodeId?: string; serverNodeId?: string; roleId?: number; userId?: number }[];
       /** Kills of sessions relayed to this node, ended by the node that talks to their client. */
       serverKills?: { sessionId: string; roleId: number; userId: number }[];
       disabled?: number[];
@@ -301,7 +301,7 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
         pending: async () =>
           (store.kills ?? [])
             .filter((k) => !done.some((d) => d.startsWith(k.sessionId)))
-            .map((k) => ({ state: 'live', serverNodeId: null, ...k, requestedBy: 'os:root' })),
+            .map((k) => ({ state: 'live', nodeId: 'local', serverNodeId: null, roleId: 3, userId: 7, ...k, requestedBy: 'os:root' })),
         done: async (id, _now, outcome = 'killed') => void done.push(`${id}:${outcome}`),
         serverPending: async () => (store.serverKills ?? []).filter((k) => !serverDone.includes(k.sessionId)),
         serverDone: async (id) => void serverDone.push(id),
@@ -362,17 +362,24 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
     owner.stop();
   });
 
-  it('a kill of a session that ended before it was carried out is resolved, not left pending; a live one elsewhere is left to its node', async () => {
+  it("a kill of this node's session that ended just before is resolved and still ends the pair; other nodes' requests are left to them", async () => {
     const h = harness();
-    const e = enforcerOn(h, {
-      kills: [
-        { sessionId: 'Sgone00000', reason: 'late', state: 'closed' },
-        { sessionId: 'Selsewhere', reason: 'theirs', state: 'live' },
-      ],
-    });
+    const e = enforcerOn(
+      h,
+      {
+        kills: [
+          { sessionId: 'Sgone00000', reason: 'late', state: 'closed', nodeId: 'node-b', roleId: 4, userId: 9 },
+          { sessionId: 'Srelayed00', reason: 'late', state: 'closed', nodeId: 'node-b', serverNodeId: 'node-a', roleId: 5, userId: 9 },
+          { sessionId: 'Selsewhere', reason: 'theirs', state: 'live', nodeId: 'node-a' },
+          { sessionId: 'Sendedthem', reason: 'theirs', state: 'closed', nodeId: 'node-a' },
+        ],
+      },
+      'node-b',
+    );
     await e.tick();
-    expect(e.done).toEqual(['Sgone00000:ended']);
-    expect(e.killedPairs).toEqual([]);
+    await settle();
+    expect(e.done).toEqual(['Sgone00000:ended', 'Srelayed00:ended']);
+    expect(e.killedPairs).toEqual(['r4-u9']); // the relayed one's pair is node-a's to end
     e.stop();
   });
 

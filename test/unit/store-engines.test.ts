@@ -126,7 +126,9 @@ for (const engine of [sqliteEngine(), postgresEngine('contract')]) {
       const kills = new KillRepo(sql);
       await kills.request('S1aaaaaaaa', 'first', 'os:root', 1);
       await kills.request('S1aaaaaaaa', 'second', 'os:root', 2);
-      expect(await kills.pending()).toEqual([{ sessionId: 'S1aaaaaaaa', reason: 'second', requestedBy: 'os:root', state: 'closed', serverNodeId: null }]);
+      expect(await kills.pending()).toEqual([
+        { sessionId: 'S1aaaaaaaa', reason: 'second', requestedBy: 'os:root', state: 'closed', nodeId: 'local', serverNodeId: null, roleId: 2, userId: 1 },
+      ]);
       await kills.done('S1aaaaaaaa', 3);
       expect(await kills.pending()).toEqual([]);
       // A relayed session (this node-b's, on node-a's tmux server): node-a ends the pair after node-b ended the session.
