@@ -136,6 +136,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     random,
     realTime,
     machine,
+    // Two enforcer ticks: the nodes that talk to the clients of a relayed pair end its sessions first.
+    ...(config.cluster ? { cluster: { nodeId: config.cluster.nodeId, graceMs: 2 * (deps.enforceEveryMs ?? 500) } } : {}),
     serverGone: (roleId, userId) => cluster?.shells.clientEnded(roleId, userId),
   });
   try {
@@ -280,6 +282,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const stopEnforcer = startEnforcer({
     live,
     kills: stores.kills,
+    ...(cluster ? { nodeId: cluster.nodeId } : {}),
     users: stores.users,
     roles: stores.roles,
     host,

@@ -96,6 +96,8 @@ export const AuditEventSchema = z.discriminatedUnion('type', [
     sessions: z.number(),
     recordings: z.number(),
     pairs: z.number(),
+    /** Pending kill requests of its sessions, resolved with the loss. */
+    kills: z.number(),
   }),
   z.object({ type: z.literal('share.grant'), owner: name, role: name, viewer: name }),
   z.object({ type: z.literal('share.revoke'), owner: name, role: name, viewer: name }),

@@ -6,6 +6,7 @@ import type { NodeRepo } from '../store/nodes.js';
 import type { SessionRepo } from '../store/sessions.js';
 import type { RecordingRepo } from '../store/recordings.js';
 import type { PairServerRepo } from '../store/pair-servers.js';
+import type { KillRepo } from '../store/kills.js';
 
 export interface NodeReaperDeps {
   self: string;
@@ -14,6 +15,7 @@ export interface NodeReaperDeps {
   sessions: Pick<SessionRepo, 'markNodeLost'>;
   recordings: Pick<RecordingRepo, 'markNodeLost'>;
   pairServers: Pick<PairServerRepo, 'releaseAll'>;
+  kills: Pick<KillRepo, 'resolveForLostNode'>;
   audit: AuditSink;
   /** Node liveness time (the heartbeats' clock). */
   clusterClock: Clock;
@@ -26,7 +28,8 @@ export interface NodeReaperDeps {
 /**
  * Declares nodes lost whose heartbeat is older than `deadAfter` (and that did not stop cleanly):
  * their live sessions and open recordings are marked interrupted, their pair claims dropped (so
- * users start anew where they land), and 'node.lost' is audited with a 'session.interrupted' for
+ * users start anew where they land), pending kills of its sessions resolved (they are interrupted;
+ * and its tmux servers are out of reach), and 'node.lost' is audited with a 'session.interrupted' for
  * each session, all in one transaction under the 'reaper' lock. Every node runs it; one does
  * each node's work, once (the loss is conditional on the heartbeat it was judged by).
  * Returns the ids of the nodes it declared lost.
@@ -41,8 +44,18 @@ export async function reapLostNodes(d: NodeReaperDeps): Promise<string[]> {
       const sessions = await d.sessions.markNodeLost(n.id, d.clock.now());
       const recordings = await d.recordings.markNodeLost(n.id);
       const pairs = await d.pairServers.releaseAll(n.id);
+      const kills = await d.kills.resolveForLostNode(n.id, d.clock.now());
       const silentMs = now - n.heartbeat_at;
-      await d.audit.emit('gateway', { type: 'node.lost', node: n.id, lastHeartbeat: n.heartbeat_at, silentMs, sessions: sessions.length, recordings, pairs });
+      await d.audit.emit('gateway', {
+        type: 'node.lost',
+        node: n.id,
+        lastHeartbeat: n.heartbeat_at,
+        silentMs,
+        sessions: sessions.length,
+        recordings,
+        pairs,
+        kills,
+      });
       for (const s of sessions) await d.audit.emit('gateway', { type: 'session.interrupted', sessionId: s.id, user: s.user_name, role: s.role_name });
       d.logger.warn({ node: n.id, silentMs: now - n.heartbeat_at, sessions: sessions.length, pairs }, 'node lost: its sessions are marked interrupted');
       return true;

@@ -215,9 +215,12 @@ export class HostAccounts {
         await repo.recordAccountHost(name, this.machine, clock.now());
         await audit.emit('gateway', { type: 'host.account', action: 'create', account: name, uid: acct.uid });
       }
-      if (rec?.lockedAt) {
+      // Locked store-wide, or this machine's copy locked (by a disable here that was lifted since,
+      // while another machine unlocked its own copy and the store's record).
+      if (rec?.lockedAt || (await repo.lockedOn(name, this.machine))) {
         await runRoot('usermod', ['-e', '', name]);
         await repo.setLocked(roleId, userId, null);
+        await repo.setLockedOn(name, this.machine, null);
         await audit.emit('gateway', { type: 'host.account', action: 'unlock', account: name, uid: acct.uid });
       }
       preparePairDir(this.cfg.homeBase, name, acct);
@@ -249,10 +252,11 @@ export class HostAccounts {
     return found;
   }
 
-  /** Locks a pair (expires the account so no PAM service admits it) and ends its processes. */
+  /** Locks a pair on this machine (expires the account so no PAM service admits it) and ends its processes here. */
   async lock(rec: PairAccountRecord, reason: string): Promise<void> {
     const acct = lookupAccount(rec.account);
     await this.deps.repo.setLocked(rec.roleId, rec.userId, this.deps.clock.now());
+    await this.deps.repo.setLockedOn(rec.account, this.machine, this.deps.clock.now());
     if (!acct || acct.uid !== rec.uid) return;
     await runRoot('usermod', ['-e', '1', rec.account]);
     const killed = await this.terminate(acct);
@@ -275,6 +279,7 @@ export class HostAccounts {
     }
     if (ours) await runRoot('userdel', [rec.account]);
     await this.deps.repo.setRemoved(rec.roleId, rec.userId, this.deps.clock.now());
+    await this.deps.repo.setRemovedOn(rec.account, this.machine, this.deps.clock.now());
     await this.deps.audit.emit('gateway', {
       type: 'host.account',
       action: 'remove',

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
-import type { Clock } from '../platform/clock.js';
+import { systemClock, type Clock } from '../platform/clock.js';
 import type { Random } from '../platform/random.js';
 import type { Logger } from '../platform/logger.js';
 import type { AuditSink } from '../audit/log.js';
@@ -27,6 +27,12 @@ export interface HostDeps {
   realTime?: Clock;
   /** This machine's id: accounts are made per machine (account_hosts). /etc/machine-id by default. */
   machine?: string;
+  /**
+   * In a cluster: this node's id, and how long it leaves a pair whose user or grant is gone to the
+   * other nodes that hold live sessions of it (they end them with the reason the user sees; ending
+   * the pair's processes here first would cut a relayed session off with "connection lost").
+   */
+  cluster?: { nodeId: string; graceMs: number };
   /** Told when the gateway ended a pair's tmux server (kill, reap): a cluster node releases its claim. */
   serverGone?: (roleId: number, userId: number) => void;
 }
@@ -44,6 +50,8 @@ export class Host {
   readonly root = process.getuid?.() === 0;
   /** Gateway-owned tmux.conf files: root-only, readable by the pairs. */
   readonly confDir: string;
+  /** When each pair still to end was first seen due (real time), for the cluster's grace. */
+  private dueSince = new Map<string, number>();
 
   constructor(private readonly d: HostDeps) {
     const c = d.config;
@@ -220,9 +228,23 @@ export class Host {
     }
   }
 
-  /** Locks or removes every pair whose user or grant is gone (the enforcer's tick). */
+  /**
+   * Locks or removes, on this machine, every pair whose user or grant is gone (the enforcer's
+   * tick): each machine holding a copy of the account does its own, so a pair's tmux server and
+   * processes end on whichever node holds them.
+   */
   async enforce(): Promise<number> {
-    const due = await this.d.repo.pairsToEnd();
+    const now = (this.d.realTime ?? systemClock).now();
+    const found = await this.d.repo.pairsToEnd(this.accounts.machine, this.d.cluster?.nodeId);
+    // A pair with live sessions at other nodes waits for them, at most graceMs from when it was first seen due.
+    const seen = new Map<string, number>();
+    const due = found.filter((p) => {
+      const key = `${p.roleId}:${p.userId}`;
+      const since = this.dueSince.get(key) ?? now;
+      seen.set(key, since);
+      return !this.d.cluster || p.liveElsewhere === 0 || now - since >= this.d.cluster.graceMs;
+    });
+    this.dueSince = seen;
     // One pair that cannot be ended (a tool failing, an account edited by hand) is logged and
     // tried again next tick; it never holds up the others.
     const each = async (p: PairAccountRecord, what: string, fn: () => Promise<void>) => {
@@ -233,7 +255,7 @@ export class Host {
       }
     };
     for (const p of due) await each(p, `ending pair (${p.cause})`, () => this.endPair(p, p.cause));
-    for (const p of await this.d.repo.removedUsersPairs()) await each(p, 'removing pair account', () => this.accounts.remove(p));
+    for (const p of await this.d.repo.removedUsersPairs(this.accounts.machine)) await each(p, 'removing pair account', () => this.accounts.remove(p));
     return due.length;
   }
 }

@@ -9,7 +9,13 @@ import type { SessionRegistry } from './registry.js';
 /** What the enforcer reads and acts on: the live sessions, the store's admin changes, the host's pairs. */
 export interface EnforcerConfig {
   live: Pick<SessionRegistry, 'get' | 'all' | 'size' | 'viewers' | 'endAll'>;
-  kills: Pick<KillRepo, 'pending' | 'done'>;
+  kills: Pick<KillRepo, 'pending' | 'done'> & Partial<Pick<KillRepo, 'serverPending' | 'serverDone'>>;
+  /**
+   * This node's id in a cluster (with `kills.serverPending`): kills of sessions relayed here from
+   * another node end the pair's tmux server and processes here. Absent on a single node.
+   */
+  nodeId?: string;
+
   users: Pick<UserRepo, 'lockedOutIds'>;
   roles: Pick<RoleRepo, 'allGrants'>;
   /** Ends a killed pair's processes; locks or removes pairs whose user or grant is gone. */
@@ -58,10 +64,29 @@ export function startEnforcer(config: EnforcerConfig): () => void {
     try {
       for (const k of await killRepo.pending()) {
         const s = live.get(k.sessionId);
-        if (!s) continue; // another gateway's, or already gone
+        if (!s) {
+          // Another node's live session: that node acts (or, if it is lost, the reaper resolves it).
+          // One of this node's that ended before the kill reached it (the user left a moment
+          // before): resolved, and the kill still ends the pair's server and processes, on this
+          // node or, for a relayed session, on the node that holds them (its part below).
+          const mine = config.nodeId === undefined || k.nodeId === config.nodeId;
+          if (k.state === null || k.state === 'live' || !mine) continue;
+          await killRepo.done(k.sessionId, clock.now(), 'ended');
+          if (k.serverNodeId === null && k.roleId !== null && k.userId !== null) queued.push({ roleId: k.roleId, userId: k.userId });
+          continue;
+        }
         s.shell.end('killed', `session ended by an administrator: ${k.reason}`);
         await killRepo.done(k.sessionId, clock.now());
-        queued.push({ roleId: s.roleId, userId: s.userId });
+        // A relayed session's tmux server is on the node that holds it: that node ends it (below).
+        if (k.serverNodeId === null || k.serverNodeId === config.nodeId) queued.push({ roleId: s.roleId, userId: s.userId });
+      }
+      // Sessions relayed here from the node that talks to their client, which has ended them: the
+      // pair's server and processes end here, where they run.
+      if (config.nodeId !== undefined && killRepo.serverPending && killRepo.serverDone) {
+        for (const k of await killRepo.serverPending(config.nodeId)) {
+          await killRepo.serverDone(k.sessionId, clock.now());
+          queued.push({ roleId: k.roleId, userId: k.userId });
+        }
       }
       runHostWork();
       if (live.size === 0 && live.viewers.size === 0) return;

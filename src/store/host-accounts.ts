@@ -120,25 +120,70 @@ export class HostAccountRepo {
     ]);
   }
 
-  /** Pairs still unlocked whose user is disabled or removed, or whose grant or role is gone. */
-  async pairsToEnd(): Promise<(PairAccountRecord & { cause: PairEndCause })[]> {
-    const rows = (await this.sql.all(`SELECT p.*, CASE
+  /**
+   * Whether `host`'s copy of an account (or, for an account recorded on no machine, the one there
+   * was) is still to lock or remove: SQL over `p` (pair_accounts) and `h` (its account_hosts row
+   * for the machine, LEFT JOINed), with `what` the column: locked_at or removed_at.
+   */
+  private static openHere(what: 'locked_at' | 'removed_at'): string {
+    return `((h.account IS NOT NULL AND h.${what} IS NULL AND h.removed_at IS NULL)
+          OR (h.account IS NULL AND p.${what} IS NULL AND p.removed_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM account_hosts x WHERE x.account = p.account)))`;
+  }
+
+  /**
+   * Pairs whose user is disabled or removed, or whose grant or role is gone, with a copy of their
+   * account on machine `host` not yet locked there. An account is made on each machine that needs
+   * it, so each machine locks its own copy (and ends its processes there); an account recorded on
+   * no machine predates clusters and follows the store-wide lock. `liveElsewhere`: the pair's live
+   * sessions at nodes other than `node` (relayed here, or on another machine's copy).
+   */
+  async pairsToEnd(host: string, node?: string): Promise<(PairAccountRecord & { cause: PairEndCause; liveElsewhere: number })[]> {
+    const rows = (await this.sql.all(
+      `SELECT p.*, CASE
             WHEN u.id IS NULL OR u.removed_at IS NOT NULL THEN 'user-removed'
             WHEN u.disabled = 1 THEN 'user-disabled'
-            ELSE 'role-revoked' END AS cause
+            ELSE 'role-revoked' END AS cause,
+            (SELECT COUNT(*) FROM sessions s WHERE s.state = 'live' AND s.role_id = p.role_id AND s.user_id = p.user_id
+               AND s.node_id IS NOT NULL AND s.node_id <> ?) AS live_elsewhere
          FROM pair_accounts p
          LEFT JOIN users u ON u.id = p.user_id
          LEFT JOIN grants g ON g.user_id = p.user_id AND g.role_id = p.role_id
-         WHERE p.locked_at IS NULL AND p.removed_at IS NULL
-           AND (u.id IS NULL OR u.removed_at IS NOT NULL OR u.disabled = 1 OR g.user_id IS NULL)`)) as (Record<string, unknown> & { cause: PairEndCause })[];
-    return rows.map((r) => ({ ...toPair(r), cause: r.cause }));
+         LEFT JOIN account_hosts h ON h.account = p.account AND h.host = ?
+         WHERE ${HostAccountRepo.openHere('locked_at')}
+           AND (u.id IS NULL OR u.removed_at IS NOT NULL OR u.disabled = 1 OR g.user_id IS NULL)`,
+      [node ?? '', host],
+    )) as (Record<string, unknown> & { cause: PairEndCause; live_elsewhere: number | string })[];
+    return rows.map((r) => ({ ...toPair(r), cause: r.cause, liveElsewhere: Number(r.live_elsewhere) }));
   }
 
-  /** Removed users' pairs that are locked but whose account still exists. */
-  async removedUsersPairs(): Promise<PairAccountRecord[]> {
-    return (await this.sql.all('SELECT p.* FROM pair_accounts p JOIN users u ON u.id = p.user_id WHERE u.removed_at IS NOT NULL AND p.removed_at IS NULL')).map(
-      toPair,
-    );
+  /** Removed users' pairs whose account still exists on machine `host` (locked there, or by another machine). */
+  async removedUsersPairs(host: string): Promise<PairAccountRecord[]> {
+    return (
+      await this.sql.all(
+        `SELECT p.* FROM pair_accounts p JOIN users u ON u.id = p.user_id
+           LEFT JOIN account_hosts h ON h.account = p.account AND h.host = ?
+          WHERE u.removed_at IS NOT NULL AND ${HostAccountRepo.openHere('removed_at')}`,
+        [host],
+      )
+    ).map(toPair);
+  }
+
+  /** Whether the account's copy on `host` is locked there (null: not recorded on that machine). */
+  async lockedOn(account: string, host: string): Promise<boolean | null> {
+    const r = (await this.sql.get('SELECT locked_at FROM account_hosts WHERE account = ? AND host = ?', [account, host])) as
+      { locked_at: number | null } | undefined;
+    return r ? r.locked_at !== null : null;
+  }
+
+  /** Records the lock (or, with null, the unlock) of the account's copy on `host`. */
+  async setLockedOn(account: string, host: string, at: number | null): Promise<void> {
+    await this.sql.run('UPDATE account_hosts SET locked_at = ? WHERE account = ? AND host = ?', [at, account, host]);
+  }
+
+  /** Records that the account's copy on `host` was removed. */
+  async setRemovedOn(account: string, host: string, at: number): Promise<void> {
+    await this.sql.run('UPDATE account_hosts SET removed_at = ?, locked_at = COALESCE(locked_at, ?) WHERE account = ? AND host = ?', [at, at, account, host]);
   }
 
   async roleAccount(roleId: number): Promise<{ account: string; uid: number } | null> {

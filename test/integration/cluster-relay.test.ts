@@ -30,7 +30,7 @@ describe.skipIf(!isRoot)('a cluster of two nodes: relayed sessions and the loss 
   // Long enough that `nodes list`, judging by the wall clock, sees both nodes alive during the test.
   const deadAfter = 60_000;
 
-  const node = (id: string, clusterClock: FakeClock, over: ConfigInput = {}): TestGateway =>
+  const node = (id: string, clusterClock: FakeClock, over: ConfigInput = {}, enforce: { enforceEveryMs?: number } = {}): TestGateway =>
     new TestGateway(
       {
         store: { kind: 'postgres', url: pg.url, pool: 4 },
@@ -39,7 +39,7 @@ describe.skipIf(!isRoot)('a cluster of two nodes: relayed sessions and the loss 
         cluster: { nodeId: id, link: { listen: '127.0.0.1:0' }, heartbeat: '1s', deadAfter: `${deadAfter}ms` },
         ...over,
       },
-      { deps: { clusterClock } },
+      { deps: { clusterClock, ...enforce } },
     );
   const prefix = `tc${Math.random()
     .toString(36)
@@ -64,7 +64,9 @@ describe.skipIf(!isRoot)('a cluster of two nodes: relayed sessions and the loss 
     chmodSync(shared, 0o711); // pair accounts reach their homes under it
     clusterA = new FakeClock(Date.now());
     clusterB = new FakeClock(clusterA.now());
-    a = node('node-a', clusterA);
+    // Node A's enforcer never ticks here, as a frozen node's would not: a kill of its session stays
+    // pending until B declares A lost.
+    a = node('node-a', clusterA, {}, { enforceEveryMs: 3_600_000 });
     b = node('node-b', clusterB);
     await a.start();
     await b.start();
@@ -145,12 +147,17 @@ describe.skipIf(!isRoot)('a cluster of two nodes: relayed sessions and the loss 
     expect(held).toMatchObject({ node_id: 'node-a', server_node_id: null });
     expect(await pairOwner()).toBe('node-a');
 
+    // An admin kill that A never carries out: resolved with A's loss, not left pending.
+    expect((await cliAsync(['sessions', 'kill', held!.id, '--reason', 'frozen node', ...b.cliConfig()])).status).toBe(0);
+
     // A never beats again (its liveness clock stands still); B's moves past the bound.
     clusterB.advance(deadAfter + 1_000);
     await waitUntil(async () => (await a.admin.sessions.get(held!.id))?.state === 'interrupted', "B to mark A's session interrupted");
     expect(await a.admin.sessions.get(held!.id)).toMatchObject({ end_reason: 'node lost' });
-    expect((await b.audit('node.lost')).map((e) => e.data)).toEqual([expect.objectContaining({ node: 'node-a', sessions: 1, pairs: 1 })]);
+    expect((await b.audit('node.lost')).map((e) => e.data)).toEqual([expect.objectContaining({ node: 'node-a', sessions: 1, pairs: 1, kills: 1 })]);
     expect(await pairOwner()).toBeNull();
+    expect(await b.admin.kills.pending()).toEqual([]);
+    expect(await b.admin.sql.get('SELECT outcome FROM session_kills WHERE session_id = ?', [held!.id])).toEqual({ outcome: 'node lost' });
 
     inStep();
     const onB = await b.login(alice);

@@ -6,6 +6,7 @@ import { generateRecoveryCodes } from '../../src/admin/operations.js';
 import { canBindMount, TestCluster, type ClusterUser } from '../helpers/cluster.js';
 import { waitUntil } from '../helpers/poll.js';
 import type { PtyDriver } from '../helpers/pty-driver.js';
+import { processesOf } from '../../src/host/accounts.js';
 
 const bindMountable = canBindMount();
 if (!bindMountable) console.warn('cluster: keys dir not mounted read-only here (needs root with CAP_SYS_ADMIN)');
@@ -128,19 +129,58 @@ describe('two gateway nodes on PostgreSQL behind HAProxy', () => {
     await d.waitExit(5_000);
   }, 60_000);
 
-  it('a reconnect lands in the same tmux session whichever node receives it (relayed to the node that holds it)', async () => {
-    const u = await c.user('rel');
-    const first = await c.login(u, 0, { from: '127.0.0.80', timeoutMs: 30_000 });
+  /** Logs `u` in on node A, leaves a marker in its tmux session, and logs in again on node B: a session relayed to A. */
+  async function relayed(u: ClusterUser, from: number): Promise<{ d: PtyDriver; id: string; uid: number }> {
+    const first = await c.login(u, 0, { from: `127.0.0.${from}`, timeoutMs: 30_000 });
     await c.run(first, 'echo MARK-$((300+33))', 'MARK-333');
     first.kill();
+    await waitUntil(async () => (await c.admin.sessions.list({ live: true, user: u.name })).length === 0, 'the first session to close');
     // Node B authenticates and records; the tmux server (with the marker on its screen) is node A's.
     // A recovery code: the nodes run on real time, and the TOTP step was spent by the first login.
-    const [code] = await generateRecoveryCodes(c.admin, 'rel', 1);
-    const again = await c.login(u, 1, { from: '127.0.0.81', code, timeoutMs: 30_000 });
-    expect(again.text).toContain('MARK-333');
-    const [s] = await c.admin.sessions.list({ live: true, user: 'rel' });
+    const [code] = await generateRecoveryCodes(c.admin, u.name, 1);
+    const d = await c.login(u, 1, { from: `127.0.0.${from + 1}`, code, timeoutMs: 30_000 });
+    expect(d.text).toContain('MARK-333');
+    const [s] = await c.admin.sessions.list({ live: true, user: u.name });
     expect(s).toMatchObject({ node_id: 'node-b', server_node_id: 'node-a' });
-    again.kill();
+    const pair = await c.admin.hostAccounts.pair(s!.role_id, s!.user_id);
+    expect(processesOf(pair!.uid).length).toBeGreaterThan(0); // the tmux server and the shell, on node A
+    return { d, id: s!.id, uid: pair!.uid };
+  }
+
+  /** Whether node A still holds the pair of the session's user (its claim). */
+  const claimed = async (id: string) => {
+    const s = (await c.admin.sessions.get(id))!;
+    return (await c.admin.pairServers.owner(s.role_id, s.user_id)) !== null;
+  };
+
+  it('a reconnect lands in the same tmux session whichever node receives it; an admin kill ends it and its tmux server on the owning node within 2 s', async () => {
+    const u = await c.user('rel');
+    const { d, id, uid } = await relayed(u, 80);
+    // Run with the owning node's config: the CLI only writes the request; each node does its part.
+    const r = await c.cli(['sessions', 'kill', id, '--reason', 'relay kill'], 0);
+    expect(r.status, r.stderr).toBe(0);
+    const t0 = Date.now(); // the request is in the store (as the other kill test counts, from the CLI's exit)
+    await d.waitFor('session ended by an administrator: relay kill', 2_000 - (Date.now() - t0));
+    // Node B ended the session; node A, which holds the tmux server, ends it and the pair's processes.
+    await waitUntil(() => processesOf(uid).length === 0, "the pair's processes on node A to end", Math.max(1, 2_000 - (Date.now() - t0)));
+    await waitUntil(async () => (await c.admin.sessions.get(id))?.state !== 'live', 'the session row to close');
+    expect(await c.admin.sessions.get(id)).toMatchObject({ state: 'closed', end_reason: 'killed' });
+    await waitUntil(async () => !(await claimed(id)), 'node A to give up the pair');
+    expect(await c.admin.sql.get('SELECT outcome FROM session_kills WHERE session_id = ? AND server_done_at IS NOT NULL', [id])).toEqual({ outcome: 'killed' });
+    await d.waitExit(5_000);
+  }, 60_000);
+
+  it('disabling a user whose session is relayed ends it and the tmux server on the owning node within 2 s', async () => {
+    const u = await c.user('reldis');
+    const { d, id, uid } = await relayed(u, 84);
+    const r = await c.cli(['user', 'disable', 'reldis'], 1);
+    expect(r.status, r.stderr).toBe(0);
+    const t0 = Date.now();
+    await d.waitFor('your account was disabled by an administrator', 2_000 - (Date.now() - t0));
+    await waitUntil(() => processesOf(uid).length === 0, "the pair's processes on node A to end", Math.max(1, 2_000 - (Date.now() - t0)));
+    await waitUntil(async () => (await c.admin.sessions.get(id))?.state !== 'live', 'the session row to close');
+    expect(await c.admin.sessions.get(id)).toMatchObject({ state: 'closed', end_reason: 'user-disabled' });
+    await d.waitExit(5_000);
   }, 60_000);
 
   it('logs in through HAProxy; after kill -9 of a node new logins through it succeed within 10 s; the node comes back', async () => {

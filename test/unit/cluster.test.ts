@@ -10,6 +10,7 @@ import { SqliteSql } from '../../src/store/sqlite.js';
 import { NodeRepo, type NodeRecord } from '../../src/store/nodes.js';
 import { PairServerRepo } from '../../src/store/pair-servers.js';
 import { SessionRepo } from '../../src/store/sessions.js';
+import { KillRepo } from '../../src/store/kills.js';
 import { RecordingRepo } from '../../src/store/recordings.js';
 import { GatewayStateRepo } from '../../src/store/gateway-state.js';
 import { AuditEventRepo } from '../../src/store/audit-events.js';
@@ -37,6 +38,7 @@ function store() {
     pairServers: new PairServerRepo(sql),
     sessions: new SessionRepo(sql, 'node-b'),
     recordings: new RecordingRepo(sql),
+    kills: new KillRepo(sql),
     state: new GatewayStateRepo(sql),
     events: new AuditEventRepo(sql),
   };
@@ -163,6 +165,12 @@ describe('node loss', () => {
       await s.recordings.create({ sessionId: id, file: 'f', dataKey: randomBytes(32), keys: master, cols: 80, rows: 24, now: 5 });
     await s.pairServers.claim(2, 1, 'node-a', 0);
     await s.pairServers.claim(2, 9, 'node-b', 0);
+    // An admin kill of node-a's session, which node-a never carries out; and one of node-b's
+    // session relayed to node-a, ended by node-b but not yet on node-a's side.
+    await s.kills.request('A1aaaaaaaa', 'x', 'os:root', 1);
+    await s.kills.request('B1aaaaaaaa', 'y', 'os:root', 1);
+    await s.kills.done('B1aaaaaaaa', 2);
+    expect((await s.kills.serverPending('node-a')).map((k) => k.sessionId)).toEqual(['B1aaaaaaaa']);
     const reap = () =>
       reapLostNodes({
         self: 'node-b',
@@ -171,6 +179,7 @@ describe('node loss', () => {
         sessions: s.sessions,
         recordings: s.recordings,
         pairServers: s.pairServers,
+        kills: s.kills,
         audit,
         clusterClock,
         clock,
@@ -192,7 +201,15 @@ describe('node loss', () => {
     expect(await s.pairServers.ofNode('node-a')).toEqual([]);
     expect(await s.pairServers.ofNode('node-b')).toEqual([{ roleId: 2, userId: 9 }]);
     const lost = await readAudit(s.events, { type: 'node.lost' });
-    expect(lost.map((r) => JSON.parse(r.data))).toEqual([{ node: 'node-a', lastHeartbeat: 1_000_000, silentMs: 10_001, sessions: 1, recordings: 1, pairs: 1 }]);
+    expect(lost.map((r) => JSON.parse(r.data))).toEqual([
+      { node: 'node-a', lastHeartbeat: 1_000_000, silentMs: 10_001, sessions: 1, recordings: 1, pairs: 1, kills: 2 },
+    ]);
+    // Neither kill stays pending: node-a's session is interrupted, and its tmux servers are out of reach.
+    expect(await s.kills.pending()).toEqual([]);
+    expect(await s.kills.serverPending('node-a')).toEqual([]);
+    const outcome = (id: string) => s.sql.get('SELECT outcome, done_at, server_done_at FROM session_kills WHERE session_id = ?', [id]);
+    expect(await outcome('A1aaaaaaaa')).toEqual({ outcome: 'node lost', done_at: clock.now(), server_done_at: null });
+    expect(await outcome('B1aaaaaaaa')).toEqual({ outcome: 'killed', done_at: 2, server_done_at: clock.now() });
     expect((await readAudit(s.events, { type: 'session.interrupted' })).map((r) => JSON.parse(r.data).sessionId)).toEqual(['A1aaaaaaaa']);
     // A node that stopped cleanly is not lost, however old its heartbeat.
     await s.nodes.stopped({ id: 'node-b', host: 'm1', pid: 1 }, clusterClock.now());
@@ -205,6 +222,7 @@ describe('node loss', () => {
         sessions: s.sessions,
         recordings: s.recordings,
         pairServers: s.pairServers,
+        kills: s.kills,
         audit,
         clusterClock,
         clock,

@@ -36,4 +36,44 @@ describe('Host.enforce', () => {
     await expect(host.enforce()).resolves.toBe(2);
     expect(ended).toEqual(['good']);
   });
+
+  it('in a cluster, a pair with live sessions at other nodes is left to them for the grace, then ended regardless', async () => {
+    let live = 1;
+    const repo = {
+      pairsToEnd: () => [
+        { ...pair('relayed', 1), liveElsewhere: live },
+        { ...pair('local', 2), liveElsewhere: 0 },
+      ],
+      removedUsersPairs: () => [],
+    } as unknown as HostAccountRepo;
+    const realTime = new FakeClock(0);
+    const host = new Host({
+      config: buildConfig({}, { file: null, baseDir: '/tmp' }),
+      repo,
+      roles: {} as RoleRepo,
+      clock: new FakeClock(0),
+      logger: silentLogger(),
+      audit: { emit: () => {} } as never,
+      realTime,
+      cluster: { nodeId: 'node-a', graceMs: 1000 },
+    });
+    const ended: string[] = [];
+    host.endPair = async (p) => void ended.push(p.account);
+    await host.enforce();
+    expect(ended).toEqual(['local']);
+    realTime.advance(999);
+    await host.enforce();
+    expect(ended).toEqual(['local', 'local']); // (the fake repo never records the lock)
+    live = 0; // the other node ended its session: no need to wait longer
+    await host.enforce();
+    expect(ended).toEqual(['local', 'local', 'relayed', 'local']);
+    live = 1;
+    ended.length = 0;
+    const again = new Host({ ...host['d'], realTime }); // a fresh host: first seen due now
+    again.endPair = async (p) => void ended.push(p.account);
+    await again.enforce();
+    realTime.advance(1000);
+    await again.enforce();
+    expect(ended).toEqual(['local', 'relayed', 'local']); // the other node did not end it within the grace
+  });
 });

@@ -282,17 +282,31 @@ describe('session lifecycle', () => {
 describe('ending sessions from outside: kill, disable, revoke, shutdown', () => {
   function enforcerOn(
     h: ReturnType<typeof harness>,
-    store: { kills?: { sessionId: string; reason: string }[]; disabled?: number[]; grants?: { userId: number; roleId: number }[] },
+    store: {
+      kills?: { sessionId: string; reason: string; state?: string; nodeId?: string; serverNodeId?: string; roleId?: number; userId?: number }[];
+      /** Kills of sessions relayed to this node, ended by the node that talks to their client. */
+      serverKills?: { sessionId: string; roleId: number; userId: number }[];
+      disabled?: number[];
+      grants?: { userId: number; roleId: number }[];
+    },
+    nodeId?: string,
   ) {
     const realTime = new FakeClock();
     const done: string[] = [];
+    const serverDone: string[] = [];
     const killedPairs: string[] = [];
     const stop = startEnforcer({
       live: h.live,
       kills: {
-        pending: async () => (store.kills ?? []).filter((k) => !done.includes(k.sessionId)).map((k) => ({ ...k, requestedBy: 'os:root' })),
-        done: async (id) => void done.push(id),
+        pending: async () =>
+          (store.kills ?? [])
+            .filter((k) => !done.some((d) => d.startsWith(k.sessionId)))
+            .map((k) => ({ state: 'live', nodeId: 'local', serverNodeId: null, roleId: 3, userId: 7, ...k, requestedBy: 'os:root' })),
+        done: async (id, _now, outcome = 'killed') => void done.push(`${id}:${outcome}`),
+        serverPending: async () => (store.serverKills ?? []).filter((k) => !serverDone.includes(k.sessionId)),
+        serverDone: async (id) => void serverDone.push(id),
       },
+      ...(nodeId ? { nodeId } : {}),
       users: { lockedOutIds: async () => store.disabled ?? [] },
       roles: { allGrants: async () => store.grants ?? [{ userId: 7, roleId: 3 }] },
       host: { killPair: async (r, u) => void killedPairs.push(`r${r}-u${u}`), enforce: async () => 0 },
@@ -301,7 +315,7 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
       realTime,
     });
     // A tick reads the store (async): it is done once the microtasks it queued have run.
-    return { tick: async () => (realTime.advance(500), await settle()), done, killedPairs, stop };
+    return { tick: async () => (realTime.advance(500), await settle()), done, serverDone, killedPairs, stop };
   }
 
   it('an administrator kill ends the session as killed, marks the request done, ends the pair', async () => {
@@ -313,7 +327,7 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
     expect(shell.told).toEqual([]);
     await e.tick();
     expect(shell.told).toEqual(['killed: session ended by an administrator: incident 42']);
-    expect(e.done).toEqual([lc.facts.id]);
+    expect(e.done).toEqual([`${lc.facts.id}:killed`]);
     await lc.whenClosed();
     await settle();
     expect(e.killedPairs).toEqual(['r3-u7']);
@@ -322,6 +336,50 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
     await e.tick(); // the request is done: nothing more happens
     expect(shell.told).toHaveLength(1);
     expect(other.shell.told).toEqual([]);
+    e.stop();
+  });
+
+  it("a relayed session's kill ends it here and leaves its pair to the node that holds the tmux server, which ends it there", async () => {
+    const h = harness();
+    const { lc, shell } = await running(h);
+    const e = enforcerOn(h, { kills: [{ sessionId: lc.facts.id, reason: 'incident 43', serverNodeId: 'node-a' }] }, 'node-b');
+    await e.tick();
+    expect(shell.told).toEqual(['killed: session ended by an administrator: incident 43']);
+    expect(e.done).toEqual([`${lc.facts.id}:killed`]);
+    await lc.whenClosed();
+    await settle();
+    expect(e.killedPairs).toEqual([]); // not here: node-b holds no tmux server of the pair
+    e.stop();
+    // On node-a: the request's session part is done (node-b's); the pair's server ends here, once.
+    const owner = enforcerOn(h, { serverKills: [{ sessionId: lc.facts.id, roleId: 3, userId: 7 }] }, 'node-a');
+    await owner.tick();
+    await settle();
+    expect(owner.serverDone).toEqual([lc.facts.id]);
+    expect(owner.killedPairs).toEqual(['r3-u7']);
+    await owner.tick();
+    await settle();
+    expect(owner.killedPairs).toEqual(['r3-u7']);
+    owner.stop();
+  });
+
+  it("a kill of this node's session that ended just before is resolved and still ends the pair; other nodes' requests are left to them", async () => {
+    const h = harness();
+    const e = enforcerOn(
+      h,
+      {
+        kills: [
+          { sessionId: 'Sgone00000', reason: 'late', state: 'closed', nodeId: 'node-b', roleId: 4, userId: 9 },
+          { sessionId: 'Srelayed00', reason: 'late', state: 'closed', nodeId: 'node-b', serverNodeId: 'node-a', roleId: 5, userId: 9 },
+          { sessionId: 'Selsewhere', reason: 'theirs', state: 'live', nodeId: 'node-a' },
+          { sessionId: 'Sendedthem', reason: 'theirs', state: 'closed', nodeId: 'node-a' },
+        ],
+      },
+      'node-b',
+    );
+    await e.tick();
+    await settle();
+    expect(e.done).toEqual(['Sgone00000:ended', 'Srelayed00:ended']);
+    expect(e.killedPairs).toEqual(['r4-u9']); // the relayed one's pair is node-a's to end
     e.stop();
   });
 

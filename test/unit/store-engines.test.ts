@@ -107,18 +107,8 @@ for (const engine of [sqliteEngine(), postgresEngine('contract')]) {
 
     it('sessions, recordings, kills, shares, state and host accounts', async () => {
       const sessions = new SessionRepo(sql);
-      await sessions.start({
-        id: 'S1aaaaaaaa',
-        userId: 1,
-        roleId: 2,
-        userName: 'a',
-        roleName: 'ops',
-        remoteAddr: '192.0.2.1',
-        term: 'xterm',
-        cols: 80,
-        rows: 24,
-        startedAt: 100,
-      });
+      const sessionBase = { userId: 1, roleId: 2, userName: 'a', roleName: 'ops', remoteAddr: '192.0.2.1', term: 'xterm', cols: 80, rows: 24 };
+      await sessions.start({ ...sessionBase, id: 'S1aaaaaaaa', startedAt: 100 });
       expect((await sessions.list({ live: true })).map((s) => s.id)).toEqual(['S1aaaaaaaa']);
       await sessions.end('S1aaaaaaaa', 'exit', 200);
       expect(await sessions.get('S1aaaaaaaa')).toMatchObject({ state: 'closed', ended_at: 200, end_reason: 'exit' });
@@ -137,9 +127,31 @@ for (const engine of [sqliteEngine(), postgresEngine('contract')]) {
       const kills = new KillRepo(sql);
       await kills.request('S1aaaaaaaa', 'first', 'os:root', 1);
       await kills.request('S1aaaaaaaa', 'second', 'os:root', 2);
-      expect(await kills.pending()).toEqual([{ sessionId: 'S1aaaaaaaa', reason: 'second', requestedBy: 'os:root' }]);
+      expect(await kills.pending()).toEqual([
+        { sessionId: 'S1aaaaaaaa', reason: 'second', requestedBy: 'os:root', state: 'closed', nodeId: 'local', serverNodeId: null, roleId: 2, userId: 1 },
+      ]);
       await kills.done('S1aaaaaaaa', 3);
       expect(await kills.pending()).toEqual([]);
+      // A relayed session (this node-b's, on node-a's tmux server): node-a ends the pair after node-b ended the session.
+      const relayed = new SessionRepo(sql, 'node-b');
+      await relayed.start({ ...sessionBase, id: 'R1aaaaaaaa', startedAt: 5, serverNodeId: 'node-a' });
+      await kills.request('R1aaaaaaaa', 'r', 'os:root', 6);
+      expect((await kills.pending()).map((k) => [k.sessionId, k.state, k.serverNodeId])).toEqual([['R1aaaaaaaa', 'live', 'node-a']]);
+      expect(await kills.serverPending('node-a')).toEqual([]); // node-b has not ended it yet
+      await kills.done('R1aaaaaaaa', 7);
+      expect(await kills.serverPending('node-b')).toEqual([]);
+      expect(await kills.serverPending('node-a')).toEqual([{ sessionId: 'R1aaaaaaaa', roleId: sessionBase.roleId, userId: sessionBase.userId }]);
+      await kills.serverDone('R1aaaaaaaa', 8);
+      expect(await kills.serverPending('node-a')).toEqual([]);
+      // A node declared lost: kills of its sessions and the server part of kills relayed to it are resolved.
+      await relayed.start({ ...sessionBase, id: 'R2aaaaaaaa', startedAt: 9, serverNodeId: 'node-a' });
+      await new SessionRepo(sql, 'node-a').start({ ...sessionBase, id: 'A1aaaaaaaa', startedAt: 9 });
+      await kills.request('R2aaaaaaaa', 'r', 'os:root', 10);
+      await kills.request('A1aaaaaaaa', 'a', 'os:root', 10);
+      await kills.done('R2aaaaaaaa', 11);
+      expect(await kills.resolveForLostNode('node-a', 12)).toBe(2);
+      expect(await kills.pending()).toEqual([]);
+      expect(await kills.serverPending('node-a')).toEqual([]);
 
       const shares = new ShareRepo(sql);
       const users = new UserRepo(sql);
@@ -165,9 +177,34 @@ for (const engine of [sqliteEngine(), postgresEngine('contract')]) {
       expect(await host.pair(2, a.id)).toMatchObject({ account: `tg${id}p1`, uid: 61000, lockedAt: null });
       expect(await host.maxUid()).toBe(61000);
       await users.setDisabled(a.id, true);
-      expect((await host.pairsToEnd()).map((p) => p.cause)).toEqual(['user-disabled']);
+      // Recorded on no machine (made before clusters): the store-wide lock decides, for any machine.
+      expect((await host.pairsToEnd('m1')).map((p) => p.cause)).toEqual(['user-disabled']);
       await host.setLocked(2, a.id, 5);
-      expect(await host.pairsToEnd()).toEqual([]);
+      expect(await host.pairsToEnd('m1')).toEqual([]);
+      // Made on two machines: each locks its own copy, whatever the other did.
+      await host.setLocked(2, a.id, null);
+      await host.recordAccountHost(`tg${id}p1`, 'm1', 0);
+      await host.recordAccountHost(`tg${id}p1`, 'm2', 0);
+      expect(await host.pairsToEnd('m3')).toEqual([]); // no copy there
+      await host.setLocked(2, a.id, 6);
+      await host.setLockedOn(`tg${id}p1`, 'm1', 6);
+      expect(await host.lockedOn(`tg${id}p1`, 'm1')).toBe(true);
+      expect(await host.lockedOn(`tg${id}p1`, 'm2')).toBe(false);
+      expect(await host.lockedOn(`tg${id}p1`, 'm3')).toBeNull();
+      expect(await host.pairsToEnd('m1')).toEqual([]);
+      expect((await host.pairsToEnd('m2')).map((p) => [p.account, p.cause])).toEqual([[`tg${id}p1`, 'user-disabled']]);
+      await host.setLockedOn(`tg${id}p1`, 'm2', 7);
+      expect(await host.pairsToEnd('m2')).toEqual([]);
+      // Removed: each machine removes its copy.
+      await users.remove(a.id, 8);
+      expect((await host.pairsToEnd('m1')).map((p) => p.cause)).toEqual([]); // locked here already
+      expect((await host.removedUsersPairs('m1')).map((p) => p.account)).toEqual([`tg${id}p1`]);
+      await host.setRemoved(2, a.id, 9);
+      await host.setRemovedOn(`tg${id}p1`, 'm1', 9);
+      expect(await host.removedUsersPairs('m1')).toEqual([]);
+      expect((await host.removedUsersPairs('m2')).map((p) => p.account)).toEqual([`tg${id}p1`]);
+      await host.setRemovedOn(`tg${id}p1`, 'm2', 10);
+      expect(await host.removedUsersPairs('m2')).toEqual([]);
       await host.recordRoleAccount(2, `tg${id}g2`, 60500, 0);
       expect(await host.roleAccount(2)).toEqual({ account: `tg${id}g2`, uid: 60500 });
       expect((await host.allAccounts()).sort()).toEqual([`tg${id}g2`, `tg${id}p1`]);
