@@ -143,6 +143,7 @@ export async function runChecks(a: AdminContext, opts: { verifyLimit?: number } 
       `${purged ? `; ${purged} purged under retention, each with a signed tombstone that verifies` : ''}${tampered.length ? `; TAMPERED: ${tampered.join(', ')}` : ''}`,
   );
   checks.push(await retentionCheck(a, roles));
+  checks.push(await minimumNecessary(a));
   const ak = path.join(c.paths.keysDir, AUDIT_KEY_FILE);
   add(
     'authenticate-ephi',
@@ -355,4 +356,31 @@ async function recordingShipping(a: AdminContext): Promise<{ pass: boolean; evid
     );
   }
   return { pass, evidence: `recordings shipped as they are written, signed anchors every ${r.anchorInterval / 1000} s: ${parts.join('; ')}` };
+}
+
+/**
+ * Minimum necessary for reviewers: auditors' and admins' views of sessions are redacted unless a
+ * four-eyes grant unmasks one session for a while. Fails when redaction is off (every view shows
+ * every identifier); lists what is turned off, and the grants in force and open requests.
+ */
+async function minimumNecessary(a: AdminContext): Promise<Check> {
+  const r = a.config.redaction;
+  const now = a.clock.now();
+  const grants = (await a.unmask.grants()).filter((g) => g.revoked_at === null && g.expires_at > now);
+  const pending = (await a.unmask.requests()).filter((q) => q.state === 'pending' && q.expires_at > now);
+  const parts = [
+    r.enabled
+      ? 'replay, export, search, observe and watch redact identifiers by default'
+      : 'redaction is OFF (redaction.enabled: false): every view shows every identifier',
+    r.disable.length ? `detectors turned off: ${r.disable.join(', ')}` : 'every built-in detector on',
+    `${r.patterns.length} deployment patterns, ${r.known ? `${r.known.sha256.length} known identifiers (salted hashes)` : 'no known-identifier list'}`,
+    `unmask: ${grants.length} grants in force${grants.length ? ` (${grants.map((g) => `${g.id} on ${g.session_id} for ${g.grantee} until ${new Date(g.expires_at).toISOString()}`).join(', ')})` : ''}, ${pending.length} requests awaiting a second admin; each approval and unmasked view is in the audit chain`,
+  ];
+  return {
+    id: 'minimum-necessary',
+    safeguard: '164.514(d)',
+    title: 'Minimum necessary: reviewers see identifiers masked',
+    pass: r.enabled,
+    evidence: parts.join('; '),
+  };
 }

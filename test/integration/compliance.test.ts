@@ -15,7 +15,11 @@ interface Report {
 /** The compliance report against a hardened and a loosened live gateway. */
 describe.skipIf(!isRoot)('compliance report', () => {
   const hardened = new TestGateway({ sessions: { idleTimeout: '10m', maxSessionTime: '8h' } });
-  const loose = new TestGateway({ sessions: { idleTimeout: '2h', idleWarning: '1m', maxSessionTime: '48h' }, recording: { enabled: false } });
+  const loose = new TestGateway({
+    sessions: { idleTimeout: '2h', idleWarning: '1m', maxSessionTime: '48h' },
+    recording: { enabled: false },
+    redaction: { enabled: false },
+  });
 
   beforeAll(async () => {
     if (spawnSync('id', [ACCOUNT]).status !== 0) spawnSync('useradd', ['-M', '-s', '/bin/sh', ACCOUNT]);
@@ -43,6 +47,7 @@ describe.skipIf(!isRoot)('compliance report', () => {
     expect(ev['host-key-permissions']).toContain('0600');
     expect(ev['transmission-security']).toContain('curve25519-sha256');
     expect(ev['audit-offsite']).toContain('audit log shipping is not configured (evidence.syslog)');
+    expect(ev['minimum-necessary']).toContain('redact identifiers by default; every built-in detector on');
     const md = await cliAsync(['compliance', 'report', '--markdown', ...hardened.cliConfig()]);
     expect(md.stdout).toContain('| PASS | 164.312(b) | Audit controls |');
   });
@@ -52,10 +57,13 @@ describe.skipIf(!isRoot)('compliance report', () => {
     expect(r.status).toBe(1);
     const rep = JSON.parse(r.stdout) as Report;
     const failed = rep.checks.filter((c) => !c.pass).map((c) => c.id);
-    expect(failed).toEqual(expect.arrayContaining(['automatic-logoff', 'encryption-at-rest', 'audit-controls', 'least-privilege', 'emergency-access']));
+    expect(failed).toEqual(
+      expect.arrayContaining(['automatic-logoff', 'encryption-at-rest', 'audit-controls', 'least-privilege', 'emergency-access', 'minimum-necessary']),
+    );
     expect(failed).not.toContain('transmission-security');
     const lp = rep.checks.find((c) => c.id === 'least-privilege')!;
     expect(lp.evidence).toContain('DEVELOPMENT MODE');
+    expect(rep.checks.find((c) => c.id === 'minimum-necessary')!.evidence).toContain('redaction is OFF');
     const text = await cliAsync(['compliance', 'report', ...loose.cliConfig()]);
     expect(text.stdout).toMatch(/FAIL {2}164\.312\(a\)\(2\)\(iii\) Automatic logoff\n {6}idle timeout 2h/);
   });
