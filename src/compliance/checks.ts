@@ -358,6 +358,9 @@ async function recordingShipping(a: AdminContext): Promise<{ pass: boolean; evid
   return { pass, evidence: `recordings shipped as they are written, signed anchors every ${r.anchorInterval / 1000} s: ${parts.join('; ')}` };
 }
 
+const grantLine = (g: { id: number; session_id: string; grantee: string; expires_at: number }): string =>
+  `${g.id} on ${g.session_id} for ${g.grantee} until ${new Date(g.expires_at).toISOString()}`;
+
 /**
  * Minimum necessary for reviewers: auditors' and admins' views of sessions are redacted unless a
  * four-eyes grant unmasks one session for a while. Fails when redaction is off (every view shows
@@ -374,7 +377,8 @@ async function minimumNecessary(a: AdminContext): Promise<Check> {
       : 'redaction is OFF (redaction.enabled: false): every view shows every identifier',
     r.disable.length ? `detectors turned off: ${r.disable.join(', ')}` : 'every built-in detector on',
     `${r.patterns.length} deployment patterns, ${r.known ? `${r.known.sha256.length} known identifiers (salted hashes)` : 'no known-identifier list'}`,
-    `unmask: ${grants.length} grants in force${grants.length ? ` (${grants.map((g) => `${g.id} on ${g.session_id} for ${g.grantee} until ${new Date(g.expires_at).toISOString()}`).join(', ')})` : ''}, ${pending.length} requests awaiting a second admin; each approval and unmasked view is in the audit chain`,
+    `unmask: ${grants.length} grants in force${grants.length ? ` (${grants.map(grantLine).join(', ')})` : ''}, ` +
+      `${pending.length} requests awaiting a second admin; each approval and unmasked view is in the audit chain`,
   ];
   return {
     id: 'minimum-necessary',
