@@ -13,6 +13,7 @@ import { addKey, addUser, confirmTotp, enrollTotp, addRole, grantRole } from '..
 import { totpCode } from '../../src/auth/totp.js';
 import { readAudit } from '../../src/audit/log.js';
 import { PtyDriver, hermeticSshArgs } from './pty-driver.js';
+import { BIN } from './cli.js';
 import { stringify as stringifyYaml } from 'yaml';
 
 export interface TestUser {
@@ -227,6 +228,31 @@ export class TestGateway {
   }
 
   /** CLI args that point at this gateway's store. */
+  /** `tmuxgate replay ID` in a pty of its own (120x41), at 500x speed. */
+  replayCli(sessionId: string): PtyDriver {
+    return new PtyDriver(
+      process.execPath,
+      [BIN, 'replay', sessionId, '--speed', '500', ...this.cliConfig()],
+      { PATH: process.env.PATH!, HOME: this.dir, TERM: 'xterm-256color' },
+      { cols: 120, rows: 41 },
+    );
+  }
+
+  /**
+   * In an auditor's menu (`d`, logged in): filters the list to `sessionId` and starts its replay;
+   * returns the output offset where the replay begins.
+   */
+  async auditorReplay(d: PtyDriver, sessionId: string): Promise<number> {
+    await d.waitFor(sessionId);
+    d.write('/');
+    d.write(sessionId.slice(2, 8));
+    d.write('\r');
+    await d.waitFor(`filter: ${sessionId.slice(2, 8)}  `.trimEnd() + '\n');
+    const mark = d.out.length;
+    d.write('\r');
+    return mark;
+  }
+
   cliConfig(): string[] {
     const f = path.join(this.dir, 'config.yaml');
     // The same settings the in-process gateway runs with, so the CLI reads the live configuration.

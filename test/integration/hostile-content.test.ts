@@ -73,12 +73,7 @@ describe('hostile content in a recording, shown to auditors and admins', () => {
   });
 
   it('tmuxgate replay shows the text but none of the escapes', async () => {
-    const p = new PtyDriver(
-      process.execPath,
-      [BIN, 'replay', sessionId, '--speed', '500', ...t.cliConfig()],
-      { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
-      { cols: 120, rows: 41 },
-    );
+    const p = t.replayCli(sessionId);
     await p.waitFor('end: q to quit');
     p.write('q');
     await p.waitExit();

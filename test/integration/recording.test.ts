@@ -105,12 +105,7 @@ describe('recordings of real sessions', () => {
   });
 
   it('replays to the same screen the client saw', async () => {
-    const p = new PtyDriver(
-      process.execPath,
-      [BIN, 'replay', sessionId, '--speed', '500', ...t.cliConfig()],
-      { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
-      { cols: 120, rows: 41 },
-    );
+    const p = t.replayCli(sessionId);
     await p.waitFor('end: q to quit');
     const replayed = (await screenOf(p.out, 120, 41)).slice(0, 40);
     p.write('q');
@@ -141,13 +136,7 @@ describe('recordings of real sessions', () => {
     await d.waitFor('Verification code:');
     d.write(t.code(carol) + '\r');
     await d.waitFor('tmuxgate auditor carol+audit');
-    await d.waitFor(sessionId);
-    d.write('/');
-    d.write(sessionId.slice(2, 8));
-    d.write('\r');
-    await d.waitFor(`filter: ${sessionId.slice(2, 8)}  `.trimEnd() + '\n');
-    const mark = d.out.length;
-    d.write('\r');
+    const mark = await t.auditorReplay(d, sessionId);
     await d.waitFor('PHI-RECORD-102', 15_000, mark);
     await d.waitFor('end: q to quit', 15_000, mark);
     const back = d.out.length;

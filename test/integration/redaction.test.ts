@@ -97,12 +97,7 @@ describe('PHI redaction: every view but the owner’s is masked; the recording i
   });
 
   it('CLI replay shows the masked screen, after a seek too', async () => {
-    const p = new PtyDriver(
-      process.execPath,
-      [BIN, 'replay', sessionId, '--speed', '500', ...t.cliConfig()],
-      { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
-      { cols: 120, rows: 41 },
-    );
+    const p = t.replayCli(sessionId);
     await p.waitFor('end: q to quit');
     await p.waitFor('AGAIN-7');
     const mark = p.out.length;
@@ -150,13 +145,7 @@ describe('PHI redaction: every view but the owner’s is masked; the recording i
     const d = t.ssh(carol, 'carol');
     await d.waitFor('Verification code:');
     d.write(t.code(carol) + '\r');
-    await d.waitFor(sessionId);
-    d.write('/');
-    d.write(sessionId.slice(2, 8));
-    d.write('\r');
-    await d.waitFor(`filter: ${sessionId.slice(2, 8)}  `.trimEnd() + '\n');
-    const mark = d.out.length;
-    d.write('\r');
+    const mark = await t.auditorReplay(d, sessionId);
     await d.waitFor('end: q to quit', 15_000, mark);
     await d.waitFor('AGAIN-7', 15_000, mark);
     d.write('q');
