@@ -5,6 +5,7 @@ import { openStore } from '../store/open.js';
 import { buildStores, type Stores } from '../services/stores.js';
 import { loadMasterKey, type KeyProvider } from '../crypto/master-key.js';
 import { ensureKeysDir } from '../crypto/key-files.js';
+import { loginAccountName } from '../host/account.js';
 
 /** What admin operations need: the stores, the master key and who is acting. */
 export interface AdminContext extends Stores {
@@ -13,11 +14,17 @@ export interface AdminContext extends Stores {
   close(): Promise<void>;
 }
 
-/** The actor name for the OS user running the CLI (SUDO_USER when run through sudo). */
-export function cliActor(): string {
+/**
+ * The actor name for the OS user running the CLI: `os:<person>(as <account>)` when the person
+ * differs from the account. The person is the login the kernel recorded (/proc/self/loginuid:
+ * kept through sudo and su, not settable by the caller) wherever a login set it; only without one
+ * (a container, CI) is it SUDO_USER, an environment variable any root shell can set, which the
+ * four-eyes rules then trust no further than that (docs/redaction.md).
+ */
+export function cliActor(login: string | null = loginAccountName()): string {
   const u = os.userInfo().username;
-  const sudo = process.env.SUDO_USER;
-  return sudo && sudo !== u ? `os:${sudo}(as ${u})` : `os:${u}`;
+  const who = login ?? process.env.SUDO_USER;
+  return who && who !== u ? `os:${who}(as ${u})` : `os:${u}`;
 }
 
 /** Opens the store for an admin command; creates keys only when `createKeys` (init). */

@@ -7,6 +7,7 @@ import { openRecording } from '../recording/access.js';
 import { asciicastLines, asciicastLinesAsync, formatOffset } from '../recording/asciicast.js';
 import type { ReplayView } from '../recording/player.js';
 import { redactFrames } from '../redaction/view.js';
+import type { Redactor } from '../redaction/redactor.js';
 import { policyAudit, redactorFor, replayView, unmaskedUntil, viewPolicy, type ViewPolicy } from '../redaction/view-policy.js';
 
 /**
@@ -109,16 +110,37 @@ export interface SearchHooks {
   skipped?(sessionId: string, message: string): void;
 }
 
+/** A search: its text (for the audit), whether it is a regular expression, and where it matches a line. */
+export interface SearchQuery {
+  text: string;
+  regex: boolean;
+  ranges: (line: string) => [number, number][];
+}
+
 /**
- * Searches the recordings of the sessions that match `filter` for lines where `query.match` holds
- * (on the recorded text: a value is found even where it will be shown masked), one recording
- * streamed at a time; each recording searched is audited with the query text and whether its
- * result lines were redacted.
+ * Whether `query` finds `line` in a redacted search. Searching for a value is allowed, and answers
+ * with sessions and times (issue 15): a text match counts where it covers every identifier it
+ * touches whole ("12345678", "MRN: 12345678"), never a part of one ("MRN: 4" would let a few dozen
+ * searches read a masked value digit by digit). A regular expression could spell any value a
+ * digit at a time ("MRN: 4\d{7}"), so its matches count only outside identifiers.
+ */
+export function redactedMatch(redactor: Redactor, query: SearchQuery, line: string): boolean {
+  const ranges = query.ranges(line);
+  if (ranges.length === 0) return false;
+  const spans = redactor.detectText(line);
+  return ranges.some(([s, e]) => spans.every((sp) => sp.end <= s || sp.start >= e || (!query.regex && s <= sp.start && e >= sp.end)));
+}
+
+/**
+ * Searches the recordings of the sessions that match `filter` for lines where `query` matches, one
+ * recording streamed at a time; each recording searched is audited with the query text and whether
+ * its result lines were redacted. Redacted, the lines are shown masked and a match counts only as
+ * `redactedMatch` allows (no reading of masked values by searching); unmasked, any match counts.
  */
 export async function searchRecordings(
   a: AdminContext,
   filter: { user?: string; role?: string; since?: number; until?: number },
-  query: { text: string; match: (line: string) => boolean },
+  query: SearchQuery,
   hooks: SearchHooks = {},
 ): Promise<RecordingSearchHit[]> {
   const sessions = [];
@@ -128,13 +150,15 @@ export async function searchRecordings(
   for (const [i, s] of sessions.entries()) {
     // Searching for a value finds sessions and times; the lines shown are masked unless the policy says otherwise.
     const policy = await adminViewPolicy(a, 'search', s.id);
-    const shown = policy.redact ? (l: string) => redactorFor(a.config).redactLine(l) : (l: string) => l;
+    const redactor = redactorFor(a.config);
+    const shown = policy.redact ? (l: string) => redactor.redactLine(l) : (l: string) => l;
+    const match = policy.redact ? (l: string) => redactedMatch(redactor, query, l) : (l: string) => query.ranges(l).length > 0;
     await recordingAccess(a, 'search', s.id, `text ${JSON.stringify(query.text).slice(0, 100)}`, policy);
     try {
       const rec = await RecordingStream.open(a, s.id);
       let found;
       try {
-        found = await searchFrames(rec.header, rec.all(), query.match);
+        found = await searchFrames(rec.header, rec.all(), match);
       } finally {
         await rec.close();
       }

@@ -116,15 +116,25 @@ function exportCommand(): Command {
     );
 }
 
-/** TEXT with --regex, as a line matcher. */
-function regexFlag(text: string): (line: string) => boolean {
+/** TEXT with --regex: where it matches a line (start, end). */
+function regexFlag(text: string): (line: string) => [number, number][] {
   let re: RegExp;
   try {
-    re = new RegExp(text);
+    re = new RegExp(text, 'g');
   } catch (e) {
     throw new TgError('TG_ERR_INVALID_ARGUMENT', `--regex: ${(e as Error).message}`);
   }
-  return (l) => re.test(l);
+  return (l) => [...l.matchAll(re)].map((m) => [m.index, m.index + Math.max(1, m[0].length)] as [number, number]);
+}
+
+/** Where TEXT occurs in a line (start, end), every occurrence. */
+function textRanges(text: string): (line: string) => [number, number][] {
+  return (l) => {
+    const out: [number, number][] = [];
+    if (text === '') return out;
+    for (let i = l.indexOf(text); i !== -1; i = l.indexOf(text, i + 1)) out.push([i, i + text.length]);
+    return out;
+  };
 }
 
 type SearchFlags = { user?: string; role?: string; since?: string; until?: string; regex?: boolean; json?: boolean };
@@ -143,7 +153,7 @@ function searchCommand(): Command {
     .addHelpText('after', example("tmuxgate search 'DROP TABLE' --since 7d", 'tmuxgate replay s_AbC123 --from 12:30'))
     .action(
       handler(async (text: string, o: SearchFlags, cmd: Command) => {
-        const match = o.regex ? regexFlag(text) : (l: string) => l.includes(text);
+        const ranges = o.regex ? regexFlag(text) : textRanges(text);
         return withAdmin(cmd, async (a) => {
           const since = o.since ? parseTime(o.since, '--since') : undefined;
           const until = o.until ? parseTime(o.until, '--until') : undefined;
@@ -151,7 +161,7 @@ function searchCommand(): Command {
           const hits = await searchRecordings(
             a,
             { user: o.user, role: o.role, since, until },
-            { text, match },
+            { text, regex: o.regex === true, ranges },
             {
               progress: (done, total) => (bar ??= progress(total, 'search', !o.json))(done),
               skipped: (sessionId, message) => process.stderr.write(`tmuxgate: ${sessionId}: skipped: ${printable(message)}\n`),

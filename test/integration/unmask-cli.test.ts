@@ -6,7 +6,8 @@ import { SqliteSql } from '../../src/store/sqlite.js';
 import { SessionRepo } from '../../src/store/sessions.js';
 import { UnmaskRepo } from '../../src/store/unmask.js';
 import { activeGrant } from '../../src/admin/unmask.js';
-import { cli } from '../helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { BIN, cli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/gateway.js';
 
 /**
@@ -195,5 +196,31 @@ describe('unmask CLI', { timeout: 120_000 }, () => {
       `unmask.deny ${CAROL}`,
       `unmask.refused ${ALICE}`,
     ]);
+  });
+
+  it('where the kernel recorded a login (loginuid), SUDO_USER cannot name another person: the login is the actor', async () => {
+    // As pam_loginuid does at login: the shell's loginuid is nobody's; SUDO_USER claims bob.
+    const r = spawnSync(
+      'sh',
+      [
+        '-c',
+        'echo 65534 > /proc/self/loginuid && exec "$0" "$@"',
+        process.execPath,
+        BIN,
+        'unmask',
+        'request',
+        's_unmaskTwo',
+        '--reason',
+        'INC-9',
+        '--config',
+        cfg,
+      ],
+      {
+        env: { PATH: process.env.PATH!, HOME: '/root', SUDO_USER: 'bob' },
+        encoding: 'utf8',
+      },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^unmask request \d+ for s_unmaskTwo by os:nobody\(as root\) /);
   });
 });
