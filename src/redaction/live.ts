@@ -6,6 +6,12 @@ import { RedactingView } from './view.js';
 const HIGH_WATER = 1024 * 1024;
 /** A screen that never stops changing is still redrawn this often. */
 const MAX_LATENCY_MS = 50;
+/**
+ * And never more often than this: a redraw recomputes the masks of the rows that changed, so a
+ * watched user writing a byte a millisecond would otherwise cost the gateway's main thread a
+ * redraw per byte per watcher. A later chunk within it is drawn by one trailing redraw.
+ */
+const MIN_INTERVAL_MS = 16;
 
 /**
  * A live stream (observe, watch) shown redacted: chunks go into a RedactingView as they come;
@@ -22,6 +28,7 @@ export class LiveRedaction {
   private lastSent = 0;
   private ready: (() => void)[] = [];
   private disposed = false;
+  private trailing: NodeJS.Timeout | null = null;
 
   constructor(
     redactor: Redactor,
@@ -59,6 +66,19 @@ export class LiveRedaction {
   }
 
   private flush(): void {
+    if (this.trailing) return; // a redraw is already due
+    const wait = this.lastSent + MIN_INTERVAL_MS - performance.now();
+    if (wait > 0) {
+      this.trailing = setTimeout(() => {
+        this.trailing = null;
+        if (!this.disposed) this.draw();
+      }, wait);
+      return;
+    }
+    this.draw();
+  }
+
+  private draw(): void {
     this.lastSent = performance.now();
     const out = this.view.update();
     if (out) this.send(this.safe.write(out));
@@ -67,6 +87,8 @@ export class LiveRedaction {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    if (this.trailing) clearTimeout(this.trailing);
+    this.trailing = null;
     this.view.dispose();
     for (const fn of this.ready.splice(0)) fn();
   }

@@ -32,6 +32,6 @@ describe('dependency patches are applied', () => {
     const src = readFileSync(path.join(ROOT, 'node_modules/node-pty/src/unix/pty.cc'), 'utf8');
     expect(src).toContain('FD_CLOEXEC');
     // and spawns without fork: posix_spawn does not copy the gateway's page tables (bench/README.md)
-    expect(src).toContain('int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv, env);');
+    expect(src).toContain('if (rc == 0) rc = posix_spawn(&pid, argv[0], &actions, &attr, argv, env);');
   });
 });
