@@ -17,7 +17,7 @@ export interface Observation {
   started(client: { pid: number; tty: string | null }): Promise<void>;
   /** Unregisters it once it has ended. */
   ended(): Promise<void>;
-  /** Calls `fn` when an unmasked view's grant expires (the observation must end then); returns a cancel. */
+  /** Calls `fn` when an unmasked view's grant expires or is revoked (the observation must end then); returns a cancel. */
   onGrantExpiry(fn: () => void): () => void;
 }
 
@@ -48,6 +48,6 @@ export async function openObservation(a: AdminContext, id: string): Promise<Obse
     ended: async () => {
       if (pid !== null) await a.hostAccounts.removeObserver(pid);
     },
-    onGrantExpiry: (fn) => grantExpiry(a, policy, fn),
+    onGrantExpiry: (fn) => grantExpiry(a, policy, id, fn),
   };
 }

@@ -8,6 +8,7 @@ import { asciicastLines, asciicastLinesAsync, formatOffset } from '../recording/
 import type { ReplayView } from '../recording/player.js';
 import { redactFrames } from '../redaction/view.js';
 import type { Redactor } from '../redaction/redactor.js';
+import { activeGrant } from '../services/unmask.js';
 import { policyAudit, redactorFor, replayView, unmaskedUntil, viewPolicy, type ViewPolicy } from '../redaction/view-policy.js';
 
 /**
@@ -29,11 +30,35 @@ export function adminViewPolicy(a: AdminContext, view: 'replay' | 'export' | 'se
   return viewPolicy(a, { actor: a.actor }, { view, sessionId });
 }
 
-/** Runs `fn` when the view's unmask grant expires (at once if it already has); nothing for another view. */
-export function grantExpiry(a: Pick<AdminContext, 'clock'>, policy: ViewPolicy, fn: () => void): () => void {
+/** How often a view shown unmasked asks whether its grant still stands (a revocation ends it within this). */
+export const GRANT_RECHECK_MS = 5000;
+
+/**
+ * Runs `fn` once when a view shown unmasked must end: its grant expires, or a check every
+ * GRANT_RECHECK_MS finds it no longer in force (revoked). Nothing for a view that is not unmasked.
+ */
+export function grantExpiry(a: Pick<AdminContext, 'clock' | 'unmask' | 'actor'>, policy: ViewPolicy, sessionId: string, fn: () => void): () => void {
   const until = unmaskedUntil(policy);
   if (until === null) return () => {};
-  return a.clock.setTimeout(fn, Math.max(0, until - a.clock.now()));
+  let over = false;
+  const stop = (): void => {
+    over = true;
+    cancelTimer();
+    cancelCheck();
+  };
+  const end = (): void => {
+    if (over) return;
+    stop();
+    fn();
+  };
+  const cancelTimer = a.clock.setTimeout(end, Math.max(0, until - a.clock.now()));
+  const cancelCheck = a.clock.setInterval(() => {
+    activeGrant(a, a.actor, sessionId, a.clock.now()).then(
+      (g) => g === null && end(),
+      () => end(), // cannot tell: the view ends
+    );
+  }, GRANT_RECHECK_MS);
+  return stop;
 }
 
 /**
@@ -49,7 +74,7 @@ export async function openReplay(
   try {
     const policy = await adminViewPolicy(a, 'replay', id);
     await recordingAccess(a, 'replay', id, `from ${formatOffset(from)}`, policy);
-    return { rec, view: replayView(policy, a.config, rec.header.cols, rec.header.rows), onGrantExpiry: (fn) => grantExpiry(a, policy, fn) };
+    return { rec, view: replayView(policy, a.config, rec.header.cols, rec.header.rows), onGrantExpiry: (fn) => grantExpiry(a, policy, id, fn) };
   } catch (e) {
     await rec.close();
     throw e;

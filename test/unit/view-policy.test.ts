@@ -3,6 +3,8 @@ import { buildConfig } from '../../src/config/load.js';
 import { FakeClock } from '../../src/platform/clock.js';
 import { policyAudit, unmaskedUntil, viewPolicy, type ViewPolicyContext } from '../../src/redaction/view-policy.js';
 import type { UnmaskGrantRow } from '../../src/store/unmask.js';
+import { grantExpiry } from '../../src/admin/recordings.js';
+import { waitUntil } from '../helpers/poll.js';
 
 /** The one place that decides whether a view is redacted (the unmask grants will change only it). */
 describe('viewPolicy', () => {
@@ -72,5 +74,35 @@ describe('viewPolicy', () => {
     expect(await viewPolicy(ctx, { actor: 'os:alice' }, { view: 'search', sessionId: 's_1' })).toEqual({ redact: true });
     expect(emitted).toHaveLength(1);
     expect(unmaskedUntil({ redact: true })).toBeNull();
+  });
+
+  it('a view shown unmasked ends when its grant is revoked (checked every 5 s) or expires, once', async () => {
+    const clock = new FakeClock(0);
+    let inForce = true;
+    const row = { id: 1, request_id: 1, session_id: 's_1', grantee: 'os:alice', reason: 'r', approved_by: 'os:bob', approved_at: 0, expires_at: 60_000 };
+    const a = {
+      clock,
+      actor: 'os:alice',
+      unmask: { grantsInForce: async () => (inForce ? [{ ...row, revoked_at: null, revoked_by: null, revoke_reason: null }] : []) },
+    };
+    const policy = { redact: false as const, grant: { id: '1', reason: 'r', expiresAt: 60_000 } };
+    let ended = 0;
+    grantExpiry(a as unknown as Parameters<typeof grantExpiry>[0], policy, 's_1', () => ended++);
+    clock.advance(5000);
+    await new Promise((r) => setImmediate(r));
+    expect(ended).toBe(0);
+    inForce = false; // revoked
+    clock.advance(5000);
+    await waitUntil(() => ended === 1, 'the view to end at the next check');
+    clock.advance(60_000);
+    await new Promise((r) => setImmediate(r));
+    expect(ended).toBe(1);
+
+    let expired = 0;
+    inForce = true;
+    grantExpiry(a as unknown as Parameters<typeof grantExpiry>[0], policy, 's_1', () => expired++);
+    clock.advance(60_000);
+    await waitUntil(() => expired === 1, 'the view to end at expiry');
+    expect(grantExpiry(a as unknown as Parameters<typeof grantExpiry>[0], { redact: true }, 's_1', () => expired++)).toBeTypeOf('function');
   });
 });
