@@ -16,8 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import ssh2 from 'ssh2';
-import { ACCOUNT, Gateway, Sshd, ensureAccount, echoOnce, pct, sshClient, waitFor } from './lib.mjs';
+import { ACCOUNT, Gateway, Sshd, ensureAccount, echoOnce, pct, sshClient, sshShell, waitFor } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const BIN = path.join(ROOT, 'bin/tmuxgate.js');
@@ -221,26 +220,9 @@ class Cluster {
 
   /** An in-process ssh2 client through frontend `via` (light enough for thousands), answering `code`. */
   connect(i, via, code) {
-    return new Promise((resolve, reject) => {
-      const c = new ssh2.Client();
-      const out = { c, data: '', ch: null };
-      c.on('keyboard-interactive', (_n, _i, _l, _p, finish) => finish([code]));
-      c.on('error', reject);
-      c.on('ready', () =>
-        c.shell({ term: 'xterm-256color', cols: 120, rows: 40 }, (err, ch) => {
-          if (err) return reject(err);
-          out.ch = ch;
-          ch.on('data', (d) => {
-            out.onData?.(d);
-            out.data += d.toString('latin1');
-            if (out.data.length > 200_000) out.data = out.data.slice(-100_000);
-          });
-          ch.stderr?.on('data', () => {});
-          waitFor(() => /tmuxgate[\s\S]*\$ /.test(out.data), `prompt of c${i}`, 60_000).then(() => resolve(out), reject);
-        }),
-      );
-      c.connect({ host: '127.0.0.1', port: this.ports[via], username: `c${i}`, privateKey: readFileSync(path.join(this.dir, `id_c${i}`)), tryKeyboard: true, hostVerifier: () => true, readyTimeout: 60_000 });
-    });
+    return sshShell({ port: this.ports[via], username: `c${i}`, key: readFileSync(path.join(this.dir, `id_c${i}`)), code: () => code }).then((out) =>
+      waitFor(() => /tmuxgate[\s\S]*\$ /.test(out.data), `prompt of c${i}`, 60_000).then(() => out),
+    );
   }
 
   rssKb(n) {

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, chmodSync, rmSync,
 import path from 'node:path';
 import os from 'node:os';
 import * as pty from 'node-pty';
+import ssh2 from 'ssh2';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const BIN = path.join(ROOT, 'bin/tmuxgate.js');
@@ -282,4 +283,44 @@ export async function echoOnce(probe, ch) {
   probe.ch.write(ch);
   await echoed;
   return t1 - t0;
+}
+
+/**
+ * An in-process ssh2 client (light enough for thousands of sessions) with a shell or `command` in
+ * a 120x40 pty, answering keyboard-interactive with `code()`. Resolves with { c, ch, data } once
+ * the channel is open; `data` keeps the last 100-200 KB of output, `onData` sees every chunk.
+ */
+export function sshShell(opts) {
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    const out = { c, data: '', ch: null };
+    c.on('keyboard-interactive', (_n, _i, _l, _p, finish) => finish([opts.code()]));
+    c.on('error', reject);
+    c.on('ready', () => {
+      const onCh = (err, ch) => {
+        if (err) return reject(err);
+        out.ch = ch;
+        ch.on('data', (d) => {
+          out.onData?.(d);
+          out.data += d.toString('latin1');
+          if (out.data.length > 200_000) out.data = out.data.slice(-100_000);
+        });
+        ch.stderr?.on('data', () => {});
+        resolve(out);
+      };
+      const pty = { term: 'xterm-256color', cols: 120, rows: 40 };
+      if (opts.command) c.exec(opts.command, { pty }, onCh);
+      else c.shell(pty, onCh);
+    });
+    c.connect({
+      host: '127.0.0.1',
+      port: opts.port,
+      username: opts.username,
+      privateKey: opts.key,
+      tryKeyboard: true,
+      hostVerifier: () => true,
+      readyTimeout: 60_000,
+      ...(opts.cipher ? { algorithms: { cipher: [opts.cipher] } } : {}),
+    });
+  });
 }

@@ -7,8 +7,7 @@
 import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import ssh2 from 'ssh2';
-import { Gateway, Sshd, ensureAccount, pct, waitFor, echoOnce } from './lib.mjs';
+import { Gateway, Sshd, ensureAccount, pct, waitFor, echoOnce, sshShell } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const { totpCode } = await import(path.join(ROOT, 'dist/auth/totp.js'));
@@ -23,40 +22,7 @@ const row = (what, gw, sshd, unit, target) => {
   console.log(`${what}: tmuxgate ${gw} ${unit}${typeof sshd === 'number' ? `, sshd ${sshd} ${unit}, ratio ${(gw / sshd).toFixed(3)}` : ''} (target ${target})`);
 };
 
-function connect(opts) {
-  return new Promise((resolve, reject) => {
-    const c = new ssh2.Client();
-    const out = { c, data: '', ch: null };
-    c.on('keyboard-interactive', (_n, _i, _l, _p, finish) => finish([opts.code()]));
-    c.on('error', reject);
-    c.on('ready', () => {
-      const onCh = (err, ch) => {
-        if (err) return reject(err);
-        out.ch = ch;
-        ch.on('data', (d) => {
-          out.onData?.(d);
-          out.data += d.toString('latin1');
-          if (out.data.length > 200_000) out.data = out.data.slice(-100_000);
-        });
-        ch.stderr?.on('data', () => {});
-        resolve(out);
-      };
-      const pty = { term: 'xterm-256color', cols: 120, rows: 40 };
-      if (opts.command) c.exec(opts.command, { pty }, onCh);
-      else c.shell(pty, onCh);
-    });
-    c.connect({
-      host: '127.0.0.1',
-      port: opts.port,
-      username: opts.username,
-      privateKey: opts.key,
-      tryKeyboard: true,
-      hostVerifier: () => true,
-      readyTimeout: 60_000,
-      ...(opts.cipher ? { algorithms: { cipher: [opts.cipher] } } : {}),
-    });
-  });
-}
+const connect = sshShell;
 
 async function gatewayClient(gw, i, cipher) {
   const s = await connect({ port: gw.port, username: `u${i}`, key: readFileSync(path.join(gw.dir, `id_u${i}`)), code: () => totpCode(gw.secrets[i], Date.now() + 30_000), cipher });

@@ -6,8 +6,7 @@ import { appendFileSync, appendFileSync as append, mkdirSync, readFileSync, stat
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import ssh2 from 'ssh2';
-import { Gateway, ensureAccount, pct, sshClient, waitFor, echoOnce } from './lib.mjs';
+import { Gateway, ensureAccount, pct, sshClient, waitFor, echoOnce, sshShell } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const { totpCode } = await import(path.join(ROOT, 'dist/auth/totp.js'));
@@ -75,27 +74,7 @@ async function synthRecording(gw, mb) {
   return { id, bytes: statSync(file).size, seconds: s };
 }
 
-function connect(opts) {
-  return new Promise((resolve, reject) => {
-    const c = new ssh2.Client();
-    const out = { c, data: '', ch: null };
-    c.on('keyboard-interactive', (_n, _i, _l, _p, finish) => finish([opts.code()]));
-    c.on('error', reject);
-    c.on('ready', () =>
-      c.shell({ term: 'xterm-256color', cols: 120, rows: 40 }, (err, ch) => {
-        if (err) return reject(err);
-        out.ch = ch;
-        ch.on('data', (d) => {
-          out.onData?.(d);
-          out.data += d.toString('latin1');
-          if (out.data.length > 200_000) out.data = out.data.slice(-100_000);
-        });
-        resolve(out);
-      }),
-    );
-    c.connect({ host: '127.0.0.1', port: opts.port, username: opts.username, privateKey: opts.key, tryKeyboard: true, hostVerifier: () => true, readyTimeout: 60_000 });
-  });
-}
+const connect = sshShell;
 
 /** Echo latency of single keystrokes on `probe` for `seconds`, in ms. */
 async function echoFor(probe, seconds) {
