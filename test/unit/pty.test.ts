@@ -81,7 +81,8 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
     const held = openSync(path.join(dir, 'held'), 'w'); // an fd of the parent's that the child must not inherit
     const p = spawnPty({ file: '/bin/sleep', args: ['30'], cwd: dir, env: { PATH: '/usr/bin:/bin', FOO: 'bar' }, cols: 91, rows: 33, term: 'xterm' });
     try {
-      await waitUntil(() => readFileSync(`/proc/${p.pid}/comm`, 'utf8').trim() === 'sleep', 'the exec');
+      // comm changes early in execve, the new environment a little later: wait for the environment.
+      await waitUntil(() => readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0').includes('FOO=bar'), 'the exec');
       const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       expect(Number(f[3])).toBe(p.pid); // session id: a session leader
@@ -91,7 +92,7 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
       expect(readdirSync(`/proc/${p.pid}/fd`).sort()).toEqual(['0', '1', '2']);
       expect(readlinkSync(`/proc/${p.pid}/fd/0`)).toBe(p.tty);
       expect(readlinkSync(`/proc/${p.pid}/cwd`)).toBe(dir);
-      expect(readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0')).toContain('FOO=bar');
+      expect(readFileSync(`/proc/${p.pid}/comm`, 'utf8').trim()).toBe('sleep');
       const status = readFileSync(`/proc/${p.pid}/status`, 'utf8');
       const mask = (name: string) => BigInt('0x' + new RegExp(`${name}:\\s*([0-9a-f]+)`).exec(status)![1]!);
       const bit = (sig: number) => 1n << BigInt(sig - 1);
