@@ -17,3 +17,8 @@ export function recordingHeader(sessionId: string, over: Partial<RecordingHeader
     ...over,
   };
 }
+
+/** A session row for tests that need one without a login: dora+ops (user 1, role 1), 80x24 xterm. */
+export function sessionRow(id: string, startedAt: number) {
+  return { id, userId: 1, roleId: 1, userName: 'dora', roleName: 'ops', remoteAddr: '192.0.2.1', term: 'xterm', cols: 80, rows: 24, startedAt };
+}

@@ -9,6 +9,7 @@ import { activeGrant } from '../../src/admin/unmask.js';
 import { spawnSync } from 'node:child_process';
 import { BIN, cli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/gateway.js';
+import { sessionRow } from '../helpers/recording.js';
 
 /**
  * `tmuxgate unmask` through the real CLI binary, as the admins the CLI names: root run through
@@ -44,19 +45,7 @@ describe('unmask CLI', { timeout: 120_000 }, () => {
     expect(as(null, 'init').status).toBe(0);
     await withDb(async (sql) => {
       const sessions = new SessionRepo(sql);
-      for (const id of ['s_unmaskOne', 's_unmaskTwo'])
-        await sessions.start({
-          id,
-          userId: 1,
-          roleId: 1,
-          userName: 'dora',
-          roleName: 'ops',
-          remoteAddr: '192.0.2.1',
-          term: 'xterm',
-          cols: 80,
-          rows: 24,
-          startedAt: Date.now(),
-        });
+      for (const id of ['s_unmaskOne', 's_unmaskTwo']) await sessions.start(sessionRow(id, Date.now()));
     });
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

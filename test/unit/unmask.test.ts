@@ -9,6 +9,7 @@ import { FakeClock } from '../../src/platform/clock.js';
 import { verifyAuditChain } from '../../src/audit/log.js';
 import { activeGrant, approveUnmask, denyUnmask, listUnmask, noteUnmaskedView, principalOf, requestUnmask, revokeUnmask } from '../../src/admin/unmask.js';
 import { postgresEngine, sqliteEngine } from '../helpers/engines.js';
+import { sessionRow } from '../helpers/recording.js';
 
 const H = 3_600_000;
 const ALICE = 'os:alice(as root)';
@@ -25,19 +26,7 @@ for (const engine of [sqliteEngine(), postgresEngine('unmask')]) {
       const config = buildConfig({ unmask }, { file: null, baseDir: '/nonexistent' });
       return { ...buildStores(config, clock, s, master), actor, close: async () => {} };
     };
-    const session = async (id: string) =>
-      as(ALICE).sessions.start({
-        id,
-        userId: 1,
-        roleId: 1,
-        userName: 'dora',
-        roleName: 'ops',
-        remoteAddr: '192.0.2.1',
-        term: 'xterm',
-        cols: 80,
-        rows: 24,
-        startedAt: clock.now(),
-      });
+    const session = async (id: string) => as(ALICE).sessions.start(sessionRow(id, clock.now()));
     /** Audit rows of the unmask workflow as [type, actor, fields]. */
     const trail = async () =>
       (await as(ALICE).auditEvents.recent())
