@@ -2,23 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { publicKeyStep, type KeyStepPort } from '../../src/auth/key-step.js';
 import type { Role } from '../../src/store/roles.js';
 import type { User } from '../../src/store/users.js';
+import { roleRow } from '../helpers/recording.js';
 
-const ops: Role = {
-  id: 1,
-  name: 'ops',
-  kind: 'shell',
-  runAs: null,
-  allowRoot: false,
-  shell: null,
-  idleTimeoutMs: null,
-  idleWarningMs: null,
-  maxSessionMs: null,
-  recordInput: false,
-  tmuxOptions: {},
-  createdAt: 0,
-  sandbox: null,
-  viewOf: null,
-};
+const ops: Role = roleRow(1, 'ops');
 const alice: User = { id: 7, name: 'alice', defaultRoleId: 1, disabled: false, createdAt: 0 };
 const ENROLLED = Buffer.from('enrolled-key');
 const OTHER = Buffer.from('some-other-key');

@@ -2,25 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { nextStep } from '../../src/auth/policy.js';
 import { authorize } from '../../src/authz/decide.js';
 import { parseLoginName } from '../../src/authz/login-name.js';
-import type { Role } from '../../src/store/roles.js';
 import type { User } from '../../src/store/users.js';
+import { roleRow } from '../helpers/recording.js';
 
-const role = (id: number, name: string): Role => ({
-  id,
-  name,
-  kind: 'shell',
-  runAs: null,
-  allowRoot: false,
-  shell: null,
-  idleTimeoutMs: null,
-  idleWarningMs: null,
-  maxSessionMs: null,
-  recordInput: false,
-  tmuxOptions: {},
-  createdAt: 0,
-  sandbox: null,
-  viewOf: null,
-});
+const role = roleRow;
 const user = (o: Partial<User> = {}): User => ({ id: 1, name: 'alice', defaultRoleId: 1, disabled: false, createdAt: 0, ...o });
 
 describe('auth policy: both factors, always, in order', () => {
