@@ -1,4 +1,5 @@
 import type { AdminContext } from './context.js';
+import { TgError } from '../errors.js';
 import type { VerifyResult } from '../recording/verify.js';
 import { verifyStored } from '../recording/access.js';
 import { RecordingStream } from '../recording/stream.js';
@@ -140,6 +141,29 @@ export interface SearchQuery {
   text: string;
   regex: boolean;
   ranges: (line: string) => [number, number][];
+}
+
+/** TEXT (or a regular expression) as a search: every place it matches a line. A bad expression is TG_ERR_INVALID_ARGUMENT. */
+export function searchQuery(text: string, regex: boolean): SearchQuery {
+  if (regex) {
+    let re: RegExp;
+    try {
+      re = new RegExp(text, 'g');
+    } catch (e) {
+      throw new TgError('TG_ERR_INVALID_ARGUMENT', `--regex: ${(e as Error).message}`);
+    }
+    return { text, regex, ranges: (l) => [...l.matchAll(re)].map((m) => [m.index, m.index + Math.max(1, m[0].length)] as [number, number]) };
+  }
+  return {
+    text,
+    regex,
+    ranges: (l) => {
+      const out: [number, number][] = [];
+      if (text === '') return out;
+      for (let i = l.indexOf(text); i !== -1; i = l.indexOf(text, i + 1)) out.push([i, i + text.length]);
+      return out;
+    },
+  };
 }
 
 /**

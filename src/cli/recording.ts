@@ -6,7 +6,7 @@ import { example, handler, parseTime, withAdmin, withCommon } from './common.js'
 import { printJson, printTable, printable } from './output.js';
 import { progress } from './progress.js';
 import { EXIT, TgError } from '../errors.js';
-import { exportRecording, openReplay, searchRecordings, verifyRecordings } from '../admin/recordings.js';
+import { exportRecording, openReplay, searchQuery, searchRecordings, verifyRecordings } from '../admin/recordings.js';
 import { formatOffset, parseOffset } from '../recording/asciicast.js';
 import { playRecording, type PlayerIo } from '../recording/player.js';
 import type { VerifyResult } from '../recording/verify.js';
@@ -116,27 +116,6 @@ function exportCommand(): Command {
     );
 }
 
-/** TEXT with --regex: where it matches a line (start, end). */
-function regexFlag(text: string): (line: string) => [number, number][] {
-  let re: RegExp;
-  try {
-    re = new RegExp(text, 'g');
-  } catch (e) {
-    throw new TgError('TG_ERR_INVALID_ARGUMENT', `--regex: ${(e as Error).message}`);
-  }
-  return (l) => [...l.matchAll(re)].map((m) => [m.index, m.index + Math.max(1, m[0].length)] as [number, number]);
-}
-
-/** Where TEXT occurs in a line (start, end), every occurrence. */
-function textRanges(text: string): (line: string) => [number, number][] {
-  return (l) => {
-    const out: [number, number][] = [];
-    if (text === '') return out;
-    for (let i = l.indexOf(text); i !== -1; i = l.indexOf(text, i + 1)) out.push([i, i + text.length]);
-    return out;
-  };
-}
-
 type SearchFlags = { user?: string; role?: string; since?: string; until?: string; regex?: boolean; json?: boolean };
 
 /** `tmuxgate search TEXT`: sessions and offsets where TEXT appeared on screen. */
@@ -153,20 +132,15 @@ function searchCommand(): Command {
     .addHelpText('after', example("tmuxgate search 'DROP TABLE' --since 7d", 'tmuxgate replay s_AbC123 --from 12:30'))
     .action(
       handler(async (text: string, o: SearchFlags, cmd: Command) => {
-        const ranges = o.regex ? regexFlag(text) : textRanges(text);
+        const query = searchQuery(text, o.regex === true);
         return withAdmin(cmd, async (a) => {
           const since = o.since ? parseTime(o.since, '--since') : undefined;
           const until = o.until ? parseTime(o.until, '--until') : undefined;
           let bar: ((done: number) => void) | null = null;
-          const hits = await searchRecordings(
-            a,
-            { user: o.user, role: o.role, since, until },
-            { text, regex: o.regex === true, ranges },
-            {
-              progress: (done, total) => (bar ??= progress(total, 'search', !o.json))(done),
-              skipped: (sessionId, message) => process.stderr.write(`tmuxgate: ${sessionId}: skipped: ${printable(message)}\n`),
-            },
-          );
+          const hits = await searchRecordings(a, { user: o.user, role: o.role, since, until }, query, {
+            progress: (done, total) => (bar ??= progress(total, 'search', !o.json))(done),
+            skipped: (sessionId, message) => process.stderr.write(`tmuxgate: ${sessionId}: skipped: ${printable(message)}\n`),
+          });
           const rows = hits.map((h) => {
             const { session, user, role, offsetMs, line, redacted } = h;
             return { session, user, role, offset: formatOffset(offsetMs), offsetMs, line, redacted };

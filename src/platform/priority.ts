@@ -24,12 +24,6 @@ export function raiseGatewayPriority(nice: number): string | null {
   return null;
 }
 
-/** The calling thread's nice value and the one children get. */
-export function priorities(): { gateway: number; users: number } {
-  const now = os.getPriority(0);
-  return { gateway: now, users: raised?.users ?? now };
-}
-
 /** Runs `fn` (a synchronous spawn) with the calling thread at the users' priority, then raises it again. */
 export function atUserPriority<T>(fn: () => T): T {
   const r = raised;

@@ -1,23 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { redactedMatch, type SearchQuery } from '../../src/admin/recordings.js';
+import { redactedMatch, searchQuery } from '../../src/admin/recordings.js';
 import { buildConfig } from '../../src/config/load.js';
 import { redactorFor } from '../../src/redaction/view-policy.js';
 
 const redactor = redactorFor(buildConfig({}, { file: null, baseDir: '/tmp' }));
-const text = (t: string): SearchQuery => ({
-  text: t,
-  regex: false,
-  ranges: (l) => {
-    const out: [number, number][] = [];
-    for (let i = l.indexOf(t); i !== -1; i = l.indexOf(t, i + 1)) out.push([i, i + t.length]);
-    return out;
-  },
-});
-const regex = (r: string): SearchQuery => ({
-  text: r,
-  regex: true,
-  ranges: (l) => [...l.matchAll(new RegExp(r, 'g'))].map((m) => [m.index, m.index + m[0].length]),
-});
+const text = (t: string) => searchQuery(t, false);
+const regex = (r: string) => searchQuery(r, true);
 
 /** A redacted search must not read a masked value (issue 15: sessions and times for a whole value, nothing of a part). */
 describe('redacted search: no oracle on masked values', () => {
