@@ -209,9 +209,9 @@ class Cluster {
   /** The real OpenSSH client through HAProxy; resolves when the shell inside tmux answered (as Gateway.login). */
   async login(i, via = 'lb') {
     const c = sshClient(this.args(i, via), { HOME: this.dir });
-    await waitFor(() => c.out.includes('Verification code:') || c.exited, 'prompt');
+    await c.until(() => c.out.includes('Verification code:'), 'prompt');
     c.p.write(totpCode(this.secrets[i], Date.now() + 30_000) + '\r');
-    await waitFor(() => /tmuxgate[\s\S]*\$ /.test(c.out) || c.exited, 'prompt').catch((e) => {
+    await c.until(() => /tmuxgate[\s\S]*\$ /.test(c.out), 'prompt').catch((e) => {
       throw new Error(`${e.message} (user c${i}): ${c.out.slice(-400)}`);
     });
     if (c.exited) throw new Error('cluster login failed: ' + c.out);

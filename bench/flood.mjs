@@ -117,10 +117,10 @@ async function main() {
     const t0 = performance.now();
     const c = sshClient(['-b', BIND, ...gw.args(i)], { HOME: gw.dir });
     try {
-      await waitFor(() => c.out.includes('Verification code:') || c.exited, 'prompt', SSHD_BUDGET);
+      await c.until(() => c.out.includes('Verification code:'), 'prompt', SSHD_BUDGET);
       if (c.exited) return null;
       c.p.write(totpCode(gw.secrets[i], Date.now() + 30_000) + '\r');
-      await waitFor(() => /tmuxgate[\s\S]*\$ /.test(c.out) || c.exited, 'shell', SSHD_BUDGET);
+      await c.until(() => /tmuxgate[\s\S]*\$ /.test(c.out), 'shell', SSHD_BUDGET);
       return c.exited ? null : performance.now() - t0;
     } catch {
       return null;
@@ -132,7 +132,7 @@ async function main() {
     const t0 = performance.now();
     const c = sshClient(['-b', BIND, ...sshd.args(i)], { HOME: sshd.dir });
     try {
-      await waitFor(() => /\[sshd\+bench\][\s\S]*\$ /.test(c.out) || c.exited, 'sshd prompt', SSHD_BUDGET);
+      await c.until(() => /\[sshd\+bench\][\s\S]*\$ /.test(c.out), 'sshd prompt', SSHD_BUDGET);
       return c.exited ? null : performance.now() - t0;
     } catch {
       return null;

@@ -30,7 +30,7 @@ async function gatewayClient(gw, i, cipher) {
   return s;
 }
 async function sshdClient(sshd, i) {
-  const s = await connect({ port: sshd.port, username: 'tgbench', key: readFileSync(path.join(sshd.dir, 'id')), code: () => '', command: `tmux -S ${sshd.sock}/l${i} -f ${sshd.conf} new-session -A -s main /bin/sh` });
+  const s = await connect({ port: sshd.port, username: 'tgbench', key: readFileSync(path.join(sshd.dir, 'id')), code: () => '', command: `tmux -S ${sshd.sock}/l${i} -f ${sshd.conf} new-session -A -s main` });
   await waitFor(() => /\[sshd\+bench\][\s\S]*\$ /.test(s.data), 'sshd prompt', 60_000);
   return s;
 }
