@@ -7,7 +7,8 @@ const PLAIN_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
 
 /**
  * argv that starts `file args` as `account`: setpriv with its uid, gid and groups and no
- * capabilities at all (node-pty's own uid switch keeps root's supplementary groups). When the
+ * capabilities at all (stock node-pty's uid switch keeps root's supplementary groups; the
+ * gateway's own pty clients switch in the patched node-pty instead: TmuxHost.ptyClient). When the
  * gateway already runs as that account (development mode) the program runs as is.
  */
 export function asAccount(account: OsAccount, file: string, args: string[], limits?: { nproc: number }): { file: string; args: string[] } {

@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../platform/clock.js';
 import { systemRandom, type Random } from '../platform/random.js';
 import type { Logger } from '../platform/logger.js';
 import type { AuditSink } from '../audit/log.js';
-import { ENFORCED_OPTIONS, type Pair, type TmuxHost } from './tmux.js';
+import { ENFORCED_OPTIONS, type Pair, type PtyLaunch, type TmuxHost } from './tmux.js';
 
 const DIR_RE = /^r(\d+)-u(\d+)$/;
 
@@ -47,7 +47,7 @@ interface Managed {
 /** How a pair's client attaches: the socket, the argv, and whether that client starts the server. */
 export interface AttachPlan {
   socket: string;
-  cmd: { file: string; args: string[] };
+  cmd: PtyLaunch;
   starts: boolean;
 }
 
@@ -102,14 +102,15 @@ export class TmuxServers {
    */
   async attachFor(pair: Pair, env: Record<string, string>, cols: number, rows: number): Promise<AttachPlan> {
     const live = await this.liveSocket(pair);
-    if (live) return { socket: live, cmd: this.deps.tmux.client(pair, live, ['attach-session', '-t', 'main']), starts: false };
+    const attach = { starts: false as const, args: ['attach-session', '-t', 'main'] };
+    if (live) return { socket: live, cmd: this.deps.tmux.ptyClient(pair, live, attach), starts: false };
     const socket = path.join(pair.dir, `${this.random.bytes(8).toString('hex')}.sock`);
     this.servers.set(path.basename(pair.dir), { pair, socket, clients: new Map(), lastDetach: this.deps.clock.now() });
     if (pair.sandbox) {
       await this.deps.tmux.startSandboxedServer(pair, socket, env, cols, rows);
-      return { socket, cmd: this.deps.tmux.client(pair, socket, ['attach-session', '-t', 'main']), starts: false };
+      return { socket, cmd: this.deps.tmux.ptyClient(pair, socket, attach), starts: false };
     }
-    return { socket, cmd: this.deps.tmux.starter(pair, socket, cols, rows), starts: true };
+    return { socket, cmd: this.deps.tmux.ptyClient(pair, socket, { starts: true, cols, rows }), starts: true };
   }
 
   /** The live server's socket for a pair, or null: never starts one (for read-only viewers). */

@@ -7,6 +7,14 @@ import { sleep, systemClock, type Clock } from '../platform/clock.js';
 import { atUserPriority } from '../platform/priority.js';
 import { asAccount, runArgv, runAs, type RunResult } from './run.js';
 import { sandboxed } from './sandbox.js';
+import { canSpawnAs, type SpawnCredentials } from '../platform/pty.js';
+
+/** A pty program and the account it starts as (null: as the gateway, e.g. bwrap or setpriv, which switch themselves). */
+export interface PtyLaunch {
+  file: string;
+  args: string[];
+  as: SpawnCredentials | null;
+}
 
 /** tmux options a role may set, with the values they accept. Nothing that runs a program. */
 const ROLE_OPTIONS: Record<string, RegExp> = {
@@ -145,7 +153,25 @@ export class TmuxHost {
    * process (a role without a sandbox): the server inherits the pair's process limit from it.
    */
   starter(pair: Pair, socket: string, cols: number, rows: number): { file: string; args: string[] } {
-    return this.wrap(pair, ['-u', '-S', socket, '-f', pair.conf, ...this.newSession(pair, cols, rows, false)], false, true);
+    return this.wrap(pair, this.starterArgs(pair, socket, cols, rows), false, true);
+  }
+
+  /**
+   * The gateway's own pty client of the pair (`client`, or `starter` with `starts`), started as
+   * the pair directly where this process can (no setpriv and prlimit execs: ~7 ms of every first
+   * login here), else through them. `as` must reach the spawn: without it tmux would run as root.
+   */
+  ptyClient(pair: Pair, socket: string, o: { starts: true; cols: number; rows: number } | { starts: false; args: string[] }): PtyLaunch {
+    const tmuxArgs = o.starts ? this.starterArgs(pair, socket, o.cols, o.rows) : ['-u', '-S', socket, ...o.args];
+    if (!pair.sandbox && pair.account.uid !== process.getuid?.() && canSpawnAs()) {
+      const nproc = o.starts && this.o.maxProcesses ? this.o.maxProcesses : null;
+      return { file: this.o.tmuxPath, args: tmuxArgs, as: { uid: pair.account.uid, gid: pair.account.gid, nproc } };
+    }
+    return { ...this.wrap(pair, tmuxArgs, false, o.starts), as: null };
+  }
+
+  private starterArgs(pair: Pair, socket: string, cols: number, rows: number): string[] {
+    return ['-u', '-S', socket, '-f', pair.conf, ...this.newSession(pair, cols, rows, false)];
   }
 
   private newSession(pair: Pair, cols: number, rows: number, detached: boolean): string[] {

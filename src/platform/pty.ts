@@ -25,8 +25,36 @@ export interface PtySpawnOptions {
   cols: number;
   rows: number;
   term: string;
-  uid?: number;
-  gid?: number;
+  /** Start the program as this account (see SpawnCredentials); absent: as this process. */
+  as?: SpawnCredentials;
+}
+
+/**
+ * An account to start a pty's program as, directly (node-pty patched: tg_cred_child in pty.cc):
+ * its uid and gid, the groups initgroups(3) gives it, no capability in any set (bounding set
+ * emptied), and RLIMIT_NPROC `nproc` when set; what `prlimit --nproc -- setpriv --reuid --regid
+ * --init-groups --inh-caps=-all --bounding-set=-all` did in two more execs per login.
+ */
+export interface SpawnCredentials {
+  uid: number;
+  gid: number;
+  nproc: number | null;
+}
+
+let canSpawn: boolean | null = null;
+
+/**
+ * Whether this process can start a pty's program as another account directly: as root, on Linux
+ * with glibc 2.34 or later (what the patched node-pty's credential spawn is built for). Else the
+ * caller runs setpriv, as before.
+ */
+export function canSpawnAs(): boolean {
+  if (canSpawn === null) {
+    const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+    const [major, minor] = (header?.glibcVersionRuntime ?? '0.0').split('.').map(Number);
+    canSpawn = process.platform === 'linux' && process.getuid?.() === 0 && (major! > 2 || (major === 2 && minor! >= 34));
+  }
+  return canSpawn;
 }
 
 const resolved = new Map<string, string>();
@@ -67,7 +95,7 @@ export function spawnPty(o: PtySpawnOptions): Pty {
       cwd: o.cwd,
       env: o.env,
       encoding: null,
-      ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid } : {}),
+      ...(o.as ? { uid: o.as.uid, gid: o.as.gid, tgNproc: o.as.nproc ?? 0 } : {}),
     } as nodePty.IPtyForkOptions),
   );
   return {

@@ -6,7 +6,7 @@ import { requireDeps } from '../platform/check-deps.js';
 import { newId } from '../platform/ids.js';
 import { TgError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import type { Pair, TmuxHost } from '../host/tmux.js';
+import type { Pair, PtyLaunch, TmuxHost } from '../host/tmux.js';
 import type { TmuxServers } from '../host/tmux-servers.js';
 import type { User } from '../store/users.js';
 import type { Role } from '../store/roles.js';
@@ -55,7 +55,7 @@ export interface ShellStartConfig {
 interface LocalClient {
   pair: Pair;
   env: Record<string, string>;
-  cmd: { file: string; args: string[] };
+  cmd: PtyLaunch;
   starts: boolean;
 }
 
@@ -122,7 +122,7 @@ export class ShellStarter {
       await lifecycle.whenClosed();
       return null;
     }
-    const spawn = { file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term };
+    const spawn = { file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term, ...(cmd.as ? { as: cmd.as } : {}) };
     const shell = await this.run(conn, ch, lifecycle, spawn, this.c.spawnPty);
     const clientPid = shell.pid;
     if (clientPid) this.track(pair, clientPid, shell.tty, starts, (fn) => shell.onEnd(fn));
@@ -138,7 +138,7 @@ export class ShellStarter {
     const size = clampSize(r.cols, r.rows);
     const term = normaliseTerm(r.term, this.c.settings.defaultTerm);
     const { pair, env, cmd, starts } = await this.prepareLocal({ ...r, ...size, term, clientEnv: {} });
-    const pty = this.c.spawnPty({ file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term });
+    const pty = this.c.spawnPty({ file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term, ...(cmd.as ? { as: cmd.as } : {}) });
     if (pty.pid) this.track(pair, pty.pid, pty.tty, starts, (fn) => pty.onExit(() => fn()));
     return pty;
   }

@@ -106,6 +106,35 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     b.kill();
   });
 
+  it('the tmux client, the server and the shell hold the pair account and nothing of root: ids, groups, every capability set, signals', async () => {
+    const before = t.gw.live.all().length;
+    const d = await t.login(carol);
+    const acct = await pairAccount('carol');
+    // The shell reports its own credentials; each field on one line with a marker the echo of the command cannot match.
+    const out = await t.run(
+      d,
+      `grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|SigIgn|SigBlk):' /proc/self/status | tr '\\t' ' ' | sed 's/^/CRED-/'; echo DONE-$((6*7))`,
+      'DONE-42',
+    );
+    const field = (text: string, name: string) => new RegExp(`CRED-${name}: *([^\\r\\n]*)`).exec(text)?.[1]?.trim();
+    for (const name of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(field(out, name), name).toBe('0000000000000000');
+    expect(field(out, 'Uid')!.split(/ +/)).toEqual(Array(4).fill(String(acct.uid)));
+    expect(field(out, 'Gid')!.split(/ +/)).toEqual(Array(4).fill(String(acct.gid)));
+    expect(field(out, 'Groups')!.split(/ +/).map(Number)).not.toContain(0);
+    expect(field(out, 'SigBlk')).toBe('0000000000000000');
+    // The same for every process of the pair: the client the gateway started, the server it forked, the shell.
+    const pids = processesOf(acct.uid);
+    expect(pids.length).toBeGreaterThanOrEqual(3);
+    for (const pid of pids) {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      for (const name of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'])
+        expect(new RegExp(`${name}:\\s+(\\w+)`).exec(status)![1], `${pid} ${name}`).toBe('0000000000000000');
+      expect(/Groups:\s*([^\n]*)/.exec(status)![1]!.trim().split(/\s+/).filter(Boolean).map(Number), `${pid} groups`).not.toContain(0);
+    }
+    d.kill();
+    await waitUntil(() => t.gw.live.all().length === before, 'the session ended');
+  });
+
   it("the gateway serves above its users' CPU priority; every process of a pair runs at the start priority and cannot raise it", async () => {
     // The in-process gateway raised this thread (config nice: -5 by default); children are forked back at 0.
     expect(os.getPriority(0)).toBe(-5);

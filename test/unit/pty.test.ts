@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, constants, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { onPath, spawnPty, type Pty } from '../../src/platform/pty.js';
 import { waitUntil } from '../helpers/poll.js';
 
@@ -105,6 +105,85 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
       process.off('SIGUSR2', onUsr2);
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe.skipIf(process.getuid?.() !== 0)('started as an account (the credential spawn: no setpriv, no prlimit)', () => {
+    const name = `tgpty${process.pid % 100000}`;
+    let acct = { uid: 0, gid: 0, extra: 0 };
+    beforeAll(() => {
+      // An account with a supplementary group: the child gets the groups initgroups(3) gives it.
+      execFileSync('groupadd', [`${name}x`]);
+      execFileSync('useradd', ['-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', '-G', `${name}x`, name]);
+      const id = (f: string) => Number(execFileSync('id', [f, name], { encoding: 'utf8' }).trim());
+      acct = { uid: id('-u'), gid: id('-g'), extra: Number(execFileSync('getent', ['group', `${name}x`], { encoding: 'utf8' }).split(':')[2]) };
+    });
+    afterAll(() => {
+      execFileSync('userdel', [name]);
+      execFileSync('groupdel', [`${name}x`]);
+    });
+    /** Children of this process that have exited and not been reaped. */
+    const zombies = () =>
+      readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .map((d) => {
+          try {
+            return readFileSync(`/proc/${d}/stat`, 'utf8');
+          } catch {
+            return '';
+          }
+        })
+        .filter((st) => {
+          const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+          return f[0] === 'Z' && Number(f[1]) === process.pid;
+        });
+
+    it('holds its uid, gid and groups, no capability in any set, the process limit, its own session on the pty, fds 0-2 only', async () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'tg-pty-'));
+      chmodSync(dir, 0o755);
+      const held = openSync(path.join(dir, 'held'), 'w');
+      const p = spawnPty({
+        file: 'sleep',
+        args: ['30'],
+        cwd: dir,
+        env: { PATH: '/usr/bin:/bin', FOO: 'bar' },
+        cols: 80,
+        rows: 24,
+        term: 'xterm',
+        as: { uid: acct.uid, gid: acct.gid, nproc: 77 },
+      });
+      try {
+        await waitUntil(() => readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0').includes('FOO=bar'), 'the exec');
+        const status = readFileSync(`/proc/${p.pid}/status`, 'utf8');
+        const line = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)![1]!.trim().split(/\s+/);
+        expect(line('Uid')).toEqual(Array(4).fill(String(acct.uid)));
+        expect(line('Gid')).toEqual(Array(4).fill(String(acct.gid)));
+        expect(line('Groups').map(Number).sort()).toEqual([acct.gid, acct.extra].sort());
+        for (const k of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(line(k), k).toEqual(['0000000000000000']);
+        expect(line('SigBlk')).toEqual(['0000000000000000']);
+        expect(/Max processes\s+(\d+)\s+(\d+)/.exec(readFileSync(`/proc/${p.pid}/limits`, 'utf8'))!.slice(1)).toEqual(['77', '77']);
+        const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        expect(Number(f[3])).toBe(p.pid);
+        expect(Number(f[4])).toBe((136 << 8) | Number(/(\d+)$/.exec(p.tty!)![1]));
+        expect(readdirSync(`/proc/${p.pid}/fd`).sort()).toEqual(['0', '1', '2']);
+        expect(readlinkSync(`/proc/${p.pid}/cwd`)).toBe(dir);
+      } finally {
+        p.kill('SIGKILL');
+        closeSync(held);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('refuses root, a relative path, an unknown uid, a directory the account cannot enter and a missing program, leaving no child behind', () => {
+      const base = { args: [], env: { PATH: '/usr/bin:/bin' }, cols: 80, rows: 24, term: 'xterm' };
+      const as = { uid: acct.uid, gid: acct.gid, nproc: null };
+      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { uid: 0, gid: 0, nproc: null } })).toThrow(/uid and gid other than 0/);
+      expect(() => spawnPty({ ...base, file: './true', cwd: '/', as })).toThrow(/absolute path/);
+      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { uid: 3999999, gid: acct.gid, nproc: null } })).toThrow(/no account with uid/);
+      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/root', as })).toThrow(/chdir: Permission denied/);
+      expect(() => spawnPty({ ...base, file: '/nonexistent/program', cwd: '/', as })).toThrow(/execve: No such file/);
+      expect(zombies()).toEqual([]);
+    });
   });
 
   it("finds a bare name on the child's PATH as execvp would (absolute directories only), so the spawn takes posix_spawn", () => {
