@@ -20,12 +20,17 @@ describe('dependency patches are applied', () => {
     }
   });
 
-  it('ssh2: padding from a random pool, and no SHA-1 or DSA in server-sig-algs', async () => {
+  it('ssh2: padding from a random pool, no SHA-1 or DSA in server-sig-algs, no PEM decoded per key exchange', async () => {
     const crypto = readFileSync(require.resolve('ssh2/lib/protocol/crypto.js'), 'utf8');
     expect(crypto).toContain('function fillPadding(');
     expect(crypto).not.toMatch(/randomFillSync\(packet, 5 \+ payloadLen, padLen\)/);
     const protocol = readFileSync(require.resolve('ssh2/lib/protocol/Protocol.js'), 'utf8');
     expect(protocol).toContain("'rsa-sha2-512,rsa-sha2-256'");
+    // a host key signs with a KeyObject made once (not a PEM decoded per key exchange), and an X25519 key is imported raw
+    expect(readFileSync(require.resolve('ssh2/lib/protocol/keyParser.js'), 'utf8')).toContain('this[SYM_PRIV_KEYOBJ] = key;');
+    expect(readFileSync(require.resolve('ssh2/lib/protocol/kex.js'), 'utf8')).toContain(
+      "key: { kty: 'OKP', crv: 'X25519', x: otherPublicKey.toString('base64url') },",
+    );
   });
 
   it('node-pty: the master fd is close-on-exec and the child closes inherited fds', async () => {
