@@ -11,11 +11,18 @@
 // their own processes, but on loopback the kernel's TCP work for both ends is charged to the
 // sender. Figure: median of the rounds.
 //
-// Usage: sudo node bench/evidence.mjs [--quick] [--sessions N] [--seconds S] [--s3] [--append]
+// Usage: sudo node bench/evidence.mjs [--quick] [--sessions N] [--seconds S] [--rounds R] [--s3] [--append] [--profile DIR]
 //   --quick: 20 sessions, 3 rounds of 8 s each side; default (full): 200 sessions, 5 rounds of 20 s.
 //   --append: add the table to bench/RESULTS.md (only from a quiet machine).
+//   --profile DIR: profiles this process's main thread (node:inspector) during each measured
+//   window, writes the last round's .cpuprofile and .heapprofile of each side into DIR, and prints
+//   per side, per MB of log lines: self time by package, the bytes allocated by stack (garbage
+//   included) and the functions that grew most against "off". The samples are wall time on the
+//   main thread: a syscall (writev to a loopback socket) also counts the time the receiver ran
+//   on this core meanwhile; process CPU (user, system) is printed beside it. Profiling costs CPU
+//   itself: the ratios of a --profile run are not figures.
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes, generateKeyPairSync, sign } from 'node:crypto';
 import net from 'node:net';
 import os from 'node:os';
@@ -44,6 +51,49 @@ const SESSIONS = arg('--sessions', quick ? 20 : 200);
 const SECONDS = arg('--seconds', quick ? 8 : 20);
 const ROUNDS = arg('--rounds', quick ? 3 : 5);
 const WITH_S3 = process.argv.includes('--s3');
+const PROFILE = process.argv.includes('--profile') ? path.resolve(process.argv[process.argv.indexOf('--profile') + 1] ?? '/tmp') : null;
+let inspector = null;
+if (PROFILE) {
+  const { Session } = await import('node:inspector');
+  mkdirSync(PROFILE, { recursive: true });
+  inspector = new Session();
+  inspector.connect();
+  const post = (m, p = {}) => new Promise((res, rej) => inspector.post(m, p, (e, r) => (e ? rej(e) : res(r))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 250 });
+  await post('HeapProfiler.enable');
+  inspector.start = async () => {
+    await post('Profiler.start');
+    // Every allocation's stack (sampled every 32 KB), garbage included: what the collector is busy with.
+    await post('HeapProfiler.startSampling', { samplingInterval: 32768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  };
+  inspector.stop = async () => {
+    const heap = (await post('HeapProfiler.stopSampling')).profile;
+    return { cpu: (await post('Profiler.stop')).profile, heap };
+  };
+}
+/** Self time (ms) per function and per package of one profile. */
+function selfTimes(prof) {
+  const self = new Map();
+  for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (prof.timeDeltas[i] ?? 0) / 1000);
+  const byFn = new Map();
+  const byPkg = new Map();
+  for (const n of prof.nodes) {
+    const ms = self.get(n.id) ?? 0;
+    if (!ms) continue;
+    const { functionName, url, lineNumber } = n.callFrame;
+    const where = url.replace(/^file:\/\//, '');
+    const pkg = !url
+      ? functionName.startsWith('(') ? functionName : '(native)'
+      : /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(where)?.[1] ?? (where.includes('/dist/') ? 'tmuxgate:' + where.split('/dist/')[1].split('/')[0] : where.startsWith('node:') ? 'node' : path.basename(where));
+    byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + ms);
+    const key = `${functionName || '(anonymous)'} ${path.basename(where)}:${lineNumber + 1}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + ms);
+  }
+  return { byFn, byPkg };
+}
+const profSums = {};
+let warming = false;
 
 const freePort = () =>
   new Promise((resolve, reject) => {
@@ -133,7 +183,11 @@ const POOL = Array.from({ length: 1024 }, () => {
 let next = 0;
 const chunkOfLines = () => POOL[next++ % POOL.length];
 
+let rounds = 0;
 async function round(side) {
+  // Session ids unique per round, as real ones are: the sinks keep what earlier rounds shipped, and
+  // a reused id made every record a conflict (the store reads back what it holds to compare).
+  const tag = `${Date.now().toString(36)}r${rounds++}`;
   const dir = mkdtempSync('/tmp/tg-bench-rec-');
   const sink = new FileSink(dir);
   const shippers = [];
@@ -146,7 +200,7 @@ async function round(side) {
   for (const s of stores) shippers.push(new RecordingShipper({ node: 'bench', maxLagBytes: 64 * 1024 * 1024 }, { store: s, clock: systemClock, read: readRange }));
   const recs = [];
   for (let i = 0; i < SESSIONS; i++) {
-    const id = `s_bench${i}`;
+    const id = `s_bench${tag}_${i}`;
     const file = await sink.create(id);
     const feeds = shippers.map((s) => s.begin(id, file.path));
     const offsite = feeds.length ? { durable: (r) => feeds.forEach((f) => f.durable(r)), close: () => feeds.forEach((f) => f.close()) } : undefined;
@@ -156,6 +210,7 @@ async function round(side) {
     recs.push(rec);
   }
   await sleep(1200); // every recorder's first timed flush (its header) before measuring
+  if (inspector && !warming) await inspector.start();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let written = 0;
@@ -175,6 +230,27 @@ async function round(side) {
   await sleep(1100); // the last timed flush, and its shipping
   const cpu = process.cpuUsage(cpu0);
   const wall = performance.now() - t0;
+  if (inspector && !warming) {
+    const { cpu: prof, heap } = await inspector.stop();
+    writeFileSync(path.join(PROFILE, `evidence-${side}.cpuprofile`), JSON.stringify(prof));
+    writeFileSync(path.join(PROFILE, `evidence-${side}.heapprofile`), JSON.stringify(heap));
+    const { byFn, byPkg } = selfTimes(prof);
+    const sum = (profSums[side] ??= { mb: 0, byFn: new Map(), byPkg: new Map(), user: 0, system: 0 });
+    sum.mb += written / 1e6;
+    sum.user += cpu.user / 1000;
+    sum.system += cpu.system / 1000;
+    for (const [k, v] of byFn) sum.byFn.set(k, (sum.byFn.get(k) ?? 0) + v);
+    for (const [k, v] of byPkg) sum.byPkg.set(k, (sum.byPkg.get(k) ?? 0) + v);
+    sum.alloc ??= new Map();
+    const walk = (n, stack) => {
+      const f = n.callFrame;
+      const here = `${f.functionName || '(anonymous)'} ${path.basename(f.url)}:${f.lineNumber + 1}`;
+      const where = [here, ...stack].slice(0, 3).join(' < ');
+      if (n.selfSize) sum.alloc.set(where, (sum.alloc.get(where) ?? 0) + n.selfSize);
+      for (const c of n.children ?? []) walk(c, [here, ...stack]);
+    };
+    walk(heap.head, []);
+  }
   for (const r of recs) await r.close('bench');
   const lags = [];
   for (const s of shippers) {
@@ -190,13 +266,15 @@ const SIDES = ['off', 'postgres', ...(WITH_S3 ? ['s3'] : [])];
 const results = Object.fromEntries(SIDES.map((s) => [s, []]));
 const lagSamples = {};
 try {
+  warming = true;
   await round('off'); // warm-up (JIT, page cache)
+  warming = false;
   for (let r = 0; r < ROUNDS; r++) {
     for (const side of SIDES) {
       const res = await round(side);
       results[side].push(res);
       for (const l of res.lags) (lagSamples[l.sink] ??= []).push(...l.ms);
-      console.log(`round ${r + 1} ${side}: ${res.cpuMs.toFixed(0)} ms CPU for ${res.mb.toFixed(1)} MB in ${(res.wall / 1000).toFixed(1)} s${res.lags.map((l) => `; ${l.sink}: ${l.state.shippedChunks} chunks shipped, lag p99 ${pct(l.ms, 0.99)?.toFixed(0)} ms`).join('')}`);
+      console.log(`round ${r + 1} ${side}: ${res.cpuMs.toFixed(0)} ms CPU for ${res.mb.toFixed(1)} MB in ${(res.wall / 1000).toFixed(1)} s${res.lags.map((l) => `; ${l.sink}: ${l.state.shippedChunks} chunks in ${l.state.puts} puts, ${l.state.conflicts} conflicts, lag p99 ${pct(l.ms, 0.99)?.toFixed(0)} ms`).join('')}`);
     }
   }
 } finally {
@@ -205,6 +283,30 @@ try {
   await new Promise((r) => (pgProc.exitCode !== null ? r() : pgProc.once('exit', r)));
   rmSync(pgDir, { recursive: true, force: true });
   rmSync(s3Dir, { recursive: true, force: true });
+}
+
+if (inspector) {
+  const per = (sum, v) => (v / sum.mb).toFixed(2).padStart(7);
+  const base = profSums.off;
+  for (const [side, sum] of Object.entries(profSums)) {
+    const busy = [...sum.byPkg].filter(([k]) => k !== '(idle)').reduce((a, [, v]) => a + v, 0);
+    console.log(`\n== ${side}: process CPU ${per(sum, sum.user + sum.system)} ms/MB (user ${per(sum, sum.user)}, system ${per(sum, sum.system)}); main thread busy ${per(sum, busy)} ms/MB`);
+    console.log('self time by package (ms/MB; delta against off):');
+    for (const [k, v] of [...sum.byPkg].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, 14))
+      console.log(`  ${per(sum, v)} ${side === 'off' ? '' : `(${((v / sum.mb - (base.byPkg.get(k) ?? 0) / base.mb) >= 0 ? '+' : '')}${(v / sum.mb - (base.byPkg.get(k) ?? 0) / base.mb).toFixed(2)})`}  ${k}`);
+    const allocTotal = [...sum.alloc.values()].reduce((a, b) => a + b, 0);
+    console.log(`allocated (sampled, garbage included): ${(allocTotal / sum.mb / 1e6).toFixed(2)} MB per MB; most by stack:`);
+    for (const [k, v] of [...sum.alloc].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${(v / sum.mb / 1e3).toFixed(1).padStart(8)} KB/MB  ${k}`);
+    if (side === 'off') continue;
+    console.log('functions that grew most against off (ms/MB):');
+    const grow = [...new Set([...sum.byFn.keys(), ...base.byFn.keys()])]
+      .map((k) => [k, (sum.byFn.get(k) ?? 0) / sum.mb - (base.byFn.get(k) ?? 0) / base.mb])
+      .filter(([k]) => !k.startsWith('(idle)'))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 30);
+    for (const [k, d] of grow) console.log(`  +${d.toFixed(2).padStart(6)}  ${k}`);
+  }
+  console.log(`\nprofiles: ${PROFILE}/evidence-<side>.cpuprofile (the last round of each side)`);
 }
 
 const perMb = (side) => results[side].map((r) => r.cpuMs / r.mb);

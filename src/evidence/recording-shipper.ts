@@ -64,6 +64,8 @@ export class RecordingShipper implements OffsiteRecordings {
   private readonly batchRecords: number;
   private readonly batchBytes: number;
   private readonly backoff: { initialMs: number; maxMs: number };
+  private readonly linger: number;
+  private puts = 0;
 
   constructor(
     private readonly o: RecordingShipperOptions,
@@ -72,6 +74,7 @@ export class RecordingShipper implements OffsiteRecordings {
     this.batchRecords = o.batchRecords ?? 512;
     this.batchBytes = o.batchBytes ?? 4 * 1024 * 1024;
     this.backoff = o.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    this.linger = o.lingerMs ?? deps.store.lingerMs ?? 200;
   }
 
   get sink(): string {
@@ -157,6 +160,7 @@ export class RecordingShipper implements OffsiteRecordings {
       sessions: this.tracks.size,
       shippedChunks: this.shippedChunks,
       shippedBytes: this.shippedBytes,
+      puts: this.puts,
       conflicts: this.conflicts,
       lost: this.lost,
       lastError: this.lastError,
@@ -225,7 +229,7 @@ export class RecordingShipper implements OffsiteRecordings {
     this.spilled.add(t);
   }
 
-  /** Starts the pump unless it runs (then it goes round once more) or waits for a retry. */
+  /** Starts the pump unless it runs (then it goes round once more), waits for a retry, or lingers for more records. */
   private kick(): void {
     if (this.stopped) return;
     if (this.pumping) {
@@ -233,15 +237,28 @@ export class RecordingShipper implements OffsiteRecordings {
       return;
     }
     if (this.deps.clock.now() < this.retryAt) return;
-    const linger = this.o.lingerMs ?? this.deps.store.lingerMs ?? 200;
-    if (linger > 0 && this.queuedBytes < this.batchBytes && this.queue.length < this.batchRecords && this.spilled.size === 0) {
+    const wait = this.lingerLeft();
+    if (wait > 0) {
       this.cancelLinger ??= this.deps.clock.setTimeout(() => {
         this.cancelLinger = null;
         this.pumpNow();
-      }, linger);
+      }, wait);
       return;
     }
     this.pumpNow();
+  }
+
+  /**
+   * How much longer the queue waits for more records before the next put: until its oldest
+   * record has waited `lingerMs`; never for a full batch, while catching up, or with nothing
+   * queued. Counted from the oldest record, not from the last put: the records that came
+   * during a put wait for the next linger too (measured: a follow-up put right after each
+   * put carried a few records for a whole request, and doubled the requests).
+   */
+  private lingerLeft(): number {
+    if (this.linger <= 0 || this.queue.length === 0 || this.spilled.size > 0) return 0;
+    if (this.queuedBytes >= this.batchBytes || this.queue.length >= this.batchRecords) return 0;
+    return Math.min(this.linger, this.queue[0]!.at + this.linger - this.deps.clock.now());
   }
 
   private pumpNow(): void {
@@ -258,7 +275,13 @@ export class RecordingShipper implements OffsiteRecordings {
   }
 
   private async pump(): Promise<void> {
-    while (!this.stopped) {
+    for (let first = true; !this.stopped; first = false) {
+      // The first put goes at once (the linger that started the pump is over); later ones wait
+      // for theirs, through kick() once this pump has returned.
+      if (!first && this.lingerLeft() > 0) {
+        this.again = true;
+        return;
+      }
       if (this.spilled.size > 0 && this.queuedBytes < this.o.maxLagBytes / 2) await this.readBack();
       if (this.queue.length === 0) {
         if (this.spilled.size === 0) return;
@@ -281,6 +304,7 @@ export class RecordingShipper implements OffsiteRecordings {
         this.failed(e);
         return;
       }
+      this.puts++;
       this.queue.splice(0, n);
       this.acked(batch, conflicts);
     }

@@ -15,10 +15,11 @@ export interface RecordingShipperOptions {
   /** How long an ended recording's last head stays for the anchors (two anchor intervals). */
   endedHeadsMs?: number;
   /**
-   * How long a put waits for more records once one is queued (200 ms): sessions flush at random
+   * How long a queued record waits for more before a put (200 ms): sessions flush at random
    * phases, so without it every chunk would be a put of its own (measured: a round trip per chunk
-   * cost more CPU than the chunk's sealing). Not applied to a full batch or while catching up.
-   * Unset: the store's `lingerMs` (S3: 500 ms, one object per put), else 200 ms.
+   * cost more CPU than the chunk's sealing). Counted from the oldest queued record, before every
+   * put; not applied to a full batch or while catching up. Unset: the store's `lingerMs` (S3:
+   * 500 ms, one object per put), else 200 ms.
    */
   lingerMs?: number;
 }
@@ -51,6 +52,8 @@ export interface RecordingShippingState {
   sessions: number;
   shippedChunks: number;
   shippedBytes: number;
+  /** Puts (requests to the store) that succeeded. */
+  puts: number;
   /** Resends the store held with different bytes (never overwritten; logged). */
   conflicts: number;
   /** Records that could not be read back from their local file (deleted or cut locally). */
