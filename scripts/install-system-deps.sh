@@ -13,12 +13,12 @@
 #            rsyslog + rsyslog-gnutls (the real RFC 5425 collector the audit-shipping test starts
 #            on loopback as its own child; the packaged service is not used), openssl (that
 #            test's throwaway CA and certificates)
-#   build:   python3, make, g++ (node-pty and better-sqlite3 compile from source)
+#   build:   python3, make, g++, libc6-dev (node-pty, its static helper tg-spawn-as, better-sqlite3 compile from source)
 set -euo pipefail
 
 RUNTIME=(tmux openssh-client passwd util-linux procps bubblewrap)
 TESTING=(openssh-server oathtool ssh-audit expect asciinema python3 haproxy postgresql rsyslog rsyslog-gnutls openssl)
-BUILD=(python3 make g++)
+BUILD=(python3 make g++ libc6-dev)
 
 want=("${RUNTIME[@]}" "${BUILD[@]}")
 if [[ "${1:-}" != "--runtime-only" ]]; then want+=("${TESTING[@]}"); fi

@@ -145,7 +145,7 @@ export class TmuxHost {
 
   /** argv of a tmux client of the pair's server (for a pty: attach, read-only attach). */
   client(pair: Pair, socket: string, args: string[]): { file: string; args: string[] } {
-    return this.wrap(pair, ['-u', '-S', socket, ...args], false, false);
+    return this.wrap(pair, ['-u', '-S', socket, ...args], false, true);
   }
 
   /**
@@ -163,11 +163,12 @@ export class TmuxHost {
    */
   ptyClient(pair: Pair, socket: string, o: { starts: true; cols: number; rows: number } | { starts: false; args: string[] }): PtyLaunch {
     const tmuxArgs = o.starts ? this.starterArgs(pair, socket, o.cols, o.rows) : ['-u', '-S', socket, ...o.args];
+    // Every client of the pair carries its process limit, not only the one that starts the
+    // server: the server may tell any client to run a program (detach-client -E).
     if (!pair.sandbox && pair.account.uid !== process.getuid?.() && canSpawnAs()) {
-      const nproc = o.starts && this.o.maxProcesses ? this.o.maxProcesses : null;
-      return { file: this.o.tmuxPath, args: tmuxArgs, as: { uid: pair.account.uid, gid: pair.account.gid, nproc } };
+      return { file: this.o.tmuxPath, args: tmuxArgs, as: { uid: pair.account.uid, gid: pair.account.gid, nproc: this.o.maxProcesses ?? null } };
     }
-    return { ...this.wrap(pair, tmuxArgs, false, o.starts), as: null };
+    return { ...this.wrap(pair, tmuxArgs, false, true), as: null };
   }
 
   private starterArgs(pair: Pair, socket: string, cols: number, rows: number): string[] {
@@ -236,7 +237,7 @@ export class TmuxHost {
     await runAs(pair.account, 'rm', ['-f', '--', socket]);
   }
 
-  /** As the pair, in its sandbox; `limit`: with the pair's process limit (what starts a server: clients do not fork). */
+  /** As the pair, in its sandbox; `limit`: with the pair's process limit (every pty client: its server may make it run a program; short commands go without). */
   private wrap(pair: Pair, tmuxArgs: string[], server: boolean, limit: boolean): { file: string; args: string[] } {
     const c = asAccount(pair.account, this.o.tmuxPath, tmuxArgs, limit && this.o.maxProcesses ? { nproc: this.o.maxProcesses } : undefined);
     if (!pair.sandbox) return c;

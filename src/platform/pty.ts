@@ -1,7 +1,9 @@
 import { accessSync, constants, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as nodePty from 'node-pty';
 import { atUserPriority } from './priority.js';
+import { TgError } from '../errors.js';
 
 /** A pseudo-terminal running one program. The port the session code uses; node-pty behind it. */
 export interface Pty {
@@ -30,10 +32,11 @@ export interface PtySpawnOptions {
 }
 
 /**
- * An account to start a pty's program as, directly (node-pty patched: tg_cred_child in pty.cc):
- * its uid and gid, the groups initgroups(3) gives it, no capability in any set (bounding set
- * emptied), and RLIMIT_NPROC `nproc` when set; what `prlimit --nproc -- setpriv --reuid --regid
- * --init-groups --inh-caps=-all --bounding-set=-all` did in two more execs per login.
+ * An account to start a pty's program as (node-pty patched: posix_spawn of its static helper
+ * tg-spawn-as, which switches in its own memory): its uid and gid (the account's primary group),
+ * the groups initgroups(3) gives it, no capability in any set (bounding set emptied), and
+ * RLIMIT_NPROC `nproc` when set; what `prlimit --nproc -- setpriv --reuid --regid --init-groups
+ * --inh-caps=-all --bounding-set=-all` did in two execs of dynamically linked tools.
  */
 export interface SpawnCredentials {
   uid: number;
@@ -44,18 +47,25 @@ export interface SpawnCredentials {
 let canSpawn: boolean | null = null;
 
 /**
- * Whether this process can start a pty's program as another account directly: as root, on Linux
- * with glibc 2.34 or later (what the patched node-pty's credential spawn is built for). Else the
- * caller runs setpriv, as before.
+ * Whether this process can start a pty's program as another account through node-pty: as root,
+ * with the patched native module and its helper built (node-pty reports both). Else the caller
+ * runs setpriv, as before.
  */
 export function canSpawnAs(): boolean {
   if (canSpawn === null) {
-    const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-    const [major, minor] = (header?.glibcVersionRuntime ?? '0.0').split('.').map(Number);
-    canSpawn = process.platform === 'linux' && process.getuid?.() === 0 && (major! > 2 || (major === 2 && minor! >= 34));
+    let built = false;
+    try {
+      built = (createRequire(import.meta.url)('node-pty/lib/unixTerminal.js') as { tgSpawnAs?: boolean }).tgSpawnAs === true;
+    } catch {
+      built = false;
+    }
+    canSpawn = built && process.getuid?.() === 0;
   }
   return canSpawn;
 }
+
+/** An id node-pty may pass on: a whole number above 0 that fits its int32 (-1 would mean "unchanged", 0 root). */
+const validId = (n: number) => Number.isInteger(n) && n > 0 && n < 2 ** 31;
 
 const resolved = new Map<string, string>();
 
@@ -87,6 +97,9 @@ export function onPath(file: string, pathVar: string | undefined): string {
 
 /** Spawns through node-pty with raw Buffers (no decoding cost, no split UTF-8). */
 export function spawnPty(o: PtySpawnOptions): Pty {
+  if (o.as && (!validId(o.as.uid) || !validId(o.as.gid) || (o.as.nproc !== null && !validId(o.as.nproc)))) {
+    throw new TgError('TG_ERR_INTERNAL', `refusing to start a program as uid ${o.as.uid} gid ${o.as.gid}`);
+  }
   const p = atUserPriority(() =>
     nodePty.spawn(onPath(o.file, o.env.PATH), o.args, {
       name: o.term,

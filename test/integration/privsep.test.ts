@@ -107,7 +107,6 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
   });
 
   it('the tmux client, the server and the shell hold the pair account and nothing of root: ids, groups, every capability set, signals', async () => {
-    const before = t.gw.live.all().length;
     const d = await t.login(carol);
     const acct = await pairAccount('carol');
     // The shell reports its own credentials; each field on one line with a marker the echo of the command cannot match.
@@ -122,17 +121,21 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     expect(field(out, 'Gid')!.split(/ +/)).toEqual(Array(4).fill(String(acct.gid)));
     expect(field(out, 'Groups')!.split(/ +/).map(Number)).not.toContain(0);
     expect(field(out, 'SigBlk')).toBe('0000000000000000');
-    // The same for every process of the pair: the client the gateway started, the server it forked, the shell.
+    // The same for every process of the pair: the client that started the server, the server, the
+    // shell, and a second login's client (attached to the running server), each with the pair's process limit.
+    const d2 = await t.login(carol);
     const pids = processesOf(acct.uid);
-    expect(pids.length).toBeGreaterThanOrEqual(3);
+    expect(pids.length).toBeGreaterThanOrEqual(4);
     for (const pid of pids) {
+      expect(/Max processes\s+(\d+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))![1], `${pid} nproc`).toBe(String(t.config.isolation.maxProcesses));
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       for (const name of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'])
         expect(new RegExp(`${name}:\\s+(\\w+)`).exec(status)![1], `${pid} ${name}`).toBe('0000000000000000');
       expect(/Groups:\s*([^\n]*)/.exec(status)![1]!.trim().split(/\s+/).filter(Boolean).map(Number), `${pid} groups`).not.toContain(0);
     }
     d.kill();
-    await waitUntil(() => t.gw.live.all().length === before, 'the session ended');
+    d2.kill();
+    await waitUntil(() => !t.gw.live.all().some((s) => s.userName === 'carol'), "carol's sessions ended");
   });
 
   it("the gateway serves above its users' CPU priority; every process of a pair runs at the start priority and cannot raise it", async () => {

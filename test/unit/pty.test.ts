@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, constants, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import os from 'node:os';
@@ -152,7 +152,12 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
         as: { uid: acct.uid, gid: acct.gid, nproc: 77 },
       });
       try {
-        await waitUntil(() => readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0').includes('FOO=bar'), 'the exec');
+        // The helper (tg-spawn-as) has the same environment: wait for sleep itself.
+        await waitUntil(
+          () =>
+            readFileSync(`/proc/${p.pid}/comm`, 'utf8').trim() === 'sleep' && readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0').includes('FOO=bar'),
+          'the exec of sleep',
+        );
         const status = readFileSync(`/proc/${p.pid}/status`, 'utf8');
         const line = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)![1]!.trim().split(/\s+/);
         expect(line('Uid')).toEqual(Array(4).fill(String(acct.uid)));
@@ -174,15 +179,56 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
       }
     });
 
-    it('refuses root, a relative path, an unknown uid, a directory the account cannot enter and a missing program, leaving no child behind', () => {
+    it('refuses root, a relative path, an unknown uid and a gid that is not its group; the helper refuses a directory it cannot enter and a missing program on the pty; no child is left', async () => {
       const base = { args: [], env: { PATH: '/usr/bin:/bin' }, cols: 80, rows: 24, term: 'xterm' };
       const as = { uid: acct.uid, gid: acct.gid, nproc: null };
-      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { uid: 0, gid: 0, nproc: null } })).toThrow(/uid and gid other than 0/);
+      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { uid: 0, gid: 0, nproc: null } })).toThrow(/refusing to start a program as uid 0/);
+      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { uid: 2 ** 32 - 1, gid: 2 ** 32 - 1, nproc: null } })).toThrow(/refusing/);
       expect(() => spawnPty({ ...base, file: './true', cwd: '/', as })).toThrow(/absolute path/);
-      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { uid: 3999999, gid: acct.gid, nproc: null } })).toThrow(/no account with uid/);
-      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/root', as })).toThrow(/chdir: Permission denied/);
-      expect(() => spawnPty({ ...base, file: '/nonexistent/program', cwd: '/', as })).toThrow(/execve: No such file/);
+      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { uid: 2_000_000_000, gid: acct.gid, nproc: null } })).toThrow(/no account with uid/);
+      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { ...as, gid: acct.extra } })).toThrow(/not the primary group/);
+      const told = async (file: string, cwd: string) => {
+        const p = spawnPty({ ...base, file, cwd, as });
+        let out = '';
+        p.onData((d) => (out += d.toString()));
+        const code = await new Promise<number>((resolve) => p.onExit((c) => resolve(c)));
+        return { code, out };
+      };
+      expect(await told('/bin/true', '/root')).toMatchObject({ code: 126, out: expect.stringContaining('(chdir: Permission denied)') });
+      expect(await told('/nonexistent/program', '/')).toMatchObject({ code: 126, out: expect.stringContaining('(execve: No such file or directory)') });
       expect(zombies()).toEqual([]);
+    });
+
+    it("never leaves the gateway's thread waiting on a process the account can stop (SIGSTOP from the account during every spawn)", () => {
+      // The account stops every process of its own, as fast as it can, while spawns as the account run.
+      const stopper = spawn(
+        'setpriv',
+        ['--reuid', String(acct.uid), '--regid', String(acct.gid), '--clear-groups', 'sh', '-c', 'while :; do kill -STOP -1 2>/dev/null; done'],
+        { stdio: 'ignore' },
+      );
+      const children: Pty[] = [];
+      try {
+        for (let i = 0; i < 40; i++) {
+          const t0 = performance.now();
+          children.push(
+            spawnPty({
+              file: '/bin/sleep',
+              args: ['5'],
+              cwd: '/',
+              env: { PATH: '/usr/bin:/bin' },
+              cols: 80,
+              rows: 24,
+              term: 'xterm',
+              as: { uid: acct.uid, gid: acct.gid, nproc: null },
+            }),
+          );
+          // The spawn returns once the root-owned helper is running: never after a stop of the account's.
+          expect(performance.now() - t0).toBeLessThan(2000);
+        }
+      } finally {
+        stopper.kill('SIGKILL');
+        spawnSync('pkill', ['-KILL', '-u', String(acct.uid)]);
+      }
     });
   });
 

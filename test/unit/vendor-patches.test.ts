@@ -37,9 +37,11 @@ describe('dependency patches are applied', () => {
     const src = readFileSync(path.join(ROOT, 'node_modules/node-pty/src/unix/pty.cc'), 'utf8');
     expect(src).toContain('FD_CLOEXEC');
     // and spawns without fork: posix_spawn does not copy the gateway's page tables (bench/README.md)
-    expect(src).toContain('if (rc == 0) rc = posix_spawn(&pid, argv[0], &actions, &attr, argv, env);');
-    // and starts a child as an account itself, never through the fork path's setuid (test/unit/pty.test.ts runs it)
-    expect(src).toContain('pid = clone(tg_cred_child,');
-    expect(readFileSync(path.join(ROOT, 'node_modules/node-pty/lib/unixTerminal.js'), 'utf8')).toContain('opt.tgNproc || 0');
+    expect(src).toContain('posix_spawn(&pid, argv[0], &actions, &attr, argv, env);');
+    // and starts a child as an account through its static helper, never through the fork path's setuid (test/unit/pty.test.ts runs it)
+    expect(src).toContain('posix_spawn(&pid, tg_argv[0], &actions, &attr, tg_argv.data(), env)');
+    const lib = readFileSync(path.join(ROOT, 'node_modules/node-pty/lib/unixTerminal.js'), 'utf8');
+    expect(lib).toContain('opt.tgNproc || 0');
+    expect((require('node-pty/lib/unixTerminal.js') as { tgSpawnAs?: boolean }).tgSpawnAs).toBe(true); // pty.node and build/Release/tg-spawn-as built
   });
 });
