@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import type { OsAccount } from './account.js';
 import { atUserPriority } from '../platform/priority.js';
+import { canSpawnAs, onPath, spawnAsArgv } from '../platform/pty.js';
 
 /** The environment of a short helper run as a pair: nothing of the gateway's own. */
 const PLAIN_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
@@ -13,6 +14,8 @@ const PLAIN_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
  */
 export function asAccount(account: OsAccount, file: string, args: string[], limits?: { nproc: number }): { file: string; args: string[] } {
   if (account.uid === process.getuid?.()) return { file, args };
+  // One static exec where the node-pty helper is built (src/platform/pty.ts spawnAsArgv).
+  if (canSpawnAs()) return spawnAsArgv({ uid: account.uid, gid: account.gid, nproc: limits?.nproc ?? null }, onPath(file, PLAIN_ENV.PATH), args);
   const ids = ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups'];
   const switched = [...ids, '--inh-caps=-all', '--bounding-set=-all', '--', file, ...args];
   // RLIMIT_NPROC counts the account's processes: a pair cannot use up the host's pids (and with

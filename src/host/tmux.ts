@@ -145,7 +145,7 @@ export class TmuxHost {
 
   /** argv of a tmux client of the pair's server (for a pty: attach, read-only attach). */
   client(pair: Pair, socket: string, args: string[]): { file: string; args: string[] } {
-    return this.wrap(pair, ['-u', '-S', socket, ...args], false, true);
+    return this.wrap(pair, ['-u', '-S', socket, ...args], false);
   }
 
   /**
@@ -153,7 +153,7 @@ export class TmuxHost {
    * process (a role without a sandbox): the server inherits the pair's process limit from it.
    */
   starter(pair: Pair, socket: string, cols: number, rows: number): { file: string; args: string[] } {
-    return this.wrap(pair, this.starterArgs(pair, socket, cols, rows), false, true);
+    return this.wrap(pair, this.starterArgs(pair, socket, cols, rows), false);
   }
 
   /**
@@ -168,7 +168,7 @@ export class TmuxHost {
     if (!pair.sandbox && pair.account.uid !== process.getuid?.() && canSpawnAs()) {
       return { file: this.o.tmuxPath, args: tmuxArgs, as: { uid: pair.account.uid, gid: pair.account.gid, nproc: this.o.maxProcesses ?? null } };
     }
-    return { ...this.wrap(pair, tmuxArgs, false, true), as: null };
+    return { ...this.wrap(pair, tmuxArgs, false), as: null };
   }
 
   private starterArgs(pair: Pair, socket: string, cols: number, rows: number): string[] {
@@ -203,7 +203,8 @@ export class TmuxHost {
   /** Runs one short tmux command against the pair's server; refuses a socket that is not the pair's. */
   async run(pair: Pair, socket: string, args: string[], timeoutMs = 5000): Promise<RunResult> {
     if (this.socketState(pair, socket) !== 'socket') return { code: 1, stdout: '', stderr: 'not a tmux socket of this pair' };
-    const c = this.wrap(pair, ['-S', socket, ...args], false, false);
+    // With the pair's process limit too: a program on the socket can make this client run a command.
+    const c = this.wrap(pair, ['-S', socket, ...args], false);
     return runArgv(c.file, c.args, { timeoutMs });
   }
 
@@ -218,7 +219,7 @@ export class TmuxHost {
    * which a short-lived starter could not leave behind alive, and with the pair's process limit.
    */
   async startSandboxedServer(pair: Pair, socket: string, env: Record<string, string>, cols: number, rows: number): Promise<void> {
-    const c = this.wrap(pair, ['-S', socket, '-f', pair.conf, '-D'], true, true);
+    const c = this.wrap(pair, ['-S', socket, '-f', pair.conf, '-D'], true);
     const child = atUserPriority(() => spawn(c.file, c.args, { detached: true, stdio: 'ignore', env, cwd: '/' }));
     child.on('error', () => {});
     child.unref();
@@ -237,9 +238,9 @@ export class TmuxHost {
     await runAs(pair.account, 'rm', ['-f', '--', socket]);
   }
 
-  /** As the pair, in its sandbox; `limit`: with the pair's process limit (every pty client: its server may make it run a program; short commands go without). */
-  private wrap(pair: Pair, tmuxArgs: string[], server: boolean, limit: boolean): { file: string; args: string[] } {
-    const c = asAccount(pair.account, this.o.tmuxPath, tmuxArgs, limit && this.o.maxProcesses ? { nproc: this.o.maxProcesses } : undefined);
+  /** As the pair, in its sandbox, with the pair's process limit (every tmux client: its server may make it run a program). */
+  private wrap(pair: Pair, tmuxArgs: string[], server: boolean): { file: string; args: string[] } {
+    const c = asAccount(pair.account, this.o.tmuxPath, tmuxArgs, this.o.maxProcesses ? { nproc: this.o.maxProcesses } : undefined);
     if (!pair.sandbox) return c;
     return sandboxed(pair.sandbox, { hide: this.o.hide, bind: [pair.dir, pair.home], ownPid: true, server }, c.file, c.args);
   }

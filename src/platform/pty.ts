@@ -44,24 +44,44 @@ export interface SpawnCredentials {
   nproc: number | null;
 }
 
-let canSpawn: boolean | null = null;
+interface SpawnAsNative {
+  tgSpawnAs?: boolean;
+  tgSpawnAsPath?: string;
+  tgGroupsOf?: (uid: number, gid: number) => number[];
+}
+let native: SpawnAsNative | null = null;
 
 /**
- * Whether this process can start a pty's program as another account through node-pty: as root,
- * with the patched native module and its helper built (node-pty reports both). Else the caller
- * runs setpriv, as before.
+ * Whether this process can start a program as another account through node-pty's helper
+ * (tg-spawn-as): as root, with the patched native module and the helper built (node-pty reports
+ * both). Else the caller runs setpriv, as before.
  */
 export function canSpawnAs(): boolean {
-  if (canSpawn === null) {
-    let built = false;
+  if (native === null) {
     try {
-      built = (createRequire(import.meta.url)('node-pty/lib/unixTerminal.js') as { tgSpawnAs?: boolean }).tgSpawnAs === true;
+      native = createRequire(import.meta.url)('node-pty/lib/unixTerminal.js') as SpawnAsNative;
     } catch {
-      built = false;
+      native = {};
     }
-    canSpawn = built && process.getuid?.() === 0;
   }
-  return canSpawn;
+  return native.tgSpawnAs === true && process.getuid?.() === 0;
+}
+
+/**
+ * argv that starts `path` (absolute) as the account without a pty (a short program run with
+ * execFile): the same static helper the pty clients use, one exec where setpriv (and prlimit)
+ * took two of dynamically linked tools. Only where canSpawnAs().
+ */
+export function spawnAsArgv(as: SpawnCredentials, path: string, args: string[]): { file: string; args: string[] } {
+  if (!canSpawnAs() || !native?.tgGroupsOf || !native.tgSpawnAsPath) throw new TgError('TG_ERR_INTERNAL', 'tg-spawn-as is not available');
+  if (!validId(as.uid) || !validId(as.gid) || (as.nproc !== null && !validId(as.nproc)) || !path.startsWith('/')) {
+    throw new TgError('TG_ERR_INTERNAL', `refusing to start ${path} as uid ${as.uid} gid ${as.gid}`);
+  }
+  const groups = native.tgGroupsOf(as.uid, as.gid).map(String);
+  return {
+    file: native.tgSpawnAsPath,
+    args: [String(as.uid), String(as.gid), String(as.nproc ?? 0), '/', String(groups.length), ...groups, '--', path, path, ...args],
+  };
 }
 
 /** An id node-pty may pass on: a whole number above 0 that fits its int32 (-1 would mean "unchanged", 0 root). */

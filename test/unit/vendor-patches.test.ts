@@ -42,6 +42,7 @@ describe('dependency patches are applied', () => {
     expect(src).toContain('posix_spawn(&pid, tg_argv[0], &actions, &attr, tg_argv.data(), env)');
     const lib = readFileSync(path.join(ROOT, 'node_modules/node-pty/lib/unixTerminal.js'), 'utf8');
     expect(lib).toContain('opt.tgNproc || 0');
-    expect((require('node-pty/lib/unixTerminal.js') as { tgSpawnAs?: boolean }).tgSpawnAs).toBe(true); // pty.node and build/Release/tg-spawn-as built
+    const built = require('node-pty/lib/unixTerminal.js') as { tgSpawnAs?: boolean; tgGroupsOf?: unknown };
+    expect([built.tgSpawnAs, typeof built.tgGroupsOf]).toEqual([true, 'function']); // pty.node and build/Release/tg-spawn-as built
   });
 });
