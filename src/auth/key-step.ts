@@ -50,9 +50,13 @@ export async function publicKeyStep(port: KeyStepPort, login: string, offer: Key
   const parsed = parseLoginName(login);
   const user = await port.findUser(parsed?.user ?? '');
   const subject = user ?? (await port.decoyUser());
-  const roleMissing = parsed?.role != null && !(await port.roleExists(parsed.role));
-  const granted = await port.grantsOf(subject?.id ?? NO_USER);
-  const key = await port.findKey(subject?.id ?? NO_USER, offer.blob);
+  // The lookups that need nothing but the user run together: one round trip to a shared store.
+  const role = parsed?.role;
+  const [roleMissing, granted, key] = await Promise.all([
+    role != null ? port.roleExists(role).then((found) => !found) : false,
+    port.grantsOf(subject?.id ?? NO_USER),
+    port.findKey(subject?.id ?? NO_USER, offer.blob),
+  ]);
   const signed = offer.signature && offer.signed ? port.verify(offer.blob, offer.signed, offer.signature, offer.hashAlgo) : null;
 
   if (!parsed) return { kind: 'refused', reason: 'invalid-login-name' };

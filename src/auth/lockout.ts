@@ -57,11 +57,23 @@ export class Lockouts {
    * authentication, before any signature is verified.
    */
   async sourceLock(addr: string): Promise<{ subject: string; until: number } | null> {
-    for (const subject of [addr, addressPrefix(addr)]) {
-      const s = await this.state('address', subject);
-      if (s.locked) return { subject, until: s.until };
-    }
-    return null;
+    return (await this.loginLocks(null, addr)).source;
+  }
+
+  /**
+   * The locks a login step checks, read in one statement: the user's (if named) and the first of
+   * the source address's and its prefix's that is in force.
+   */
+  async loginLocks(user: string | null, addr: string): Promise<{ user: LockState; source: { subject: string; until: number } | null }> {
+    const sources = [addr, addressPrefix(addr)];
+    const subjects = [
+      ...(user === null ? [] : [{ kind: 'user' as const, subject: user }]),
+      ...sources.map((subject) => ({ kind: 'address' as const, subject })),
+    ];
+    const states = (await this.repo.getAll(subjects)).map((r) => this.stateOf(r));
+    const sourceStates = user === null ? states : states.slice(1);
+    const i = sourceStates.findIndex((s) => s.locked);
+    return { user: user === null ? this.stateOf(null) : states[0]!, source: i < 0 ? null : { subject: sources[i]!, until: sourceStates[i]!.until } };
   }
 
   /** Counts one failure against a source address and its prefix; returns the locks it starts. */
@@ -76,7 +88,10 @@ export class Lockouts {
 
   /** Whether the subject is locked right now. */
   async state(kind: SubjectKind, subject: string): Promise<LockState> {
-    const r = await this.repo.get(kind, subject);
+    return this.stateOf(await this.repo.get(kind, subject));
+  }
+
+  private stateOf(r: { level: number; lockedUntil: number } | null): LockState {
     if (!r) return { locked: false, until: 0, level: 0 };
     return { locked: r.lockedUntil > this.clock.now(), until: r.lockedUntil, level: r.level };
   }

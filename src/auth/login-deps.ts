@@ -23,7 +23,7 @@ export interface LoginFlowDeps {
   keys: Pick<KeyRepo, 'findForUser'>;
   totp: Pick<TotpRepo, 'get' | 'spendStep'>;
   recoveryCodes: Pick<RecoveryCodeRepo, 'spend' | 'remaining'>;
-  lockouts: Pick<Lockouts, 'state' | 'sourceLock' | 'recordSourceFailure' | 'recordFailure' | 'resetFailures'>;
+  lockouts: Pick<Lockouts, 'state' | 'sourceLock' | 'loginLocks' | 'recordSourceFailure' | 'recordFailure' | 'resetFailures'>;
   /** Every failure after a key proof, every success, lockouts and recovery codes. */
   audit: AuditSink;
   /** Failures before a key proof, summarised per address. */

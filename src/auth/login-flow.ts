@@ -70,6 +70,12 @@ interface FailOptions {
 
 const PROMPT = 'Verification code: ';
 
+/** A promise started early and awaited later: its rejection is not unhandled meanwhile. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
 /**
  * The login policy of one connection, and the sole path that accepts a credential: a key, then
  * a TOTP code (or a one-time recovery code). It owns the lockouts, the one-time spend of a code,
@@ -204,21 +210,24 @@ export class LoginFlow {
     const { lockouts, totp, recoveryCodes, audit, clock } = this.d;
     const { addr, id: connId } = this.conn;
     const userName = proof.user.name;
+    // The reads of this step start together (one round trip to a shared store, not four); each
+    // is looked at, and its error thrown, where it was read one after the other before.
+    const resolving = quiet(this.resolve(login, proof.user.id));
+    const record = quiet(totp.get(proof.user.id));
     // A locked user or address gets the same answer as a wrong code: no oracle. The user's own
     // lock is checked only here, after the key proof: only the key's holder can have caused it.
-    const userLock = await lockouts.state('user', userName);
-    const sourceLock = await lockouts.sourceLock(addr);
+    const { user: userLock, source: sourceLock } = await lockouts.loginLocks(userName, addr);
     if (userLock.locked || sourceLock) {
       const [subject, until] = userLock.locked ? (['user', userLock.until] as const) : (['address', sourceLock!.until] as const);
       await audit.emit(userName, { type: 'auth.locked', user: userName, addr, connId, subject, until });
       return this.fail(attempt, ['keyboard-interactive'], userName, 'locked', { audited: true });
     }
     // Fresh authorization: the user may have been disabled or lost the grant meanwhile.
-    const { user, decision } = await this.resolve(login);
+    const { user, decision } = await resolving;
     if (!user || !decision.ok || user.id !== proof.user.id) {
       return this.fail(attempt, ['keyboard-interactive'], userName, decision.ok ? 'user-changed' : decision.reason, { endNow: true });
     }
-    const rec = await totp.get(user.id);
+    const rec = await record;
     if (!rec || !rec.confirmed) return this.fail(attempt, ['keyboard-interactive'], userName, 'totp-not-enrolled', { count: 'user' });
     const check = checkTotp(rec.secret.reveal(), code, clock.now(), this.d.totpWindow, rec.lastStep);
     let method = 'publickey+totp';
@@ -234,24 +243,40 @@ export class LoginFlow {
     }
     this.progress = { ...this.progress, totp: true };
     this.identity = { user, role: decision.role, method, keyFingerprint: proof.fingerprint };
-    await lockouts.resetFailures('user', userName);
-    // Access is granted only once the grant is on the record.
-    await audit.emit(userName, { type: 'auth.success', user: userName, role: decision.role.name, addr, connId, method, keyFingerprint: proof.fingerprint });
+    // Access is granted only once the grant is on the record. The user's counted failures are
+    // forgotten alongside; if that fails, they only bring a lockout sooner (logged, not fatal).
+    await Promise.all([
+      audit.emit(userName, { type: 'auth.success', user: userName, role: decision.role.name, addr, connId, method, keyFingerprint: proof.fingerprint }),
+      lockouts
+        .resetFailures('user', userName)
+        .catch((e: unknown) => this.conn.log.warn({ err: e, user: userName }, "could not forget the user's failed attempts")),
+    ]);
     this.d.metrics.inc('logins_total{result="success"}');
     this.conn.log.info({ user: userName, role: decision.role.name }, 'authenticated');
     return { kind: 'accepted', identity: this.identity };
   }
 
-  /** Resolves the login name to a user and an authorized role (or why not). */
-  private async resolve(login: string): Promise<{ user: User | null; decision: AuthzDecision | { ok: false; reason: 'invalid-login-name' } }> {
+  /**
+   * Resolves the login name to a user and an authorized role (or why not). The grants of
+   * `provenId` (the user the key proved) are read alongside the user; a user by that name with
+   * another id has its own read after.
+   */
+  private async resolve(
+    login: string,
+    provenId: number,
+  ): Promise<{ user: User | null; decision: AuthzDecision | { ok: false; reason: 'invalid-login-name' } }> {
     const parsed = parseLoginName(login);
     if (!parsed) return { user: null, decision: { ok: false, reason: 'invalid-login-name' } };
     const { users, roles } = this.d;
-    const user = await users.find(parsed.user);
-    if (parsed.role !== null && !(await roles.find(parsed.role))) {
-      return { user, decision: { ok: false, reason: user ? 'unknown-role' : 'unknown-user' } };
-    }
-    return { user, decision: authorize({ user, requested: parsed.role, granted: user ? await roles.grantsOf(user.id) : [] }) };
+    const role = parsed.role;
+    const [user, roleMissing, provenGrants] = await Promise.all([
+      users.find(parsed.user),
+      role !== null ? roles.find(role).then((r) => !r) : false,
+      roles.grantsOf(provenId),
+    ]);
+    if (roleMissing) return { user, decision: { ok: false, reason: user ? 'unknown-role' : 'unknown-user' } };
+    const granted = !user ? [] : user.id === provenId ? provenGrants : await roles.grantsOf(user.id);
+    return { user, decision: authorize({ user, requested: parsed.role, granted }) };
   }
 
   /**

@@ -79,6 +79,10 @@ export class LinkServer {
   }
 
   private onClient(client: ssh2.Connection, o: LinkServerOptions): void {
+    // Keystrokes and their echo cross the link as small packets: without this, Nagle holds a
+    // packet while an earlier one is unacknowledged, and the peer delays its ACK (up to 40 ms).
+    // (ssh2's server connection has setNoDelay, as its client does; its types leave it out.)
+    (client as ssh2.Connection & Pick<ssh2.Client, 'setNoDelay'>).setNoDelay(true);
     this.clients.add(client);
     client.on('close', () => this.clients.delete(client));
     client.on('error', (e: Error) => o.logger.warn({ err: e.message }, 'link connection error'));
@@ -218,6 +222,9 @@ export class LinkClient {
         hostVerifier: (key: Buffer) => key.length === this.hostBlob.length && timingSafeEqual(key, this.hostBlob),
         ...(this.opts.algorithms ? { algorithms: this.opts.algorithms } : {}),
       });
+      // As on the server's end (see LinkServer): every packet goes out at once. The socket
+      // exists from connect() on and applies it once connected.
+      c.setNoDelay(true);
     });
     this.peers.set(address, made);
     return made;

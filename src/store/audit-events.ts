@@ -20,6 +20,9 @@ export interface CheckpointRow {
   signature: Buffer;
 }
 
+/** The chain head: the last row's id and hash. */
+const HEAD = 'SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1';
+
 /**
  * The audit_events and audit_checkpoints tables. Hashing and signing are the caller's
  * (audit/log.ts); this module stores rows and hands them back in id order.
@@ -34,8 +37,9 @@ export class AuditEventRepo {
    */
   async append(e: { ts: number; type: string; actor: string; data: string }, genesis: string, hashOf: (id: number, prevHash: string) => string): Promise<void> {
     await this.sql.transaction(async () => {
-      await this.sql.lock('audit-chain');
-      const prev = await this.head();
+      // The lock and the head read together (one round trip on PostgreSQL): the head read once
+      // the lock is held is the last row its previous holder committed.
+      const prev = ((await this.sql.lockAndGet('audit-chain', HEAD)) as { id: number; hash: string } | undefined) ?? null;
       const id = (prev?.id ?? 0) + 1;
       const prevHash = prev?.hash ?? genesis;
       await this.sql.run('INSERT INTO audit_events (id, ts, type, actor, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)', [
@@ -52,7 +56,7 @@ export class AuditEventRepo {
 
   /** The last row's id and hash, or null for an empty log. */
   async head(): Promise<{ id: number; hash: string } | null> {
-    return ((await this.sql.get('SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1')) as { id: number; hash: string } | undefined) ?? null;
+    return ((await this.sql.get(HEAD)) as { id: number; hash: string } | undefined) ?? null;
   }
 
   /** The newest `limit` rows after `sinceId` (of one type, if given), oldest first. */

@@ -34,6 +34,23 @@ export class LockoutRepo {
     return r ? { level: r.level, lockedUntil: r.locked_until } : null;
   }
 
+  /** The stored lockouts of several subjects (in force or not), in their order, in one statement. */
+  async getAll(subjects: readonly { kind: SubjectKind; subject: string }[]): Promise<({ level: number; lockedUntil: number } | null)[]> {
+    if (!subjects.length) return [];
+    const where = subjects.map(() => '(subject_kind = ? AND subject = ?)').join(' OR ');
+    const params = subjects.flatMap((s) => [s.kind, s.subject]);
+    const rows = (await this.sql.all(`SELECT subject_kind, subject, level, locked_until FROM lockouts WHERE ${where}`, params)) as {
+      subject_kind: SubjectKind;
+      subject: string;
+      level: number;
+      locked_until: number;
+    }[];
+    return subjects.map((s) => {
+      const r = rows.find((x) => x.subject_kind === s.kind && x.subject === s.subject);
+      return r ? { level: r.level, lockedUntil: r.locked_until } : null;
+    });
+  }
+
   /**
    * Counts one failure at `at` (dropping every failure older than `pruneBefore`), then asks
    * `decide` with the subject's failures since `countSince`; a lock it returns is stored and

@@ -3,7 +3,7 @@ import type { Sql } from './sql.js';
 /**
  * pair_servers: which node holds each (role, user) pair's live tmux server. tmux servers are
  * node-local, so a pair has at most one owner; a claim is an INSERT that does nothing when the
- * pair is held, followed by a read of whoever holds it. The database's primary key decides a
+ * pair is held, followed (then only) by a read of whoever holds it. The database's primary key decides a
  * race between nodes: every claimant reads the same owner.
  */
 export class PairServerRepo {
@@ -11,13 +11,10 @@ export class PairServerRepo {
 
   /** Claims the pair for `nodeId` unless another node holds it; returns the owner (null only if it was released meanwhile). */
   async claim(roleId: number, userId: number, nodeId: string, now: number): Promise<string | null> {
-    await this.sql.run('INSERT INTO pair_servers (role_id, user_id, node_id, since) VALUES (?, ?, ?, ?) ON CONFLICT (role_id, user_id) DO NOTHING', [
-      roleId,
-      userId,
-      nodeId,
-      now,
-    ]);
-    return this.owner(roleId, userId);
+    // The row comes back only if this insert made it: then the claim is ours without a read.
+    const sql = 'INSERT INTO pair_servers (role_id, user_id, node_id, since) VALUES (?, ?, ?, ?) ON CONFLICT (role_id, user_id) DO NOTHING RETURNING node_id';
+    const made = (await this.sql.get(sql, [roleId, userId, nodeId, now])) as { node_id: string } | undefined;
+    return made ? made.node_id : this.owner(roleId, userId);
   }
 
   async owner(roleId: number, userId: number): Promise<string | null> {

@@ -9,9 +9,38 @@ const types = {
     oid === INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
+/**
+ * Statements with `$n` placeholders, by their `?` text. The repositories' statements are a fixed
+ * set run again and again (every heartbeat and enforcement tick): converted once, not a string
+ * built character by character on every run (the largest source of a node's garbage when idle).
+ * Bounded, in case some caller builds its text from data.
+ */
+const converted = new Map<string, string>();
+const CONVERTED_MAX = 1000;
+
+function numbered(sql: string): string {
+  let out = converted.get(sql);
+  if (out === undefined) {
+    out = numberPlaceholders(sql);
+    if (converted.size < CONVERTED_MAX) converted.set(sql, out);
+  }
+  return out;
+}
+
 /** The 64-bit advisory lock key for a named section (the same on every node). */
 function lockKey(name: string): string {
   return createHash('sha256').update(`tmuxgate:${name}`).digest().readBigInt64BE(0).toString();
+}
+
+/**
+ * An open transaction: its connection, and its BEGIN once sent. BEGIN goes with the first
+ * statement that needs it, so a transaction that starts with a lock (the audit chain, a lockout
+ * count, a heartbeat) sends BEGIN, the lock and the next read in one round trip.
+ */
+interface OpenTx {
+  client: pg.PoolClient;
+  ended: boolean;
+  begun: Promise<unknown> | null;
 }
 
 /**
@@ -21,7 +50,7 @@ function lockKey(name: string): string {
  */
 export class PostgresSql implements Sql {
   readonly engine = 'postgres' as const;
-  private readonly current = new TxContext<{ client: pg.PoolClient; ended: boolean }>();
+  private readonly current = new TxContext<OpenTx>();
   readonly pool: pg.Pool;
 
   constructor(opts: { url: string; max?: number; applicationName?: string; connectTimeoutMs?: number; queryTimeoutMs?: number }) {
@@ -39,12 +68,16 @@ export class PostgresSql implements Sql {
     this.pool.on('error', () => {});
   }
 
-  private target(): pg.Pool | pg.PoolClient {
-    return this.current.current()?.client ?? this.pool;
+  /** The open transaction's connection, its BEGIN sent first; the pool outside a transaction. */
+  private async target(): Promise<pg.Pool | pg.PoolClient> {
+    const tx = this.current.current();
+    if (!tx) return this.pool;
+    await (tx.begun ??= tx.client.query('BEGIN'));
+    return tx.client;
   }
 
   private async query(sql: string, params: readonly SqlValue[]): Promise<pg.QueryResult> {
-    return this.target().query(numberPlaceholders(sql), params as SqlValue[]);
+    return (await this.target()).query(numbered(sql), params as SqlValue[]);
   }
 
   async all(sql: string, params: readonly SqlValue[] = []): Promise<unknown[]> {
@@ -61,21 +94,20 @@ export class PostgresSql implements Sql {
 
   async exec(script: string): Promise<void> {
     // The simple query protocol: several statements, no parameters.
-    await this.target().query(script);
+    await (await this.target()).query(script);
   }
 
   async transaction<T>(fn: () => Promise<T>): Promise<T> {
     if (this.current.current()) return fn();
     const client = await this.pool.connect();
-    const tx = { client, ended: false };
+    const tx: OpenTx = { client, ended: false, begun: null };
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
       const out = await this.current.run(tx, fn);
-      await client.query('COMMIT');
+      if (tx.begun) await client.query('COMMIT');
       return out;
     } catch (e) {
-      await client.query('ROLLBACK').catch((re: Error) => (broken = re));
+      if (tx.begun) await client.query('ROLLBACK').catch((re: Error) => (broken = re));
       throw e;
     } finally {
       client.release(broken);
@@ -83,9 +115,30 @@ export class PostgresSql implements Sql {
   }
 
   async lock(name: string): Promise<void> {
+    await this.lockThen(name, null);
+  }
+
+  async lockAndGet(name: string, sql: string): Promise<unknown> {
+    return (await this.lockThen(name, sql))?.rows[0];
+  }
+
+  /**
+   * The lock, after BEGIN if the transaction has not sent it yet, and then `read`: one simple
+   * query of several statements, one round trip. Each statement takes its own snapshot (READ
+   * COMMITTED), so the read, which runs once the lock is granted, sees what its last holder committed.
+   * The key is our own digits, never input.
+   */
+  private async lockThen(name: string, read: string | null): Promise<pg.QueryResult | undefined> {
     const tx = this.current.current();
     if (!tx) throw new Error(`lock ${name} outside a transaction`);
-    await tx.client.query('SELECT pg_advisory_xact_lock($1)', [lockKey(name)]);
+    const script = [`SELECT pg_advisory_xact_lock(${lockKey(name)})`, ...(read === null ? [] : [read])];
+    let sent: Promise<unknown>;
+    if (tx.begun) {
+      await tx.begun;
+      sent = tx.client.query(script.join('; '));
+    } else sent = tx.begun = tx.client.query(['BEGIN', ...script].join('; '));
+    const results = (await sent) as pg.QueryResult | pg.QueryResult[];
+    return read === null ? undefined : Array.isArray(results) ? results.at(-1) : results;
   }
 
   async close(): Promise<void> {

@@ -33,6 +33,12 @@ export interface Sql {
    * SQLite's write transactions already exclude each other; PostgreSQL takes an advisory lock.
    */
   lock(name: string): Promise<void>;
+  /**
+   * lock(name), then the read `sql` (no parameters): its first row, or undefined. The read sees
+   * every write committed before the lock was granted. PostgreSQL gets the transaction's BEGIN
+   * (when nothing ran in it yet), the lock and the read in one round trip.
+   */
+  lockAndGet(name: string, sql: string): Promise<unknown>;
   close(): Promise<void>;
 }
 

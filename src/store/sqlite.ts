@@ -86,6 +86,10 @@ export class SqliteSql implements Sql {
     // BEGIN IMMEDIATE already holds the database's one write lock.
   }
 
+  async lockAndGet(_name: string, sql: string): Promise<unknown> {
+    return this.get(sql);
+  }
+
   async close(): Promise<void> {
     while (this.busy) await this.busy;
     this.db.close();

@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import ssh2 from 'ssh2';
 import { LinkClient, LinkServer, type RelayRequest } from '../../src/cluster/link.js';
 import type { Pty } from '../../src/platform/pty.js';
@@ -94,6 +95,32 @@ describe('node-to-node link', () => {
     ptys[1]!.end(0);
     await waitUntil(() => exited.length, 'the exit');
     expect(exited).toEqual([[0, undefined]]);
+  });
+
+  it('sends each packet at once on both ends (Nagle off): a keystroke is not held back behind an unacknowledged one', async () => {
+    const noDelay = new Set<net.Socket>();
+    const real = net.Socket.prototype.setNoDelay;
+    const spy = vi.spyOn(net.Socket.prototype, 'setNoDelay').mockImplementation(function (this: net.Socket, on?: boolean) {
+      if (on !== false) noDelay.add(this);
+      return real.call(this, on);
+    });
+    cleanup.push(() => spy.mockRestore());
+    const addr = await serve(async () => new EchoPty());
+    const port = Number(addr.split(':')[1]);
+    const remote = await client().open(addr, req);
+    let out = '';
+    remote.onData((d) => (out += d.toString()));
+    remote.write(Buffer.from('k'));
+    await waitUntil(() => out === 'K', 'the echo through the link');
+    const ends = [...noDelay];
+    expect(
+      ends.some((s) => s.remotePort === port),
+      "the receiving node's end",
+    ).toBe(true);
+    expect(
+      ends.some((s) => s.localPort === port),
+      "the owning node's end",
+    ).toBe(true);
   });
 
   it('reports a lost owning node as a dropped line (SIGHUP), not an exit', async () => {

@@ -442,6 +442,13 @@ for (const engine of [sqliteEngine(), postgresEngine('contract')]) {
       );
       // Each lock consumes the failures that made it: 12 failures across the nodes make exactly two.
       expect(tries.filter((t) => t !== null)).toHaveLength(2);
+      // What a login step reads of them, in one statement: by kind and subject, in the order asked.
+      const asked = [
+        { kind: 'address' as const, subject: 'carol' },
+        { kind: 'user' as const, subject: 'carol' },
+        { kind: 'user' as const, subject: 'dave' },
+      ];
+      expect(await new LockoutRepo(nodes.at(-1)!).getAll(asked)).toEqual([null, { level: 1, lockedUntil: 9999 }, null]);
 
       await Promise.all(
         Array.from({ length: 30 }, (_, i) => {
