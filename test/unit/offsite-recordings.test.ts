@@ -260,6 +260,7 @@ describe('the PostgreSQL sink', () => {
       exec: (q: string) => inner.exec(q),
       transaction: <T>(fn: () => Promise<T>) => inner.transaction(fn),
       lock: (n: string) => inner.lock(n),
+      lockAndGet: (n: string, q: string) => (statements.push(q.split(' ')[0]!), inner.lockAndGet(n, q)),
       close: () => inner.close(),
     } satisfies Sql;
     const store = new PostgresOffsite(counted, 'test', clock);
