@@ -165,6 +165,8 @@ export class S3Offsite implements OffsiteStore {
   /** Sessions this instance wrote a manifest for (the first one is written at once). */
   private readonly announced = new Set<string>();
   private node = '';
+  /** The time in the newest segment key this store wrote (see put). */
+  private lastKeyTs = 0;
   /** Segment indexes read (segments are written once: an index read stays valid). */
   private readonly indexes = new Map<string, SegmentIndex | null>();
 
@@ -223,7 +225,11 @@ export class S3Offsite implements OffsiteStore {
     if (records.length === 0) return [];
     this.node = node;
     const now = this.clock.now();
-    const key = s3Keys.segment(this.prefix, now, node, randomBytes(6).toString('hex'));
+    // Readers order a node's segments by key and take the first copy of a record: two puts in one
+    // millisecond must not be ordered by their random ids (a resend could then count before the
+    // original). The key's time is strictly increasing per store.
+    this.lastKeyTs = Math.max(now, this.lastKeyTs + 1);
+    const key = s3Keys.segment(this.prefix, this.lastKeyTs, node, randomBytes(6).toString('hex'));
     const { body, index } = encodeSegment(records, node, now);
     await this.putObject(key, body, { node: safe(node), records: String(records.length) });
     const due: string[] = [];
