@@ -27,6 +27,7 @@ import { randomBytes, generateKeyPairSync, sign } from 'node:crypto';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { selfTimes } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const dist = (p) => import(path.join(ROOT, 'dist', p));
@@ -71,26 +72,6 @@ if (PROFILE) {
     const heap = (await post('HeapProfiler.stopSampling')).profile;
     return { cpu: (await post('Profiler.stop')).profile, heap };
   };
-}
-/** Self time (ms) per function and per package of one profile. */
-function selfTimes(prof) {
-  const self = new Map();
-  for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (prof.timeDeltas[i] ?? 0) / 1000);
-  const byFn = new Map();
-  const byPkg = new Map();
-  for (const n of prof.nodes) {
-    const ms = self.get(n.id) ?? 0;
-    if (!ms) continue;
-    const { functionName, url, lineNumber } = n.callFrame;
-    const where = url.replace(/^file:\/\//, '');
-    const pkg = !url
-      ? functionName.startsWith('(') ? functionName : '(native)'
-      : /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(where)?.[1] ?? (where.includes('/dist/') ? 'tmuxgate:' + where.split('/dist/')[1].split('/')[0] : where.startsWith('node:') ? 'node' : path.basename(where));
-    byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + ms);
-    const key = `${functionName || '(anonymous)'} ${path.basename(where)}:${lineNumber + 1}`;
-    byFn.set(key, (byFn.get(key) ?? 0) + ms);
-  }
-  return { byFn, byPkg };
 }
 const profSums = {};
 let warming = false;

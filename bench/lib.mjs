@@ -345,3 +345,32 @@ export function sshShell(opts) {
     });
   });
 }
+
+/**
+ * Self time (ms) per function and per package of a V8 CPU profile, optionally only for samples
+ * between `window.from` and `window.to` (microseconds on the profile's clock).
+ */
+export function selfTimes(prof, window = null) {
+  const self = new Map();
+  let at = prof.startTime;
+  for (let i = 0; i < prof.samples.length; i++) {
+    at += prof.timeDeltas[i] ?? 0;
+    if (window && (at < window.from || at > window.to)) continue;
+    self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (prof.timeDeltas[i] ?? 0) / 1000);
+  }
+  const byFn = new Map();
+  const byPkg = new Map();
+  for (const n of prof.nodes) {
+    const ms = self.get(n.id) ?? 0;
+    if (!ms) continue;
+    const { functionName, url, lineNumber } = n.callFrame;
+    const where = url.replace(/^file:\/\//, '');
+    const pkg = !url
+      ? functionName.startsWith('(') ? functionName : '(native)'
+      : /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(where)?.[1] ?? (where.includes('/dist/') ? 'tmuxgate:' + where.split('/dist/')[1].split('/')[0] : where.startsWith('node:') ? 'node' : path.basename(where));
+    byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + ms);
+    const key = `${functionName || '(anonymous)'} ${path.basename(where)}:${lineNumber + 1}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + ms);
+  }
+  return { byFn, byPkg };
+}

@@ -7,7 +7,7 @@
 // Usage: sudo node bench/profile.mjs [--recording on|off] [--workload bulk|echo] [--echoes N] [--out DIR]
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Gateway, ensureAccount, waitFor } from './lib.mjs';
+import { Gateway, ensureAccount, selfTimes, waitFor } from './lib.mjs';
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
@@ -59,27 +59,7 @@ try {
 const file = readdirSync(out).find((f) => f.endsWith('.cpuprofile'));
 if (!file) throw new Error(`no profile written in ${out}`);
 const prof = JSON.parse(readFileSync(path.join(out, file), 'utf8'));
-// Self time per node from the sample intervals.
-const self = new Map();
-const dt = prof.timeDeltas;
-let at = prof.startTime;
-for (let i = 0; i < prof.samples.length; i++) {
-  at += dt[i] ?? 0;
-  if (at < window.from || at > window.to) continue;
-  self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (dt[i] ?? 0) / 1000);
-}
-const byFn = new Map();
-const byPkg = new Map();
-for (const n of prof.nodes) {
-  const ms = self.get(n.id) ?? 0;
-  if (!ms) continue;
-  const { functionName, url, lineNumber } = n.callFrame;
-  const where = url.replace(/^file:\/\//, '');
-  const pkg = !url ? n.callFrame.functionName.startsWith('(') ? n.callFrame.functionName : '(native)' : /node_modules\/([^/]+)/.exec(where)?.[1] ?? (where.includes('/dist/') ? 'tmuxgate:' + where.split('/dist/')[1].split('/')[0] : where.startsWith('node:') ? 'node' : where);
-  byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + ms);
-  const key = `${functionName || '(anonymous)'} ${path.basename(where)}:${lineNumber + 1}`;
-  byFn.set(key, (byFn.get(key) ?? 0) + ms);
-}
+const { byFn, byPkg } = selfTimes(prof, window);
 const busy = [...byPkg].filter(([k]) => k !== '(idle)').reduce((a, [, v]) => a + v, 0);
 const unit = workload === 'echo' ? 'µs/echo' : 'ms/MB';
 const per = (v) => (workload === 'echo' ? (1000 * v) / mb : v / mb).toFixed(1).padStart(7);

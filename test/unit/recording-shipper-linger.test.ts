@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DurableRecord } from '../../src/recording/offsite.js';
-import type { OffsiteHoldings, OffsiteRecord, OffsiteStore } from '../../src/evidence/offsite-store.js';
+import type { OffsiteRecord } from '../../src/evidence/offsite-store.js';
+import { MemoryOffsite } from '../helpers/memory-offsite.js';
 import { RecordingShipper } from '../../src/evidence/recording-shipper.js';
 import { FakeClock } from '../../src/platform/clock.js';
 import { EarlyClock } from '../helpers/early-clock.js';
@@ -14,12 +15,9 @@ import { waitUntil } from '../helpers/poll.js';
  */
 
 /** A store in memory whose puts wait until released (one at a time), and may be made to fail. */
-class HeldStore implements OffsiteStore {
-  readonly sink = 's3' as const;
-  readonly destination = 'memory';
+class HeldStore extends MemoryOffsite {
   readonly lingerMs = 500;
   readonly puts: string[][] = [];
-  readonly held: OffsiteRecord[] = [];
   fail = false;
   private release: (() => void) | null = null;
   async put(records: readonly OffsiteRecord[]): Promise<string[]> {
@@ -38,23 +36,6 @@ class HeldStore implements OffsiteStore {
   get inFlight(): boolean {
     return this.release !== null;
   }
-  async holdings(): Promise<OffsiteHoldings> {
-    return { header: false, chunks: [], trailer: null };
-  }
-  async records(): Promise<OffsiteRecord[]> {
-    return [];
-  }
-  async sessions(): Promise<string[]> {
-    return [];
-  }
-  async putAnchors(): Promise<void> {}
-  async anchors(): Promise<never[]> {
-    return [];
-  }
-  async appendOnly(): Promise<string> {
-    return 'unknown: memory';
-  }
-  async close(): Promise<void> {}
 }
 
 /** Chunk `seq` of a recording, 100 bytes, at its place in the file. */

@@ -1,39 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import type { OffsiteHoldings, OffsiteRecord, OffsiteStore } from '../../src/evidence/offsite-store.js';
+import type { OffsiteRecord } from '../../src/evidence/offsite-store.js';
+import { MemoryOffsite } from '../helpers/memory-offsite.js';
 import { RecordingShipper } from '../../src/evidence/recording-shipper.js';
 import { EarlyClock } from '../helpers/early-clock.js';
 import { waitUntil } from '../helpers/poll.js';
 
 /** An off-box store in memory that refuses puts while `down`. */
-class MemStore implements OffsiteStore {
-  readonly sink = 's3' as const;
-  readonly destination = 'memory';
+class MemStore extends MemoryOffsite {
   down = true;
   puts = 0;
-  readonly held: OffsiteRecord[] = [];
   async put(records: readonly OffsiteRecord[]): Promise<string[]> {
     this.puts++;
     if (this.down) throw new Error('connect ECONNREFUSED 127.0.0.1:9');
     this.held.push(...records);
     return [];
   }
-  async holdings(): Promise<OffsiteHoldings> {
-    return { header: false, chunks: [], trailer: null };
-  }
-  async records(): Promise<OffsiteRecord[]> {
-    return [];
-  }
-  async sessions(): Promise<string[]> {
-    return [];
-  }
-  async putAnchors(): Promise<void> {}
-  async anchors(): Promise<never[]> {
-    return [];
-  }
-  async appendOnly(): Promise<string> {
-    return 'unknown: memory';
-  }
-  async close(): Promise<void> {}
 }
 
 describe('recording shipper retries', () => {
