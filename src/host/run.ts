@@ -12,10 +12,18 @@ const PLAIN_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
  * gateway's own pty clients switch in the patched node-pty instead: TmuxHost.ptyClient). When the
  * gateway already runs as that account (development mode) the program runs as is.
  */
-export function asAccount(account: OsAccount, file: string, args: string[], limits?: { nproc: number }): { file: string; args: string[] } {
+export function asAccount(
+  account: OsAccount,
+  file: string,
+  args: string[],
+  limits?: { nproc: number },
+  o: { sandboxed?: boolean } = {},
+): { file: string; args: string[] } {
   if (account.uid === process.getuid?.()) return { file, args };
-  // One static exec where the node-pty helper is built (src/platform/pty.ts spawnAsArgv).
-  if (canSpawnAs()) return spawnAsArgv({ uid: account.uid, gid: account.gid, nproc: limits?.nproc ?? null }, onPath(file, PLAIN_ENV.PATH), args);
+  // One static exec where the node-pty helper is built (src/platform/pty.ts spawnAsArgv); not
+  // inside a sandbox, where the install directory may be hidden (a private /tmp, a hidden path).
+  if (!o.sandboxed && canSpawnAs())
+    return spawnAsArgv({ uid: account.uid, gid: account.gid, nproc: limits?.nproc ?? null }, onPath(file, PLAIN_ENV.PATH), args);
   const ids = ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups'];
   const switched = [...ids, '--inh-caps=-all', '--bounding-set=-all', '--', file, ...args];
   // RLIMIT_NPROC counts the account's processes: a pair cannot use up the host's pids (and with

@@ -240,7 +240,9 @@ export class TmuxHost {
 
   /** As the pair, in its sandbox, with the pair's process limit (every tmux client: its server may make it run a program). */
   private wrap(pair: Pair, tmuxArgs: string[], server: boolean): { file: string; args: string[] } {
-    const c = asAccount(pair.account, this.o.tmuxPath, tmuxArgs, this.o.maxProcesses ? { nproc: this.o.maxProcesses } : undefined);
+    const c = asAccount(pair.account, this.o.tmuxPath, tmuxArgs, this.o.maxProcesses ? { nproc: this.o.maxProcesses } : undefined, {
+      sandboxed: !!pair.sandbox,
+    });
     if (!pair.sandbox) return c;
     return sandboxed(pair.sandbox, { hide: this.o.hide, bind: [pair.dir, pair.home], ownPid: true, server }, c.file, c.args);
   }

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { TmuxHost, type Pair } from '../../src/host/tmux.js';
+import { asAccount } from '../../src/host/run.js';
+import { lookupAccount } from '../../src/host/account.js';
+
+const isRoot = process.getuid?.() === 0;
+
+/** How a program is started as an account: the static helper where it can be seen, setpriv inside a sandbox. */
+describe.skipIf(!isRoot)('starting a program as an account', () => {
+  const acct = lookupAccount('nobody')!;
+
+  it('takes the static helper (one exec) with the process limit, and setpriv under prlimit inside a sandbox', () => {
+    const direct = asAccount(acct, 'tmux', ['ls'], { nproc: 50 });
+    expect(direct.file).toMatch(/\/tg-spawn-as$/);
+    expect(direct.args.slice(0, 4)).toEqual([String(acct.uid), String(acct.gid), '50', '/']);
+    expect(direct.args.slice(direct.args.indexOf('--'))).toEqual(['--', '/usr/bin/tmux', '/usr/bin/tmux', 'ls']);
+    // A sandbox may hide the install directory (its own /tmp, hidden paths): setpriv is in /usr/bin.
+    const inside = asAccount(acct, 'tmux', ['ls'], { nproc: 50 }, { sandboxed: true });
+    expect([inside.file, inside.args[0], inside.args[2]]).toEqual(['prlimit', '--nproc=50:50', 'setpriv']);
+  });
+
+  it("a sandboxed pair's tmux clients run setpriv inside bwrap, never the helper", () => {
+    const tmux = new TmuxHost({ tmuxPath: 'tmux', hide: [], maxProcesses: 64 });
+    const pair: Pair = {
+      label: 'a+b',
+      roleId: 1,
+      userId: 1,
+      account: acct,
+      dir: '/nonexistent/r1-u1',
+      home: '/nonexistent',
+      conf: '/nonexistent/c',
+      sandbox: null,
+    };
+    expect(tmux.client(pair, '/nonexistent/r1-u1/s.sock', ['ls']).file).toMatch(/\/tg-spawn-as$/);
+    const sandboxed = tmux.client({ ...pair, sandbox: { readWritePaths: [], readOnlyPaths: [], hiddenPaths: [] } }, '/nonexistent/r1-u1/s.sock', ['ls']);
+    expect(sandboxed.file).toBe('/usr/bin/bwrap');
+    expect(sandboxed.args.join(' ')).toContain('setpriv --reuid');
+    expect(sandboxed.args.join(' ')).not.toContain('tg-spawn-as');
+  });
+});
