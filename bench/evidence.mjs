@@ -11,7 +11,7 @@
 // their own processes, but on loopback the kernel's TCP work for both ends is charged to the
 // sender. Figure: median of the rounds.
 //
-// Usage: sudo node bench/evidence.mjs [--quick] [--sessions N] [--seconds S] [--rounds R] [--s3] [--append] [--profile DIR]
+// Usage: sudo node bench/evidence.mjs [--quick] [--sessions N] [--seconds S] [--rounds R] [--s3 | --only s3|postgres] [--append] [--profile DIR]
 //   --quick: 20 sessions, 3 rounds of 8 s each side; default (full): 200 sessions, 5 rounds of 20 s.
 //   --append: add the table to bench/RESULTS.md (only from a quiet machine).
 //   --profile DIR: profiles this process's main thread (node:inspector) during each measured
@@ -51,7 +51,10 @@ const quick = process.argv.includes('--quick');
 const SESSIONS = arg('--sessions', quick ? 20 : 200);
 const SECONDS = arg('--seconds', quick ? 8 : 20);
 const ROUNDS = arg('--rounds', quick ? 3 : 5);
-const WITH_S3 = process.argv.includes('--s3');
+// --only s3 (or postgres): that sink's rounds alone beside "off" (--only s3 implies --s3).
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
+if (ONLY !== null && ONLY !== 's3' && ONLY !== 'postgres') throw new Error('--only takes s3 or postgres');
+const WITH_S3 = process.argv.includes('--s3') || ONLY === 's3';
 const PROFILE = process.argv.includes('--profile') ? path.resolve(process.argv[process.argv.indexOf('--profile') + 1] ?? '/tmp') : null;
 let inspector = null;
 if (PROFILE) {
@@ -243,7 +246,7 @@ async function round(side) {
   return { cpuMs: (cpu.user + cpu.system) / 1000, wall, mb: written / 1e6, lags };
 }
 
-const SIDES = ['off', 'postgres', ...(WITH_S3 ? ['s3'] : [])];
+const SIDES = ONLY ? ['off', ONLY] : ['off', 'postgres', ...(WITH_S3 ? ['s3'] : [])];
 const results = Object.fromEntries(SIDES.map((s) => [s, []]));
 const lagSamples = {};
 try {

@@ -107,8 +107,9 @@ export const PostgresSinkConfigSchema = z
   .refine((c) => !(c.url && c.urlFile), { message: 'give url or urlFile, not both' });
 
 /**
- * `evidence.recordings.s3`: one object per chunk (key `<prefix><session>/<seq>`), the file header
- * and the trailer, and one per anchor, to any S3-compatible endpoint. Credentials: the two files,
+ * `evidence.recordings.s3`: one segment object per shipper batch (the records of any number of
+ * recordings), one catalog per writer a minute (which segments hold which session's records) and
+ * one object per anchor round, to any S3-compatible endpoint (docs/evidence.md). Credentials: the two files,
  * else the AWS SDK's default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, profiles, roles).
  * `objectLock` adds the retention headers to every PUT; enforcing them is the bucket's.
  */

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { S3SinkConfig } from '../config/evidence.js';
 import type { Clock } from '../platform/clock.js';
@@ -11,25 +11,58 @@ type S3 = typeof import('@aws-sdk/client-s3');
 const ts13 = (t: number): string => String(Math.max(0, Math.floor(t))).padStart(13, '0');
 const safe = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
 
+/** Session names as keys, catalogs and segment indexes may carry them (ids are `s_` and base64url). */
+const SESSION_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+const KINDS: ReadonlySet<string> = new Set(['header', 'chunk', 'trailer']);
+
+/**
+ * A node name as one key segment: [A-Za-z0-9._-], at most 64 characters, not starting with a dot;
+ * when that changed the name, a hash of the real one follows (two names never share a directory).
+ */
+export function nodeDir(node: string): string {
+  const s = safe(node).replace(/^\./, '_');
+  return s === node && s !== '' ? s : `${s}-${createHash('sha256').update(node).digest('hex').slice(0, 8)}`;
+}
+
 /**
  * Object key names under the prefix:
- * - `segments/<ms, 13 digits>-<node>-<id>`: one per put (the records of one shipper batch, of any recordings);
- * - `<session>/manifest-<ms>-<node>-<id>`: which segments hold which records of that session;
- * - `<session>/header`, `<session>/<seq, 10 digits>`, `<session>/trailer`: one object per record,
- *   as versions before segments wrote them (still read);
- * - `anchors/...`.
+ * - `segs/<writer>/<ms, 13 digits>-<random>`: one segment per put (the records of one shipper
+ *   batch, of any recordings); `<writer>` is `<node>-<instance>`, a random id per store opened (a
+ *   gateway run);
+ * - `catalogs/<writer>/<ms>-<random>`: which segments hold which records, of every session the
+ *   writer named in that flush (at most once a minute, plus at trailers, anchor rounds and close);
+ * (one directory level per writer: s3rver finds common prefixes only one level above objects)
+ * - `anchors/batches/<ms>-<node>-<random>`: all the anchors of one anchor round;
+ * earlier layouts, still read: `segments/<ms>-<node>-<random>` with `<session>/manifest-<ms>-<node>-<random>`
+ * (one manifest per session), `<session>/header|<seq, 10 digits>|trailer` (one object per record),
+ * `anchors/audit/...` and `anchors/recordings/<session>/...` (one object per anchor).
  */
 export const s3Keys = {
   record: (prefix: string, r: { sessionId: string; kind: string; seq: number }): string =>
     `${prefix}${r.sessionId}/${r.kind === 'chunk' ? String(r.seq).padStart(10, '0') : r.kind}`,
-  segment: (prefix: string, ts: number, node: string, id: string): string => `${prefix}segments/${ts13(ts)}-${safe(node)}-${id}`,
-  manifest: (prefix: string, sessionId: string, ts: number, node: string, id: string): string =>
+  /** A writer's name: the node's, and a random id per store opened. */
+  writer: (node: string, instance: string): string => `${nodeDir(node)}-${instance}`,
+  segment: (prefix: string, writer: string, ts: number, id: string): string => `${prefix}segs/${writer}/${ts13(ts)}-${id}`,
+  catalog: (prefix: string, writer: string, ts: number, id: string): string => `${prefix}catalogs/${writer}/${ts13(ts)}-${id}`,
+  anchorBatch: (prefix: string, ts: number, node: string, id: string): string => `${prefix}anchors/batches/${ts13(ts)}-${nodeDir(node)}-${id}`,
+  /** The earlier layouts' keys (readers still look there; only tests write them). */
+  legacySegment: (prefix: string, ts: number, node: string, id: string): string => `${prefix}segments/${ts13(ts)}-${safe(node)}-${id}`,
+  legacyManifest: (prefix: string, sessionId: string, ts: number, node: string, id: string): string =>
     `${prefix}${sessionId}/manifest-${ts13(ts)}-${safe(node)}-${id}`,
-  anchor: (prefix: string, a: Anchor): string =>
+  legacyAnchor: (prefix: string, a: Anchor): string =>
     a.kind === 'audit'
       ? `${prefix}anchors/audit/${String(a.position).padStart(12, '0')}-${a.ts}-${safe(a.node)}`
       : `${prefix}anchors/recordings/${a.subject}/${String(a.position).padStart(10, '0')}-${a.ts}-${safe(a.node)}`,
 };
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** The keys a catalog or manifest may name: segments of either layout under this prefix, nothing else. */
+const segmentKeyRe = (prefix: string): RegExp =>
+  new RegExp(
+    `^${escapeRe(prefix)}(?:segs/[A-Za-z0-9_-][A-Za-z0-9._-]{0,79}-[0-9a-f]{12}/\\d{13}-[0-9a-f]{12}|segments/\\d{13}-[A-Za-z0-9._-]{1,64}-[0-9a-f]{12})$`,
+  );
+/** The time in a segment's or catalog's key (the 13 digits its last part starts with). */
+const keyTs = (key: string): number => Number(key.slice(key.lastIndexOf('/') + 1, key.lastIndexOf('/') + 14));
 
 /** The first bytes of a segment object; then a uint32 (big-endian) index length, the index JSON, the records. */
 export const SEGMENT_MAGIC = Buffer.from('TGSEG1\n');
@@ -53,13 +86,117 @@ interface Span {
   records: Entry[];
 }
 
-/** A manifest object: the spans of one session written since the previous manifest of the same writer. */
+/** A manifest object of the earlier layout: the spans of one session written since the previous manifest of the same writer. */
 interface Manifest {
   v: 1;
   session: string;
   node: string;
   ts: number;
   segments: Span[];
+}
+
+/**
+ * A catalog object: the spans of every session one writer (a store instance: one gateway run)
+ * named in one flush. `closed`: the writer's last, written at its close: every segment it put is
+ * named in its catalogs.
+ */
+interface Catalog {
+  v: 1;
+  node: string;
+  instance: string;
+  ts: number;
+  closed: boolean;
+  sessions: Record<string, Span[]>;
+}
+
+/** A catalog as read back, checked. */
+export interface ParsedCatalog {
+  ts: number;
+  closed: boolean;
+  sessions: Map<string, Span[]>;
+}
+
+const isInt = (x: unknown, min = 0): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= min;
+
+/** The byte range and records of a span, checked (offsets inside the range, known kinds); null when anything is off. */
+function checkRange(x: unknown, budget: { entries: number }): { start: number; end: number; records: Entry[] } | null {
+  if (typeof x !== 'object' || x === null) return null;
+  const { start, end, records } = x as Record<string, unknown>;
+  if (!isInt(start) || !isInt(end) || end < start || !Array.isArray(records)) return null;
+  if ((budget.entries -= records.length) < 0) return null;
+  const out: Entry[] = [];
+  for (const e of records as unknown[]) {
+    if (!Array.isArray(e) || e.length !== 5) return null;
+    const [kind, seq, hash, off, len] = e as unknown[];
+    if (typeof kind !== 'string' || !KINDS.has(kind) || !isInt(seq, -1) || typeof hash !== 'string' || hash.length > 128) return null;
+    if (!isInt(off) || !isInt(len) || off < start || off + len > end) return null;
+    out.push([kind as RecordKind, seq, hash, off, len]);
+  }
+  return { start, end, records: out };
+}
+
+/**
+ * A catalog's bytes, checked: JSON of the right shape, session names as ids are, spans naming only
+ * segment keys under `prefix`, offsets inside their ranges, at most `maxEntries` records. Anything
+ * else is null: the reader then scans the segments themselves (a catalog only says where to look).
+ */
+export function parseCatalog(raw: Buffer, prefix: string, maxEntries = 4_000_000): ParsedCatalog | null {
+  let j: unknown;
+  try {
+    j = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) return null;
+  const c = j as Partial<Record<keyof Catalog, unknown>>;
+  if (c.v !== 1 || typeof c.node !== 'string' || typeof c.instance !== 'string' || !isInt(c.ts) || typeof c.closed !== 'boolean') return null;
+  if (typeof c.sessions !== 'object' || c.sessions === null || Array.isArray(c.sessions)) return null;
+  const keyOk = segmentKeyRe(prefix);
+  const budget = { entries: maxEntries };
+  const sessions = new Map<string, Span[]>();
+  for (const [id, list] of Object.entries(c.sessions as Record<string, unknown>)) {
+    if (!SESSION_RE.test(id) || !Array.isArray(list) || (budget.entries -= list.length) < 0) return null;
+    const spans: Span[] = [];
+    for (const s of list as unknown[]) {
+      const key = (s as { key?: unknown } | null)?.key;
+      const range = checkRange(s, budget);
+      if (typeof key !== 'string' || !keyOk.test(key) || !range) return null;
+      spans.push({ key, ...range });
+    }
+    sessions.set(id, spans);
+  }
+  return { ts: c.ts, closed: c.closed, sessions };
+}
+
+/** An anchor batch's bytes, checked. A batch that is not one is null; an entry that is not an anchor is kept with no signature (verify names it). */
+export function parseAnchorBatch(raw: Buffer, maxAnchors = 1_000_000): Anchor[] | null {
+  let j: unknown;
+  try {
+    j = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return null;
+  }
+  const b = j as { v?: unknown; anchors?: unknown } | null;
+  if (typeof b !== 'object' || b === null || b.v !== 1 || !Array.isArray(b.anchors) || b.anchors.length > maxAnchors) return null;
+  const out: Anchor[] = [];
+  for (const x of b.anchors as unknown[]) {
+    const a = (typeof x === 'object' && x !== null ? x : {}) as Record<string, unknown>;
+    const kind = a.kind === 'audit' || a.kind === 'recording' ? a.kind : null;
+    const subject = typeof a.subject === 'string' && a.subject.length <= 256 ? a.subject : null;
+    if (!kind || !subject) return null; // an entry that names no subject cannot be put in front of the verdict it belongs to
+    const ok =
+      isInt(a.position) && typeof a.head === 'string' && a.head.length <= 256 && isInt(a.ts) && typeof a.signature === 'string' && a.signature.length <= 1024;
+    out.push({
+      kind,
+      subject,
+      position: isInt(a.position) ? a.position : 0,
+      head: typeof a.head === 'string' ? a.head.slice(0, 256) : '',
+      ts: isInt(a.ts) ? a.ts : 0,
+      signature: ok ? Buffer.from(a.signature as string, 'base64') : Buffer.alloc(0),
+      node: typeof a.node === 'string' ? a.node.slice(0, 256) : '',
+    });
+  }
+  return out;
 }
 
 /** Builds one segment: each session's records together, in the order given (file order). */
@@ -71,7 +208,7 @@ export function encodeSegment(records: readonly OffsiteRecord[], node: string, t
     bySession.set(r.sessionId, list);
   }
   // Offsets are relative to the data until the index length is known.
-  const sessions: SegmentIndex['sessions'] = {};
+  const sessions = Object.create(null) as SegmentIndex['sessions'];
   const parts: Buffer[] = [];
   let at = 0;
   for (const [id, list] of bySession) {
@@ -88,7 +225,7 @@ export function encodeSegment(records: readonly OffsiteRecord[], node: string, t
   let base = 0;
   let json = '';
   for (let i = 0; i < 4; i++) {
-    const shifted: SegmentIndex['sessions'] = {};
+    const shifted = Object.create(null) as SegmentIndex['sessions'];
     for (const [id, s] of Object.entries(sessions)) {
       shifted[id] = { start: s.start + base, end: s.end + base, records: s.records.map(([k, q, h, o, n]) => [k, q, h, o + base, n]) };
     }
@@ -104,51 +241,96 @@ export function encodeSegment(records: readonly OffsiteRecord[], node: string, t
   return { body, index: JSON.parse(json) as SegmentIndex };
 }
 
-/** The index at the start of a segment object, or null when `head` is not one (or not all of it). */
-export function segmentIndexOf(head: Buffer): { index: SegmentIndex | null; need: number } {
+/** A segment index longer than this is not read (a batch is at most 512 records: its index is a few tens of KB). */
+const MAX_INDEX_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The index at the start of a segment object, checked as a catalog is (session names, offsets
+ * inside the ranges); null when `head` is not one, or not all of it (`need`: the bytes to fetch).
+ */
+export function segmentIndexOf(head: Buffer, maxBytes = MAX_INDEX_BYTES): { index: SegmentIndex | null; need: number } {
   const n = SEGMENT_MAGIC.length + 4;
   if (head.length < n || !head.subarray(0, SEGMENT_MAGIC.length).equals(SEGMENT_MAGIC)) return { index: null, need: 0 };
   const need = n + head.readUInt32BE(SEGMENT_MAGIC.length);
+  if (need > maxBytes) return { index: null, need: 0 };
   if (head.length < need) return { index: null, need };
   try {
-    const j = JSON.parse(head.subarray(n, need).toString('utf8')) as SegmentIndex;
-    return { index: j && j.v === 1 && typeof j.sessions === 'object' ? j : null, need };
+    const j = JSON.parse(head.subarray(n, need).toString('utf8')) as Partial<Record<keyof SegmentIndex, unknown>> | null;
+    if (typeof j !== 'object' || j === null || j.v !== 1 || typeof j.sessions !== 'object' || j.sessions === null || Array.isArray(j.sessions)) {
+      return { index: null, need };
+    }
+    const sessions = Object.create(null) as SegmentIndex['sessions'];
+    const budget = { entries: 1_000_000 };
+    for (const [id, s] of Object.entries(j.sessions as Record<string, unknown>)) {
+      const range = SESSION_RE.test(id) ? checkRange(s, budget) : null;
+      if (!range) return { index: null, need };
+      sessions[id] = range;
+    }
+    return { index: { v: 1, node: typeof j.node === 'string' ? j.node : '', ts: isInt(j.ts) ? j.ts : 0, sessions }, need };
   } catch {
     return { index: null, need };
   }
 }
 
-/** What a test may put between the store and the SDK (a client with middleware that records the requests). */
+/** What a test may put between the store and the SDK, and limits it may make small. */
 export interface S3OffsiteOptions {
+  /** A client with middleware that records the requests, say. */
   client?: S3Client;
-  /** Manifest PUTs in flight at once. */
-  concurrency?: number;
-  /** A live session's manifest is written at most this often (besides its first and its last, and at each anchor round): 60 s. */
+  /** The catalog is written at most this often while records come (besides at trailers, anchor rounds and close): 60 s. */
   manifestIntervalMs?: number;
+  /** The most bytes a reader fetches of a catalog or an anchor batch (a longer one counts as unreadable): 64 MiB. */
+  maxObjectBytes?: number;
 }
 
-/** How far before a session's newest manifest a reader also looks for segments not named in one (a put in flight while it was written). */
+/** How far before a writer's newest catalog a reader also looks for segments no catalog names (puts in flight while it was written). */
 const TAIL_SLACK_MS = 120_000;
 /** The first bytes of a segment a reader fetches for its index (more when the index is longer). */
 const INDEX_PEEK = 64 * 1024;
+/** A trailer makes the catalog due, but not sooner than this after the previous one (sessions ending together share one). */
+const TRAILER_CATALOG_GAP_MS = 5_000;
+/** Records named per catalog object: more pending makes it due, and a flush with more writes several objects (~110 bytes each). */
+const CATALOG_ENTRIES = 100_000;
+/** A reader reuses what it listed (writers, catalogs, anchor batches) for this long (real time): `verify --all` asks per session. */
+const VIEW_REUSE_MS = 2_000;
 
-interface Pending {
-  spans: Span[];
-  since: number;
-  trailer: boolean;
+/** Where the catalogs say the sessions' records are, and what a writer's unnamed tail holds. */
+interface View {
+  at: number;
+  /** Per session, the spans catalogs name. */
+  named: Map<string, Span[]>;
+  /** Per session, spans of segments no catalog names (found by reading their indexes). */
+  unnamed: Map<string, Span[]>;
+  /** Every segment key a catalog names. */
+  keys: Set<string>;
 }
+
+const pushTo = <T>(m: Map<string, T[]>, k: string, v: readonly T[]): void => {
+  const l = m.get(k);
+  if (l) l.push(...v);
+  else m.set(k, [...v]);
+};
+
+/** A span's order for "the first copy counts": the time in its segment's key, then the key. */
+const spanOrder = (a: Span, b: Span): number => keyTs(a.key) - keyTs(b.key) || (a.key < b.key ? -1 : a.key > b.key ? 1 : a.start - b.start);
 
 /**
  * The S3 sink. Each put (one shipper batch: records of any number of recordings) is ONE object,
  * a segment: an index (per session, which records at which bytes) and the records' exact bytes.
- * Per session, small manifest objects name the segments holding its records: the first at once,
- * then at most every `manifestIntervalMs` (60 s) and at each anchor round, the last with the trailer. A
- * reader lists the session's manifests and, for a recording without a trailer, also scans the
- * segments written since its newest manifest (what a node that stopped had not yet named). Every
- * PUT carries ObjectLockMode and ObjectLockRetainUntilDate when `objectLock` is configured.
- * Whether a locked object can be deleted is the bucket's business: appendOnly() asks it.
- * Objects per record, as earlier versions wrote them, are still read. The SDK is loaded only
- * when the sink is configured.
+ * Which segments hold which session's records is said by catalogs: one object per writer (this
+ * store instance, one gateway run) per flush, naming the spans of every session written since the
+ * previous one, at most every `manifestIntervalMs` (60 s), at a trailer (at most every 5 s), at
+ * each anchor round and at close (marked `closed`). So the requests per minute do not grow with the
+ * number of sessions: segments (per 500 ms batch), one catalog, one anchor batch.
+ *
+ * Readers read every catalog (each once per process: objects are written once), and for a writer
+ * that did not close, index the segments it put from 120 s before its newest catalog on that no
+ * catalog names (what a node that stopped had not named, or what a live one names next). A catalog
+ * that does not parse or names anything but segments under the prefix is not trusted: then every
+ * segment is indexed. Records are parsed from their bytes, never taken from an index. Objects of
+ * the earlier layouts (per-record objects, per-session manifests, per-anchor objects) are still
+ * read. Every PUT carries ObjectLockMode and ObjectLockRetainUntilDate when `objectLock` is
+ * configured; whether a locked object can be deleted is the bucket's business: appendOnly() asks
+ * it. The SDK is loaded only when the sink is configured.
  */
 export class S3Offsite implements OffsiteStore {
   readonly sink = 's3' as const;
@@ -160,23 +342,39 @@ export class S3Offsite implements OffsiteStore {
    */
   readonly lingerMs = 500;
   private readonly prefix: string;
-  /** Sessions' spans written to segments but not yet named in a manifest. */
-  private readonly pending = new Map<string, Pending>();
-  /** Sessions this instance wrote a manifest for (the first one is written at once). */
-  private readonly announced = new Set<string>();
+  /** This store's writer id: its segments and catalogs go under `segs/<node>-<instance>/` and `catalogs/<node>-<instance>/`. */
+  private readonly instance = randomBytes(6).toString('hex');
+  /** The writer name, fixed at the first put (with the node's name). */
+  private dir: string | null = null;
   private node = '';
-  /** The time in the newest segment key this store wrote (see put). */
+  /** The time in the newest segment, catalog and anchor batch key this store wrote (strictly increasing). */
   private lastKeyTs = 0;
-  /** Segment indexes read (segments are written once: an index read stays valid). */
+  /** Sessions' spans written to segments but not yet named in a catalog. */
+  private pending = new Map<string, Span[]>();
+  private pendingEntries = 0;
+  private pendingSince: number | null = null;
+  private pendingTrailer = false;
+  private lastCatalogAt = -Infinity;
+  private catalogWriting: Promise<void> | null = null;
+  /** The last catalog write's failure (the segment was stored; readers scan until a catalog names it). */
+  lastCatalogError: string | null = null;
+  /** Segment indexes, catalogs and anchor batches read (written once: what was read stays valid). */
   private readonly indexes = new Map<string, SegmentIndex | null>();
+  private readonly catalogs = new Map<string, ParsedCatalog | null>();
+  private readonly batches = new Map<string, Anchor[] | null>();
+  /** Writers whose closed catalog was read: their catalog keys (nothing is added after a close). */
+  private readonly closedWriters = new Map<string, string[]>();
+  private view: View | null = null;
+  private closing = false;
+  private batchKeys: { at: number; keys: string[] } | null = null;
 
   private constructor(
     private readonly sdk: S3,
     private readonly client: S3Client,
     private readonly c: S3SinkConfig,
     private readonly clock: Clock,
-    private readonly concurrency: number,
     private readonly manifestIntervalMs: number,
+    private readonly maxObjectBytes: number,
   ) {
     this.prefix = c.prefix;
     this.destination = `s3://${c.bucket}/${c.prefix} at ${c.endpoint ?? `region ${c.region}`}`;
@@ -201,7 +399,7 @@ export class S3Offsite implements OffsiteStore {
         // keep-alive is the handler's default: one connection serves put after put.
         requestHandler: { connectionTimeout: 10_000, requestTimeout: 30_000 },
       });
-    return new S3Offsite(sdk, client, c, clock, o.concurrency ?? 16, o.manifestIntervalMs ?? 60_000);
+    return new S3Offsite(sdk, client, c, clock, o.manifestIntervalMs ?? 60_000, o.maxObjectBytes ?? 64 * 1024 * 1024);
   }
 
   private lock(): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
@@ -216,62 +414,102 @@ export class S3Offsite implements OffsiteStore {
     );
   }
 
+  /** A key time after the previous one: readers order a writer's objects by key. */
+  private keyTime(now: number): number {
+    this.lastKeyTs = Math.max(now, this.lastKeyTs + 1);
+    return this.lastKeyTs;
+  }
+
   /**
-   * One segment object for the whole batch, then the manifests that are due: a session's first,
-   * one whose trailer came, one not named for `manifestIntervalMs`. A failure throws (the shipper
-   * resends the batch: a second segment with the same bytes, which readers take once).
+   * One segment object for the whole batch; then, when due, the catalog naming what is pending.
+   * A failed segment throws (the shipper resends the batch: a second segment with the same
+   * bytes, which readers take once). A failed catalog does not: the segment is stored, readers
+   * find it by scanning, and the next catalog names it.
    */
   async put(records: readonly OffsiteRecord[], node: string): Promise<string[]> {
     if (records.length === 0) return [];
-    this.node = node;
+    this.node ||= node;
+    this.dir ??= s3Keys.writer(this.node, this.instance);
     const now = this.clock.now();
-    // Readers order a node's segments by key and take the first copy of a record: two puts in one
-    // millisecond must not be ordered by their random ids (a resend could then count before the
-    // original). The key's time is strictly increasing per store.
-    this.lastKeyTs = Math.max(now, this.lastKeyTs + 1);
-    const key = s3Keys.segment(this.prefix, this.lastKeyTs, node, randomBytes(6).toString('hex'));
+    // Two puts in one millisecond must not be ordered by their random ids (a resend could then count before the original).
+    const key = s3Keys.segment(this.prefix, this.dir, this.keyTime(now), randomBytes(6).toString('hex'));
     const { body, index } = encodeSegment(records, node, now);
     await this.putObject(key, body, { node: safe(node), records: String(records.length) });
-    const due: string[] = [];
-    for (const [id, s] of Object.entries(index.sessions)) {
-      const p = this.pending.get(id) ?? { spans: [], since: now, trailer: false };
-      p.spans.push({ key, ...s });
-      p.trailer ||= s.records.some((e) => e[0] === 'trailer');
-      this.pending.set(id, p);
-      if (!this.announced.has(id) || p.trailer || now - p.since >= this.manifestIntervalMs) due.push(id);
-    }
-    await this.flush(due);
+    this.view = null;
+    for (const [id, s] of Object.entries(index.sessions)) this.addPending(id, [{ key, ...s }]);
+    if (this.catalogDue(now)) await this.writeCatalog(false).catch(() => {});
     return []; // S3 has no insert-if-absent every server supports: a resend is a second segment, read once (equal bytes).
   }
 
-  /** Writes the manifests of these sessions (their pending spans); what fails stays pending and throws. */
-  private async flush(ids: readonly string[]): Promise<void> {
-    const list = [...ids];
-    let next = 0;
-    const errors: unknown[] = [];
-    const worker = async (): Promise<void> => {
-      while (next < list.length) {
-        const id = list[next++]!;
-        const p = this.pending.get(id);
-        if (!p) continue;
-        this.pending.delete(id);
+  private addPending(id: string, spans: readonly Span[]): void {
+    pushTo(this.pending, id, spans);
+    for (const s of spans) {
+      this.pendingEntries += s.records.length;
+      this.pendingTrailer ||= s.records.some((e) => e[0] === 'trailer');
+    }
+    this.pendingSince ??= this.clock.now();
+  }
+
+  private catalogDue(now: number): boolean {
+    if (this.pending.size === 0) return false;
+    if (this.pendingEntries >= CATALOG_ENTRIES) return true;
+    if (now - this.pendingSince! >= this.manifestIntervalMs) return true;
+    return this.pendingTrailer && now - this.lastCatalogAt >= TRAILER_CATALOG_GAP_MS;
+  }
+
+  /** Writes what is pending as this writer's catalog (one object per CATALOG_ENTRIES records); `closed`: its last. One at a time. */
+  private async writeCatalog(closed: boolean): Promise<void> {
+    while (this.catalogWriting) await this.catalogWriting.catch(() => {});
+    this.catalogWriting = this.flushPending(closed);
+    try {
+      await this.catalogWriting;
+      this.lastCatalogError = null;
+    } catch (e) {
+      this.lastCatalogError = (e as Error).message;
+      throw e;
+    } finally {
+      this.catalogWriting = null;
+    }
+  }
+
+  private async flushPending(closed: boolean): Promise<void> {
+    if (!this.dir || (this.pending.size === 0 && !closed)) return;
+    const taken = [...this.pending];
+    const since = this.pendingSince;
+    this.pending = new Map();
+    this.pendingEntries = 0;
+    this.pendingSince = null;
+    this.pendingTrailer = false;
+    const groups: [string, Span[]][][] = [[]];
+    let n = 0;
+    for (const [id, spans] of taken) {
+      const size = spans.reduce((a, s) => a + s.records.length, 0);
+      if (n > 0 && n + size > CATALOG_ENTRIES) (groups.push([]), (n = 0));
+      groups.at(-1)!.push([id, spans]);
+      n += size;
+    }
+    let i = 0;
+    try {
+      for (; i < groups.length; i++) {
         const now = this.clock.now();
-        const node = this.node || 'unknown';
-        const m: Manifest = { v: 1, session: id, node, ts: now, segments: p.spans };
-        try {
-          const key = s3Keys.manifest(this.prefix, id, now, node, randomBytes(6).toString('hex'));
-          await this.putObject(key, Buffer.from(JSON.stringify(m)), { node: safe(node) }, 'application/json');
-          if (p.trailer) this.announced.delete(id);
-          else this.announced.add(id);
-        } catch (e) {
-          const later = this.pending.get(id);
-          this.pending.set(id, later ? { spans: [...p.spans, ...later.spans], since: p.since, trailer: p.trailer || later.trailer } : p);
-          errors.push(e);
-        }
+        const c: Catalog = {
+          v: 1,
+          node: this.node,
+          instance: this.instance,
+          ts: now,
+          closed: closed && i === groups.length - 1,
+          sessions: Object.fromEntries(groups[i]!),
+        };
+        const key = s3Keys.catalog(this.prefix, this.dir, this.keyTime(now), randomBytes(6).toString('hex'));
+        await this.putObject(key, Buffer.from(JSON.stringify(c)), { node: safe(this.node) }, 'application/json');
+        this.view = null;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, list.length) }, worker));
-    if (errors.length) throw errors[0];
+      this.lastCatalogAt = this.clock.now();
+    } catch (e) {
+      for (const g of groups.slice(i)) for (const [id, spans] of g) this.addPending(id, spans);
+      if (since !== null) this.pendingSince = Math.min(since, this.pendingSince ?? since);
+      throw e;
+    }
   }
 
   private async list(prefix: string, o: { delimiter?: string; startAfter?: string } = {}): Promise<{ keys: string[]; prefixes: string[] }> {
@@ -295,7 +533,7 @@ export class S3Offsite implements OffsiteStore {
     return { keys, prefixes };
   }
 
-  /** An object, or bytes [start, end) of it; null when it is not there. */
+  /** An object, or bytes [start, end) of it (fewer when it is shorter); null when it is not there. */
   private async get(key: string, range?: { start: number; end: number }): Promise<Buffer | null> {
     try {
       const r = await this.client.send(
@@ -304,8 +542,15 @@ export class S3Offsite implements OffsiteStore {
       return Buffer.from(await r.Body!.transformToByteArray());
     } catch (e) {
       if ((e as Error).name === 'NoSuchKey' || (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return null;
+      if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return Buffer.alloc(0); // an empty object, ranged
       throw e;
     }
+  }
+
+  /** A small JSON object (a catalog, an anchor batch, a manifest): at most maxObjectBytes; a longer one, or none, is null. */
+  private async getSmall(key: string): Promise<Buffer | null> {
+    const b = await this.get(key, { start: 0, end: this.maxObjectBytes + 1 });
+    return b && b.length <= this.maxObjectBytes ? b : null;
   }
 
   private async segmentIndex(key: string): Promise<SegmentIndex | null> {
@@ -320,10 +565,74 @@ export class S3Offsite implements OffsiteStore {
     return parsed.index;
   }
 
+  private async catalog(key: string): Promise<ParsedCatalog | null> {
+    if (!this.catalogs.has(key)) {
+      const raw = await this.getSmall(key);
+      this.catalogs.set(key, raw ? parseCatalog(raw, this.prefix) : null);
+    }
+    return this.catalogs.get(key)!;
+  }
+
   /**
-   * Where a session's records are: per-record objects of earlier versions (by key), and spans of
-   * segments from its manifests, plus, when no trailer is among them, from segments written since
-   * its newest manifest that no manifest names yet (all segments when a manifest is unreadable).
+   * Every catalog (each read once), and the segments no catalog names: of each writer that did
+   * not close, those from 120 s before its newest catalog on (all of them without one). If any
+   * catalog is unreadable, every segment of both layouts is indexed instead: a catalog that
+   * cannot be trusted must not hide what it was to name.
+   */
+  private async currentView(): Promise<View> {
+    if (this.view && performance.now() - this.view.at < VIEW_REUSE_MS) return this.view;
+    const named = new Map<string, Span[]>();
+    const keys = new Set<string>();
+    let corrupt = false;
+    const names = async (top: string): Promise<string[]> =>
+      (await this.list(`${this.prefix}${top}/`, { delimiter: '/' })).prefixes.map((p) => p.slice(this.prefix.length + top.length + 1, -1));
+    const withCatalogs = new Set(await names('catalogs'));
+    const writers = [...new Set([...withCatalogs, ...(await names('segs'))])].sort();
+    const tails: { dir: string; after: number | null }[] = [];
+    for (const w of writers) {
+      const dir = `${this.prefix}segs/${w}/`;
+      const catalogKeys = this.closedWriters.get(w) ?? (withCatalogs.has(w) ? (await this.list(`${this.prefix}catalogs/${w}/`)).keys : []);
+      let newest = -1;
+      let closed = false;
+      for (const k of catalogKeys) {
+        const c = await this.catalog(k);
+        if (!c) {
+          corrupt = true;
+          continue;
+        }
+        newest = Math.max(newest, Math.min(c.ts, keyTs(k)));
+        closed ||= c.closed;
+        for (const [id, spans] of c.sessions) {
+          pushTo(named, id, spans);
+          for (const s of spans) keys.add(s.key);
+        }
+      }
+      if (closed) this.closedWriters.set(w, catalogKeys);
+      else tails.push({ dir, after: newest >= 0 ? newest - TAIL_SLACK_MS : null });
+    }
+    const unnamed = new Map<string, Span[]>();
+    const scan = async (prefix: string, startAfter?: string): Promise<void> => {
+      for (const k of (await this.list(prefix, startAfter ? { startAfter } : {})).keys) {
+        if (keys.has(k)) continue;
+        const index = await this.segmentIndex(k);
+        if (index) for (const [id, s] of Object.entries(index.sessions)) pushTo(unnamed, id, [{ key: k, ...s }]);
+      }
+    };
+    if (corrupt) {
+      for (const w of writers) await scan(`${this.prefix}segs/${w}/`);
+      await scan(`${this.prefix}segments/`);
+    } else {
+      for (const t of tails) await scan(t.dir, t.after === null ? undefined : `${t.dir}${ts13(t.after)}`);
+    }
+    this.view = { at: performance.now(), named, unnamed, keys };
+    return this.view;
+  }
+
+  /**
+   * Where a session's records are: per-record objects of the first layout (by key); spans its
+   * per-session manifests name (the second), plus, when no trailer is among them, segments of that
+   * layout written since its newest manifest that none names; spans the catalogs name; spans of
+   * segments no catalog names (currentView).
    */
   private async locate(sessionId: string): Promise<{ legacy: { kind: RecordKind; seq: number; key: string }[]; spans: Span[]; unnamed: Span[] }> {
     const base = `${this.prefix}${sessionId}/`;
@@ -336,45 +645,52 @@ export class S3Offsite implements OffsiteStore {
       else if (/^\d{10}$/.test(name)) legacy.push({ kind: 'chunk', seq: Number(name), key: k });
       else if (name.startsWith('manifest-')) manifests.push(k);
     }
+    const keyOk = segmentKeyRe(this.prefix);
     const spans: Span[] = [];
     let newest = -1;
     let unreadable = false;
     for (const k of manifests.sort()) {
-      const raw = await this.get(k);
+      const raw = await this.getSmall(k);
       try {
         const m = JSON.parse(raw!.toString('utf8')) as Manifest;
-        if (m.v !== 1 || m.session !== sessionId || !Array.isArray(m.segments)) throw new Error('not a manifest');
-        spans.push(...m.segments);
+        if (m.v !== 1 || m.session !== sessionId || !Array.isArray(m.segments) || !isInt(m.ts)) throw new Error('not a manifest');
+        const budget = { entries: 4_000_000 };
+        const checked = m.segments.map((s) => ({ key: s?.key, range: checkRange(s, budget) }));
+        if (checked.some((s) => typeof s.key !== 'string' || !keyOk.test(s.key) || !s.range)) throw new Error('not a manifest');
+        spans.push(...checked.map((s) => ({ key: s.key, ...s.range! })));
         newest = Math.max(newest, m.ts);
       } catch {
         unreadable = true; // found below by scanning the segments themselves
       }
     }
-    const trailer = legacy.some((l) => l.kind === 'trailer') || spans.some((s) => s.records.some((e) => e[0] === 'trailer'));
-    const unnamed: Span[] = [];
+    const view = await this.currentView();
+    const catalogued = view.named.get(sessionId) ?? [];
+    const scanned = view.unnamed.get(sessionId) ?? [];
+    const all = [...spans, ...catalogued, ...scanned];
+    const trailer = legacy.some((l) => l.kind === 'trailer') || all.some((s) => s.records.some((e) => e[0] === 'trailer'));
+    const unnamed: Span[] = [...scanned];
     if (newest >= 0 && (!trailer || unreadable)) {
-      const named = new Set(spans.map((s) => s.key));
+      const known = new Set([...spans.map((s) => s.key), ...view.keys]);
       const startAfter = unreadable ? undefined : `${this.prefix}segments/${ts13(newest - TAIL_SLACK_MS)}`;
       for (const k of (await this.list(`${this.prefix}segments/`, startAfter ? { startAfter } : {})).keys) {
-        if (named.has(k)) continue;
+        if (known.has(k)) continue;
         const s = (await this.segmentIndex(k))?.sessions[sessionId];
         if (s) unnamed.push({ key: k, ...s });
       }
     }
-    return { legacy, spans: [...spans, ...unnamed], unnamed };
+    return { legacy, spans: [...spans, ...catalogued, ...unnamed], unnamed };
   }
 
   /**
    * What the store holds of a recording (the shipper's resume asks it). Segments found only by
-   * scanning (a node stopped before naming them) are named in this writer's next manifest of the
-   * session: once its trailer is named, readers no longer scan.
+   * scanning (a node stopped before naming them) are named in this writer's next catalog: once
+   * named, readers no longer index them.
    */
   async holdings(sessionId: string): Promise<OffsiteHoldings> {
     const { legacy, spans, unnamed } = await this.locate(sessionId);
-    if (unnamed.length) {
-      const p = this.pending.get(sessionId);
-      this.pending.set(sessionId, { spans: [...unnamed, ...(p?.spans ?? [])], since: p?.since ?? this.clock.now(), trailer: p?.trailer ?? false });
-    }
+    const pending = new Set((this.pending.get(sessionId) ?? []).map((s) => `${s.key}\0${s.start}`));
+    const fresh = unnamed.filter((s) => !pending.has(`${s.key}\0${s.start}`));
+    if (fresh.length) this.addPending(sessionId, fresh);
     const items: { kind: string; seq: number }[] = legacy.filter((l) => l.kind !== 'trailer');
     for (const s of spans) for (const [kind, seq] of s.records) items.push({ kind, seq });
     const h = holdingsOf(items);
@@ -389,8 +705,9 @@ export class S3Offsite implements OffsiteStore {
   /**
    * Every record, read back and parsed from its bytes (kind, seq and hash come from the bytes,
    * not from an index or a key). Held twice with equal bytes (a resent batch): once. Held again
-   * with other bytes: the first kept, the other returned with no hash (verify names it invalid).
-   * A record a manifest names whose segment is gone: returned empty (verify names the gap).
+   * with other bytes: the first written kept, the other returned with no hash (verify names it
+   * invalid). A record a catalog or manifest names whose segment is gone: returned empty (verify
+   * names the gap).
    */
   async records(sessionId: string): Promise<OffsiteRecord[]> {
     const { legacy, spans } = await this.locate(sessionId);
@@ -403,7 +720,7 @@ export class S3Offsite implements OffsiteStore {
     };
     for (const l of legacy) got.push(parse(l.kind, l.seq, (await this.get(l.key)) ?? Buffer.alloc(0)));
     const seen = new Set<string>();
-    for (const s of spans.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    for (const s of spans.sort(spanOrder)) {
       if (seen.has(`${s.key}\0${s.start}`)) continue;
       seen.add(`${s.key}\0${s.start}`);
       const bytes = s.end > s.start ? await this.get(s.key, s) : Buffer.alloc(0);
@@ -428,34 +745,69 @@ export class S3Offsite implements OffsiteStore {
     return out.sort((a, b) => order[a.kind]! - order[b.kind]! || a.seq - b.seq);
   }
 
-  /** Sessions with a manifest or per-record objects (a session whose first segment a stopped node could not yet name is not listed). */
+  /**
+   * Sessions with records: those the catalogs name, those in segments no catalog names yet, and
+   * those with objects of the earlier layouts (a per-session directory).
+   */
   async sessions(): Promise<string[]> {
     const { prefixes } = await this.list(this.prefix, { delimiter: '/' });
-    return prefixes
-      .map((p) => p.slice(this.prefix.length, -1))
-      .filter((s) => s !== 'anchors' && s !== 'segments')
-      .sort();
+    const out = new Set(prefixes.map((p) => p.slice(this.prefix.length, -1)).filter((s) => !['anchors', 'segments', 'segs', 'catalogs'].includes(s)));
+    const view = await this.currentView();
+    for (const id of view.named.keys()) out.add(id);
+    for (const id of view.unnamed.keys()) out.add(id);
+    return [...out].sort();
   }
 
+  /** Names what is pending (a catalog; its failure is thrown after the anchors are written), then ONE object with all the anchors. */
   async putAnchors(anchors: readonly Anchor[]): Promise<void> {
-    // Each anchor round also names every segment not yet in a manifest.
-    if (this.pending.size) await this.flush([...this.pending.keys()]);
-    for (const a of anchors) {
-      const body = Buffer.from(JSON.stringify({ ...a, signature: a.signature.toString('base64') }));
-      await this.putObject(s3Keys.anchor(this.prefix, a), body, { node: safe(a.node) }, 'application/json');
+    let failed: unknown = null;
+    if (this.pending.size) await this.writeCatalog(false).catch((e: unknown) => (failed = e));
+    if (anchors.length) {
+      const now = this.clock.now();
+      const node = this.node || anchors[0]!.node;
+      const body = Buffer.from(JSON.stringify({ v: 1, node, ts: now, anchors: anchors.map((a) => ({ ...a, signature: a.signature.toString('base64') })) }));
+      await this.putObject(
+        s3Keys.anchorBatch(this.prefix, this.keyTime(now), node, randomBytes(6).toString('hex')),
+        body,
+        { node: safe(node) },
+        'application/json',
+      );
+      this.batchKeys = null;
     }
+    if (failed) throw failed;
   }
 
+  /**
+   * Anchors of one kind (and subject): from the anchor batches, and from per-anchor objects of the
+   * earlier layout. An anchor batch that is not one (bad JSON, too long, an entry without a kind
+   * and subject) counts as one audit anchor that does not verify, so `audit verify --offsite`
+   * names it; an entry with a subject but bad fields is kept without a signature.
+   */
   async anchors(kind: 'audit' | 'recording', subject?: string): Promise<Anchor[]> {
     const base = kind === 'audit' ? `${this.prefix}anchors/audit/` : `${this.prefix}anchors/recordings/${subject !== undefined ? `${subject}/` : ''}`;
     const out: Anchor[] = [];
     for (const k of (await this.list(base)).keys) {
       try {
-        const j = JSON.parse((await this.get(k))!.toString('utf8')) as Omit<Anchor, 'signature'> & { signature: string };
+        const j = JSON.parse((await this.getSmall(k))!.toString('utf8')) as Omit<Anchor, 'signature'> & { signature: string };
         out.push({ ...j, signature: Buffer.from(j.signature, 'base64') });
       } catch {
         // Not one of ours: an anchor that does not parse cannot vouch for anything.
       }
+    }
+    if (!this.batchKeys || performance.now() - this.batchKeys.at >= VIEW_REUSE_MS) {
+      this.batchKeys = { at: performance.now(), keys: (await this.list(`${this.prefix}anchors/batches/`)).keys };
+    }
+    for (const k of this.batchKeys.keys) {
+      if (!this.batches.has(k)) {
+        const raw = await this.getSmall(k);
+        this.batches.set(k, raw ? parseAnchorBatch(raw) : null);
+      }
+      const batch = this.batches.get(k)!;
+      if (!batch) {
+        if (kind === 'audit') out.push({ kind: 'audit', subject: 'audit', position: 0, head: '', ts: keyTs(k) || 0, signature: Buffer.alloc(0), node: '' });
+        continue;
+      }
+      for (const a of batch) if (a.kind === kind && (kind === 'audit' || subject === undefined || a.subject === subject)) out.push(a);
     }
     return out.sort((a, b) => a.subject.localeCompare(b.subject) || a.position - b.position || a.ts - b.ts);
   }
@@ -473,12 +825,14 @@ export class S3Offsite implements OffsiteStore {
     }
   }
 
-  /** Names what is still unnamed (best effort: a reader finds it anyway by scanning), then closes the client. */
+  /** Writes this writer's last catalog, marked closed (best effort: without it, readers scan its tail), then closes the client. */
   async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
     try {
-      if (this.pending.size) await this.flush([...this.pending.keys()]);
+      await this.writeCatalog(true);
     } catch {
-      // Left for readers' scan of the segments after a session's newest manifest.
+      // Left for readers' scan of the segments after this writer's newest catalog.
     }
     this.client.destroy();
   }

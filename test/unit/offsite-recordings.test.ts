@@ -17,7 +17,7 @@ import type { Sql, SqlValue } from '../../src/store/sql.js';
 import { migratePostgres } from '../../src/store/postgres-migrate.js';
 import { FileSink } from '../../src/recording/sink.js';
 import { Recorder } from '../../src/recording/recorder.js';
-import { recordsAt } from '../../src/recording/offsite.js';
+import { recordsAt, type RecordKind } from '../../src/recording/offsite.js';
 import { RecorderFactory } from '../../src/session/recorder-factory.js';
 import { openAdmin, type AdminContext } from '../../src/admin/context.js';
 import { verifyAuditOffsite, verifyRecordingsOffsite } from '../../src/admin/offsite.js';
@@ -25,11 +25,11 @@ import { checkpointSigned, verifyAuditChain } from '../../src/audit/log.js';
 import { formatAuditRow } from '../../src/evidence/syslog-format.js';
 import { RecordingShipper } from '../../src/evidence/recording-shipper.js';
 import { PostgresOffsite } from '../../src/evidence/offsite-postgres.js';
-import { S3Offsite, s3Keys } from '../../src/evidence/offsite-s3.js';
-import { Anchorer, anchorVerifies } from '../../src/evidence/anchors.js';
+import { encodeSegment, parseAnchorBatch, parseCatalog, S3Offsite, s3Keys, segmentIndexOf, type S3OffsiteOptions } from '../../src/evidence/offsite-s3.js';
+import { Anchorer, anchorVerifies, recordingAnchorSigned } from '../../src/evidence/anchors.js';
 import { formatAnchor, parseAnchorMessage } from '../../src/evidence/syslog-anchor.js';
-import { compareRecording, type OffsiteVerdict } from '../../src/evidence/offsite-verify.js';
-import type { OffsiteRecord, OffsiteStore } from '../../src/evidence/offsite-store.js';
+import { compareAudit, compareRecording, type OffsiteVerdict } from '../../src/evidence/offsite-verify.js';
+import type { Anchor, OffsiteRecord, OffsiteStore } from '../../src/evidence/offsite-store.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startS3, S3RVER_CREDENTIALS, type TestS3 } from '../helpers/s3.js';
 import { waitUntil } from '../helpers/poll.js';
@@ -492,10 +492,13 @@ describe('the S3 sink (s3rver)', () => {
   }
 
   /** Another store on the same prefix, with its own client (nothing cached): another node, or the verifier. */
-  async function readerOf(prefix: string, clock: FakeClock): Promise<S3Offsite> {
+  async function readerOf(prefix: string, clock: FakeClock, o: S3OffsiteOptions = {}): Promise<S3Offsite> {
     const sdk = await import('@aws-sdk/client-s3');
     const client = new sdk.S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
-    const store = await S3Offsite.open({ bucket: s3.bucket, region: 'us-east-1', prefix, forcePathStyle: true, endpoint: s3.endpoint }, clock, { client });
+    const store = await S3Offsite.open({ bucket: s3.bucket, region: 'us-east-1', prefix, forcePathStyle: true, endpoint: s3.endpoint }, clock, {
+      ...o,
+      client,
+    });
     cleanups.push(() => store.close());
     return store;
   }
@@ -506,6 +509,14 @@ describe('the S3 sink (s3rver)', () => {
   const keysUnder = async (client: S3Client, prefix: string): Promise<string[]> => {
     const sdk = await import('@aws-sdk/client-s3');
     return ((await client.send(new sdk.ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!);
+  };
+  const objectOf = async (client: S3Client, key: string): Promise<Buffer> => {
+    const sdk = await import('@aws-sdk/client-s3');
+    return Buffer.from(await (await client.send(new sdk.GetObjectCommand({ Bucket: s3.bucket, Key: key }))).Body!.transformToByteArray());
+  };
+  const putRaw = async (client: S3Client, key: string, body: Buffer | string): Promise<void> => {
+    const sdk = await import('@aws-sdk/client-s3');
+    await client.send(new sdk.PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body }));
   };
   const compareWith = async (store: S3Offsite, id: string, file: Buffer | null) =>
     compareRecording({ sessionId: id, sink: 's3', localFile: file, localRow: file !== null, offsite: await store.records(id), anchors: [], publicKeyPem: PEM });
@@ -547,10 +558,12 @@ describe('the S3 sink (s3rver)', () => {
       expect((await compareWith(store, id, readFileSync(files[id]!))).status).toBe('match');
     }
     expect((await store.sessions()).sort()).toEqual(['s_a', 's_b', 's_c', 's_d']);
-    expect((await keysUnder(client, `${prefix}segments/`)).length).toBeLessThan(20);
+    expect((await keysUnder(client, `${prefix}segs/`)).length).toBeLessThan(20);
+    // Per-session objects (the earlier layouts) are gone: catalogs name every session's spans.
+    expect((await keysUnder(client, prefix)).filter((k) => !/^t\d+\/(segs|catalogs)\//.test(k))).toEqual([]);
   });
 
-  it('one segment object per put with Object Lock headers on every PUT; verify names deleted, cut and altered recordings and an off-box gap', async () => {
+  it('one segment object per put, one catalog, Object Lock headers on every PUT; verify names deleted, cut and altered recordings and an off-box gap', async () => {
     const clock = new FakeClock();
     const files = await fourRecordings(clock);
     const { store, puts, client, prefix } = await s3Store(clock);
@@ -561,23 +574,24 @@ describe('the S3 sink (s3rver)', () => {
       all.flatMap((r) => r.slice(0, 2)),
       'gw-test',
     );
-    const before = new Set(await keysUnder(client, `${prefix}segments/`));
+    const before = new Set(await keysUnder(client, `${prefix}segs/`));
     await store.put(
       all.map((r) => r[2]!),
       'gw-test',
     );
     // The segment of the chunk-1 put: keys carry the (fake, unmoving) clock's time and a random part, so their order says nothing.
-    const ofChunk1 = (await keysUnder(client, `${prefix}segments/`)).filter((k) => !before.has(k));
+    const ofChunk1 = (await keysUnder(client, `${prefix}segs/`)).filter((k) => !before.has(k));
     expect(ofChunk1).toHaveLength(1);
     await store.put(
       all.flatMap((r) => r.slice(3)),
       'gw-test',
     );
-    const segments = await keysUnder(client, `${prefix}segments/`);
+    const segments = await keysUnder(client, `${prefix}segs/`);
     expect(segments).toHaveLength(3);
-    // Manifests: each session's first at once, its last with the trailer; none in between (60 s not passed).
-    expect((await keysUnder(client, `${prefix}s_a/`)).map((k) => k.slice(`${prefix}s_a/`.length).replace(/-\d{13}-.*/, ''))).toEqual(['manifest', 'manifest']);
-    expect(puts.length).toBe(3 + 8);
+    // One catalog, written with the trailers (the first two puts were named by nobody yet: readers scan them); no per-session objects.
+    expect(await keysUnder(client, `${prefix}catalogs/`)).toHaveLength(1);
+    expect(await keysUnder(client, `${prefix}s_a/`)).toEqual([]);
+    expect(puts.length).toBe(3 + 1);
     // Every PUT asked for retention: COMPLIANCE until six years (2192 days) from the write.
     for (const h of puts) {
       expect(h['x-amz-object-lock-mode']).toBe('COMPLIANCE');
@@ -618,9 +632,9 @@ describe('the S3 sink (s3rver)', () => {
     await store.put(a.slice(0, 3), 'gw-test');
     await store.put(a.slice(0, 3), 'gw-test'); // the response to the first was lost: the shipper sends it again
     await store.put(a.slice(2), 'gw-test');
-    expect(await keysUnder(client, `${prefix}segments/`)).toHaveLength(3);
+    expect(await keysUnder(client, `${prefix}segs/`)).toHaveLength(3);
     // Three puts in one millisecond (the clock stands still): the keys still order them as written.
-    expect(new Set((await keysUnder(client, `${prefix}segments/`)).map((k) => k.split('/').pop()!.slice(0, 13))).size).toBe(3);
+    expect(new Set((await keysUnder(client, `${prefix}segs/`)).map((k) => k.split('/').pop()!.slice(0, 13))).size).toBe(3);
     expect((await store.records('s_a')).map((r) => r.bytes)).toEqual(local(files.s_a!).map((r) => r.record));
     expect((await compareWith(store, 's_a', readFileSync(files.s_a!))).status).toBe('match');
     // Chunk 1 again with other bytes (what root could PUT with the gateway's credentials): the first copy counts, the second is named.
@@ -638,10 +652,11 @@ describe('the S3 sink (s3rver)', () => {
     const files = await fourRecordings(clock);
     const { store: writer, client, prefix } = await s3Store(clock);
     const a = recordsOf('s_a', files.s_a!);
-    await writer.put(a.slice(0, 2), 'gw-test'); // header and chunk 0: the first manifest at once
+    await writer.put(a.slice(0, 2), 'gw-test'); // header and chunk 0
+    await writer.putAnchors([]); // an anchor round: the catalog names them
     clock.advance(1000);
     await writer.put(a.slice(2, 4), 'gw-test'); // chunks 1 and 2: named at the latest in 60 s; the node stops before
-    expect((await keysUnder(client, `${prefix}s_a/`)).length).toBe(1);
+    expect(await keysUnder(client, `${prefix}catalogs/`)).toHaveLength(1);
     const open = () => readerOf(prefix, clock);
     const reader = await open();
     expect(await reader.holdings('s_a')).toEqual({ header: true, chunks: [0, 1, 2], trailer: null });
@@ -651,13 +666,19 @@ describe('the S3 sink (s3rver)', () => {
         .slice(0, 4),
     );
     expect(kinds(await compareWith(reader, 's_a', readFileSync(files.s_a!)))).toEqual(['not-shipped@null']);
-    // The next node resumes: it asks what is held, ships the trailer; its manifest names the scanned segment too.
+    expect(await reader.sessions()).toEqual(['s_a']);
+    // The next node resumes: it asks what is held, ships the trailer; its catalog names the scanned segment too.
     const next = await open();
     expect((await next.holdings('s_a')).chunks).toEqual([0, 1, 2]);
     clock.advance(600_000); // far past the scanning window of the first manifest
     await next.put(a.slice(4), 'gw-test');
     const later = await open();
     expect((await compareWith(later, 's_a', readFileSync(files.s_a!))).status).toBe('match');
+    // The resuming writer's catalog names the stopped one's unnamed segment (then nobody has to index it).
+    const catalogs = await keysUnder(client, `${prefix}catalogs/`);
+    expect(catalogs).toHaveLength(2);
+    const named = (await Promise.all(catalogs.map(async (k) => parseCatalog(await objectOf(client, k), prefix)!))).flatMap((c) => c.sessions.get('s_a') ?? []);
+    expect(new Set(named.map((x) => x.key))).toEqual(new Set(await keysUnder(client, `${prefix}segs/`)));
   });
 
   it('still reads recordings written one object per record by earlier versions, and one continued in segments', async () => {
@@ -680,6 +701,296 @@ describe('the S3 sink (s3rver)', () => {
     expect(await store.sessions()).toEqual(['s_a', 's_b']);
     await client.send(new sdk.DeleteObjectCommand({ Bucket: s3.bucket, Key: s3Keys.record(prefix, { sessionId: 's_a', kind: 'chunk', seq: 1 }) }));
     expect(kinds(await compareWith(store, 's_a', readFileSync(files.s_a!)))).toEqual(['offsite-gap@1']);
+  });
+  /** Signed anchors as the Anchorer makes them. */
+  const auditAnchorOf = (position: number, head: string, ts: number): Anchor => ({
+    kind: 'audit',
+    subject: 'audit',
+    position,
+    head,
+    ts,
+    signature: signer.sign(checkpointSigned(position, head, ts)),
+    node: 'gw-test',
+  });
+  const recordingAnchorOf = (subject: string, position: number, head: string, ts: number): Anchor => ({
+    kind: 'recording',
+    subject,
+    position,
+    head,
+    ts,
+    signature: signer.sign(recordingAnchorSigned(subject, position, head, ts)),
+    node: 'gw-test',
+  });
+  /** A local audit log that ends at `maxId` with `head` there (no rows to walk): enough for compareAudit to check anchors. */
+  const auditLocal = (maxId: number, head: string) => ({
+    maxId,
+    hashOf: async (id: number) => (id === maxId ? head : null),
+    rows: async function* () {},
+  });
+
+  /**
+   * N sessions recording for 150 s: a put every 2.5 s with a chunk of each, anchor rounds (the
+   * audit checkpoint and every session's head) at 60 s and 120 s, then every trailer, then close.
+   * The objects written, by kind.
+   */
+  async function recordWindow(n: number): Promise<{ segments: number; catalogs: number; anchorBatches: number; others: string[]; prefix: string }> {
+    const clock = new FakeClock();
+    const { store, client, prefix } = await s3Store(clock);
+    const ids = Array.from({ length: n }, (_, i) => `s_w${i}`);
+    const rec = (sessionId: string, kind: RecordKind, seq: number): OffsiteRecord => ({
+      sessionId,
+      kind,
+      seq,
+      bytes: Buffer.from(`${sessionId}/${kind}/${seq}`),
+      hash: 'h',
+    });
+    await store.put(
+      ids.map((id) => rec(id, 'header', 0)),
+      'gw-test',
+    );
+    let seq = 0;
+    for (let t = 2500; t <= 150_000; t += 2500) {
+      clock.advance(2500);
+      await store.put(
+        ids.map((id) => rec(id, 'chunk', seq)),
+        'gw-test',
+      );
+      seq++;
+      if (t % 60_000 === 0) await store.putAnchors([auditAnchorOf(t, `a${t}`, t), ...ids.map((id) => recordingAnchorOf(id, seq, `h${seq}`, t))]);
+    }
+    await store.put(
+      ids.map((id) => rec(id, 'trailer', seq)),
+      'gw-test',
+    );
+    await store.close();
+    const keys = await keysUnder(client, prefix);
+    const count = (top: string) => keys.filter((k) => k.startsWith(`${prefix}${top}/`)).length;
+    const others = keys.filter((k) => !/^t\d+\/(segs|catalogs|anchors\/batches)\//.test(k));
+    return { segments: count('segs'), catalogs: count('catalogs'), anchorBatches: count('anchors/batches'), others, prefix };
+  }
+
+  it('the requests per minute do not grow with the sessions: segments per put, one catalog a minute, one anchor object per round', async () => {
+    const few = await recordWindow(3);
+    const many = await recordWindow(40);
+    // 62 puts; catalogs at 60 s and 120 s (due), with the trailers and at close; two anchor rounds.
+    // The earlier layout wrote 40 first manifests, 40 a minute more, the trailers' 40, and 81 anchor objects a round.
+    for (const w of [few, many]) expect(w).toMatchObject({ segments: 62, catalogs: 4, anchorBatches: 2, others: [] });
+    // And readers find every session, record and anchor there.
+    const reader = await readerOf(many.prefix, new FakeClock());
+    expect(await reader.sessions()).toEqual(Array.from({ length: 40 }, (_, i) => `s_w${i}`).sort());
+    expect(await reader.holdings('s_w17')).toEqual({ header: true, chunks: Array.from({ length: 60 }, (_, i) => i), trailer: 60 });
+    expect((await reader.anchors('recording', 's_w17')).map((a) => a.position)).toEqual([24, 48]);
+    expect((await reader.anchors('recording', 's_w17')).every((a) => anchorVerifies(a, PEM))).toBe(true);
+    expect(await reader.anchors('recording')).toHaveLength(80);
+    expect((await reader.anchors('audit')).map((a) => a.position)).toEqual([60_000, 120_000]);
+  });
+
+  it('a catalog that is not one (bad JSON, a key outside the prefix, a wrong session name, too long) is not trusted: every segment is read, and verify still names what was deleted or altered', async () => {
+    const clock = new FakeClock();
+    const files = await fourRecordings(clock);
+    const { store, client, prefix } = await s3Store(clock);
+    const a = recordsOf('s_a', files.s_a!);
+    const b = recordsOf('s_b', files.s_b!);
+    await store.put([...a.slice(0, 2), ...b.slice(0, 2)], 'gw-test'); // headers and chunk 0
+    await store.putAnchors([]); // an anchor round: catalog 1 names them
+    clock.advance(600_000); // far past what readers scan after a catalog
+    await store.put([...a.slice(2), ...b.slice(2)], 'gw-test'); // the rest and the trailers: catalog 2
+    await store.close(); // catalog 3, closed: readers scan none of this writer's segments
+    const catalogs = (await keysUnder(client, `${prefix}catalogs/`)).sort();
+    expect(catalogs).toHaveLength(3);
+    const first = catalogs[0]!;
+    const original = JSON.parse((await objectOf(client, first)).toString('utf8')) as { sessions: Record<string, { key: string }[]> };
+    const span = original.sessions.s_a![0]!;
+    const check = async (o: S3OffsiteOptions = {}) => {
+      const r = await readerOf(prefix, clock, o);
+      expect(await r.sessions()).toEqual(['s_a', 's_b']);
+      expect((await compareWith(r, 's_a', readFileSync(files.s_a!))).status).toBe('match');
+      expect(kinds(await compareWith(r, 's_b', null))).toEqual(['deleted-locally@null']);
+      const altered = readFileSync(files.s_b!);
+      altered[recordsAt(altered, 0).records.find((x) => x.kind === 'chunk' && x.seq === 0)!.offset + 90]! ^= 1;
+      expect(kinds(await compareWith(r, 's_b', altered))).toEqual(['altered-locally@0']);
+    };
+    await check();
+    // Too long for the reader: catalogs 1 and 2 are over 300 bytes.
+    await check({ maxObjectBytes: 300 });
+    const hostile = [
+      '{"v":1,"node":"gw-test","sessions":{',
+      JSON.stringify({ ...original, sessions: { s_a: [{ ...span, key: 'elsewhere/segs/gw-test-0123456789ab/1700000000000-0123456789ab' }] } }),
+      JSON.stringify({ ...original, sessions: { ...original.sessions, '../s_a': [span] } }),
+      JSON.stringify({ ...original, sessions: { s_a: [{ ...span, records: [['chunk', 0, 'x', 0, 10 ** 9]] }] } }),
+    ];
+    for (const junk of hostile) {
+      await putRaw(client, first, junk);
+      await check();
+    }
+    // With catalog 1 still junk, its segment deleted off the box: the header and chunk 0 are named missing.
+    await client.send(new (await import('@aws-sdk/client-s3')).DeleteObjectCommand({ Bucket: s3.bucket, Key: span.key }));
+    const r = await readerOf(prefix, clock);
+    expect(kinds(await compareWith(r, 's_a', readFileSync(files.s_a!)))).toEqual(['offsite-gap@0', 'offsite-gap@null', 'not-shipped@null']);
+  });
+
+  it('catalogs, segment indexes and anchor batches are parsed strictly: anything else is null', () => {
+    const prefix = 'p/';
+    const key = `${prefix}segs/gw-0123456789ab/1700000000000-0123456789ab`;
+    const span = { key, start: 10, end: 30, records: [['chunk', 0, 'ab', 10, 20]] };
+    const good = { v: 1, node: 'gw', instance: '0123456789ab', ts: 1, closed: false, sessions: { s_a: [span] } };
+    const parse = (x: unknown, max?: number) => parseCatalog(Buffer.from(typeof x === 'string' ? x : JSON.stringify(x)), prefix, max);
+    expect(parse(good)!.sessions.get('s_a')).toEqual([span]);
+    expect(parse({ ...good, sessions: { s_a: [{ ...span, key: `${prefix}segments/1700000000000-gw-0123456789ab` }] } })).not.toBeNull(); // the earlier layout's
+    const bad: unknown[] = [
+      '{"v":1,',
+      'null',
+      '[]',
+      { ...good, v: 2 },
+      { ...good, ts: 'now' },
+      { ...good, sessions: [] },
+      { ...good, sessions: { '../s_b': [span] } },
+      { ...good, sessions: { 's a': [span] } },
+      { ...good, sessions: { '': [span] } },
+      { ...good, sessions: { s_a: 'x' } },
+      { ...good, sessions: { s_a: [{ ...span, key: `other/segs/gw-0123456789ab/1700000000000-0123456789ab` }] } },
+      { ...good, sessions: { s_a: [{ ...span, key: `${prefix}segs/../../x/1700000000000-0123456789ab` }] } },
+      { ...good, sessions: { s_a: [{ ...span, key: `${prefix}s_a/header` }] } },
+      { ...good, sessions: { s_a: [{ ...span, key: 7 }] } },
+      { ...good, sessions: { s_a: [{ ...span, start: -1 }] } },
+      { ...good, sessions: { s_a: [{ ...span, end: 5 }] } },
+      { ...good, sessions: { s_a: [{ ...span, records: {} }] } },
+      { ...good, sessions: { s_a: [{ ...span, records: [['chunk', 0, 'ab', 0, 20]] }] } }, // starts before its span
+      { ...good, sessions: { s_a: [{ ...span, records: [['chunk', 0, 'ab', 25, 20]] }] } }, // ends after it
+      { ...good, sessions: { s_a: [{ ...span, records: [['evil', 0, 'ab', 10, 20]] }] } },
+      { ...good, sessions: { s_a: [{ ...span, records: [['chunk', 0.5, 'ab', 10, 20]] }] } },
+    ];
+    for (const x of bad) expect(parse(x), JSON.stringify(x)).toBeNull();
+    // Huge arrays: more spans or records than the reader takes (4 million by default).
+    expect(parse({ ...good, sessions: { s_a: Array.from({ length: 11 }, () => span) } }, 10)).toBeNull();
+    expect(parse({ ...good, sessions: { s_a: [{ ...span, records: Array.from({ length: 11 }, () => span.records[0]) }] } }, 10)).toBeNull();
+
+    // A segment's own index, as scanning reads it.
+    const { body } = encodeSegment([{ sessionId: 's_a', kind: 'chunk', seq: 0, bytes: Buffer.from('x'), hash: 'ab' }], 'gw', 1);
+    expect(Object.keys(segmentIndexOf(body).index!.sessions)).toEqual(['s_a']);
+    const json = (o: unknown) => Buffer.from(JSON.stringify(o));
+    const withIndex = (j: Buffer) => Buffer.concat([Buffer.from('TGSEG1\n'), Buffer.from([0, 0, 0, j.length]), j]);
+    expect(segmentIndexOf(withIndex(json({ v: 1, sessions: { '../x': { start: 0, end: 0, records: [] } } }))).index).toBeNull();
+    expect(segmentIndexOf(withIndex(json({ v: 1, sessions: { s_a: { start: 0, end: 1, records: [['chunk', 0, 'h', 0, 2]] } } }))).index).toBeNull();
+    const huge = Buffer.concat([Buffer.from('TGSEG1\n'), Buffer.from([0xff, 0xff, 0xff, 0xff])]);
+    expect(segmentIndexOf(huge)).toEqual({ index: null, need: 0 }); // 4 GiB claimed: not fetched
+
+    const anchor = { kind: 'recording', subject: 's_a', position: 3, head: 'ab', ts: 5, signature: 'c2ln', node: 'gw' };
+    expect(parseAnchorBatch(json({ v: 1, anchors: [anchor] }))).toEqual([{ ...anchor, signature: Buffer.from('sig') }]);
+    for (const x of [
+      '[',
+      'null',
+      { v: 2, anchors: [anchor] },
+      { v: 1, anchors: 'x' },
+      { v: 1, anchors: [{ ...anchor, kind: 'other' }] },
+      { v: 1, anchors: [{ ...anchor, subject: 9 }] },
+    ]) {
+      expect(parseAnchorBatch(typeof x === 'string' ? Buffer.from(x) : json(x))).toBeNull();
+    }
+    expect(parseAnchorBatch(json({ v: 1, anchors: [anchor, anchor] }), 1)).toBeNull();
+    // An entry with a subject but a field that is not what it should be: kept, with no signature (verify names it).
+    expect(parseAnchorBatch(json({ v: 1, anchors: [{ ...anchor, position: 'all' }] }))![0]!.signature).toEqual(Buffer.alloc(0));
+  });
+
+  it('anchors: one object per round, read back by kind and subject; a batch that is not one is named by audit verify, not skipped', async () => {
+    const clock = new FakeClock();
+    const { store, client, prefix } = await s3Store(clock);
+    const audit = auditAnchorOf(5, 'h5', clock.now());
+    const recA = recordingAnchorOf('s_a', 3, 'ha', clock.now());
+    const recB = recordingAnchorOf('s_b', 4, 'hb', clock.now());
+    await store.putAnchors([audit, recA, recB]);
+    expect(await keysUnder(client, `${prefix}anchors/`)).toHaveLength(1);
+    const r = await readerOf(prefix, clock);
+    expect(await r.anchors('recording', 's_a')).toEqual([recA]);
+    expect(await r.anchors('recording')).toEqual([recA, recB]);
+    expect(await r.anchors('audit')).toEqual([audit]);
+    const verdict = async (anchors: Anchor[]) => compareAudit({ sink: 's3', anchors, local: auditLocal(5, 'h5'), publicKeyPem: PEM });
+    expect((await verdict(await r.anchors('audit'))).status).toBe('match');
+    // Root drops objects that are not anchor batches among them: each is named, none hides the good one.
+    const hex = () => randomBytes(6).toString('hex');
+    for (const junk of ['not json', JSON.stringify({ v: 1, anchors: [{ kind: 'audit' }] }), JSON.stringify({ v: 1, anchors: 'x' })]) {
+      await putRaw(client, s3Keys.anchorBatch(prefix, clock.now(), 'evil', hex()), junk);
+    }
+    const r2 = await readerOf(prefix, clock);
+    const v = await verdict(await r2.anchors('audit'));
+    expect(kinds(v)).toEqual(['anchor-invalid@0']);
+    expect(v.differences[0]!.detail).toBe('3 off-box audit anchors do not verify with the audit public key');
+    expect(await r2.anchors('recording', 's_a')).toEqual([recA]);
+    // A recording anchor whose fields were changed (the signature no longer covers them) is named in that recording's verdict.
+    await putRaw(
+      client,
+      s3Keys.anchorBatch(prefix, clock.now(), 'evil', hex()),
+      JSON.stringify({ v: 1, anchors: [{ ...recA, position: 9, signature: recA.signature.toString('base64') }] }),
+    );
+    const r3 = await readerOf(prefix, clock);
+    const rv = compareRecording({
+      sessionId: 's_a',
+      sink: 's3',
+      localFile: null,
+      localRow: false,
+      offsite: [],
+      anchors: await r3.anchors('recording', 's_a'),
+      publicKeyPem: PEM,
+    });
+    expect(kinds(rv)).toEqual(['anchor-invalid@null', 'deleted-locally@null']);
+  });
+
+  it('still verifies what the earlier segment layout wrote: per-session manifests, a segment no manifest names, one object per anchor', async () => {
+    const clock = new FakeClock();
+    const files = await fourRecordings(clock);
+    const { client, prefix } = await s3Store(clock);
+    const c = recordsOf('s_c', files.s_c!);
+    const hex = () => randomBytes(6).toString('hex');
+    // As versions before catalogs wrote them: a segment, then the session's manifest naming it...
+    const key1 = s3Keys.legacySegment(prefix, clock.now(), 'gw-old', hex());
+    const seg1 = encodeSegment(c.slice(0, 3), 'gw-old', clock.now());
+    await putRaw(client, key1, seg1.body);
+    const manifest = { v: 1, session: 's_c', node: 'gw-old', ts: clock.now(), segments: [{ key: key1, ...seg1.index.sessions.s_c! }] };
+    await putRaw(client, s3Keys.legacyManifest(prefix, 's_c', clock.now(), 'gw-old', hex()), JSON.stringify(manifest));
+    // ...and a segment with the rest that the node put but did not name before it stopped.
+    clock.advance(1000);
+    await putRaw(client, s3Keys.legacySegment(prefix, clock.now(), 'gw-old', hex()), encodeSegment(c.slice(3), 'gw-old', clock.now()).body);
+    const local = recordsAt(readFileSync(files.s_c!), 0).records;
+    const head = local.filter((x) => x.kind === 'chunk').at(-1)!.hash;
+    const anchors = [recordingAnchorOf('s_c', 3, head, clock.now()), auditAnchorOf(7, 'h7', clock.now())];
+    for (const x of anchors) await putRaw(client, s3Keys.legacyAnchor(prefix, x), JSON.stringify({ ...x, signature: x.signature.toString('base64') }));
+
+    const r = await readerOf(prefix, clock);
+    expect(await r.sessions()).toEqual(['s_c']);
+    expect(await r.holdings('s_c')).toEqual({ header: true, chunks: [0, 1, 2], trailer: 3 });
+    expect((await r.records('s_c')).map((x) => x.bytes)).toEqual(local.map((x) => x.bytes));
+    const recAnchors = await r.anchors('recording', 's_c');
+    expect(recAnchors).toEqual([anchors[0]]);
+    const v = compareRecording({
+      sessionId: 's_c',
+      sink: 's3',
+      localFile: readFileSync(files.s_c!),
+      localRow: true,
+      offsite: await r.records('s_c'),
+      anchors: recAnchors,
+      publicKeyPem: PEM,
+    });
+    expect(v.status).toBe('match');
+    expect((await compareAudit({ sink: 's3', anchors: await r.anchors('audit'), local: auditLocal(7, 'h7'), publicKeyPem: PEM })).status).toBe('match');
+    // The local file cut below the anchor, and the named segment deleted off the box: both named.
+    const cut = readFileSync(files.s_c!).subarray(0, local.find((x) => x.kind === 'chunk' && x.seq === 2)!.offset);
+    expect(
+      kinds(
+        compareRecording({
+          sessionId: 's_c',
+          sink: 's3',
+          localFile: cut,
+          localRow: true,
+          offsite: await r.records('s_c'),
+          anchors: recAnchors,
+          publicKeyPem: PEM,
+        }),
+      ),
+    ).toEqual(['truncated-locally@2']);
+    await client.send(new (await import('@aws-sdk/client-s3')).DeleteObjectCommand({ Bucket: s3.bucket, Key: key1 }));
+    const r2 = await readerOf(prefix, clock);
+    // The manifest names the header and chunks 0-1 in a segment that is gone.
+    expect(kinds(await compareWith(r2, 's_c', readFileSync(files.s_c!)))).toEqual(['offsite-gap@null', 'offsite-gap@0', 'not-shipped@null']);
   });
 });
 
