@@ -1,11 +1,10 @@
-import { deflateRaw } from 'node:zlib';
-import { promisify } from 'node:util';
 import type { Clock } from '../platform/clock.js';
 import { systemRandom, type Random } from '../platform/random.js';
 import type { Sealer } from '../crypto/sealer.js';
 import type { Signer } from '../crypto/audit-key.js';
 import type { RecordingFile } from './sink.js';
 import type { DurableRecord, OffsiteFeed } from './offsite.js';
+import { DeflatePool } from './deflate-pool.js';
 import {
   CHUNK_HEADER_LEN,
   REC_CHUNK,
@@ -32,7 +31,8 @@ import {
  * most of what recording costs the gateway; the format is unchanged (any level inflates alike).
  */
 const DEFLATE = { level: 1, memLevel: 9 } as const;
-const deflateRawAsync = promisify(deflateRaw);
+/** Shared by every recording: reused zlib streams, no deflateInit on the main thread per chunk (deflate-pool.ts). */
+const deflater = new DeflatePool(DEFLATE);
 const EMPTY = Buffer.alloc(0);
 
 export interface RecorderOptions {
@@ -183,7 +183,7 @@ export class Recorder {
       this.fail(new Error(`recording queue overflow (${this.queued} bytes waiting to be written)`));
       return;
     }
-    const packed = chunk ? deflateRawAsync(chunk.plain, DEFLATE) : null;
+    const packed = chunk ? deflater.deflate(chunk.plain) : null;
     packed?.catch(() => {}); // awaited (and its error handled) in queue order below
     this.queue = this.queue.then(async () => {
       if (this.failed) return;
