@@ -6,7 +6,7 @@ import type { PreAuthAudit } from '../audit/preauth.js';
 import { addressPrefix } from '../auth/address-prefix.js';
 import type { Metrics } from '../platform/metrics.js';
 import { looksLikeProxyHeader, ProxyHeaderParser, type ProxyFault, type ProxyHeader } from './proxy-protocol.js';
-import { TrustedProxies } from '../platform/cidr.js';
+import { localTrusted, TrustedProxies } from '../platform/cidr.js';
 
 /** sshd's MaxStartups start:rate:full: random early drop from `start`, all refused at `full`. */
 export interface Startups {
@@ -117,6 +117,15 @@ export class FrontDoor {
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.onSocket(s));
     this.server.on('error', (e) => deps.logger.error({ err: e }, 'listener error'));
     this.trusted = limits.proxyProtocol ? new TrustedProxies(limits.proxyProtocol.trustedFrom) : null;
+    const local = limits.proxyProtocol ? localTrusted(limits.proxyProtocol.trustedFrom) : [];
+    if (local.length) {
+      deps.logger.warn(
+        { trustedFrom: local },
+        `listen.proxyProtocol.trustedFrom lists ${local.join(', ')}, reachable from this machine: every local account, users' shells included, ` +
+          'can connect from there and name any client address (lockouts, limits, audit). Let only the balancer connect from it (a firewall ' +
+          'owner match), or run the balancer on another machine',
+      );
+    }
     if (this.trusted && deps.metrics) {
       const m = deps.metrics;
       m.describe('proxy_protocol_connections_total', 'counter', "connections by PROXY header outcome (health-check: the balancer's own LOCAL connection)");
