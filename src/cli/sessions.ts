@@ -40,8 +40,10 @@ async function runObserver(obs: Observation): Promise<void> {
   // and pose as a prompt): input stops, the client is killed, the terminal is given back.
   let quit: () => void = () => {};
   const quitted = new Promise<void>((resolve) => (quit = resolve));
+  // Keystrokes never reach the pty: its client runs as the observed pair, whose server can make
+  // it exec a program (detach-client -E) that would read what the admin types.
   const onKey = (d: Buffer) => {
-    if (!d.includes(QUIT)) return pty.write(d);
+    if (!d.includes(QUIT)) return;
     stdin.off('data', onKey);
     pty.kill('SIGKILL');
     quit();
@@ -145,7 +147,7 @@ export function sessionsCommand(): Command {
     withCommon(new Command('observe'))
       .description('watch a live session read-only (a tmux read-only client: cannot type or resize); Ctrl-\\ quits')
       .argument('<session-id>')
-      .addHelpText('after', example('tmuxgate sessions observe s_AbC123   # leave with Ctrl-\\ or the tmux prefix + d'))
+      .addHelpText('after', example('tmuxgate sessions observe s_AbC123   # leave with Ctrl-\\'))
       .action(
         handler(async (id: string, _o: unknown, cmd: Command) => {
           if (!process.stdout.isTTY) throw new TgError('TG_ERR_NOT_A_TTY', 'observe needs a terminal');

@@ -4,6 +4,8 @@ import ssh2 from 'ssh2';
 import { z } from 'zod';
 import type { Logger } from '../platform/logger.js';
 import type { Pty } from '../platform/pty.js';
+import { systemClock, type Clock } from '../platform/clock.js';
+import { ALLOWED } from '../crypto/algorithms.js';
 
 /**
  * The node-to-node link: when a user's login lands on one node and their (role, user) tmux
@@ -14,8 +16,24 @@ import type { Pty } from '../platform/pty.js';
  * The link is SSH (ssh2 on both ends): the server proves the cluster's shared host key and the
  * client proves the cluster's node key, a key pair every node reads from its keys directory and
  * that no user ever holds. Nothing else is accepted: no password, no other key, no other user
- * name, one exec request per channel, no port forwarding, no agent, no subsystems.
+ * name, one exec request per channel, no port forwarding, no agent, no subsystems. Both ends
+ * offer only the gateway's algorithm allow-list.
+ *
+ * Before authentication a link connection is a stranger's: the link port is reachable from every
+ * node, and so from every user's shell on every node. So a connection must authenticate within
+ * `authTimeoutMs`, and at most `maxUnauthenticated` may be waiting; a newcomer over that closes
+ * the oldest one (a node authenticates within milliseconds of its connect, so a flood would have
+ * to outpace that to keep a node out, and can no longer exhaust the process's descriptors).
  */
+
+/** The gateway's allow-list in ssh2's terms: the link offers nothing the front door would not. */
+const LINK_ALGORITHMS: ssh2.Algorithms = {
+  kex: [...ALLOWED.kex],
+  cipher: [...ALLOWED.cipher],
+  hmac: [...ALLOWED.mac],
+  serverHostKey: [...ALLOWED.serverHostKey],
+  compress: [...ALLOWED.compress],
+} as ssh2.Algorithms;
 
 /** The user name a node presents on the link. */
 export const LINK_USER = 'tmuxgate-node';
@@ -48,6 +66,12 @@ export interface LinkServerOptions {
   attach(req: RelayRequest): Promise<Pty>;
   logger: Logger;
   algorithms?: ssh2.Algorithms;
+  /** From accept to authentication, at most (ms); 10 s by default. */
+  authTimeoutMs?: number;
+  /** Connections not authenticated yet, at most; a newcomer over it closes the oldest. 64 by default. */
+  maxUnauthenticated?: number;
+  /** Runs the authentication deadline (a test's fake clock); the system clock by default. */
+  clock?: Clock;
 }
 
 function checkOptions<T extends object>(what: string, o: T, keys: (keyof T)[]): T {
@@ -64,25 +88,84 @@ function parsePublic(key: Buffer | string): ssh2.ParsedKey {
 /** The owning side: accepts relay channels from other nodes. */
 export class LinkServer {
   private readonly server: ssh2.Server;
+  private readonly listener: net.Server;
   private readonly clients = new Set<ssh2.Connection>();
   private readonly nodeKey: ssh2.ParsedKey;
   private readonly nodeBlob: Buffer;
+  /** Connections not authenticated yet, oldest first, by remote address and port: their deadline's cancel. */
+  private readonly unauthenticated = new Map<string, { socket: net.Socket; cancel: () => void }>();
+  private readonly authTimeoutMs: number;
+  private readonly maxUnauthenticated: number;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
 
   constructor(opts: LinkServerOptions) {
     const o = checkOptions('link server', opts, ['hostKey', 'nodePublicKey', 'attach', 'logger']);
     this.nodeKey = parsePublic(o.nodePublicKey);
     this.nodeBlob = this.nodeKey.getPublicSSH();
-    this.server = new ssh2.Server({ hostKeys: [o.hostKey], ident: 'tmuxgate-link', ...(o.algorithms ? { algorithms: o.algorithms } : {}) }, (client) =>
-      this.onClient(client, o),
+    this.authTimeoutMs = o.authTimeoutMs ?? 10_000;
+    this.maxUnauthenticated = o.maxUnauthenticated ?? 64;
+    this.clock = o.clock ?? systemClock;
+    this.logger = o.logger;
+    this.server = new ssh2.Server(
+      {
+        hostKeys: [o.hostKey],
+        ident: 'tmuxgate-link',
+        algorithms: o.algorithms ?? LINK_ALGORITHMS,
+        // A peer that vanished without a FIN (its machine lost) is noticed, and its relays' tmux clients end.
+        keepaliveInterval: 5000,
+        keepaliveCountMax: 2,
+      } as ssh2.ServerConfig,
+      (client, info) => this.onClient(client, info, o),
     );
     this.server.on('error', (e: Error) => o.logger.warn({ err: e.message }, 'link server error'));
+    // Our own listener: every connection is counted and timed from accept, before ssh2 sees a byte.
+    this.listener = net.createServer({ noDelay: true }, (socket) => this.onSocket(socket));
+    this.listener.on('error', (e: Error) => o.logger.warn({ err: e.message }, 'link listener error'));
   }
 
-  private onClient(client: ssh2.Connection, o: LinkServerOptions): void {
+  /** Connections held open that have not authenticated (for tests and metrics). */
+  pending(): number {
+    return this.unauthenticated.size;
+  }
+
+  private onSocket(socket: net.Socket): void {
+    socket.on('error', () => {}); // errors end the socket; ssh2 and the close handler clean up
+    if (socket.remoteAddress === undefined) return void socket.destroy();
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    if (this.unauthenticated.size >= this.maxUnauthenticated) {
+      const [oldKey, oldest] = this.unauthenticated.entries().next().value!;
+      this.unauthenticated.delete(oldKey);
+      oldest.cancel();
+      oldest.socket.destroy();
+      this.logger.debug({ from: oldKey }, 'link: unauthenticated connection closed for a newer one');
+    }
+    const cancel = this.clock.setTimeout(() => {
+      if (this.unauthenticated.get(key)?.socket !== socket) return;
+      this.unauthenticated.delete(key);
+      this.logger.debug({ from: key }, 'link: connection did not authenticate in time');
+      socket.destroy();
+    }, this.authTimeoutMs);
+    this.unauthenticated.set(key, { socket, cancel });
+    socket.once('close', () => this.authenticated(key, socket));
+    this.server.injectSocket(socket);
+  }
+
+  /** The connection authenticated (or closed): it no longer counts, and its deadline is off. */
+  private authenticated(key: string, socket: net.Socket): void {
+    const slot = this.unauthenticated.get(key);
+    if (slot?.socket !== socket) return;
+    this.unauthenticated.delete(key);
+    slot.cancel();
+  }
+
+  private onClient(client: ssh2.Connection, info: ssh2.ClientInfo, o: LinkServerOptions): void {
     // Keystrokes and their echo cross the link as small packets: without this, Nagle holds a
     // packet while an earlier one is unacknowledged, and the peer delays its ACK (up to 40 ms).
     // (ssh2's server connection has setNoDelay, as its client does; its types leave it out.)
     (client as ssh2.Connection & Pick<ssh2.Client, 'setNoDelay'>).setNoDelay(true);
+    const key = `${info.ip}|${info.port}`;
+    const slot = this.unauthenticated.get(key);
     this.clients.add(client);
     client.on('close', () => this.clients.delete(client));
     client.on('error', (e: Error) => o.logger.warn({ err: e.message }, 'link connection error'));
@@ -95,6 +178,7 @@ export class LinkServer {
       ctx.accept();
     });
     client.on('ready', () => {
+      if (slot) this.authenticated(key, slot.socket);
       client.on('session', (acceptSession) => {
         const session = acceptSession();
         let size = { term: 'xterm', cols: 80, rows: 24 };
@@ -139,17 +223,22 @@ export class LinkServer {
   /** Listens on host:port (0: any free port); resolves to the port. */
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as net.AddressInfo).port);
+      this.listener.once('error', reject);
+      this.listener.listen(port, host, () => {
+        this.listener.off('error', reject);
+        resolve((this.listener.address() as net.AddressInfo).port);
       });
     });
   }
 
   async close(): Promise<void> {
     for (const c of this.clients) c.end();
-    await new Promise<void>((r) => this.server.close(() => r()));
+    for (const { socket, cancel } of this.unauthenticated.values()) {
+      cancel();
+      socket.destroy();
+    }
+    this.unauthenticated.clear();
+    await new Promise<void>((r) => this.listener.close(() => r()));
   }
 }
 
@@ -220,7 +309,7 @@ export class LinkClient {
         keepaliveInterval: 5000,
         keepaliveCountMax: 2,
         hostVerifier: (key: Buffer) => key.length === this.hostBlob.length && timingSafeEqual(key, this.hostBlob),
-        ...(this.opts.algorithms ? { algorithms: this.opts.algorithms } : {}),
+        algorithms: this.opts.algorithms ?? LINK_ALGORITHMS,
       });
       // As on the server's end (see LinkServer): every packet goes out at once. The socket
       // exists from connect() on and applies it once connected.

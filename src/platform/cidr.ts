@@ -1,4 +1,5 @@
 import net from 'node:net';
+import os from 'node:os';
 
 /** A dotted-quad IPv4 address, each part 0-255 without leading zeros. */
 export const IPV4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -78,4 +79,25 @@ export class TrustedProxies {
     if (net.isIPv4(addr)) return this.list.check(addr, 'ipv4');
     return net.isIPv6(addr) && this.list.check(addr, 'ipv6');
   }
+}
+
+/** Loopback: any account on this machine can connect from these. */
+const LOOPBACK = new TrustedProxies(['127.0.0.0/8', '::1/128', '::ffff:127.0.0.0/104']);
+
+/**
+ * The trusted networks through which a local account could connect: a loopback one, or one that
+ * holds an address of this machine (`interfaces`, os.networkInterfaces() by default). From there
+ * any process here, a user's shell included, can send a PROXY header naming any client.
+ */
+export function localTrusted(networks: readonly string[], interfaces: ReturnType<typeof os.networkInterfaces> = os.networkInterfaces()): string[] {
+  const mine = Object.values(interfaces)
+    .flat()
+    .map((i) => i?.address)
+    .filter((a): a is string => !!a);
+  return networks.filter((n) => {
+    const c = parseCidr(n);
+    if (typeof c === 'string') return false;
+    const one = new TrustedProxies([n]);
+    return LOOPBACK.has(c.address) || ['127.0.0.1', '::1', ...mine].some((a) => one.has(a.replace(/%.*$/, '')));
+  });
 }

@@ -124,6 +124,8 @@ export class Sharing {
       {
         id: newId('v_', this.c.random),
         outputFilter: (d) => safe.write(d),
+        // The client runs as the owner: the watcher's keystrokes stay here (Ctrl-\ leaves).
+        viewOnly: true,
         ...(redactor ? { outputView: (send: (d: Buffer) => void) => new LiveRedaction(redactor, size.cols, size.rows, send) } : {}),
         spawn: { file: c.file, args: c.args, cwd: '/', env, cols: size.cols, rows: size.rows, term },
         idleTimeoutMs: settings.idleTimeout,

@@ -49,7 +49,17 @@ export interface ShellSessionOptions {
    * what the pty writes and sends its own drawing with `send`. Given, it replaces outputFilter.
    */
   outputView?: (send: (data: Buffer) => void) => OutputView;
+  /**
+   * A view of someone else's session (a watcher): the keystrokes never reach the pty. Its program
+   * runs as the watched pair, whose tmux server can make it exec anything (`detach-client -E`),
+   * which would then read what the watcher types. They still count as input for idleness, and
+   * Ctrl-\ (VIEW_QUIT) leaves.
+   */
+  viewOnly?: boolean;
 }
+
+/** Ctrl-\: leaves a view-only session, whatever runs in its pty. */
+export const VIEW_QUIT = 0x1c;
 
 /** A view between the pty and the client: it is fed the output and draws what the client sees. */
 export interface OutputView {
@@ -175,6 +185,13 @@ export class ShellSession {
         this.lastInput = this.deps.clock.now();
         this.warned = false;
       } else this.deps.logger.debug({ session: this.opts.id, bytes: d.length }, 'terminal reports only: not counted as input');
+      if (this.opts.viewOnly) {
+        if (d.includes(VIEW_QUIT)) {
+          this.send(`${CRLF}[tmuxgate] you stopped watching.${CRLF}`);
+          this.finish('detached', 0);
+        }
+        return;
+      }
       tap?.input(d);
       pty.write(d);
     });

@@ -6,7 +6,7 @@ import type { PreAuthAudit } from '../audit/preauth.js';
 import { addressPrefix } from '../auth/address-prefix.js';
 import type { Metrics } from '../platform/metrics.js';
 import { looksLikeProxyHeader, ProxyHeaderParser, type ProxyFault, type ProxyHeader } from './proxy-protocol.js';
-import { TrustedProxies } from '../platform/cidr.js';
+import { localTrusted, TrustedProxies } from '../platform/cidr.js';
 
 /** sshd's MaxStartups start:rate:full: random early drop from `start`, all refused at `full`. */
 export interface Startups {
@@ -100,7 +100,7 @@ export class FrontDoor {
   private readonly pending = new Map<string, Pending>();
   private readonly sockets = new Set<net.Socket>();
   private readonly trusted: TrustedProxies | null;
-  /** Sockets from a trusted balancer whose PROXY header (and first client byte) has not arrived. */
+  /** Sockets from a trusted balancer whose PROXY header has not arrived (after it, the client it names is counted). */
   private awaitingHeader = 0;
 
   constructor(
@@ -117,6 +117,15 @@ export class FrontDoor {
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.onSocket(s));
     this.server.on('error', (e) => deps.logger.error({ err: e }, 'listener error'));
     this.trusted = limits.proxyProtocol ? new TrustedProxies(limits.proxyProtocol.trustedFrom) : null;
+    const local = limits.proxyProtocol ? localTrusted(limits.proxyProtocol.trustedFrom) : [];
+    if (local.length) {
+      deps.logger.warn(
+        { trustedFrom: local },
+        `listen.proxyProtocol.trustedFrom lists ${local.join(', ')}, reachable from this machine: every local account, users' shells included, ` +
+          'can connect from there and name any client address (lockouts, limits, audit). Let only the balancer connect from it (a firewall ' +
+          'owner match), or run the balancer on another machine',
+      );
+    }
     if (this.trusted && deps.metrics) {
       const m = deps.metrics;
       m.describe('proxy_protocol_connections_total', 'counter', "connections by PROXY header outcome (health-check: the balancer's own LOCAL connection)");
@@ -210,7 +219,7 @@ export class FrontDoor {
     const peer = normaliseAddr(socket.remoteAddress);
     const key = `${peer}|${socket.remotePort ?? 0}`;
     if (!this.trusted) {
-      this.enter(socket, key, peer, socket.remotePort ?? 0, this.deps.clock.now());
+      if (this.enter(socket, key, peer, socket.remotePort ?? 0, this.deps.clock.now())) this.hand(socket);
       return;
     }
     if (socket.remoteAddress === undefined) {
@@ -240,6 +249,12 @@ export class FrontDoor {
    * handshakeTimeout, a connection that ends inside it, and a second header after the first
    * (which could only be a client trying to choose its own address). So the gateway waits for
    * the client's first byte before it speaks; SSH clients send their version line at once.
+   * That wait is the client's, not the balancer's: from the header on, the connection counts
+   * against the caps of the client it names (per address, per network, the total with its
+   * eviction), as a direct connection does from accept. Counting it only in the balancer's
+   * pool of connections awaiting a header let a client that connected through the balancer and
+   * never spoke hold a place there for handshakeTimeout: a hundred such connections from one
+   * address kept every other user out, over and over.
    * A LOCAL header (v2; v1 UNKNOWN) is the balancer's own health check: answered with
    * HEALTH_ANSWER and closed cleanly, not a failure (deploy/haproxy.cfg expects the answer).
    * A valid header followed by a close (a v1 balancer's check, or a client that left) is not a
@@ -252,14 +267,21 @@ export class FrontDoor {
     let header: Extract<ProxyHeader, { command: 'proxy' }> | null = null;
     let after: Buffer = Buffer.alloc(0);
     let waiting = true;
+    let reading = true;
     this.awaitingHeader++;
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    const stop = (): boolean => {
-      if (!waiting) return false;
+    /** The header is in (or the connection is refused): it no longer waits in the balancer's pool. */
+    const headerDone = (): void => {
+      if (!waiting) return;
       waiting = false;
       this.awaitingHeader--;
       cancelTimer();
+    };
+    const stop = (): boolean => {
+      if (!reading) return false;
+      reading = false;
+      headerDone();
       socket.off('data', onData);
       socket.off('close', onClose);
       return true;
@@ -285,6 +307,10 @@ export class FrontDoor {
         }
         header = step.header;
         after = step.rest;
+        // From here on the client it names is known: its caps (and their handshake timer) hold
+        // the connection, not the balancer's pool.
+        headerDone();
+        if (!this.enter(socket, key, normaliseAddr(header.source.address), header.source.port, acceptedAt)) return void stop();
       } else after = Buffer.concat([after, chunk]);
       if (!after.length) return; // the client has not spoken yet
       if (looksLikeProxyHeader(after)) return fail('second-header');
@@ -292,7 +318,7 @@ export class FrontDoor {
       this.deps.metrics?.inc('proxy_protocol_connections_total{result="accepted"}');
       socket.pause();
       socket.unshift(after);
-      this.enter(socket, key, normaliseAddr(header.source.address), header.source.port, acceptedAt);
+      this.hand(socket);
     };
     const onClose = (): void => {
       if (header) stop();
@@ -302,15 +328,18 @@ export class FrontDoor {
     socket.on('close', onClose);
   }
 
-  /** Counts `addr` (the client's) against the limits and hands the socket on, or refuses it. */
-  private enter(socket: net.Socket, key: string, addr: string, port: number, acceptedAt: number): void {
+  /**
+   * Counts `addr` (the client's) against the limits, with the handshake and login grace timers
+   * running from `acceptedAt`; false when it is refused (and closed). The caller hands it on.
+   */
+  private enter(socket: net.Socket, key: string, addr: string, port: number, acceptedAt: number): boolean {
     const prefix = addressPrefix(addr);
     const why = this.admit(addr, prefix);
     if (why) {
       this.refuse(addr, why);
       socket.destroy();
       this.sockets.delete(socket);
-      return;
+      return false;
     }
     this.sockets.add(socket);
     const slot: Slot = { key, addr, prefix, socket, handshook: false };
@@ -354,7 +383,7 @@ export class FrontDoor {
       uncount();
       this.sockets.delete(socket);
     });
-    this.hand(socket);
+    return true;
   }
 
   /** Audits a refusal into the per-address pre-authentication summary. */

@@ -241,6 +241,31 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     a.kill();
   });
 
+  it("an observing admin's keystrokes never reach a program the observed server makes the observer's client run", async () => {
+    const a = await t.login(alice);
+    const id = (await t.admin.sessions.list({ live: true })).find((s) => s.user_name === 'alice')!.id;
+    const o = new PtyDriver(
+      process.execPath,
+      [BIN, 'sessions', 'observe', id, ...t.cliConfig()],
+      { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
+      { cols: 80, rows: 24 },
+    );
+    await t.run(a, 'echo WATCHED-$((5+6))', 'WATCHED-11');
+    await o.waitFor('WATCHED-11');
+    // The observer's client (read-only) is made to exec a program that keeps what the admin types.
+    await t.run(
+      a,
+      `for c in $(tmux list-clients -F '#{client_readonly}#{client_name}' | sed -n 's/^1//p'); do tmux detach-client -t "$c" -E "cat > $HOME/admin-loot"; done; sleep 0.3; echo HOOKED-$((6+6))`,
+      'HOOKED-12',
+    );
+    o.write('admin-typed-SECRET-9\r');
+    o.write('\x1c'); // Ctrl-\ leaves; what was typed before it was dealt with first
+    await o.waitExit(10_000);
+    await t.run(a, `cat $HOME/admin-loot 2>/dev/null; echo LOOT-END-$((7+7))`, 'LOOT-END-14');
+    expect(a.text).not.toContain('admin-typed-SECRET-9');
+    a.kill();
+  });
+
   it("a socket symlinked to another user's socket never shows that user's screen to a watcher", async () => {
     const b = await t.login(bob);
     await t.run(b, 'echo BOB-SECRET-$((7*7))', 'BOB-SECRET-49');

@@ -91,8 +91,10 @@ describe('front door with proxyProtocol: header, then the limits on the client i
     expect([none, headerOnly, half].some((c) => c.sock.destroyed)).toBe(false);
     clock.advance(1);
     await Promise.all([none.closed, headerOnly.closed, half.closed]);
-    expect(reasons('127.0.0.1')).toEqual(Array(3).fill('refused:proxy header timeout'));
-    expect(await counter(metrics, 'proxy_protocol_refusals_total{reason="timeout"}')).toBe(3);
+    // A missing or partial header is the balancer's; a client that never spoke after a whole one is the client's.
+    expect(reasons('127.0.0.1')).toEqual(Array(2).fill('refused:proxy header timeout'));
+    expect(reasons('198.51.100.3')).toEqual(['refused:handshake timeout expired']);
+    expect(await counter(metrics, 'proxy_protocol_refusals_total{reason="timeout"}')).toBe(2);
     // A header that took 6 s leaves the SSH handshake the remaining 4 s.
     const slow = raw(port, '127.0.0.1', [Buffer.from('PROXY TCP4 198.51.100.4')]);
     await waitUntil(() => door.stats().open === 1, 'one waiting');
@@ -102,6 +104,45 @@ describe('front door with proxyProtocol: header, then the limits on the client i
     clock.advance(4_000);
     await slow.closed;
     expect(reasons('198.51.100.4')).toEqual(['refused:handshake timeout expired']);
+  });
+
+  it('a client through the balancer that never speaks holds a place under its own address only: it cannot keep other users out', async () => {
+    // Attack: connect through the balancer (which sends the header at once) 100 times and say
+    // nothing. Each such connection used to wait in the balancer's pool for handshakeTimeout,
+    // so the pool was full and every other user was refused, again and again.
+    const small = new FrontDoor(
+      {
+        maxStartups: { start: 4, rate: 100, full: 4 },
+        maxStartupsPerAddress: 2,
+        maxStartupsPerPrefix: 2,
+        handshakeTimeout: 10_000,
+        loginGraceTime: 60_000,
+        proxyProtocol: { trustedFrom: ['127.0.0.1'] },
+      },
+      { clock, logger: createLogger({ level: 'silent' }), preauth: { record: (a, r) => void records.push([a, r]) }, metrics },
+      (s) => void mine.push(s),
+    );
+    const mine: net.Socket[] = [];
+    const p = (await small.listen('127.0.0.1', 0)).port;
+    const balancerBefore = reasons('127.0.0.1').length;
+    try {
+      const silent = Array.from({ length: 6 }, () => raw(p, '127.0.0.1', [v1('198.51.100.66')]));
+      // Two are held under the stranger's address, the rest refused there (not in the balancer's name).
+      await waitUntil(() => reasons('198.51.100.66').length === 4, 'the stranger capped');
+      expect(reasons('198.51.100.66')).toEqual(Array(4).fill('refused:too many unauthenticated connections from this address'));
+      await waitUntil(() => silent.filter((c) => c.sock.destroyed).length === 4, 'the refused ones closed');
+      expect(small.stats()).toEqual({ unauthenticated: 2, open: 2 });
+      // A user on another network gets in at once, and so does a second one.
+      raw(p, '127.0.0.1', [v1('203.0.113.5'), Buffer.from('SSH-2.0-user\r\n')]);
+      raw(p, '127.0.0.1', [v1('192.0.2.8'), Buffer.from('SSH-2.0-user\r\n')]);
+      await waitUntil(() => mine.length === 2, 'both users handed on');
+      expect(reasons('203.0.113.5')).toEqual([]);
+      expect(reasons('127.0.0.1')).toHaveLength(balancerBefore); // nothing held against the balancer
+    } finally {
+      for (const s of mine) s.destroy();
+      small.destroyAll();
+      await small.stopAccepting();
+    }
   });
 
   it('holds at most the full MaxStartups value of connections waiting for a header', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestGateway, type TestUser } from '../helpers/gateway.js';
 import { addRole, grantRole } from '../../src/admin/operations.js';
+import { waitUntil } from '../helpers/poll.js';
 
 /** Read-only sharing through the gateway's own exec commands, with the real OpenSSH client. */
 describe('read-only sharing', () => {
@@ -70,6 +71,32 @@ describe('read-only sharing', () => {
     v.kill();
     a.kill();
     await expect(addRole(t.admin, { name: 'bad-viewer', kind: 'viewer' })).rejects.toThrow(/--view-of/);
+  });
+
+  it("a watcher's keystrokes never reach the owner: not even a program the owner's server makes the watcher's client run", async () => {
+    // The watcher's read-only tmux client runs as the owner's account (privilege separation) and
+    // obeys the owner's server: `detach-client -E` makes it exec any program, which then reads the
+    // watcher's terminal. Here it stores what the watcher types in the owner's home.
+    const a = await t.login(alice);
+    const share = await command(alice, 'share bob');
+    expect(await share.waitExit()).toBe(0);
+    const w = await command(bob, 'watch alice+ops', true);
+    await a.waitFor('bob is watching (read-only)');
+    await t.run(
+      a,
+      `for c in $(tmux list-clients -F '#{client_readonly}#{client_name}' | sed -n 's/^1//p'); do tmux detach-client -t "$c" -E "cat > $HOME/loot"; done; sleep 0.3; echo HOOKED-$((2+3))`,
+      'HOOKED-5',
+    );
+    w.write('bob-typed-SECRET-7\r');
+    // Ctrl-\ leaves, whatever runs in the watcher's client; what bob typed before it was dealt with first.
+    w.write('\x1c');
+    const code = await w.waitExit();
+    await t.run(a, `cat $HOME/loot 2>/dev/null; echo LOOT-END-$((4+4))`, 'LOOT-END-8');
+    expect(a.text).not.toContain('bob-typed-SECRET-7');
+    expect(code).toBe(0);
+    await waitUntil(async () => (await t.audit('share.leave')).some((e) => e.data.viewer === 'bob' && e.data.reason === 'detached'), 'bob left');
+    (await command(alice, 'unshare bob')).kill();
+    a.kill();
   });
 
   it('still refuses any other exec command', async () => {

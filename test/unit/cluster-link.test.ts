@@ -4,6 +4,7 @@ import ssh2 from 'ssh2';
 import { LinkClient, LinkServer, type RelayRequest } from '../../src/cluster/link.js';
 import type { Pty } from '../../src/platform/pty.js';
 import { createLogger } from '../../src/platform/logger.js';
+import { FakeClock } from '../../src/platform/clock.js';
 import { waitUntil } from '../helpers/poll.js';
 
 const logger = createLogger({ level: 'silent' });
@@ -172,5 +173,78 @@ describe('node-to-node link', () => {
     await expect(
       new Promise((res, rej) => raw.exec(`tmuxgate-relay ${JSON.stringify({ ...req, extra: 1 })}`, (e, ch) => (e ? rej(e) : res(ch)))),
     ).rejects.toThrow();
+  });
+
+  describe("a stranger on the link port (reachable from every node, so from every user's shell there)", () => {
+    /** A raw TCP connection that sends `first` (if any) and then nothing. */
+    const idle = (port: number, first?: string) => {
+      const sock = net.connect({ host: '127.0.0.1', port });
+      sock.on('error', () => {});
+      sock.resume(); // read what the node says (its version line), so its close is seen
+      if (first) sock.write(first);
+      const closed = new Promise<void>((r) => sock.once('close', () => r()));
+      cleanup.push(() => void sock.destroy());
+      return { sock, closed };
+    };
+
+    it('is closed when it has not authenticated within authTimeoutMs', async () => {
+      const clock = new FakeClock();
+      const server = new LinkServer({ hostKey: Buffer.from(hostKey.private), nodePublicKey: nodeKey.public, attach: async () => new EchoPty(), logger, clock });
+      const port = await server.listen('127.0.0.1', 0);
+      cleanup.push(() => server.close());
+      const silent = idle(port);
+      const spoke = idle(port, 'SSH-2.0-stranger\r\n');
+      await waitUntil(() => server.pending() === 2, 'both counted');
+      clock.advance(9_999);
+      expect(silent.sock.destroyed || spoke.sock.destroyed).toBe(false);
+      clock.advance(1);
+      await Promise.all([silent.closed, spoke.closed]);
+      expect(server.pending()).toBe(0);
+      // A node that authenticates is not held to it.
+      const remote = await client().open(`127.0.0.1:${port}`, req);
+      clock.advance(60_000);
+      let out = '';
+      remote.onData((d) => (out += d.toString()));
+      remote.write(Buffer.from('still here'));
+      await waitUntil(() => out === 'STILL HERE', 'the relay outlives the deadline');
+    });
+
+    it('cannot hold more than maxUnauthenticated connections, nor keep a node out by flooding', async () => {
+      const server = new LinkServer({
+        hostKey: Buffer.from(hostKey.private),
+        nodePublicKey: nodeKey.public,
+        attach: async () => new EchoPty(),
+        logger,
+        maxUnauthenticated: 4,
+      });
+      const port = await server.listen('127.0.0.1', 0);
+      cleanup.push(() => server.close());
+      const flood = Array.from({ length: 12 }, (_, i) => idle(port, i % 2 ? 'SSH-2.0-stranger\r\n' : undefined));
+      await waitUntil(() => flood.filter((c) => c.sock.destroyed).length === 8, 'the oldest eight closed');
+      expect(server.pending()).toBe(4);
+      const remote = await client().open(`127.0.0.1:${port}`, req);
+      let out = '';
+      remote.onData((d) => (out += d.toString()));
+      remote.write(Buffer.from('in'));
+      await waitUntil(() => out === 'IN', 'the node relays despite the flood');
+    });
+
+    it('is offered only the allow-listed algorithms (no SHA-1 MAC, no NIST curves)', async () => {
+      const addr = await serve(async () => new EchoPty());
+      const [host, port] = addr.split(':');
+      const weak = new ssh2.Client();
+      cleanup.push(() => void weak.end());
+      const err = await new Promise<Error>((resolve) => {
+        weak.on('error', resolve).on('ready', () => resolve(new Error('negotiated')));
+        weak.connect({
+          host,
+          port: Number(port),
+          username: 'tmuxgate-node',
+          privateKey: nodeKey.private,
+          algorithms: { kex: ['ecdh-sha2-nistp256'], hmac: ['hmac-sha1'], cipher: ['aes128-ctr'] } as ssh2.Algorithms,
+        });
+      });
+      expect(err.message).toMatch(/no matching/i);
+    });
   });
 });

@@ -9,7 +9,12 @@ import {
   type ProxyHeader,
   type ProxyStep,
 } from '../../src/ssh/proxy-protocol.js';
-import { parseCidr, TrustedProxies } from '../../src/platform/cidr.js';
+import { localTrusted, parseCidr, TrustedProxies } from '../../src/platform/cidr.js';
+import { Writable } from 'node:stream';
+import os from 'node:os';
+import { FrontDoor } from '../../src/ssh/front-door.js';
+import { FakeClock } from '../../src/platform/clock.js';
+import { createLogger } from '../../src/platform/logger.js';
 import { buildConfig } from '../../src/config/load.js';
 
 const SSH = Buffer.from('SSH-2.0-OpenSSH_9.2p1\r\n');
@@ -236,5 +241,51 @@ describe('trusted proxy networks', () => {
       expect(err?.message).toContain(needle);
       expect(err?.message).not.toContain('\n');
     }
+  });
+});
+
+describe('trusted balancers this machine can pose as', () => {
+  // A balancer listed by an address any local account can connect from (the balancer on a node's
+  // own machine, trusted as 127.0.0.1): a user's shell there sends PROXY headers of its own,
+  // claims any client address, and so escapes address lockouts or locks a victim's address out.
+  const ifaces = {
+    lo: [{ address: '127.0.0.1', family: 'IPv4' }],
+    eth0: [
+      { address: '10.0.0.11', family: 'IPv4' },
+      { address: 'fe80::1%eth0', family: 'IPv6' },
+    ],
+  } as unknown as ReturnType<typeof os.networkInterfaces>;
+
+  it('names loopback networks and networks holding an address of this machine, not a balancer elsewhere', () => {
+    expect(localTrusted(['10.0.0.5/32'], ifaces)).toEqual([]);
+    expect(localTrusted(['127.0.0.1', '127.0.0.9/32', '::1', '::ffff:127.0.0.1', '10.0.0.0/24', '10.0.0.5', '0.0.0.0/0', 'fe80::/64'], ifaces)).toEqual([
+      '127.0.0.1',
+      '127.0.0.9/32',
+      '::1',
+      '::ffff:127.0.0.1',
+      '10.0.0.0/24',
+      '0.0.0.0/0',
+      'fe80::/64',
+    ]);
+  });
+
+  it('the gateway says so at start', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) });
+    const logger = createLogger({ level: 'warn', destination });
+    const limits = {
+      maxStartups: { start: 10, rate: 30, full: 100 },
+      maxStartupsPerAddress: 10,
+      maxStartupsPerPrefix: 30,
+      handshakeTimeout: 1,
+      loginGraceTime: 1,
+    };
+    const deps = { clock: new FakeClock(), logger, preauth: { record: () => {} } };
+    new FrontDoor({ ...limits, proxyProtocol: { trustedFrom: ['192.0.2.1'] } }, deps, () => {});
+    expect(lines).toEqual([]);
+    new FrontDoor({ ...limits, proxyProtocol: { trustedFrom: ['192.0.2.1', '127.0.0.1/32'] } }, deps, () => {});
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, trustedFrom: ['127.0.0.1/32'] });
+    expect(lines[0]).toContain("users' shells included");
   });
 });
