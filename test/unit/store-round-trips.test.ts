@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFlow } from '../../src/auth/login-flow.js';
 import { AuditEventRepo } from '../../src/store/audit-events.js';
-import type { PostgresSql } from '../../src/store/postgres.js';
+import { WARM_CONNECTIONS, type PostgresSql } from '../../src/store/postgres.js';
 import { GENESIS_HASH, rowHash } from '../../src/audit/log.js';
 import { postgresEngine } from '../helpers/engines.js';
 import { roundTripGate } from '../helpers/round-trips.js';
@@ -25,6 +25,11 @@ beforeEach(async () => {
   // Every pooled connection made before counting: a connection's setup is not a statement's round trip.
   await Promise.all(Array.from({ length: 4 }, () => sql.get('SELECT pg_sleep(0.01)')));
 }, 30_000);
+
+const signedBy = (u: { key: { blob: Buffer; private: { sign(d: Buffer): Buffer | Error } } }) => {
+  const data = randomBytes(32);
+  return { blob: u.key.blob, signed: data, signature: u.key.private.sign(data) as Buffer, hashAlgo: undefined };
+};
 
 const append = (repo: AuditEventRepo, i: number) => {
   const data = `{"n":${i}}`;
@@ -51,15 +56,25 @@ describe('round trips on PostgreSQL', () => {
     for (let i = 1; i < rows.length; i++) expect(rows[i]!.prev_hash).toBe(rows[i - 1]!.hash);
   }, 30_000);
 
+  it('the pool keeps as many connections open as a login step sends statements at once', async () => {
+    expect(sql.pool.options.min).toBe(WARM_CONNECTIONS);
+    const w = new LoginWorld({}, sql);
+    const alice = await w.user('alice');
+    const f = new LoginFlow(w.deps, { id: 'c_warm', addr: '192.0.2.10', log: w.logger });
+    await f.verifyKey('alice', signedBy(alice));
+    await f.startCode('alice');
+    const code = await gate.measure(() => f.answerCode('alice', w.code(alice)));
+    expect(Math.max(...code.statements.map((s) => s.length))).toBeLessThanOrEqual(WARM_CONNECTIONS);
+    w.close();
+  }, 30_000);
+
   it('a login: key query, signed key, code', async () => {
     const w = new LoginWorld({}, sql);
     const alice = await w.user('alice');
     const f = new LoginFlow(w.deps, { id: 'c_trips', addr: '192.0.2.10', log: w.logger });
     const query = await gate.measure(() => f.offerKey('alice', alice.key.blob));
     expect(query.result).toEqual({ kind: 'accepted', identity: null });
-    const data = randomBytes(32);
-    const signature = alice.key.private.sign(data) as Buffer;
-    const signed = await gate.measure(() => f.verifyKey('alice', { blob: alice.key.blob, signed: data, signature, hashAlgo: undefined }));
+    const signed = await gate.measure(() => f.verifyKey('alice', signedBy(alice)));
     expect(signed.result).toMatchObject({ kind: 'need', partial: true });
     const prompt = await gate.measure(() => f.startCode('alice'));
     const code = await gate.measure(() => f.answerCode('alice', w.code(alice)));
