@@ -56,6 +56,22 @@ describe('round trips on PostgreSQL', () => {
     for (let i = 1; i < rows.length; i++) expect(rows[i]!.prev_hash).toBe(rows[i - 1]!.hash);
   }, 30_000);
 
+  it('appends racing from several nodes all land, on one chain: a locked append yields to one that did not wait for the lock', async () => {
+    const nodes = [sql, ...engine.more(3)];
+    const repos = nodes.map((n) => new AuditEventRepo(n));
+    // Each node appends one row after another, all nodes at once: a node's next try without the
+    // lock keeps meeting another's append that lost a race and holds the lock.
+    await Promise.all(
+      repos.map(async (repo, k) => {
+        for (let i = 0; i < 100; i++) await append(repo, k * 1000 + i);
+      }),
+    );
+    const rows = [];
+    for await (const r of repos[0]!.all()) rows.push(r);
+    expect(rows.map((r) => r.id)).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    for (let i = 1; i < rows.length; i++) expect(rows[i]!.prev_hash).toBe(rows[i - 1]!.hash);
+  }, 30_000);
+
   it('the pool keeps as many connections open as a login step sends statements at once', async () => {
     expect(sql.pool.options.min).toBe(WARM_CONNECTIONS);
     const w = new LoginWorld({}, sql);
