@@ -30,8 +30,9 @@ export function rowHash(prevHash: string, row: Omit<AuditRow, 'hash' | 'prev_has
 }
 
 /**
- * The hash-chained audit log in the store. Each append runs in a transaction holding the chain
- * lock, so gateway nodes and CLI processes extend one chain without forking it.
+ * The hash-chained audit log in the store. Each row's id is its predecessor's plus one and ids
+ * are unique, and an append that loses a race for an id takes the chain lock and reads the head
+ * again (AuditEventRepo.append), so gateway nodes and CLI processes extend one chain without forking it.
  */
 export class AuditLog implements AuditSink {
   /** Events that could not be stored since start (a metric). */

@@ -30,8 +30,8 @@ export type KeyRefusal = AuthzDenial | 'invalid-login-name' | 'unknown-key' | 'b
 
 export type KeyStepResult =
   | { kind: 'proved'; user: User; role: Role; fingerprint: string }
-  /** A query for a key that would do: PK_OK, no signature yet. */
-  | { kind: 'key-ok' }
+  /** A query for a key that would do: PK_OK, no signature yet. `userId`: whose key (see KnownOwner). */
+  | { kind: 'key-ok'; userId: number }
   | { kind: 'refused'; reason: KeyRefusal };
 
 /** No user has this id: lookups still run when there is no user at all, and find nothing. */
@@ -46,17 +46,38 @@ const NO_USER = -1;
  * Only what the client itself chose (a `+role` suffix, a signature or not, the key type) changes
  * the work done.
  */
-export async function publicKeyStep(port: KeyStepPort, login: string, offer: KeyOffer): Promise<KeyStepResult> {
+/**
+ * Whose key a query on this connection found a moment ago (it answered key-ok for the same login
+ * name and key). The signed attempt that follows then reads the user by name alongside that
+ * user's grants and key, all in one round trip, instead of the user first and the rest after it.
+ * Every row is read again and decides as before; if the name now resolves to another user (or
+ * none), the step runs again the ordinary way. Only the client that asked can be sped up, and it
+ * already knows the key would do: the shortcut tells it nothing.
+ */
+export interface KnownOwner {
+  userId: number;
+}
+
+export async function publicKeyStep(port: KeyStepPort, login: string, offer: KeyOffer, known?: KnownOwner): Promise<KeyStepResult> {
   const parsed = parseLoginName(login);
-  const user = await port.findUser(parsed?.user ?? '');
-  const subject = user ?? (await port.decoyUser());
   // The lookups that need nothing but the user run together: one round trip to a shared store.
   const role = parsed?.role;
-  const [roleMissing, granted, key] = await Promise.all([
-    role != null ? port.roleExists(role).then((found) => !found) : false,
-    port.grantsOf(subject?.id ?? NO_USER),
-    port.findKey(subject?.id ?? NO_USER, offer.blob),
-  ]);
+  const lookups = (id: number) =>
+    Promise.all([
+      role != null ? port.roleExists(role).then((found) => !found) : Promise.resolve(false),
+      port.grantsOf(id),
+      port.findKey(id, offer.blob),
+    ] as const);
+  let user: User | null;
+  let looked: Awaited<ReturnType<typeof lookups>>;
+  const together = known ? await Promise.all([port.findUser(parsed?.user ?? ''), lookups(known.userId)]) : null;
+  if (together && together[0]?.id === known!.userId) [user, looked] = together;
+  else {
+    user = await port.findUser(parsed?.user ?? '');
+    const subject = user ?? (await port.decoyUser());
+    looked = await lookups(subject?.id ?? NO_USER);
+  }
+  const [roleMissing, granted, key] = looked;
   const signed = offer.signature && offer.signed ? port.verify(offer.blob, offer.signed, offer.signature, offer.hashAlgo) : null;
 
   if (!parsed) return { kind: 'refused', reason: 'invalid-login-name' };
@@ -65,7 +86,7 @@ export async function publicKeyStep(port: KeyStepPort, login: string, offer: Key
   const decision = authorize({ user, requested: parsed.role, granted: user ? granted : [] });
   if (!decision.ok || !user) return { kind: 'refused', reason: decision.ok ? 'unknown-user' : decision.reason };
   if (!key) return { kind: 'refused', reason: 'unknown-key' };
-  if (signed === null) return { kind: 'key-ok' };
+  if (signed === null) return { kind: 'key-ok', userId: user.id };
   if (!signed) return { kind: 'refused', reason: offer.hashAlgo === 'sha1' ? 'sha1-signature-refused' : 'bad-signature' };
   return { kind: 'proved', user, role: decision.role, fingerprint: key.fingerprint };
 }

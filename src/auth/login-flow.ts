@@ -4,7 +4,7 @@ import type { Role } from '../store/roles.js';
 import { displayLogin, parseLoginName } from '../authz/login-name.js';
 import { authorize, type AuthzDecision } from '../authz/decide.js';
 import { nextStep, type AuthProgress } from './policy.js';
-import { publicKeyStep, type KeyOffer, type KeyStepPort } from './key-step.js';
+import { publicKeyStep, type KeyOffer, type KeyStepPort, type KnownOwner } from './key-step.js';
 import type { LockState } from './lockout.js';
 import { checkTotp } from './totp.js';
 import { checkLoginFlowDeps, storeKeyPort, type LoginFlowDeps } from './login-deps.js';
@@ -90,6 +90,8 @@ export class LoginFlow {
   private proof: { user: User; role: Role; fingerprint: string } | null = null;
   private identity: Identity | null = null;
   private tries = 0;
+  /** The last key query answered key-ok on this connection: its login name, key and the key's owner. */
+  private queried: { login: string; blob: Buffer; owner: KnownOwner } | null = null;
   /** Whether a refused key query has already counted against the source on this connection. */
   private queryCounted = false;
   private noneSeen = false;
@@ -183,8 +185,18 @@ export class LoginFlow {
     const query = attempt.query;
     // A locked address or prefix is refused before any lookup or signature check, with the
     // answer a wrong key gets (no oracle). Attempts while locked do not extend the lock.
-    if (await this.d.lockouts.sourceLock(this.conn.addr)) return this.fail(attempt, ['publickey'], who, 'address-locked', { query });
-    const step = await publicKeyStep(this.keyPort, attempt.login, offer);
+    // The signed attempt for the key a query on this connection just found is the exception:
+    // its lookups (all of them again, see KnownOwner) go alongside the lock check, which still
+    // decides first, so the usual login (query, then signature) waits for one round trip here, not three.
+    const q = this.queried;
+    const known = !query && q && q.login === attempt.login && q.blob.equals(offer.blob) ? q.owner : undefined;
+    const [locked, early] = await Promise.all([
+      this.d.lockouts.sourceLock(this.conn.addr),
+      known ? publicKeyStep(this.keyPort, attempt.login, offer, known) : null,
+    ]);
+    if (locked) return this.fail(attempt, ['publickey'], who, 'address-locked', { query });
+    const step = early ?? (await publicKeyStep(this.keyPort, attempt.login, offer));
+    if (query) this.queried = step.kind === 'key-ok' ? { login: attempt.login, blob: Buffer.from(offer.blob), owner: { userId: step.userId } } : null;
     if (step.kind === 'refused') {
       // Unknown user, unknown or ungranted role, wrong key, bad signature: all the same answer,
       // all counted against the source address only, never against the user (a stranger who

@@ -31,18 +31,23 @@ export class AuditEventRepo {
   constructor(private readonly sql: Sql) {}
 
   /**
-   * Appends one row after the current head, in a transaction holding the chain lock, so that
-   * processes and nodes sharing the database extend one chain without forking it. `hashOf` gets the new row's id and the
-   * previous row's hash (`genesis` for the first row).
+   * Appends one row after the current head without forking the chain, which holds because a
+   * row's id is its predecessor's plus one and ids are unique: two appends that read the same
+   * head cannot both insert. `hashOf` gets the new row's id and the previous row's hash
+   * (`genesis` for the first row).
+   *
+   * PostgreSQL first tries the head read and an insert that does nothing if the id was taken
+   * meanwhile: two round trips, each committed on its own (a transaction holding the chain lock
+   * is BEGIN with the lock and the head, the insert, then COMMIT: three). Only an append that
+   * lost that race to another node or process takes the lock, and under it still yields to an
+   * append that did not wait for it. SQLite runs the locked transaction at once (its statements
+   * cost microseconds, and a write transaction excludes the others).
    */
   async append(e: { ts: number; type: string; actor: string; data: string }, genesis: string, hashOf: (id: number, prevHash: string) => string): Promise<void> {
-    await this.sql.transaction(async () => {
-      // The lock and the head read together (one round trip on PostgreSQL): the head read once
-      // the lock is held is the last row its previous holder committed.
-      const prev = ((await this.sql.lockAndGet('audit-chain', HEAD)) as { id: number; hash: string } | undefined) ?? null;
+    const insert = (prev: { id: number; hash: string } | null, onConflict: string): Promise<number> => {
       const id = (prev?.id ?? 0) + 1;
       const prevHash = prev?.hash ?? genesis;
-      await this.sql.run('INSERT INTO audit_events (id, ts, type, actor, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      return this.sql.run(`INSERT INTO audit_events (id, ts, type, actor, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)${onConflict}`, [
         id,
         e.ts,
         e.type,
@@ -51,6 +56,20 @@ export class AuditEventRepo {
         prevHash,
         hashOf(id, prevHash),
       ]);
+    };
+    const unlessTaken = ' ON CONFLICT (id) DO NOTHING';
+    if (this.sql.engine === 'postgres' && (await insert(await this.head(), unlessTaken)) === 1) return;
+    await this.sql.transaction(async () => {
+      // The lock and the head read together (one round trip on PostgreSQL): the head read once
+      // the lock is held is the last row its previous holder committed. An append that does not
+      // wait for the lock may still take the id meanwhile: then the head is read again (each
+      // statement sees what was committed before it), still under the lock. Every retry means
+      // another append landed, so appends as a whole always progress; the bound is for a bug.
+      let prev = ((await this.sql.lockAndGet('audit-chain', HEAD)) as { id: number; hash: string } | undefined) ?? null;
+      for (let tries = 1; (await insert(prev, unlessTaken)) === 0; tries++) {
+        if (tries >= 1000) throw new Error('audit append: the chain head moved 1000 times under the chain lock');
+        prev = await this.head();
+      }
     });
   }
 

@@ -27,6 +27,9 @@ function numbered(sql: string): string {
   return out;
 }
 
+/** Pooled connections kept open however long they idle: the most statements a login step sends at once. */
+export const WARM_CONNECTIONS = 4;
+
 /** The 64-bit advisory lock key for a named section (the same on every node). */
 function lockKey(name: string): string {
   return createHash('sha256').update(`tmuxgate:${name}`).digest().readBigInt64BE(0).toString();
@@ -54,9 +57,14 @@ export class PostgresSql implements Sql {
   readonly pool: pg.Pool;
 
   constructor(opts: { url: string; max?: number; applicationName?: string; connectTimeoutMs?: number; queryTimeoutMs?: number }) {
+    const max = opts.max ?? 10;
     this.pool = new pg.Pool({
       connectionString: opts.url,
-      max: opts.max ?? 10,
+      max,
+      // A login step sends up to four statements at once. Connections beyond that many close
+      // after 10 s idle (the pool's default); these stay, or a node with a login less often
+      // than every 10 s would open three on each (TCP, SCRAM, a backend forked: 5-15 ms).
+      min: Math.min(WARM_CONNECTIONS, max),
       application_name: opts.applicationName ?? 'tmuxgate',
       types,
       // Off-box sinks bound every wait, so an unreachable database is a failed put, not a hang.

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { SqliteSql } from '../../src/store/sqlite.js';
+import type { Sql } from '../../src/store/sql.js';
 import ssh2 from 'ssh2';
 import { migrate } from '../../src/store/db.js';
 import { buildStores } from '../../src/services/stores.js';
@@ -68,7 +69,8 @@ export class LoginWorld {
   readonly logLines: string[] = [];
   readonly logger: Logger;
 
-  constructor(config: ConfigInput = {}) {
+  /** `sql`: another store (a migrated PostgreSQL) in place of the in-memory SQLite; the test closes it. */
+  constructor(config: ConfigInput = {}, sql?: Sql) {
     this.db.pragma('foreign_keys = ON');
     migrate(this.db);
     const cfg = buildConfig(config, { file: null, baseDir: '/nonexistent' });
@@ -77,7 +79,7 @@ export class LoginWorld {
       destination: new Writable({ write: (c: Buffer, _e, cb) => (this.logLines.push(c.toString()), cb()) }),
     });
     const random = new SeededRandom(1);
-    const stores = buildStores(cfg, this.clock, new SqliteSql(this.db), new MasterKeyProvider(randomBytes(32), [], random), undefined, random);
+    const stores = buildStores(cfg, this.clock, sql ?? new SqliteSql(this.db), new MasterKeyProvider(randomBytes(32), [], random), undefined, random);
     this.admin = { ...stores, actor: 'os:test', close: async () => void this.db.close() };
     this.deps = {
       users: stores.users,

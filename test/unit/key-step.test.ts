@@ -57,10 +57,40 @@ describe('publickey step: every refusal does the same work (no timing oracle for
 
   it('proves the enrolled key with a good signature, and answers a query for it with key-ok', async () => {
     expect(await publicKeyStep(countingPort(true), 'alice', signed(ENROLLED))).toEqual({ kind: 'proved', user: alice, role: ops, fingerprint: 'SHA256:x' });
-    expect(await publicKeyStep(countingPort(true), 'alice', { blob: ENROLLED })).toEqual({ kind: 'key-ok' });
+    expect(await publicKeyStep(countingPort(true), 'alice', { blob: ENROLLED })).toEqual({ kind: 'key-ok', userId: alice.id });
     expect(await publicKeyStep(countingPort(true), 'alice+nosuch', signed(ENROLLED))).toEqual({ kind: 'refused', reason: 'unknown-role' });
     expect(await publicKeyStep(countingPort(true), 'Al ice', signed(ENROLLED))).toEqual({ kind: 'refused', reason: 'invalid-login-name' });
     expect(await publicKeyStep(countingPort(true), 'alice', { ...signed(ENROLLED), hashAlgo: 'sha1' })).toMatchObject({ kind: 'proved' }); // the port's verify decides; the real one refuses SHA-1
+  });
+});
+
+describe('publickey step after a query found the key (KnownOwner)', () => {
+  it('reads the user alongside its grants and key, and decides as the ordinary step does', async () => {
+    const port = countingPort(true);
+    expect(await publicKeyStep(port, 'alice', signed(ENROLLED), { userId: alice.id })).toEqual({
+      kind: 'proved',
+      user: alice,
+      role: ops,
+      fingerprint: 'SHA256:x',
+    });
+    // All three lookups were asked for before any answered (one round trip on a shared store).
+    expect(port.calls).toEqual(['findUser', 'grantsOf(7)', 'findKey(7)', 'verify']);
+    expect(await publicKeyStep(countingPort(false), 'alice', signed(ENROLLED), { userId: alice.id })).toEqual({ kind: 'refused', reason: 'bad-signature' });
+    expect(await publicKeyStep(countingPort(true), 'alice', signed(OTHER), { userId: alice.id })).toEqual({ kind: 'refused', reason: 'unknown-key' });
+    expect(await publicKeyStep(countingPort(true), 'alice+dba', signed(ENROLLED), { userId: alice.id })).toEqual({
+      kind: 'refused',
+      reason: 'role-not-granted',
+    });
+  });
+
+  it('runs the ordinary step when the name no longer resolves to that user', async () => {
+    const port = countingPort(true);
+    // The query found user 8; now "alice" is user 7 (removed and added again meanwhile): nothing read for 8 decides.
+    expect(await publicKeyStep(port, 'alice', signed(ENROLLED), { userId: 8 })).toEqual({ kind: 'proved', user: alice, role: ops, fingerprint: 'SHA256:x' });
+    expect(port.calls).toEqual(['findUser', 'grantsOf(8)', 'findKey(8)', 'findUser', 'grantsOf(7)', 'findKey(7)', 'verify']);
+    const gone = countingPort(true);
+    expect(await publicKeyStep(gone, 'mallory', signed(ENROLLED), { userId: alice.id })).toEqual({ kind: 'refused', reason: 'unknown-user' });
+    expect(gone.calls.slice(3)).toEqual(['findUser', 'decoyUser', 'grantsOf(7)', 'findKey(7)', 'verify']);
   });
 });
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFlow, type Decision, type LoginFlowDeps, type SignedKeyOffer } from '../../src/auth/login-flow.js';
 import { totpCode } from '../../src/auth/totp.js';
-import { generateRecoveryCodes, grantRole, removeUser, resetTotp, revokeRole, setUserDisabled } from '../../src/admin/operations.js';
+import { addKey, generateRecoveryCodes, grantRole, removeKey, removeUser, resetTotp, revokeRole, setUserDisabled } from '../../src/admin/operations.js';
 import { LoginWorld, newKey, type LoginUser, type TestKey } from '../helpers/login-world.js';
 
 const ADDR = '192.0.2.10';
@@ -97,6 +97,22 @@ describe('LoginFlow: the key step', () => {
     const g = flow();
     expect(await g.verifyKey('alice', signed(other))).toMatchObject({ kind: 'rejected', countsForLockout: true });
     expect(w.metrics.get('logins_total{result="failure"}')).toBe(1);
+  });
+
+  it('after a query found the key, the signed attempt still checks the lock first and reads every row again', async () => {
+    const f = flow();
+    expect(await f.offerKey('alice', alice.key.blob)).toEqual({ kind: 'accepted', identity: null });
+    await locked('address', ADDR);
+    expect(await f.verifyKey('alice', signed(alice.key))).toMatchObject({ kind: 'rejected', reason: 'address-locked' });
+    const g = flow(ELSEWHERE);
+    expect(await g.offerKey('alice', alice.key.blob)).toEqual({ kind: 'accepted', identity: null });
+    await removeKey(w.admin, 'alice', alice.key.fingerprint);
+    expect(await g.verifyKey('alice', signed(alice.key))).toMatchObject({ kind: 'rejected', reason: 'unknown-key' });
+    const h = flow(ELSEWHERE);
+    await addKey(w.admin, 'alice', alice.key.publicLine);
+    expect(await h.offerKey('alice', alice.key.blob)).toEqual({ kind: 'accepted', identity: null });
+    await setUserDisabled(w.admin, 'alice', true);
+    expect(await h.verifyKey('alice', signed(alice.key))).toMatchObject({ kind: 'rejected', reason: 'user-disabled' });
   });
 
   it('answers "none" once with the methods, and counts a second one', async () => {
