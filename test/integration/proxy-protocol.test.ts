@@ -36,18 +36,21 @@ describe('front door with proxyProtocol: header, then the limits on the client i
   const records: [string, string][] = [];
   const metrics = new Metrics();
   const handed: net.Socket[] = [];
-  const door = new FrontDoor(
-    {
-      maxStartups: { start: 100, rate: 30, full: 100 },
-      maxStartupsPerAddress: 2,
-      maxStartupsPerPrefix: 10,
-      handshakeTimeout: 10_000,
-      loginGraceTime: 60_000,
-      proxyProtocol: { trustedFrom: ['127.0.0.1/32'] },
-    },
-    { clock, logger: createLogger({ level: 'silent' }), preauth: { record: (a, r) => void records.push([a, r]) }, metrics },
-    (s) => void handed.push(s),
-  );
+  /** A front door behind a balancer on 127.0.0.1, on the fake clock, recording every refusal. */
+  const frontDoor = (full: number, rate: number, perAddress: number, perPrefix: number, onSocket: (s: net.Socket) => void, trustedFrom = '127.0.0.1') =>
+    new FrontDoor(
+      {
+        maxStartups: { start: full, rate, full },
+        maxStartupsPerAddress: perAddress,
+        maxStartupsPerPrefix: perPrefix,
+        handshakeTimeout: 10_000,
+        loginGraceTime: 60_000,
+        proxyProtocol: { trustedFrom: [trustedFrom] },
+      },
+      { clock, logger: createLogger({ level: 'silent' }), preauth: { record: (a, r) => void records.push([a, r]) }, metrics },
+      onSocket,
+    );
+  const door = frontDoor(100, 30, 2, 10, (s) => void handed.push(s), '127.0.0.1/32');
   let port = 0;
   const reasons = (addr: string) => records.filter(([a]) => a === addr).map(([, r]) => r);
 
@@ -110,19 +113,8 @@ describe('front door with proxyProtocol: header, then the limits on the client i
     // Attack: connect through the balancer (which sends the header at once) 100 times and say
     // nothing. Each such connection used to wait in the balancer's pool for handshakeTimeout,
     // so the pool was full and every other user was refused, again and again.
-    const small = new FrontDoor(
-      {
-        maxStartups: { start: 4, rate: 100, full: 4 },
-        maxStartupsPerAddress: 2,
-        maxStartupsPerPrefix: 2,
-        handshakeTimeout: 10_000,
-        loginGraceTime: 60_000,
-        proxyProtocol: { trustedFrom: ['127.0.0.1'] },
-      },
-      { clock, logger: createLogger({ level: 'silent' }), preauth: { record: (a, r) => void records.push([a, r]) }, metrics },
-      (s) => void mine.push(s),
-    );
     const mine: net.Socket[] = [];
+    const small = frontDoor(4, 100, 2, 2, (s) => void mine.push(s));
     const p = (await small.listen('127.0.0.1', 0)).port;
     const balancerBefore = reasons('127.0.0.1').length;
     try {
@@ -146,18 +138,7 @@ describe('front door with proxyProtocol: header, then the limits on the client i
   });
 
   it('holds at most the full MaxStartups value of connections waiting for a header', async () => {
-    const small = new FrontDoor(
-      {
-        maxStartups: { start: 2, rate: 100, full: 2 },
-        maxStartupsPerAddress: 1,
-        maxStartupsPerPrefix: 2,
-        handshakeTimeout: 10_000,
-        loginGraceTime: 60_000,
-        proxyProtocol: { trustedFrom: ['127.0.0.1'] },
-      },
-      { clock, logger: createLogger({ level: 'silent' }), preauth: { record: (a, r) => void records.push([a, r]) }, metrics },
-      () => {},
-    );
+    const small = frontDoor(2, 100, 1, 2, () => {});
     const p = (await small.listen('127.0.0.1', 0)).port;
     try {
       const waiting = [raw(p, '127.0.0.1', []), raw(p, '127.0.0.1', [])];
