@@ -231,22 +231,25 @@ async function driver() {
       })();
     const conf = (await confSshd).conf;
     const tmux = execFileSync('sh', ['-c', 'command -v tmux'], { encoding: 'utf8' }).trim();
+    /** This script as a Node relay (`ssh` or `tcp`) in front of its own tmux server `name`. */
+    const nodeRelay = (mode, hostKey, cipher, name) =>
+      startRelay(process.execPath, [
+        new URL(import.meta.url).pathname,
+        '--relay',
+        mode,
+        String(uid),
+        String(gid),
+        hostKey,
+        cipher,
+        tmux,
+        ...tmuxArgs(name, conf),
+      ]);
     for (const v of only) {
       const [kind, c] = v.split('/');
       if (kind === 'node-ssh2') {
         const hk = path.join(dir, `host-${c}`);
         execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hk]);
-        const r = await startRelay(process.execPath, [
-          new URL(import.meta.url).pathname,
-          '--relay',
-          'ssh',
-          String(uid),
-          String(gid),
-          hk,
-          CIPHERS[c],
-          tmux,
-          ...tmuxArgs(`n-${c}`, conf),
-        ]);
+        const r = await nodeRelay('ssh', hk, CIPHERS[c], `n-${c}`);
         const probe = await sshShell({
           port: r.port,
           username: ACCOUNT,
@@ -257,17 +260,7 @@ async function driver() {
         await waitFor(() => PROMPT.test(probe.data), `${v} prompt`, 60_000);
         variants.push({ name: v, probe, pids: () => [r.proc.pid] });
       } else if (kind === 'node-tcp') {
-        const r = await startRelay(process.execPath, [
-          new URL(import.meta.url).pathname,
-          '--relay',
-          'tcp',
-          String(uid),
-          String(gid),
-          '-',
-          '-',
-          tmux,
-          ...tmuxArgs('t', conf),
-        ]);
+        const r = await nodeRelay('tcp', '-', '-', 't');
         const probe = await tcpProbe(r.port);
         await waitFor(() => PROMPT.test(probe.data), `${v} prompt`, 60_000);
         variants.push({ name: v, probe, pids: () => [r.proc.pid] });

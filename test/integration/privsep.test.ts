@@ -215,19 +215,21 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     again.kill();
   });
 
-  /** `tmuxgate sessions observe ID` as root, in its own pty. */
-  const observe = (id: string) =>
-    new PtyDriver(
+  /** alice logged in, and `tmuxgate sessions observe` of her session run as root in its own pty. */
+  const aliceObserved = async () => {
+    const a = await t.login(alice);
+    const id = (await t.admin.sessions.list({ live: true })).find((s) => s.user_name === 'alice')!.id;
+    const o = new PtyDriver(
       process.execPath,
       [BIN, 'sessions', 'observe', id, ...t.cliConfig()],
       { PATH: process.env.PATH!, HOME: t.dir, TERM: 'xterm-256color' },
       { cols: 80, rows: 24 },
     );
+    return { a, o };
+  };
 
   it('sessions observe runs as the observed pair: detach-client -E from the observed shell runs as that user, not root', async () => {
-    const a = await t.login(alice);
-    const id = (await t.admin.sessions.list({ live: true })).find((s) => s.user_name === 'alice')!.id;
-    const o = observe(id);
+    const { a, o } = await aliceObserved();
     await t.run(a, 'echo OBSERVED-$((5+5))', 'OBSERVED-10');
     await o.waitFor('OBSERVED-10');
     const me = '$(tmux display -p "#{client_name}")';
@@ -246,9 +248,7 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
   });
 
   it("an observing admin's keystrokes never reach a program the observed server makes the observer's client run", async () => {
-    const a = await t.login(alice);
-    const id = (await t.admin.sessions.list({ live: true })).find((s) => s.user_name === 'alice')!.id;
-    const o = observe(id);
+    const { a, o } = await aliceObserved();
     await t.run(a, 'echo WATCHED-$((5+6))', 'WATCHED-11');
     await o.waitFor('WATCHED-11');
     // The observer's client (read-only) is made to exec a program that keeps what the admin types.
