@@ -135,6 +135,19 @@ function checkRange(x: unknown, budget: { entries: number }): { start: number; e
   return { start, end, records: out };
 }
 
+/** Spans (of a catalog or a manifest), each naming a segment key `keyOk` accepts, with its range checked; null when any is off. */
+function checkSpans(list: unknown, keyOk: RegExp, budget: { entries: number }): Span[] | null {
+  if (!Array.isArray(list) || (budget.entries -= list.length) < 0) return null;
+  const spans: Span[] = [];
+  for (const s of list as unknown[]) {
+    const key = (s as { key?: unknown } | null)?.key;
+    const range = checkRange(s, budget);
+    if (typeof key !== 'string' || !keyOk.test(key) || !range) return null;
+    spans.push({ key, ...range });
+  }
+  return spans;
+}
+
 /**
  * A catalog's bytes, checked: JSON of the right shape, session names as ids are, spans naming only
  * segment keys under `prefix`, offsets inside their ranges, at most `maxEntries` records. Anything
@@ -155,14 +168,8 @@ export function parseCatalog(raw: Buffer, prefix: string, maxEntries = 4_000_000
   const budget = { entries: maxEntries };
   const sessions = new Map<string, Span[]>();
   for (const [id, list] of Object.entries(c.sessions as Record<string, unknown>)) {
-    if (!SESSION_RE.test(id) || !Array.isArray(list) || (budget.entries -= list.length) < 0) return null;
-    const spans: Span[] = [];
-    for (const s of list as unknown[]) {
-      const key = (s as { key?: unknown } | null)?.key;
-      const range = checkRange(s, budget);
-      if (typeof key !== 'string' || !keyOk.test(key) || !range) return null;
-      spans.push({ key, ...range });
-    }
+    const spans = SESSION_RE.test(id) ? checkSpans(list, keyOk, budget) : null;
+    if (!spans) return null;
     sessions.set(id, spans);
   }
   return { ts: c.ts, closed: c.closed, sessions };
@@ -654,10 +661,9 @@ export class S3Offsite implements OffsiteStore {
       try {
         const m = JSON.parse(raw!.toString('utf8')) as Manifest;
         if (m.v !== 1 || m.session !== sessionId || !Array.isArray(m.segments) || !isInt(m.ts)) throw new Error('not a manifest');
-        const budget = { entries: 4_000_000 };
-        const checked = m.segments.map((s) => ({ key: s?.key, range: checkRange(s, budget) }));
-        if (checked.some((s) => typeof s.key !== 'string' || !keyOk.test(s.key) || !s.range)) throw new Error('not a manifest');
-        spans.push(...checked.map((s) => ({ key: s.key, ...s.range! })));
+        const checked = checkSpans(m.segments, keyOk, { entries: 4_000_000 });
+        if (!checked) throw new Error('not a manifest');
+        spans.push(...checked);
         newest = Math.max(newest, m.ts);
       } catch {
         unreadable = true; // found below by scanning the segments themselves
