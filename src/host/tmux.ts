@@ -149,15 +149,9 @@ export class TmuxHost {
   }
 
   /**
-   * argv of the client that starts the pair's server on a fresh socket and attaches to it, in one
-   * process (a role without a sandbox): the server inherits the pair's process limit from it.
-   */
-  starter(pair: Pair, socket: string, cols: number, rows: number): { file: string; args: string[] } {
-    return this.wrap(pair, this.starterArgs(pair, socket, cols, rows), false);
-  }
-
-  /**
-   * The gateway's own pty client of the pair (`client`, or `starter` with `starts`), started as
+   * The gateway's own pty client of the pair: a `client`, or with `starts` the client that starts
+   * the pair's server on a fresh socket and attaches to it in one process (a role without a
+   * sandbox; the server inherits the pair's process limit from it). Started as
    * the pair directly where this process can (no setpriv and prlimit execs: ~7 ms of every first
    * login here), else through them. `as` must reach the spawn: without it tmux would run as root.
    */

@@ -74,7 +74,7 @@ export function canSpawnAs(): boolean {
  */
 export function spawnAsArgv(as: SpawnCredentials, path: string, args: string[]): { file: string; args: string[] } {
   if (!canSpawnAs() || !native?.tgGroupsOf || !native.tgSpawnAsPath) throw new TgError('TG_ERR_INTERNAL', 'tg-spawn-as is not available');
-  if (!validId(as.uid) || !validId(as.gid) || (as.nproc !== null && !validId(as.nproc)) || !path.startsWith('/')) {
+  if (!validCredentials(as) || !path.startsWith('/')) {
     throw new TgError('TG_ERR_INTERNAL', `refusing to start ${path} as uid ${as.uid} gid ${as.gid}`);
   }
   const groups = native.tgGroupsOf(as.uid, as.gid).map(String);
@@ -86,6 +86,7 @@ export function spawnAsArgv(as: SpawnCredentials, path: string, args: string[]):
 
 /** An id node-pty may pass on: a whole number above 0 that fits its int32 (-1 would mean "unchanged", 0 root). */
 const validId = (n: number) => Number.isInteger(n) && n > 0 && n < 2 ** 31;
+const validCredentials = (as: SpawnCredentials) => validId(as.uid) && validId(as.gid) && (as.nproc === null || validId(as.nproc));
 
 const resolved = new Map<string, string>();
 
@@ -117,7 +118,7 @@ export function onPath(file: string, pathVar: string | undefined): string {
 
 /** Spawns through node-pty with raw Buffers (no decoding cost, no split UTF-8). */
 export function spawnPty(o: PtySpawnOptions): Pty {
-  if (o.as && (!validId(o.as.uid) || !validId(o.as.gid) || (o.as.nproc !== null && !validId(o.as.nproc)))) {
+  if (o.as && !validCredentials(o.as)) {
     throw new TgError('TG_ERR_INTERNAL', `refusing to start a program as uid ${o.as.uid} gid ${o.as.gid}`);
   }
   const p = atUserPriority(() =>
