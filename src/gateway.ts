@@ -18,7 +18,7 @@ import { loadAuditKey } from './crypto/audit-key.js';
 import { Host } from './host/host.js';
 import type { RecordingSink } from './recording/sink.js';
 import { loadHostKey, knownHostsLine } from './auth/host-key.js';
-import { effectiveAlgorithms } from './crypto/algorithms.js';
+import { effectiveAlgorithms, ssh2Algorithms } from './crypto/algorithms.js';
 import { FrontDoor, normaliseAddr } from './ssh/front-door.js';
 import { GatewayConnection, type ConnectionDeps } from './ssh/connection.js';
 import { SessionRegistry } from './session/registry.js';
@@ -82,16 +82,9 @@ async function devMode(roles: RoleRepo, host: Host): Promise<boolean> {
 
 /** The ssh2 server with the configured algorithms, keepalive and banner. */
 function sshServer(config: Config, hostKey: Buffer | string): ssh2.Server {
-  const algorithms = effectiveAlgorithms(config.ssh.algorithms);
   return new ssh2.Server({
     hostKeys: [hostKey],
-    algorithms: {
-      kex: algorithms.kex,
-      cipher: algorithms.cipher,
-      hmac: algorithms.mac,
-      serverHostKey: algorithms.serverHostKey,
-      compress: algorithms.compress,
-    } as ssh2.Algorithms,
+    algorithms: ssh2Algorithms(effectiveAlgorithms(config.ssh.algorithms)),
     ident: 'tmuxgate',
     keepaliveInterval: config.ssh.keepaliveInterval,
     keepaliveCountMax: config.ssh.keepaliveCountMax,

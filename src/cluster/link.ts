@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Logger } from '../platform/logger.js';
 import type { Pty } from '../platform/pty.js';
 import { systemClock, type Clock } from '../platform/clock.js';
-import { ALLOWED } from '../crypto/algorithms.js';
+import { effectiveAlgorithms, ssh2Algorithms } from '../crypto/algorithms.js';
 
 /**
  * The node-to-node link: when a user's login lands on one node and their (role, user) tmux
@@ -27,13 +27,7 @@ import { ALLOWED } from '../crypto/algorithms.js';
  */
 
 /** The gateway's allow-list in ssh2's terms: the link offers nothing the front door would not. */
-const LINK_ALGORITHMS: ssh2.Algorithms = {
-  kex: [...ALLOWED.kex],
-  cipher: [...ALLOWED.cipher],
-  hmac: [...ALLOWED.mac],
-  serverHostKey: [...ALLOWED.serverHostKey],
-  compress: [...ALLOWED.compress],
-} as ssh2.Algorithms;
+const LINK_ALGORITHMS = ssh2Algorithms(effectiveAlgorithms({}));
 
 /** The user name a node presents on the link. */
 export const LINK_USER = 'tmuxgate-node';

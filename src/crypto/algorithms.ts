@@ -1,3 +1,5 @@
+import type ssh2 from 'ssh2';
+
 /**
  * The algorithm allow-list. The config may only narrow these lists, never widen them: anything
  * a client offers outside them is refused at negotiation (ssh2 finds no common algorithm).
@@ -38,4 +40,9 @@ export function effectiveAlgorithms(narrow: Partial<Record<AlgorithmKind, string
     serverHostKey: [...ALLOWED.serverHostKey],
     compress: [...ALLOWED.compress],
   };
+}
+
+/** A policy in ssh2's terms (its MAC list is `hmac`): the front door's and the node link's. */
+export function ssh2Algorithms(p: AlgorithmPolicy): ssh2.Algorithms {
+  return { kex: p.kex, cipher: p.cipher, hmac: p.mac, serverHostKey: p.serverHostKey, compress: p.compress } as ssh2.Algorithms;
 }
