@@ -249,6 +249,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     live,
     unauthenticated: () => front.stats().unauthenticated,
     lockoutsActive: async () => (await stores.lockouts.active()).length,
+    link: cluster?.link ?? null,
   });
   const metricsServer = config.metrics.enabled ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : null;
   const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : null;

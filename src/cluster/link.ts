@@ -1,7 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
+import { randomInt, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import ssh2 from 'ssh2';
 import { z } from 'zod';
+import { TgError } from '../errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { Pty } from '../platform/pty.js';
 import { systemClock, type Clock } from '../platform/clock.js';
@@ -20,11 +22,41 @@ import { effectiveAlgorithms, ssh2Algorithms } from '../crypto/algorithms.js';
  * offer only the gateway's algorithm allow-list.
  *
  * Before authentication a link connection is a stranger's: the link port is reachable from every
- * node, and so from every user's shell on every node. So a connection must authenticate within
- * `authTimeoutMs`, and at most `maxUnauthenticated` may be waiting; a newcomer over that closes
- * the oldest one (a node authenticates within milliseconds of its connect, so a flood would have
- * to outpace that to keep a node out, and can no longer exhaust the process's descriptors).
+ * node, and so from every user's shell on every node. Nodes connect from a port below 1024, which
+ * on a node only root may bind, so with `rootPortsOnly` (the default) a connection from any other
+ * port is closed at accept, before it holds anything: a user's flood never reaches the handshake.
+ * What is left (a stranger who is root on some other machine that can reach the port) must
+ * authenticate within `authTimeoutMs`, and at most `maxUnauthenticated` may be waiting; a newcomer
+ * over that closes the oldest one (a node authenticates within milliseconds of its connect, so a
+ * flood would have to outpace that to keep a node out, and can no longer exhaust the process's
+ * descriptors).
  */
+
+/** Ports a node's link connections come from: below 1024, where only root (on a node) may bind. */
+export const LINK_SOURCE_PORTS = { min: 600, max: 1023 } as const;
+
+const PORT_START = '/proc/sys/net/ipv4/ip_unprivileged_port_start';
+
+/**
+ * Refuses (TG_ERR_LINK_PORTS) where any account may bind a port the link trusts as root's:
+ * containers often start with net.ipv4.ip_unprivileged_port_start = 0. Not Linux (no such file):
+ * ports below 1024 are root's.
+ */
+export function checkRootPorts(read: () => string = () => readFileSync(PORT_START, 'utf8')): void {
+  let text: string;
+  try {
+    text = read();
+  } catch {
+    return;
+  }
+  const start = Number(text.trim());
+  if (Number.isInteger(start) && start > LINK_SOURCE_PORTS.max) return;
+  throw new TgError(
+    'TG_ERR_LINK_PORTS',
+    `cluster.linkSourcePorts is root, but any account here may bind ports from ${text.trim()} (net.ipv4.ip_unprivileged_port_start): ` +
+      'set it to 1024, or set linkSourcePorts: any and firewall the link port (docs/cluster.md)',
+  );
+}
 
 /** The gateway's allow-list in ssh2's terms: the link offers nothing the front door would not. */
 const LINK_ALGORITHMS = ssh2Algorithms(effectiveAlgorithms({}));
@@ -66,6 +98,11 @@ export interface LinkServerOptions {
   maxUnauthenticated?: number;
   /** Runs the authentication deadline (a test's fake clock); the system clock by default. */
   clock?: Clock;
+  /**
+   * Accept only connections from a port below 1024 (a node's link client binds one; a user on a
+   * node cannot). True by default; false where address translation between nodes rewrites ports.
+   */
+  rootPortsOnly?: boolean;
 }
 
 function checkOptions<T extends object>(what: string, o: T, keys: (keyof T)[]): T {
@@ -92,6 +129,8 @@ export class LinkServer {
   private readonly maxUnauthenticated: number;
   private readonly clock: Clock;
   private readonly logger: Logger;
+  private readonly rootPortsOnly: boolean;
+  private refusedPorts = 0;
 
   constructor(opts: LinkServerOptions) {
     const o = checkOptions('link server', opts, ['hostKey', 'nodePublicKey', 'attach', 'logger']);
@@ -101,6 +140,7 @@ export class LinkServer {
     this.maxUnauthenticated = o.maxUnauthenticated ?? 64;
     this.clock = o.clock ?? systemClock;
     this.logger = o.logger;
+    this.rootPortsOnly = o.rootPortsOnly ?? true;
     this.server = new ssh2.Server(
       {
         hostKeys: [o.hostKey],
@@ -123,9 +163,25 @@ export class LinkServer {
     return this.unauthenticated.size;
   }
 
+  /** Connections closed at accept because they came from a port a user may bind (for metrics). */
+  refused(): number {
+    return this.refusedPorts;
+  }
+
   private onSocket(socket: net.Socket): void {
     socket.on('error', () => {}); // errors end the socket; ssh2 and the close handler clean up
-    if (socket.remoteAddress === undefined) return void socket.destroy();
+    if (socket.remoteAddress === undefined || socket.remotePort === undefined) return void socket.destroy();
+    if (this.rootPortsOnly && socket.remotePort >= 1024) {
+      // Not a node: a user's program (or a node configured otherwise). Counted; logged once per
+      // thousand (a line per connection would let a user fill the log).
+      if (this.refusedPorts++ % 1000 === 0) {
+        this.logger.warn(
+          { from: socket.remoteAddress, port: socket.remotePort, refused: this.refusedPorts },
+          'link: refused a connection from a port any user may bind',
+        );
+      }
+      return void socket.destroy();
+    }
     const key = `${socket.remoteAddress}|${socket.remotePort}`;
     if (this.unauthenticated.size >= this.maxUnauthenticated) {
       const [oldKey, oldest] = this.unauthenticated.entries().next().value!;
@@ -270,6 +326,8 @@ export interface LinkClientOptions {
   /** Connection (TCP + SSH handshake) deadline in ms. */
   connectTimeoutMs?: number;
   algorithms?: ssh2.Algorithms;
+  /** Connect from a port below 1024 (what a peer with rootPortsOnly accepts; needs root). True by default. */
+  rootPort?: boolean;
 }
 
 /** The receiving side: opens relay channels to other nodes, one SSH connection per peer. */
@@ -286,7 +344,17 @@ export class LinkClient {
     const known = this.peers.get(address);
     if (known) return known;
     const [host, portText] = splitAddress(address);
-    const made = new Promise<ssh2.Client>((resolve, reject) => {
+    const timeoutMs = this.opts.connectTimeoutMs ?? 5000;
+    const made = (this.opts.rootPort === false ? Promise.resolve(undefined) : connectFromRootPort(host, Number(portText), timeoutMs)).then((sock) =>
+      this.handshake(address, host, Number(portText), timeoutMs, sock),
+    );
+    made.catch(() => this.peers.get(address) === made && this.peers.delete(address));
+    this.peers.set(address, made);
+    return made;
+  }
+
+  private handshake(address: string, host: string, port: number, timeoutMs: number, sock: net.Socket | undefined): Promise<ssh2.Client> {
+    return new Promise<ssh2.Client>((resolve, reject) => {
       const c = new ssh2.Client();
       c.on('ready', () => resolve(c));
       c.on('error', (e: Error) => {
@@ -295,11 +363,10 @@ export class LinkClient {
       });
       c.on('close', () => this.peers.delete(address));
       c.connect({
-        host,
-        port: Number(portText),
+        ...(sock ? { sock } : { host, port }),
         username: LINK_USER,
         privateKey: this.opts.nodePrivateKey,
-        readyTimeout: this.opts.connectTimeoutMs ?? 5000,
+        readyTimeout: timeoutMs,
         keepaliveInterval: 5000,
         keepaliveCountMax: 2,
         hostVerifier: (key: Buffer) => key.length === this.hostBlob.length && timingSafeEqual(key, this.hostBlob),
@@ -309,8 +376,6 @@ export class LinkClient {
       // exists from connect() on and applies it once connected.
       c.setNoDelay(true);
     });
-    this.peers.set(address, made);
-    return made;
   }
 
   /** Opens a relay to the owning node at `address` (host:port): the remote tmux client, as a Pty. */
@@ -330,6 +395,42 @@ export class LinkClient {
         () => {},
       );
     this.peers.clear();
+  }
+}
+
+/**
+ * A TCP connection to host:port from a free port in LINK_SOURCE_PORTS (a random one; another on
+ * EADDRINUSE, as a port may be held by another connection or wait in TIME_WAIT).
+ */
+export async function connectFromRootPort(host: string, port: number, timeoutMs: number, tries = 32): Promise<net.Socket> {
+  const { min, max } = LINK_SOURCE_PORTS;
+  for (let i = 0; ; i++) {
+    const localPort = min + randomInt(max - min + 1);
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const sock = net.connect({ host, port, localPort, noDelay: true });
+        const timer = setTimeout(() => {
+          sock.destroy();
+          reject(new Error(`link: no TCP connection to ${host}:${port} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const failed = (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        };
+        sock.once('error', failed);
+        sock.once('connect', () => {
+          clearTimeout(timer);
+          // ssh2 takes the socket's errors from here (its listener is added on the next tick).
+          sock.off('error', failed).on('error', () => {});
+          resolve(sock);
+        });
+      });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL') && i + 1 < tries) continue;
+      if (code === 'EACCES') throw new Error(`link: cannot bind a port below 1024 (not root?): ${(e as Error).message}`);
+      throw e;
+    }
   }
 }
 

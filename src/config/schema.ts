@@ -112,6 +112,14 @@ export const ConfigSchema = z
         nodeId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)'),
         /** The node-to-node link (SSH with the cluster's node key). Without it, sessions whose tmux lives here cannot be relayed to. */
         link: z.strictObject({ listen: hostPort, advertise: hostPort.optional() }).optional(),
+        /**
+         * `root` (default): link connections leave from a port below 1024 and a link accepts no
+         * other, so no user on any node can reach a link's handshake (the node refuses to start
+         * where users may bind such ports: net.ipv4.ip_unprivileged_port_start below 1024).
+         * `any`: where address translation between nodes rewrites ports; firewall the link port
+         * instead (docs/cluster.md). The same on every node.
+         */
+        linkSourcePorts: z.enum(['root', 'any']).default('root'),
         heartbeat: duration('2s'),
         deadAfter: duration('10s'),
         /** This machine's id for per-machine OS accounts; /etc/machine-id by default. */

@@ -7,7 +7,7 @@ import type { MasterKeyProvider } from '../crypto/master-key.js';
 import type { HostKey } from '../auth/host-key.js';
 import type { PeriodicTask } from './scheduler.js';
 import type { ShellCluster, ShellStarter } from '../session/shell-start.js';
-import { LinkClient, LinkServer, type RelayRequest } from '../cluster/link.js';
+import { checkRootPorts, LinkClient, LinkServer, type RelayRequest } from '../cluster/link.js';
 import { beat, checkClusterKeys, loadNodeKey, pemFingerprint, registerNode } from '../cluster/node.js';
 import { PairPlacement } from '../cluster/placement.js';
 import { reapLostNodes } from '../cluster/reaper.js';
@@ -45,6 +45,8 @@ export interface ClusterSide {
   serveRelays(shells: Pick<ShellStarter, 'attachForRelay'>): void;
   /** After the door opened and the tmux servers were reconciled: release claims with no live server. */
   afterReconcile(): Promise<void>;
+  /** The link's listener: connections waiting to authenticate, and those refused at accept (null: no link). */
+  readonly link: { pending(): number; refused(): number } | null;
   /** Heartbeat and reaper, on the cluster clock. */
   readonly tasks: PeriodicTask[];
   /** A clean stop: link closed, then the node marked stopped. Before the store closes. */
@@ -66,6 +68,8 @@ export async function joinCluster(i: ClusterSideInput): Promise<ClusterSide> {
   const { cluster, stores, logger } = i;
   const self = cluster.nodeId;
   const me = { id: self, host: i.machine, pid: process.pid };
+  const rootPorts = cluster.linkSourcePorts === 'root';
+  if (rootPorts) checkRootPorts();
   const nodeKey = loadNodeKey(i.keysDir);
   await checkClusterKeys(
     stores.gatewayState,
@@ -77,7 +81,13 @@ export async function joinCluster(i: ClusterSideInput): Promise<ClusterSide> {
   let linkAddress: string | null = null;
   if (cluster.link) {
     const linkLog = logger.child({ part: 'link' });
-    server = new LinkServer({ hostKey: i.hostKey.privateKey, nodePublicKey: nodeKey.publicLine, attach: (req) => attach(req), logger: linkLog });
+    server = new LinkServer({
+      hostKey: i.hostKey.privateKey,
+      nodePublicKey: nodeKey.publicLine,
+      attach: (req) => attach(req),
+      logger: linkLog,
+      rootPortsOnly: rootPorts,
+    });
     const [host, port] = splitHostPort(cluster.link.listen);
     const bound = await server.listen(host, port);
     linkAddress = cluster.link.advertise ?? `${host.includes(':') ? `[${host}]` : host}:${bound}`;
@@ -88,7 +98,12 @@ export async function joinCluster(i: ClusterSideInput): Promise<ClusterSide> {
     await server?.close();
     throw e;
   }
-  const client = new LinkClient({ nodePrivateKey: nodeKey.privateKey, hostPublicKey: i.hostKey.publicLine, logger: logger.child({ part: 'link' }) });
+  const client = new LinkClient({
+    nodePrivateKey: nodeKey.privateKey,
+    hostPublicKey: i.hostKey.publicLine,
+    logger: logger.child({ part: 'link' }),
+    rootPort: rootPorts,
+  });
   const serverAlive = async (roleId: number, userId: number) => {
     const pair = await i.host.pairOf(roleId, userId);
     return !!pair && (await i.host.servers.liveSocket(pair)) !== null;
@@ -109,6 +124,7 @@ export async function joinCluster(i: ClusterSideInput): Promise<ClusterSide> {
   return {
     nodeId: self,
     linkAddress,
+    link: server,
     shells: {
       nodeId: self,
       place: (roleId, userId) => placement.place(roleId, userId),

@@ -9,6 +9,8 @@ export interface GatewayMetricSources {
   unauthenticated: () => number;
   /** User and address lockouts in force. */
   lockoutsActive: () => Promise<number>;
+  /** The node link's listener, on a cluster node with a link. */
+  link?: { pending(): number; refused(): number } | null;
 }
 
 /** The gateway's metrics catalogue: every series /metrics shows, described, its gauges wired, its counters at 0. */
@@ -47,6 +49,13 @@ export function registerGatewayMetrics(m: Metrics, s: GatewayMetricSources): voi
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   });
+  const link = s.link;
+  if (link) {
+    m.describe('link_connections_unauthenticated', 'gauge', 'node link connections not yet authenticated');
+    m.describe('link_connections_refused_total', 'counter', 'node link connections closed at accept: from a port any user may bind');
+    m.gauge('link_connections_unauthenticated', () => link.pending());
+    m.gauge('link_connections_refused_total', () => link.refused());
+  }
   for (const r of ['success', 'failure', 'locked']) m.inc(`logins_total{result="${r}"}`, 0);
   m.inc('recording_seal_seconds_total', 0);
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { TestGateway, tempDir, type TestUser } from '../helpers/gateway.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -66,7 +66,7 @@ describe.skipIf(!isRoot)('a cluster of two nodes: relayed sessions and the loss 
     clusterB = new FakeClock(clusterA.now());
     // Node A's enforcer never ticks here, as a frozen node's would not: a kill of its session stays
     // pending until B declares A lost.
-    a = node('node-a', clusterA, {}, { enforceEveryMs: 3_600_000 });
+    a = node('node-a', clusterA, { metrics: { enabled: true, port: 0 } }, { enforceEveryMs: 3_600_000 });
     b = node('node-b', clusterB);
     await a.start();
     await b.start();
@@ -137,6 +137,40 @@ describe.skipIf(!isRoot)('a cluster of two nodes: relayed sessions and the loss 
     const elsewhere = await RecordingStream.open(a.admin, relayed!.id).catch((e: unknown) => e);
     expect(elsewhere).toMatchObject({ code: 'TG_ERR_RECORDING_ON_OTHER_NODE' });
     expect((elsewhere as Error).message).toMatch(/on the disk of node node-b/);
+  });
+
+  it("a user's shell on a node cannot reach the link's handshake: her connections are closed at accept, and relays go on", async () => {
+    inStep();
+    const onA = await a.login(alice);
+    await a.run(onA, 'echo HOLD-$((40+2))', 'HOLD-42');
+    expect(await pairOwner()).toBe('node-a');
+    // From her shell: a port below 1024 is not hers to bind, and 300 connections from her own
+    // ports to node A's link, each waiting to be closed (held for 10 s each were the port not checked).
+    const script = path.join(shared, 'flood.cjs');
+    writeFileSync(
+      script,
+      `const net = require('net'); const [h, p] = [process.argv[2], +process.argv[3]];
+const low = net.connect({ host: h, port: p, localPort: 700 });
+low.on('error', (e) => { console.log('LOW-' + e.code); flood(); }).on('connect', () => { console.log('LOW-BOUND'); flood(); });
+function flood() { let closed = 0; for (let i = 0; i < 300; i++) net.connect(p, h).on('error', () => {}).on('close', () => ++closed === 300 && console.log('ALL-' + closed + '-CLOSED')).write('SSH-2.0-x\\r\\n'); }
+`,
+      { mode: 0o644 },
+    );
+    const [host, port] = a.gw.linkAddress!.split(':');
+    const out = await a.run(onA, `node ${script} ${host} ${port}`, /ALL-300-CLOSED/, 8_000);
+    expect(out).toContain('LOW-EACCES');
+    const metrics = await (await fetch(`http://127.0.0.1:${a.gw.metricsPort}/metrics`)).text();
+    expect(Number(/^tmuxgate_link_connections_refused_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(300);
+    expect(metrics).toMatch(/^tmuxgate_link_connections_unauthenticated 0$/m);
+    onA.kill();
+    await waitUntil(async () => (await live(a)).length === 0, 'the session on A to close');
+
+    // Node B still reaches her session on A over the link.
+    inStep();
+    const onB = await b.login(alice);
+    expect(onB.text).toContain('HOLD-42');
+    onB.kill();
+    await waitUntil(async () => (await live(b)).length === 0, 'the relayed session on B to close');
   });
 
   it('when node A goes silent, node B declares it lost, marks its session interrupted, and starts the next login locally', async () => {

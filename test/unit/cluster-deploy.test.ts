@@ -25,6 +25,8 @@ interface Service {
   networks?: Record<string, { ipv4_address?: string }> | string[];
   cap_drop?: string[];
   cap_add?: string[];
+  sysctls?: Record<string, number | string>;
+  hostname?: string;
   environment?: Record<string, string>;
   depends_on?: Record<string, unknown> | string[];
 }
@@ -37,7 +39,8 @@ interface Compose {
 const compose = parse(readFileSync(path.join(deploy, 'docker-compose.cluster.yml'), 'utf8'), { merge: true }) as Compose;
 const single = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8')) as Compose;
 const haproxyCfg = readFileSync(path.join(deploy, 'haproxy.cfg'), 'utf8');
-const config = loadConfig(path.join(deploy, 'config.cluster.yaml'));
+const configOf = (node: string) => loadConfig(path.join(deploy, `config.${node}.yaml`));
+const config = configOf('node-a');
 const svc = (name: string): Service => compose.services[name]!;
 const mounts = (s: Service): Mount[] => (s.volumes ?? []).filter((v): v is Mount => typeof v === 'object');
 const address = (s: Service): string | undefined => (Array.isArray(s.networks) ? undefined : s.networks?.cluster?.ipv4_address);
@@ -68,7 +71,7 @@ describe('deploy/docker-compose.cluster.yml: HAProxy, two nodes, PostgreSQL 15',
       const own = (svc(n).volumes ?? []).filter((v): v is string => typeof v === 'string');
       expect(own).toEqual([`${n}-data:${config.paths.dataDir}`, `${n}-home:${config.isolation.homeBase}`]);
       const cfg = mounts(svc(n)).find((m) => m.target === '/etc/tmuxgate/config.yaml')!;
-      expect(cfg).toMatchObject({ source: './config.cluster.yaml', read_only: true });
+      expect(cfg).toMatchObject({ source: `./config.${n}.yaml`, read_only: true });
     }
     expect(mounts(svc('init')).find((m) => m.target === config.paths.keysDir)!.read_only ?? false).toBe(false);
     // The keys never go to the database or a named volume: nothing else mounts the keys dir.
@@ -92,13 +95,31 @@ describe('deploy/docker-compose.cluster.yml: HAProxy, two nodes, PostgreSQL 15',
     expect(config.listen.proxyProtocol?.trustedFrom).toEqual([`${address(svc('haproxy'))}/32`]);
   });
 
-  it('the nodes keep the single-node isolation settings: root with the same capabilities', () => {
+  it('the nodes keep the single-node isolation settings: root with the same capabilities, and what the link needs', () => {
     const one = single.services.tmuxgate!;
     for (const n of nodes) {
       expect(svc(n).cap_drop).toEqual(one.cap_drop);
-      expect([...svc(n).cap_add!].sort()).toEqual([...one.cap_add!].sort());
+      // NET_BIND_SERVICE: the link connects from a port below 1024, which no user in the container may bind.
+      expect([...svc(n).cap_add!].sort()).toEqual([...one.cap_add!, 'NET_BIND_SERVICE'].sort());
+      expect(Number(svc(n).sysctls?.['net.ipv4.ip_unprivileged_port_start'])).toBe(1024);
     }
     expect(config.isolation.pairAccounts).toBe(true);
+  });
+});
+
+describe('deploy/config.node-*.yaml: each node of the compose cluster is a cluster node', () => {
+  it('each has its own id and a link at its compose address, the others the same settings', () => {
+    const [a, b] = nodes.map(configOf);
+    for (const [n, c] of [
+      ['node-a', a!],
+      ['node-b', b!],
+    ] as const) {
+      expect(c.cluster).toMatchObject({ nodeId: n, linkSourcePorts: 'root', link: { listen: '0.0.0.0:7022', advertise: `${address(svc(n))}:7022` } });
+      expect(svc(n).hostname).toBe(n);
+    }
+    const { cluster: _a, hash: _ha, paths: _pa, ...restA } = a!;
+    const { cluster: _b, hash: _hb, paths: _pb, ...restB } = b!;
+    expect(restB).toEqual(restA);
   });
 });
 

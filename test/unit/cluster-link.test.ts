@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import ssh2 from 'ssh2';
-import { LinkClient, LinkServer, type RelayRequest } from '../../src/cluster/link.js';
+import { checkRootPorts, connectFromRootPort, LinkClient, LinkServer, type RelayRequest } from '../../src/cluster/link.js';
 import { generateEd25519 } from '../../src/auth/host-key.js';
 import type { Pty } from '../../src/platform/pty.js';
 import { createLogger } from '../../src/platform/logger.js';
@@ -9,6 +9,8 @@ import { FakeClock } from '../../src/platform/clock.js';
 import { waitUntil } from '../helpers/poll.js';
 
 const logger = createLogger({ level: 'silent' });
+// Nodes connect from a port below 1024 (root's): the tests do as root, as CI runs them.
+const isRoot = process.getuid?.() === 0;
 // ssh2's own generator makes a key it cannot parse about once in 300: the product's does not.
 const pair = () => generateEd25519('test');
 const hostKey = pair();
@@ -53,14 +55,20 @@ afterEach(async () => {
 });
 
 async function serve(attach: (r: RelayRequest) => Promise<Pty>): Promise<string> {
-  const server = new LinkServer({ hostKey: Buffer.from(hostKey.private), nodePublicKey: nodeKey.public, attach, logger });
+  const server = new LinkServer({ hostKey: Buffer.from(hostKey.private), nodePublicKey: nodeKey.public, attach, logger, rootPortsOnly: isRoot });
   const port = await server.listen('127.0.0.1', 0);
   cleanup.push(() => server.close());
   return `127.0.0.1:${port}`;
 }
 
 function client(o: { node?: string; host?: string } = {}): LinkClient {
-  const c = new LinkClient({ nodePrivateKey: Buffer.from(o.node ?? nodeKey.private), hostPublicKey: o.host ?? hostKey.public, logger, connectTimeoutMs: 3000 });
+  const c = new LinkClient({
+    nodePrivateKey: Buffer.from(o.node ?? nodeKey.private),
+    hostPublicKey: o.host ?? hostKey.public,
+    logger,
+    connectTimeoutMs: 3000,
+    rootPort: isRoot,
+  });
   cleanup.push(() => c.close());
   return c;
 }
@@ -127,7 +135,13 @@ describe('node-to-node link', () => {
   });
 
   it('reports a lost owning node as a dropped line (SIGHUP), not an exit', async () => {
-    const server = new LinkServer({ hostKey: Buffer.from(hostKey.private), nodePublicKey: nodeKey.public, attach: async () => new EchoPty(), logger });
+    const server = new LinkServer({
+      hostKey: Buffer.from(hostKey.private),
+      nodePublicKey: nodeKey.public,
+      attach: async () => new EchoPty(),
+      logger,
+      rootPortsOnly: isRoot,
+    });
     const port = await server.listen('127.0.0.1', 0);
     const remote = await client().open(`127.0.0.1:${port}`, req);
     const exited: [number, number | undefined][] = [];
@@ -165,9 +179,10 @@ describe('node-to-node link', () => {
     const raw = new ssh2.Client();
     cleanup.push(() => void raw.end());
     const [host, port] = addr.split(':');
+    const sock = isRoot ? await connectFromRootPort(host!, Number(port), 3000) : undefined;
     await new Promise<void>((resolve, reject) => {
       raw.on('ready', () => resolve()).on('error', reject);
-      raw.connect({ host, port: Number(port), username: 'tmuxgate-node', privateKey: nodeKey.private });
+      raw.connect({ ...(sock ? { sock } : { host, port: Number(port) }), username: 'tmuxgate-node', privateKey: nodeKey.private });
     });
     await expect(new Promise((res, rej) => raw.shell((e, ch) => (e ? rej(e) : res(ch))))).rejects.toThrow();
     await expect(new Promise((res, rej) => raw.exec('id', (e, ch) => (e ? rej(e) : res(ch))))).rejects.toThrow();
@@ -189,9 +204,48 @@ describe('node-to-node link', () => {
       return { sock, closed };
     };
 
+    it.skipIf(!isRoot)('is closed at accept, holding nothing, unless it comes from a port below 1024 (which on a node only root may bind)', async () => {
+      const server = new LinkServer({ hostKey: Buffer.from(hostKey.private), nodePublicKey: nodeKey.public, attach: async () => new EchoPty(), logger });
+      const port = await server.listen('127.0.0.1', 0);
+      cleanup.push(() => server.close());
+      // What a user's program can do: connect from the ephemeral ports, as many times as it likes.
+      const flood = Array.from({ length: 100 }, (_, i) => idle(port, i % 2 ? 'SSH-2.0-stranger\r\n' : undefined));
+      await Promise.all(flood.map((c) => c.closed));
+      expect(server.pending()).toBe(0);
+      expect(server.refused()).toBe(100);
+      // A node's client binds a port below 1024, and is served.
+      const remote = await client().open(`127.0.0.1:${port}`, req);
+      let out = '';
+      remote.onData((d) => (out += d.toString()));
+      remote.write(Buffer.from('node'));
+      await waitUntil(() => out === 'NODE', 'the relay from a root port');
+      expect(server.refused()).toBe(100);
+    });
+
+    it('a node refuses to start where any account may bind ports below 1024 (containers often allow it)', () => {
+      for (const lowered of ['0', '80', '1023\n']) {
+        expect(() => checkRootPorts(() => lowered)).toThrow(expect.objectContaining({ code: 'TG_ERR_LINK_PORTS' }));
+      }
+      expect(() => checkRootPorts(() => '0')).toThrow(/ip_unprivileged_port_start.*set it to 1024, or set linkSourcePorts: any/);
+      expect(() => checkRootPorts(() => '1024\n')).not.toThrow();
+      expect(() =>
+        checkRootPorts(() => {
+          throw new Error('ENOENT');
+        }),
+      ).not.toThrow(); // not Linux: ports below 1024 are root's
+    });
+
     it('is closed when it has not authenticated within authTimeoutMs', async () => {
       const clock = new FakeClock();
-      const server = new LinkServer({ hostKey: Buffer.from(hostKey.private), nodePublicKey: nodeKey.public, attach: async () => new EchoPty(), logger, clock });
+      // The layer under the port check (linkSourcePorts: any, or a stranger who is root elsewhere).
+      const server = new LinkServer({
+        hostKey: Buffer.from(hostKey.private),
+        nodePublicKey: nodeKey.public,
+        attach: async () => new EchoPty(),
+        logger,
+        clock,
+        rootPortsOnly: false,
+      });
       const port = await server.listen('127.0.0.1', 0);
       cleanup.push(() => server.close());
       const silent = idle(port);
@@ -218,6 +272,7 @@ describe('node-to-node link', () => {
         attach: async () => new EchoPty(),
         logger,
         maxUnauthenticated: 4,
+        rootPortsOnly: false, // the layer under the port check, as above
       });
       const port = await server.listen('127.0.0.1', 0);
       cleanup.push(() => server.close());
@@ -236,11 +291,11 @@ describe('node-to-node link', () => {
       const [host, port] = addr.split(':');
       const weak = new ssh2.Client();
       cleanup.push(() => void weak.end());
+      const sock = isRoot ? await connectFromRootPort(host!, Number(port), 3000) : undefined;
       const err = await new Promise<Error>((resolve) => {
         weak.on('error', resolve).on('ready', () => resolve(new Error('negotiated')));
         weak.connect({
-          host,
-          port: Number(port),
+          ...(sock ? { sock } : { host, port: Number(port) }),
           username: 'tmuxgate-node',
           privateKey: nodeKey.private,
           algorithms: { kex: ['ecdh-sha2-nistp256'], hmac: ['hmac-sha1'], cipher: ['aes128-ctr'] } as ssh2.Algorithms,
