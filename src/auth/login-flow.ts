@@ -271,7 +271,9 @@ export class LoginFlow {
   /**
    * Resolves the login name to a user and an authorized role (or why not). The grants of
    * `provenId` (the user the key proved) are read alongside the user; a user by that name with
-   * another id has its own read after.
+   * another id has its own read after. The same shape as publicKeyStep's KnownOwner re-check, kept
+   * apart on purpose: that one runs before any proof, so a miss must cost what a hit costs (the
+   * decoy user) and it reads the key; this one runs after the key proof and reads no key.
    */
   private async resolve(
     login: string,

@@ -148,21 +148,26 @@ function checkSpans(list: unknown, keyOk: RegExp, budget: { entries: number }): 
   return spans;
 }
 
-/**
- * A catalog's bytes, checked: JSON of the right shape, session names as ids are, spans naming only
- * segment keys under `prefix`, offsets inside their ranges, at most `maxEntries` records. Anything
- * else is null: the reader then scans the segments themselves (a catalog only says where to look).
- */
-export function parseCatalog(raw: Buffer, prefix: string, maxEntries = 4_000_000): ParsedCatalog | null {
+/** `raw` as a JSON object, or null when it is missing, not JSON, or JSON of another kind (an array, a number). Never throws. */
+function jsonObject(raw: Buffer | null): Record<string, unknown> | null {
+  if (!raw) return null;
   let j: unknown;
   try {
     j = JSON.parse(raw.toString('utf8'));
   } catch {
     return null;
   }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) return null;
-  const c = j as Partial<Record<keyof Catalog, unknown>>;
-  if (c.v !== 1 || typeof c.node !== 'string' || typeof c.instance !== 'string' || !isInt(c.ts) || typeof c.closed !== 'boolean') return null;
+  return typeof j === 'object' && j !== null && !Array.isArray(j) ? (j as Record<string, unknown>) : null;
+}
+
+/**
+ * A catalog's bytes, checked: JSON of the right shape, session names as ids are, spans naming only
+ * segment keys under `prefix`, offsets inside their ranges, at most `maxEntries` records. Anything
+ * else is null: the reader then scans the segments themselves (a catalog only says where to look).
+ */
+export function parseCatalog(raw: Buffer, prefix: string, maxEntries = 4_000_000): ParsedCatalog | null {
+  const c = jsonObject(raw) as Partial<Record<keyof Catalog, unknown>> | null;
+  if (!c || c.v !== 1 || typeof c.node !== 'string' || typeof c.instance !== 'string' || !isInt(c.ts) || typeof c.closed !== 'boolean') return null;
   if (typeof c.sessions !== 'object' || c.sessions === null || Array.isArray(c.sessions)) return null;
   const keyOk = segmentKeyRe(prefix);
   const budget = { entries: maxEntries };
@@ -177,14 +182,8 @@ export function parseCatalog(raw: Buffer, prefix: string, maxEntries = 4_000_000
 
 /** An anchor batch's bytes, checked. A batch that is not one is null; an entry that is not an anchor is kept with no signature (verify names it). */
 export function parseAnchorBatch(raw: Buffer, maxAnchors = 1_000_000): Anchor[] | null {
-  let j: unknown;
-  try {
-    j = JSON.parse(raw.toString('utf8'));
-  } catch {
-    return null;
-  }
-  const b = j as { v?: unknown; anchors?: unknown } | null;
-  if (typeof b !== 'object' || b === null || b.v !== 1 || !Array.isArray(b.anchors) || b.anchors.length > maxAnchors) return null;
+  const b = jsonObject(raw);
+  if (!b || b.v !== 1 || !Array.isArray(b.anchors) || b.anchors.length > maxAnchors) return null;
   const out: Anchor[] = [];
   for (const x of b.anchors as unknown[]) {
     const a = (typeof x === 'object' && x !== null ? x : {}) as Record<string, unknown>;
@@ -261,22 +260,16 @@ export function segmentIndexOf(head: Buffer, maxBytes = MAX_INDEX_BYTES): { inde
   const need = n + head.readUInt32BE(SEGMENT_MAGIC.length);
   if (need > maxBytes) return { index: null, need: 0 };
   if (head.length < need) return { index: null, need };
-  try {
-    const j = JSON.parse(head.subarray(n, need).toString('utf8')) as Partial<Record<keyof SegmentIndex, unknown>> | null;
-    if (typeof j !== 'object' || j === null || j.v !== 1 || typeof j.sessions !== 'object' || j.sessions === null || Array.isArray(j.sessions)) {
-      return { index: null, need };
-    }
-    const sessions = Object.create(null) as SegmentIndex['sessions'];
-    const budget = { entries: 1_000_000 };
-    for (const [id, s] of Object.entries(j.sessions as Record<string, unknown>)) {
-      const range = SESSION_RE.test(id) ? checkRange(s, budget) : null;
-      if (!range) return { index: null, need };
-      sessions[id] = range;
-    }
-    return { index: { v: 1, node: typeof j.node === 'string' ? j.node : '', ts: isInt(j.ts) ? j.ts : 0, sessions }, need };
-  } catch {
-    return { index: null, need };
+  const j = jsonObject(head.subarray(n, need)) as Partial<Record<keyof SegmentIndex, unknown>> | null;
+  if (!j || j.v !== 1 || typeof j.sessions !== 'object' || j.sessions === null || Array.isArray(j.sessions)) return { index: null, need };
+  const sessions = Object.create(null) as SegmentIndex['sessions'];
+  const budget = { entries: 1_000_000 };
+  for (const [id, s] of Object.entries(j.sessions as Record<string, unknown>)) {
+    const range = SESSION_RE.test(id) ? checkRange(s, budget) : null;
+    if (!range) return { index: null, need };
+    sessions[id] = range;
   }
+  return { index: { v: 1, node: typeof j.node === 'string' ? j.node : '', ts: isInt(j.ts) ? j.ts : 0, sessions }, need };
 }
 
 /** What a test may put between the store and the SDK, and limits it may make small. */
@@ -657,17 +650,15 @@ export class S3Offsite implements OffsiteStore {
     let newest = -1;
     let unreadable = false;
     for (const k of manifests.sort()) {
-      const raw = await this.getSmall(k);
-      try {
-        const m = JSON.parse(raw!.toString('utf8')) as Manifest;
-        if (m.v !== 1 || m.session !== sessionId || !Array.isArray(m.segments) || !isInt(m.ts)) throw new Error('not a manifest');
-        const checked = checkSpans(m.segments, keyOk, { entries: 4_000_000 });
-        if (!checked) throw new Error('not a manifest');
-        spans.push(...checked);
-        newest = Math.max(newest, m.ts);
-      } catch {
+      const m = jsonObject(await this.getSmall(k)) as Partial<Record<keyof Manifest, unknown>> | null;
+      const checked =
+        m && m.v === 1 && m.session === sessionId && isInt(m.ts) ? { ts: m.ts, spans: checkSpans(m.segments, keyOk, { entries: 4_000_000 }) } : null;
+      if (!checked?.spans) {
         unreadable = true; // found below by scanning the segments themselves
+        continue;
       }
+      spans.push(...checked.spans);
+      newest = Math.max(newest, checked.ts);
     }
     const view = await this.currentView();
     const catalogued = view.named.get(sessionId) ?? [];
@@ -793,12 +784,9 @@ export class S3Offsite implements OffsiteStore {
     const base = kind === 'audit' ? `${this.prefix}anchors/audit/` : `${this.prefix}anchors/recordings/${subject !== undefined ? `${subject}/` : ''}`;
     const out: Anchor[] = [];
     for (const k of (await this.list(base)).keys) {
-      try {
-        const j = JSON.parse((await this.getSmall(k))!.toString('utf8')) as Omit<Anchor, 'signature'> & { signature: string };
-        out.push({ ...j, signature: Buffer.from(j.signature, 'base64') });
-      } catch {
-        // Not one of ours: an anchor that does not parse cannot vouch for anything.
-      }
+      const j = jsonObject(await this.getSmall(k));
+      // Not one of ours: an anchor that does not parse cannot vouch for anything.
+      if (j && typeof j.signature === 'string') out.push({ ...(j as Omit<Anchor, 'signature'>), signature: Buffer.from(j.signature, 'base64') });
     }
     if (!this.batchKeys || performance.now() - this.batchKeys.at >= VIEW_REUSE_MS) {
       this.batchKeys = { at: performance.now(), keys: (await this.list(`${this.prefix}anchors/batches/`)).keys };

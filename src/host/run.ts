@@ -7,10 +7,10 @@ import { canSpawnAs, onPath, spawnAsArgv } from '../platform/pty.js';
 const PLAIN_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
 
 /**
- * argv that starts `file args` as `account`: setpriv with its uid, gid and groups and no
- * capabilities at all (stock node-pty's uid switch keeps root's supplementary groups; the
- * gateway's own pty clients switch in the patched node-pty instead: TmuxHost.ptyClient). When the
- * gateway already runs as that account (development mode) the program runs as is.
+ * argv that starts `file args` as `account`: tg-spawn-as (spawnAsArgv, as the gateway's own pty
+ * clients: TmuxHost.ptyClient), else setpriv, with its uid, gid and groups and no capabilities at
+ * all (stock node-pty's uid switch keeps root's supplementary groups). When the gateway already
+ * runs as that account (development mode) the program runs as is.
  */
 export function asAccount(
   account: OsAccount,

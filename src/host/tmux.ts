@@ -7,13 +7,11 @@ import { sleep, systemClock, type Clock } from '../platform/clock.js';
 import { atUserPriority } from '../platform/priority.js';
 import { asAccount, runArgv, runAs, type RunResult } from './run.js';
 import { sandboxed } from './sandbox.js';
-import { canSpawnAs, type SpawnCredentials } from '../platform/pty.js';
 
-/** A pty program and the account it starts as (null: as the gateway, e.g. bwrap or setpriv, which switch themselves). */
+/** A pty program: it switches to the pair's account itself (tg-spawn-as, setpriv, bwrap), or runs as the gateway in development mode. */
 export interface PtyLaunch {
   file: string;
   args: string[];
-  as: SpawnCredentials | null;
 }
 
 /** tmux options a role may set, with the values they accept. Nothing that runs a program. */
@@ -151,18 +149,14 @@ export class TmuxHost {
   /**
    * The gateway's own pty client of the pair: a `client`, or with `starts` the client that starts
    * the pair's server on a fresh socket and attaches to it in one process (a role without a
-   * sandbox; the server inherits the pair's process limit from it). Started as
-   * the pair directly where this process can (no setpriv and prlimit execs: ~7 ms of every first
-   * login here), else through them. `as` must reach the spawn: without it tmux would run as root.
+   * sandbox; the server inherits the pair's process limit from it). Every client of the pair
+   * carries its process limit, not only the one that starts the server: the server may tell any
+   * client to run a program (detach-client -E). The argv switches to the pair itself, like every
+   * other tmux client's (wrap: tg-spawn-as where this process can, ~7 ms less of every first
+   * login here than setpriv and prlimit), so nothing else has to reach the spawn.
    */
   ptyClient(pair: Pair, socket: string, o: { starts: true; cols: number; rows: number } | { starts: false; args: string[] }): PtyLaunch {
-    const tmuxArgs = o.starts ? this.starterArgs(pair, socket, o.cols, o.rows) : ['-u', '-S', socket, ...o.args];
-    // Every client of the pair carries its process limit, not only the one that starts the
-    // server: the server may tell any client to run a program (detach-client -E).
-    if (!pair.sandbox && pair.account.uid !== process.getuid?.() && canSpawnAs()) {
-      return { file: this.o.tmuxPath, args: tmuxArgs, as: { uid: pair.account.uid, gid: pair.account.gid, nproc: this.o.maxProcesses ?? null } };
-    }
-    return { ...this.wrap(pair, tmuxArgs, false), as: null };
+    return this.wrap(pair, o.starts ? this.starterArgs(pair, socket, o.cols, o.rows) : ['-u', '-S', socket, ...o.args], false);
   }
 
   private starterArgs(pair: Pair, socket: string, cols: number, rows: number): string[] {

@@ -27,13 +27,11 @@ export interface PtySpawnOptions {
   cols: number;
   rows: number;
   term: string;
-  /** Start the program as this account (see SpawnCredentials); absent: as this process. */
-  as?: SpawnCredentials;
 }
 
 /**
- * An account to start a pty's program as (node-pty patched: posix_spawn of its static helper
- * tg-spawn-as, which switches in its own memory): its uid and gid (the account's primary group),
+ * An account to start a program as (spawnAsArgv: the static helper tg-spawn-as, built with the
+ * patched node-pty, which switches in its own memory): its uid and gid (the account's primary group),
  * the groups initgroups(3) gives it, no capability in any set (bounding set emptied), and
  * RLIMIT_NPROC `nproc` when set; what `prlimit --nproc -- setpriv --reuid --regid --init-groups
  * --inh-caps=-all --bounding-set=-all` did in two execs of dynamically linked tools.
@@ -68,9 +66,13 @@ export function canSpawnAs(): boolean {
 }
 
 /**
- * argv that starts `path` (absolute) as the account without a pty (a short program run with
- * execFile): the same static helper the pty clients use, one exec where setpriv (and prlimit)
- * took two of dynamically linked tools. Only where canSpawnAs().
+ * argv that starts `path` (absolute) as the account, in "/": one exec of a static helper where
+ * setpriv (and prlimit) took two of dynamically linked tools. The one route to tg-spawn-as (through
+ * host/run.ts asAccount): a short program runs this argv with execFile; a pty client gives it to
+ * spawnPty, and node-pty's posix_spawn (an absolute path, as root) makes the helper a session
+ * leader with the pty as its controlling terminal before it switches and execs the program.
+ * node-pty itself is never given a uid or gid: the patched module refuses them (its stock fork
+ * path would setuid keeping root's groups). Only where canSpawnAs().
  */
 export function spawnAsArgv(as: SpawnCredentials, path: string, args: string[]): { file: string; args: string[] } {
   if (!canSpawnAs() || !native?.tgGroupsOf || !native.tgSpawnAsPath) throw new TgError('TG_ERR_INTERNAL', 'tg-spawn-as is not available');
@@ -116,11 +118,8 @@ export function onPath(file: string, pathVar: string | undefined): string {
   return found;
 }
 
-/** Spawns through node-pty with raw Buffers (no decoding cost, no split UTF-8). */
+/** Spawns through node-pty with raw Buffers (no decoding cost, no split UTF-8); as an account: spawnAsArgv's argv. */
 export function spawnPty(o: PtySpawnOptions): Pty {
-  if (o.as && !validCredentials(o.as)) {
-    throw new TgError('TG_ERR_INTERNAL', `refusing to start a program as uid ${o.as.uid} gid ${o.as.gid}`);
-  }
   const p = atUserPriority(() =>
     nodePty.spawn(onPath(o.file, o.env.PATH), o.args, {
       name: o.term,
@@ -129,7 +128,6 @@ export function spawnPty(o: PtySpawnOptions): Pty {
       cwd: o.cwd,
       env: o.env,
       encoding: null,
-      ...(o.as ? { uid: o.as.uid, gid: o.as.gid, tgNproc: o.as.nproc ?? 0 } : {}),
     } as nodePty.IPtyForkOptions),
   );
   return {

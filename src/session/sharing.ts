@@ -5,7 +5,6 @@ import { requireDeps } from '../platform/check-deps.js';
 import { newId } from '../platform/ids.js';
 import type { AuditSink } from '../audit/log.js';
 import type { Host } from '../host/host.js';
-import type { TmuxHost } from '../host/tmux.js';
 import type { TmuxServers } from '../host/tmux-servers.js';
 import type { User, UserRepo } from '../store/users.js';
 import type { Role, RoleRepo } from '../store/roles.js';
@@ -20,11 +19,10 @@ import { normaliseTerm } from './env.js';
 import type { GatewayCommand } from './gateway-commands.js';
 import { closeWith, type ConnectionInfo, type Resizable, type TerminalRequest } from './ports.js';
 
-/** What watching asks of the privilege boundary: the owner's pair, its live server, a read-only client. */
+/** What watching asks of the privilege boundary: a read-only client of the owner's live server, and that server. */
 export interface WatchHost {
-  pairOf: Host['pairOf'];
-  tmux: Pick<TmuxHost, 'client'>;
-  servers: Pick<TmuxServers, 'liveSocket' | 'notify' | 'attached' | 'detached'>;
+  readOnlyClient: Host['readOnlyClient'];
+  servers: Pick<TmuxServers, 'notify' | 'attached' | 'detached'>;
 }
 
 /** What sharing and watching are built with. */
@@ -99,17 +97,16 @@ export class Sharing {
     const done = (code: number, text: string) => closeWith(ch, code, text);
     // The owner's pair as the store knows it: the socket is checked to be a socket of that
     // account, and the read-only client runs as that account (never as a uid read off the socket).
-    const pair = await host.pairOf(ownerRole.id, owner.id);
-    const socket = pair ? await host.servers.liveSocket(pair) : null;
-    if (!pair || !socket) return done(1, `tmuxgate: ${owner.name} has no ${ownerRole.name} session running`);
-    const size = clampSize(pty.cols, pty.rows);
-    const term = normaliseTerm(pty.term, settings.defaultTerm);
-    let c: { file: string; args: string[] };
+    let client: Awaited<ReturnType<WatchHost['readOnlyClient']>>;
     try {
-      c = host.tmux.client(pair, socket, ['attach-session', '-t', 'main', '-f', 'read-only,ignore-size']);
+      client = await host.readOnlyClient(ownerRole.id, owner.id);
     } catch (e) {
       return done(1, `tmuxgate: cannot show that session: ${(e as Error).message}`);
     }
+    if (!client) return done(1, `tmuxgate: ${owner.name} has no ${ownerRole.name} session running`);
+    const { pair, socket, cmd: c } = client;
+    const size = clampSize(pty.cols, pty.rows);
+    const term = normaliseTerm(pty.term, settings.defaultTerm);
     // The owner's screen reaches another person's terminal: only a safe terminal subset passes,
     // and, unless the policy says otherwise, only its redacted view (PHI masked).
     const policy = await viewPolicy(

@@ -122,7 +122,7 @@ export class ShellStarter {
       await lifecycle.whenClosed();
       return null;
     }
-    const spawn = { file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term, ...(cmd.as ? { as: cmd.as } : {}) };
+    const spawn = { file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term };
     const shell = await this.run(conn, ch, lifecycle, spawn, this.c.spawnPty);
     const clientPid = shell.pid;
     if (clientPid) this.track(pair, clientPid, shell.tty, starts, (fn) => shell.onEnd(fn));
@@ -138,7 +138,7 @@ export class ShellStarter {
     const size = clampSize(r.cols, r.rows);
     const term = normaliseTerm(r.term, this.c.settings.defaultTerm);
     const { pair, env, cmd, starts } = await this.prepareLocal({ ...r, ...size, term, clientEnv: {} });
-    const pty = this.c.spawnPty({ file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term, ...(cmd.as ? { as: cmd.as } : {}) });
+    const pty = this.c.spawnPty({ file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term });
     if (pty.pid) this.track(pair, pty.pid, pty.tty, starts, (fn) => pty.onExit(() => fn()));
     return pty;
   }

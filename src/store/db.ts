@@ -24,17 +24,29 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
     .sort((a, b) => a.version - b.version);
 }
 
-/** Opens (creating if needed, mode 0600) the SQLite store in WAL mode with a busy timeout. */
+/**
+ * How every connection syncs. FULL: a commit returns only after its WAL frames are on stable
+ * storage. Under NORMAL a WAL commit is synced only at the next checkpoint, so a power loss or OS
+ * crash can roll back any number of acknowledged commits (up to the ~4 MB between checkpoints):
+ * audit events (a hole in the HIPAA trail, and rows the off-box sinks already shipped would come
+ * back with other content under the same ids), a spent TOTP step (the code works again: a replay
+ * window), lockout counts, and the recording row's chunk count that catches a truncated
+ * recording. No write in the store may lag, so there is no per-write exception; the cost is one
+ * fdatasync per commit on the event loop (~0.4 ms on the bench machine's disk; bench/RESULTS.md
+ * 2026-11-24, "SQLite synchronous = FULL").
+ */
+export const SQLITE_SYNCHRONOUS = 'FULL';
+
+/** Opens (creating if needed, mode 0600) the SQLite store in WAL mode, synchronous FULL, with a busy timeout. */
 export function openDb(file: string, opts: { migrate?: boolean; readonly?: boolean } = {}): Db {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   if (!existsSync(file) && !opts.readonly) closeSync(openSync(file, 'a', 0o600));
   if (!opts.readonly) chmodSync(file, 0o600);
   const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   db.pragma('busy_timeout = 5000');
-  if (!opts.readonly) {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-  }
+  if (!opts.readonly) db.pragma('journal_mode = WAL');
+  // On read-only connections too, so no connection's setting rests on SQLite's compiled-in default.
+  db.pragma(`synchronous = ${SQLITE_SYNCHRONOUS}`);
   db.pragma('foreign_keys = ON');
   // Freed bytes are zeroed, so an overwritten row (a purged recording's wrapped key) leaves no copy in free page space.
   db.pragma('secure_delete = ON');

@@ -28,14 +28,12 @@ export class LockoutRepo {
   constructor(private readonly sql: Sql) {}
 
   /** The stored lockout of a subject, in force or not. */
-  async get(kind: SubjectKind, subject: string): Promise<{ level: number; lockedUntil: number } | null> {
-    const r = (await this.sql.get('SELECT level, locked_until FROM lockouts WHERE subject_kind = ? AND subject = ?', [kind, subject])) as
-      { level: number; locked_until: number } | undefined;
-    return r ? { level: r.level, lockedUntil: r.locked_until } : null;
+  async get(kind: SubjectKind, subject: string): Promise<Lock | null> {
+    return (await this.getAll([{ kind, subject }]))[0] ?? null;
   }
 
   /** The stored lockouts of several subjects (in force or not), in their order, in one statement. */
-  async getAll(subjects: readonly { kind: SubjectKind; subject: string }[]): Promise<({ level: number; lockedUntil: number } | null)[]> {
+  async getAll(subjects: readonly { kind: SubjectKind; subject: string }[]): Promise<(Lock | null)[]> {
     if (!subjects.length) return [];
     const where = subjects.map(() => '(subject_kind = ? AND subject = ?)').join(' OR ');
     const params = subjects.flatMap((s) => [s.kind, s.subject]);
@@ -59,7 +57,7 @@ export class LockoutRepo {
   async recordFailure(
     f: { kind: SubjectKind; subject: string; at: number; pruneBefore: number; countSince: number },
     decide: LockDecision,
-  ): Promise<{ level: number; lockedUntil: number } | null> {
+  ): Promise<Lock | null> {
     return this.sql.transaction(async () => {
       // Every node counts this subject's failures one at a time.
       await this.sql.lock(`lockout:${f.kind}:${f.subject}`);

@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { onPath, spawnPty, type Pty } from '../../src/platform/pty.js';
+import { onPath, spawnAsArgv, spawnPty, type Pty } from '../../src/platform/pty.js';
 import { waitUntil } from '../helpers/poll.js';
 
 describe('pty adapter: direct writes', () => {
@@ -107,7 +107,7 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
     }
   });
 
-  describe.skipIf(process.getuid?.() !== 0)('started as an account (the credential spawn: no setpriv, no prlimit)', () => {
+  describe.skipIf(process.getuid?.() !== 0)("started as an account: tg-spawn-as as the pty's program (no setpriv, no prlimit)", () => {
     const name = `tgpty${process.pid % 100000}`;
     let acct = { uid: 0, gid: 0, extra: 0 };
     beforeAll(() => {
@@ -142,14 +142,12 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
       chmodSync(dir, 0o755);
       const held = openSync(path.join(dir, 'held'), 'w');
       const p = spawnPty({
-        file: 'sleep',
-        args: ['30'],
-        cwd: dir,
+        ...spawnAsArgv({ uid: acct.uid, gid: acct.gid, nproc: 77 }, onPath('sleep', '/usr/bin:/bin'), ['30']),
+        cwd: '/',
         env: { PATH: '/usr/bin:/bin', FOO: 'bar' },
         cols: 80,
         rows: 24,
         term: 'xterm',
-        as: { uid: acct.uid, gid: acct.gid, nproc: 77 },
       });
       try {
         // The helper (tg-spawn-as) has the same environment: wait for sleep itself.
@@ -171,7 +169,7 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
         expect(Number(f[3])).toBe(p.pid);
         expect(Number(f[4])).toBe((136 << 8) | Number(/(\d+)$/.exec(p.tty!)![1]));
         expect(readdirSync(`/proc/${p.pid}/fd`).sort()).toEqual(['0', '1', '2']);
-        expect(readlinkSync(`/proc/${p.pid}/cwd`)).toBe(dir);
+        expect(readlinkSync(`/proc/${p.pid}/cwd`)).toBe('/');
       } finally {
         p.kill('SIGKILL');
         closeSync(held);
@@ -180,15 +178,16 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
     });
 
     it('refuses root, a relative path, an unknown uid and a gid that is not its group; the helper refuses a directory it cannot enter and a missing program on the pty; no child is left', async () => {
-      const base = { args: [], env: { PATH: '/usr/bin:/bin' }, cols: 80, rows: 24, term: 'xterm' };
       const as = { uid: acct.uid, gid: acct.gid, nproc: null };
-      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { uid: 0, gid: 0, nproc: null } })).toThrow(/refusing to start a program as uid 0/);
-      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { uid: 2 ** 32 - 1, gid: 2 ** 32 - 1, nproc: null } })).toThrow(/refusing/);
-      expect(() => spawnPty({ ...base, file: './true', cwd: '/', as })).toThrow(/absolute path/);
-      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { uid: 2_000_000_000, gid: acct.gid, nproc: null } })).toThrow(/no account with uid/);
-      expect(() => spawnPty({ ...base, file: '/bin/true', cwd: '/', as: { ...as, gid: acct.extra } })).toThrow(/not the primary group/);
+      expect(() => spawnAsArgv({ uid: 0, gid: 0, nproc: null }, '/bin/true', [])).toThrow(/refusing to start \/bin\/true as uid 0/);
+      expect(() => spawnAsArgv({ uid: 2 ** 32 - 1, gid: 2 ** 32 - 1, nproc: null }, '/bin/true', [])).toThrow(/refusing/);
+      expect(() => spawnAsArgv(as, './true', [])).toThrow(/refusing to start \.\/true/);
+      expect(() => spawnAsArgv({ uid: 2_000_000_000, gid: acct.gid, nproc: null }, '/bin/true', [])).toThrow(/no account with uid/);
+      expect(() => spawnAsArgv({ ...as, gid: acct.extra }, '/bin/true', [])).toThrow(/not the primary group/);
       const told = async (file: string, cwd: string) => {
-        const p = spawnPty({ ...base, file, cwd, as });
+        const argv = spawnAsArgv(as, file, []);
+        argv.args[3] = cwd; // the helper's CWD argument (spawnAsArgv always gives "/"), entered as the account
+        const p = spawnPty({ ...argv, cwd: '/', env: { PATH: '/usr/bin:/bin' }, cols: 80, rows: 24, term: 'xterm' });
         let out = '';
         p.onData((d) => (out += d.toString()));
         const code = await new Promise<number>((resolve) => p.onExit((c) => resolve(c)));
@@ -212,14 +211,12 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
           const t0 = performance.now();
           children.push(
             spawnPty({
-              file: '/bin/sleep',
-              args: ['5'],
+              ...spawnAsArgv({ uid: acct.uid, gid: acct.gid, nproc: null }, '/bin/sleep', ['5']),
               cwd: '/',
               env: { PATH: '/usr/bin:/bin' },
               cols: 80,
               rows: 24,
               term: 'xterm',
-              as: { uid: acct.uid, gid: acct.gid, nproc: null },
             }),
           );
           // The spawn returns once the root-owned helper is running: never after a stop of the account's.

@@ -2,6 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { rmSync, statSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { openDb, type Db } from '../../src/store/db.js';
+import { openStore } from '../../src/store/open.js';
+import { buildConfig } from '../../src/config/load.js';
+import { sourceFiles } from '../helpers/source.js';
 import { SqliteSql } from '../../src/store/sqlite.js';
 import { FakeClock } from '../../src/platform/clock.js';
 import { Lockouts, lockDuration } from '../../src/auth/lockout.js';
@@ -34,6 +37,27 @@ describe('store', () => {
     expect(statSync(path.join(dir, 'x.db')).mode & 0o777).toBe(0o600);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version)).toContain(1);
+  });
+
+  it('syncs every commit to stable storage (synchronous FULL) on every connection the store opens', async () => {
+    // Under NORMAL a power loss can roll back acknowledged audit events and TOTP spends (db.ts).
+    const FULL = 2;
+    open();
+    expect(db.pragma('synchronous', { simple: true })).toBe(FULL);
+    const file = path.join(dir, 'x.db');
+    for (const opts of [{ migrate: false }, { readonly: true }]) {
+      // `tmuxgate migrate` opens with migrate: false; read-only has no caller yet but gets the same.
+      const other = openDb(file, opts);
+      expect([opts, other.pragma('synchronous', { simple: true })]).toEqual([opts, FULL]);
+      other.close();
+    }
+    // The gateway and every admin CLI command (openAdmin) open through openStore.
+    const store = await openStore(buildConfig({ dataDir: path.join(dir, 'store') }, { file: null, baseDir: dir }));
+    expect((store as SqliteSql).db.pragma('synchronous', { simple: true })).toBe(FULL);
+    await store.close();
+    // And no other module opens a connection of its own that could skip the setting.
+    const openers = sourceFiles().filter((f) => /new Database\(/.test(f.text));
+    expect(openers.map((f) => f.rel)).toEqual(['store/db.ts']);
   });
 
   it('keeps TOTP secrets sealed: the raw row never contains the secret, and a wrong master key cannot open it', async () => {
