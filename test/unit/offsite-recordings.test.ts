@@ -560,7 +560,7 @@ describe('the S3 sink (s3rver)', () => {
     expect((await store.sessions()).sort()).toEqual(['s_a', 's_b', 's_c', 's_d']);
     expect((await keysUnder(client, `${prefix}segs/`)).length).toBeLessThan(20);
     // Per-session objects (the earlier layouts) are gone: catalogs name every session's spans.
-    expect((await keysUnder(client, prefix)).filter((k) => !/^t\d+\/(segs|catalogs)\//.test(k))).toEqual([]);
+    expect((await keysUnder(client, prefix)).filter((k) => !/^t\d+\/(segs|catalogs|sessions)\//.test(k))).toEqual([]);
   });
 
   it('one segment object per put, one catalog, Object Lock headers on every PUT; verify names deleted, cut and altered recordings and an off-box gap', async () => {
@@ -591,7 +591,7 @@ describe('the S3 sink (s3rver)', () => {
     // One catalog, written with the trailers (the first two puts were named by nobody yet: readers scan them); no per-session objects.
     expect(await keysUnder(client, `${prefix}catalogs/`)).toHaveLength(1);
     expect(await keysUnder(client, `${prefix}s_a/`)).toEqual([]);
-    expect(puts.length).toBe(3 + 1);
+    expect(puts.length).toBe(3 + 1 + 4); // and the four sessions' markers (one per session per writer per day)
     // Every PUT asked for retention: COMPLIANCE until six years (2192 days) from the write.
     for (const h of puts) {
       expect(h['x-amz-object-lock-mode']).toBe('COMPLIANCE');
@@ -733,7 +733,9 @@ describe('the S3 sink (s3rver)', () => {
    * audit checkpoint and every session's head) at 60 s and 120 s, then every trailer, then close.
    * The objects written, by kind.
    */
-  async function recordWindow(n: number): Promise<{ segments: number; catalogs: number; anchorBatches: number; others: string[]; prefix: string }> {
+  async function recordWindow(
+    n: number,
+  ): Promise<{ segments: number; catalogs: number; anchorBatches: number; markers: number; others: string[]; prefix: string }> {
     const clock = new FakeClock();
     const { store, client, prefix } = await s3Store(clock);
     const ids = Array.from({ length: n }, (_, i) => `s_w${i}`);
@@ -765,16 +767,17 @@ describe('the S3 sink (s3rver)', () => {
     await store.close();
     const keys = await keysUnder(client, prefix);
     const count = (top: string) => keys.filter((k) => k.startsWith(`${prefix}${top}/`)).length;
-    const others = keys.filter((k) => !/^t\d+\/(segs|catalogs|anchors\/batches)\//.test(k));
-    return { segments: count('segs'), catalogs: count('catalogs'), anchorBatches: count('anchors/batches'), others, prefix };
+    const others = keys.filter((k) => !/^t\d+\/(segs|catalogs|anchors\/batches|sessions)\//.test(k));
+    return { segments: count('segs'), catalogs: count('catalogs'), anchorBatches: count('anchors/batches'), markers: count('sessions'), others, prefix };
   }
 
   it('the requests per minute do not grow with the sessions: segments per put, one catalog a minute, one anchor object per round', async () => {
     const few = await recordWindow(3);
     const many = await recordWindow(40);
-    // 62 puts; catalogs at 60 s and 120 s (due), with the trailers and at close; two anchor rounds.
+    // 62 puts; catalogs at 60 s and 120 s (due), with the trailers and at close; two anchor rounds; one marker per session (a day).
     // The earlier layout wrote 40 first manifests, 40 a minute more, the trailers' 40, and 81 anchor objects a round.
-    for (const w of [few, many]) expect(w).toMatchObject({ segments: 62, catalogs: 4, anchorBatches: 2, others: [] });
+    expect(few).toMatchObject({ segments: 62, catalogs: 4, anchorBatches: 2, markers: 3, others: [] });
+    expect(many).toMatchObject({ segments: 62, catalogs: 4, anchorBatches: 2, markers: 40, others: [] });
     // And readers find every session, record and anchor there.
     const reader = await readerOf(many.prefix, new FakeClock());
     expect(await reader.sessions()).toEqual(Array.from({ length: 40 }, (_, i) => `s_w${i}`).sort());
@@ -909,17 +912,19 @@ describe('the S3 sink (s3rver)', () => {
     // Root drops objects that are not anchor batches among them: each is named, none hides the good one.
     const hex = () => randomBytes(6).toString('hex');
     for (const junk of ['not json', JSON.stringify({ v: 1, anchors: [{ kind: 'audit' }] }), JSON.stringify({ v: 1, anchors: 'x' })]) {
-      await putRaw(client, s3Keys.anchorBatch(prefix, clock.now(), 'evil', hex()), junk);
+      await putRaw(client, s3Keys.anchorBatch(prefix, s3Keys.writer('evil', hex()), clock.now(), hex()), junk);
     }
     const r2 = await readerOf(prefix, clock);
     const v = await verdict(await r2.anchors('audit'));
     expect(kinds(v)).toEqual(['anchor-invalid@0']);
     expect(v.differences[0]!.detail).toBe('3 off-box audit anchors do not verify with the audit public key');
     expect(await r2.anchors('recording', 's_a')).toEqual([recA]);
-    // A recording anchor whose fields were changed (the signature no longer covers them) is named in that recording's verdict.
+    // A recording anchor whose fields were changed (the signature no longer covers them), among the batches of the writer
+    // day that anchored s_a (a reader of s_a reads those, from s_a's marker on), is named in that recording's verdict.
+    const real = (await keysUnder(client, `${prefix}anchors/batches/`)).find((k) => !k.includes('/evil-'))!;
     await putRaw(
       client,
-      s3Keys.anchorBatch(prefix, clock.now(), 'evil', hex()),
+      `${real.slice(0, real.lastIndexOf('/') + 1)}${String(clock.now() + 1).padStart(13, '0')}-${hex()}`,
       JSON.stringify({ v: 1, anchors: [{ ...recA, position: 9, signature: recA.signature.toString('base64') }] }),
     );
     const r3 = await readerOf(prefix, clock);
