@@ -4,7 +4,7 @@ import type { S3SinkConfig } from '../config/evidence.js';
 import type { Clock } from '../platform/clock.js';
 import { readPrivate } from '../crypto/key-files.js';
 import { recordsAt, type RecordKind } from '../recording/offsite.js';
-import { holdingsOf, type Anchor, type OffsiteHoldings, type OffsiteRecord, type OffsiteStore } from './offsite-store.js';
+import { holdingsOf, type Anchor, type OffsiteHoldings, type OffsiteIndexHealth, type OffsiteRecord, type OffsiteStore } from './offsite-store.js';
 
 type S3 = typeof import('@aws-sdk/client-s3');
 
@@ -315,16 +315,6 @@ export interface S3OffsiteOptions {
   cacheBytes?: number;
 }
 
-/** How the sink's index (catalogs and session markers) fares: for metrics and the compliance report. */
-export interface OffsiteIndexHealth {
-  /** Catalog writes (with their session markers) that failed since the store opened: readers index those segments instead until a later catalog names them. */
-  catalogWriteFailures: number;
-  lastCatalogError: string | null;
-  lastCatalogErrorAt: number | null;
-  /** Distinct catalogs this store read that were not catalogs (bad JSON, keys outside the prefix, too long...): not trusted, segments indexed instead. */
-  unreadableCatalogs: number;
-}
-
 /** How far before a writer's newest catalog a reader also looks for segments no catalog names (puts in flight while it was written). */
 const TAIL_SLACK_MS = 120_000;
 /**
@@ -467,8 +457,8 @@ export class S3Offsite implements OffsiteStore {
   private pendingTrailer = false;
   private lastCatalogAt = -Infinity;
   private catalogWriting: Promise<void> | null = null;
-  /** The last catalog write's failure (the segment was stored; readers scan until a catalog names it). */
-  lastCatalogError: string | null = null;
+  /** The last failed catalog write (its segments were stored; readers index them until a later catalog names them): kept after later successes. */
+  private lastCatalogError: string | null = null;
   private lastCatalogErrorAt: number | null = null;
   private catalogWriteFailures = 0;
   /** Catalogs read that were not catalogs. */
@@ -621,7 +611,6 @@ export class S3Offsite implements OffsiteStore {
     this.catalogWriting = this.flushPending(closed);
     try {
       await this.catalogWriting;
-      this.lastCatalogError = null;
     } catch (e) {
       this.catalogWriteFailures++;
       this.lastCatalogError = (e as Error).message;
@@ -862,8 +851,12 @@ export class S3Offsite implements OffsiteStore {
 
   /** The writer directories of the layout before days under `top` (catalogs or segs): day directories are not writers. */
   private async flatWriters(top: string): Promise<string[]> {
+    const hit = this.recentLists.get(`${this.prefix}${top}/\0`);
+    if (hit && performance.now() - hit.at < VIEW_REUSE_MS) return hit.keys;
     const { prefixes } = await this.list(`${this.prefix}${top}/`, { delimiter: '/' });
-    return prefixes.map((p) => p.slice(this.prefix.length + top.length + 1, -1)).filter((w) => WRITER_RE.test(w));
+    const writers = prefixes.map((p) => p.slice(this.prefix.length + top.length + 1, -1)).filter((w) => WRITER_RE.test(w));
+    this.recentLists.set(`${this.prefix}${top}/\0`, { at: performance.now(), keys: writers });
+    return writers;
   }
 
   /**
