@@ -777,11 +777,12 @@ export class S3Offsite implements OffsiteStore {
       const catalogs = (await this.listDay(`${this.prefix}catalogs/${p.day}/${p.writer}/`, p.day)).filter((k) => keyTs(k) >= p.from);
       days.push({ p, catalogs, segs: `${this.prefix}segs/${p.day}/${p.writer}/`, newest: -1, closed: false, corrupt: false });
     }
-    // Segment keys that catalogs name, noted only where a tail scan may look: from 120 s before each writer day's newest catalog key on.
+    // Segment keys that catalogs name, noted only where a tail scan may look: from 120 s before each writer day's newest
+    // catalog on (from its key's time, less another 120 s: a catalog's own time may be a little before its key's).
     const noteFrom = new Map<string, number>();
     for (const d of days) {
       const last = d.catalogs.at(-1);
-      const from = last ? Math.max(d.p.from, keyTs(last) - TAIL_SLACK_MS) : d.p.from;
+      const from = last ? Math.max(d.p.from, keyTs(last) - 2 * TAIL_SLACK_MS) : d.p.from;
       noteFrom.set(d.segs, Math.min(noteFrom.get(d.segs) ?? Infinity, from));
     }
     const namedKeys = new Set<string>();
@@ -806,9 +807,17 @@ export class S3Offsite implements OffsiteStore {
         note(c);
       }
     }
-    // A writer day with a catalog that cannot be trusted: its segments are indexed from the marker on, all but those the others name.
-    if (days.some((d) => d.corrupt)) {
-      for (const d of days) if (d.corrupt) noteFrom.set(d.segs, d.p.from);
+    // Where each tail scan starts; a writer day with a catalog that cannot be trusted is indexed from the marker on (all
+    // but what the others name). Noted again from there when that is before where keys were noted.
+    const start = (d: (typeof days)[number]): number => (d.corrupt || d.newest < 0 ? d.p.from : Math.max(d.p.from, d.newest - TAIL_SLACK_MS));
+    let again = false;
+    for (const d of days) {
+      if ((!d.closed || d.corrupt) && start(d) < noteFrom.get(d.segs)!) {
+        noteFrom.set(d.segs, start(d));
+        again = true;
+      }
+    }
+    if (again) {
       for (const d of days) {
         for (const k of d.catalogs) {
           const c = this.unreadable.has(k) ? null : await this.catalog(k);
@@ -818,10 +827,17 @@ export class S3Offsite implements OffsiteStore {
     }
     for (const d of days) {
       if (d.closed && !d.corrupt) continue;
-      const start = d.corrupt || d.newest < 0 ? d.p.from : Math.max(d.p.from, d.newest - TAIL_SLACK_MS);
-      const candidates = (await this.list(d.segs, { startAfter: `${d.segs}${ts13(start)}` })).keys.filter((k) => keyTs(k) >= start && !namedKeys.has(k));
+      const from = start(d);
+      const candidates = (await this.list(d.segs, { startAfter: `${d.segs}${ts13(from)}` })).keys.filter((k) => keyTs(k) >= from && !namedKeys.has(k));
       if (candidates.length === 0) continue;
-      if (!d.corrupt && (await this.namedNextDay(d.p, Math.max(...candidates.map(keyTs))))) continue;
+      if (
+        !d.corrupt &&
+        (await this.namedNextDay(
+          d.p,
+          candidates.reduce((t, k) => Math.max(t, keyTs(k)), 0),
+        ))
+      )
+        continue;
       for (const k of candidates) {
         const s = (await this.segmentIndex(k))?.sessions[sessionId];
         if (s) unnamed.push({ key: k, ...s });
