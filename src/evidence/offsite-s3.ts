@@ -772,7 +772,7 @@ export class S3Offsite implements OffsiteStore {
     const pairs = await this.pairsOf(sessionId);
     const named: Span[] = [];
     const unnamed: Span[] = [];
-    const days = [];
+    const days: { p: Pair; catalogs: string[]; segs: string; newest: number; closed: boolean; corrupt: boolean }[] = [];
     for (const p of pairs) {
       const catalogs = (await this.listDay(`${this.prefix}catalogs/${p.day}/${p.writer}/`, p.day)).filter((k) => keyTs(k) >= p.from);
       days.push({ p, catalogs, segs: `${this.prefix}segs/${p.day}/${p.writer}/`, newest: -1, closed: false, corrupt: false });
