@@ -549,9 +549,10 @@ export class S3Offsite implements OffsiteStore {
   }
 
   /**
-   * The markers of the sessions this writer has none for on the day of `ts`, named with `ts`
-   * (before the object of that time is written: a reader reads that writer's day from the
-   * marker's time on). Each written one is noted; a failure is thrown after the others are tried.
+   * The markers of the sessions this writer has none for on the day of `ts`, named with `ts` (a
+   * reader reads that writer's day from the marker's time on): before a catalog or an anchor batch
+   * of that time, beside a segment (whose put is acknowledged only with them). Each written one is
+   * noted; a failure is thrown after the others are tried.
    */
   private async mark(ids: Iterable<string>, ts: number): Promise<void> {
     const day = dayOf(ts);
@@ -566,7 +567,7 @@ export class S3Offsite implements OffsiteStore {
   }
 
   /**
-   * One segment object for the whole batch (after the markers of sessions new to this writer
+   * One segment object for the whole batch (with the markers of sessions new to this writer
    * today); then, when due, the catalog naming what is pending. A failed marker or segment throws
    * (the shipper resends the batch: a second segment with the same bytes, which readers take
    * once). A failed catalog does not: the segment is stored, readers find it by scanning, and the
@@ -581,8 +582,10 @@ export class S3Offsite implements OffsiteStore {
     const ts = this.keyTime(now);
     const key = s3Keys.segment(this.prefix, this.dir, ts, randomBytes(6).toString('hex'));
     const { body, index } = encodeSegment(records, node, now);
-    await this.mark(Object.keys(index.sessions), ts);
-    await this.putObject(key, body, { node: safe(node), records: String(records.length) });
+    // The markers beside the segment, not before it (one round trip, not two): the put is acknowledged only once both are
+    // stored, so every acknowledged record's session is marked; a segment stored without its marker was not acknowledged,
+    // and is sent again (as one whose answer was lost).
+    await Promise.all([this.mark(Object.keys(index.sessions), ts), this.putObject(key, body, { node: safe(node), records: String(records.length) })]);
     this.wrote();
     for (const [id, s] of Object.entries(index.sessions)) this.addPending(id, [{ key, ...s }]);
     if (this.catalogDue(now)) await this.writeCatalog(false).catch(() => {});
