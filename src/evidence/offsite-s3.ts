@@ -41,9 +41,10 @@ const MARKER_RE = new RegExp(`^(\\d{4}-\\d{2}-\\d{2})-(${WRITER})-(\\d{13})$`);
  * - `catalogs/<day>/<writer>/<ms>-<random>`: which segments hold which records, of every session
  *   the writer named in that flush (at most once a minute, plus at trailers, anchor rounds and close);
  * - `anchors/batches/<day>/<writer>/<ms>-<random>`: all the anchors of one anchor round;
- * - `sessions/<session>/<day>-<writer>-<ms>`: an empty marker, written before the first object of
- *   that day by that writer that concerns the session (segment, catalog or anchor batch): readers
- *   of one session list its markers and read only those writers' objects of those days, from then on;
+ * - `sessions/<session>/<day>-<writer>-<ms>`: an empty marker, written with the first object of
+ *   that day by that writer that concerns the session (beside a segment, before a catalog or an
+ *   anchor batch), named with that object's time: readers of one session list its markers and
+ *   read only those writers' objects of those days, from that time on;
  * (s3rver finds common prefixes only one level above objects: nothing lists `<day>/` with a delimiter)
  * earlier layouts, still read: `segs/<writer>/<ms>-<random>`, `catalogs/<writer>/...` and
  * `anchors/batches/<ms>-<node>-<random>` (before days); `segments/<ms>-<node>-<random>` with

@@ -1186,6 +1186,9 @@ describe('the S3 sink (s3rver)', () => {
     const c = recordsOf('s_c', files.s_c!);
     const d = recordsOf('s_d', files.s_d!);
     await flatPut([...a.slice(0, 3), ...c]); // s_a's header and chunks 0-1; all of s_c
+    const anchorA = recordingAnchorOf('s_a', 2, a[2]!.hash, clock.now());
+    const flatBatch = { v: 1, node: 'gw-old', ts: clock.now(), anchors: [{ ...anchorA, signature: anchorA.signature.toString('base64') }] };
+    await putRaw(client, s3Keys.flatAnchorBatch(prefix, clock.now(), 'gw-old', hex()), JSON.stringify(flatBatch));
     clock.advance(3_600_000);
     // Upgraded: a gateway writing days resumes s_a (asks what is held, ships the rest).
     const up = await readerOf(prefix, clock);
@@ -1203,6 +1206,7 @@ describe('the S3 sink (s3rver)', () => {
       expect(await r.sessions()).toEqual(['s_a', 's_b', 's_c', 's_d']);
       for (const id of ['s_a', 's_b', 's_c', 's_d']) expect((await compareWith(r, id, readFileSync(files[id]!))).status, id).toBe('match');
       expect(kinds(await compareWith(r, 's_c', null))).toEqual(['deleted-locally@null']);
+      expect(await r.anchors('recording', 's_a')).toEqual([anchorA]);
     };
     await check();
     // Of that layout, a session begun in days reads only what was written after its first marker (the downgraded gateway's
