@@ -12,6 +12,7 @@ import { tmuxConf } from '../host/tmux.js';
 import { verifyStored } from '../recording/access.js';
 import { SYSLOG_TARGET } from '../evidence/config.js';
 import { retentionSummary } from '../admin/retention.js';
+import type { SinkStatusRow } from '../store/evidence-sinks.js';
 
 export interface Check {
   id: string;
@@ -317,6 +318,27 @@ async function retentionCheck(a: AdminContext, roles: Awaited<ReturnType<AdminCo
 const STATUS_FRESH_MS = 60_000;
 
 /**
+ * The S3 sink's catalogs as the nodes count them since they started: writes that failed (the
+ * segments are stored; readers index them until a later catalog names them, slower but nothing
+ * lost) and catalogs read that are not catalogs (someone with the bucket's credentials wrote
+ * junk, or an object was cut: not trusted, that writer day's segments are indexed instead).
+ * Warnings, not failures: no evidence is missing because of either.
+ */
+export function catalogHealth(rows: readonly SinkStatusRow[]): string {
+  const failures = rows.reduce((n, x) => n + (x.catalog_failures ?? 0), 0);
+  const unreadable = rows.reduce((n, x) => n + (x.unreadable_catalogs ?? 0), 0);
+  const last = rows.filter((x) => x.catalog_error_at !== null).sort((a, b) => b.catalog_error_at! - a.catalog_error_at!)[0];
+  const lastText = last ? ` (last on ${last.node} at ${new Date(last.catalog_error_at!).toISOString()}: ${last.catalog_error ?? 'error'})` : '';
+  const written = failures
+    ? `catalogs: WARNING ${failures} writes failed${lastText}; readers index the segments they were to name until a later catalog names them`
+    : 'catalogs: every write succeeded';
+  const read = unreadable
+    ? `WARNING ${unreadable} objects read as catalogs are not catalogs (not trusted: the segments of their writer day are indexed instead)`
+    : 'none read was malformed';
+  return `${written}, ${read}`;
+}
+
+/**
  * evidence.recordings as the store sees it: each node's lag per sink against the bound, whether
  * it can reach the sink, and whether the sink's credentials can alter what they wrote. Fails on
  * a lag over the bound, an unreachable sink with data waiting, or a writer that can alter its copy.
@@ -352,7 +374,8 @@ async function recordingShipping(a: AdminContext): Promise<{ pass: boolean; evid
     const shipped = mine.reduce((n, x) => n + x.shipped_chunks, 0);
     parts.push(
       `${sink} (${mine[0]!.destination}, onFailure ${r.onFailure}): ${lagText}; ${nodes}; ${down.length ? `UNREACHABLE from ${downText}; ` : ''}` +
-        `${shipped} chunks shipped since the gateways started; append-only: ${mutable ? `NO (${rights})` : (rights ?? 'not yet checked')}`,
+        `${shipped} chunks shipped since the gateways started; append-only: ${mutable ? `NO (${rights})` : (rights ?? 'not yet checked')}` +
+        (sink === 's3' ? `; ${catalogHealth(mine)}` : ''),
     );
   }
   return { pass, evidence: `recordings shipped as they are written, signed anchors every ${r.anchorInterval / 1000} s: ${parts.join('; ')}` };

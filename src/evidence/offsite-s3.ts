@@ -4,7 +4,7 @@ import type { S3SinkConfig } from '../config/evidence.js';
 import type { Clock } from '../platform/clock.js';
 import { readPrivate } from '../crypto/key-files.js';
 import { recordsAt, type RecordKind } from '../recording/offsite.js';
-import { holdingsOf, type Anchor, type OffsiteHoldings, type OffsiteRecord, type OffsiteStore } from './offsite-store.js';
+import { holdingsOf, type Anchor, type OffsiteHoldings, type OffsiteIndexHealth, type OffsiteRecord, type OffsiteStore } from './offsite-store.js';
 
 type S3 = typeof import('@aws-sdk/client-s3');
 
@@ -24,28 +24,46 @@ export function nodeDir(node: string): string {
   return s === node && s !== '' ? s : `${s}-${createHash('sha256').update(node).digest('hex').slice(0, 8)}`;
 }
 
+const DAY_MS = 86_400_000;
+/** The UTC day of a time, `yyyy-mm-dd`: the directory a writer's objects of that day go to. */
+export const dayOf = (t: number): string => new Date(Math.max(0, Math.floor(t))).toISOString().slice(0, 10);
+/** A writer directory's name: `<node>-<instance>` (12 hex digits). */
+const WRITER = '[A-Za-z0-9_-][A-Za-z0-9._-]{0,79}-[0-9a-f]{12}';
+const WRITER_RE = new RegExp(`^${WRITER}$`);
+/** A session marker's name: the day, the writer, the time of the first object of the session it wrote that day. */
+const MARKER_RE = new RegExp(`^(\\d{4}-\\d{2}-\\d{2})-(${WRITER})-(\\d{13})$`);
+
 /**
- * Object key names under the prefix:
- * - `segs/<writer>/<ms, 13 digits>-<random>`: one segment per put (the records of one shipper
- *   batch, of any recordings); `<writer>` is `<node>-<instance>`, a random id per store opened (a
- *   gateway run);
- * - `catalogs/<writer>/<ms>-<random>`: which segments hold which records, of every session the
- *   writer named in that flush (at most once a minute, plus at trailers, anchor rounds and close);
- * (one directory level per writer: s3rver finds common prefixes only one level above objects)
- * - `anchors/batches/<ms>-<node>-<random>`: all the anchors of one anchor round;
- * earlier layouts, still read: `segments/<ms>-<node>-<random>` with `<session>/manifest-<ms>-<node>-<random>`
- * (one manifest per session), `<session>/header|<seq, 10 digits>|trailer` (one object per record),
- * `anchors/audit/...` and `anchors/recordings/<session>/...` (one object per anchor).
+ * Object key names under the prefix (`<day>`: the UTC day of the key's time, `yyyy-mm-dd`;
+ * `<writer>`: `<node>-<instance>`, a random id per store opened, i.e. per gateway run):
+ * - `segs/<day>/<writer>/<ms, 13 digits>-<random>`: one segment per put (the records of one
+ *   shipper batch, of any recordings);
+ * - `catalogs/<day>/<writer>/<ms>-<random>`: which segments hold which records, of every session
+ *   the writer named in that flush (at most once a minute, plus at trailers, anchor rounds and close);
+ * - `anchors/batches/<day>/<writer>/<ms>-<random>`: all the anchors of one anchor round;
+ * - `sessions/<session>/<day>-<writer>-<ms>`: an empty marker, written with the first object of
+ *   that day by that writer that concerns the session (beside a segment, before a catalog or an
+ *   anchor batch), named with that object's time: readers of one session list its markers and
+ *   read only those writers' objects of those days, from that time on;
+ * (s3rver finds common prefixes only one level above objects: nothing lists `<day>/` with a delimiter)
+ * earlier layouts, still read: `segs/<writer>/<ms>-<random>`, `catalogs/<writer>/...` and
+ * `anchors/batches/<ms>-<node>-<random>` (before days); `segments/<ms>-<node>-<random>` with
+ * `<session>/manifest-<ms>-<node>-<random>` (one manifest per session); `<session>/header|<seq, 10
+ * digits>|trailer` (one object per record), `anchors/audit/...` and `anchors/recordings/<session>/...`.
  */
 export const s3Keys = {
   record: (prefix: string, r: { sessionId: string; kind: string; seq: number }): string =>
     `${prefix}${r.sessionId}/${r.kind === 'chunk' ? String(r.seq).padStart(10, '0') : r.kind}`,
   /** A writer's name: the node's, and a random id per store opened. */
   writer: (node: string, instance: string): string => `${nodeDir(node)}-${instance}`,
-  segment: (prefix: string, writer: string, ts: number, id: string): string => `${prefix}segs/${writer}/${ts13(ts)}-${id}`,
-  catalog: (prefix: string, writer: string, ts: number, id: string): string => `${prefix}catalogs/${writer}/${ts13(ts)}-${id}`,
-  anchorBatch: (prefix: string, ts: number, node: string, id: string): string => `${prefix}anchors/batches/${ts13(ts)}-${nodeDir(node)}-${id}`,
+  segment: (prefix: string, writer: string, ts: number, id: string): string => `${prefix}segs/${dayOf(ts)}/${writer}/${ts13(ts)}-${id}`,
+  catalog: (prefix: string, writer: string, ts: number, id: string): string => `${prefix}catalogs/${dayOf(ts)}/${writer}/${ts13(ts)}-${id}`,
+  anchorBatch: (prefix: string, writer: string, ts: number, id: string): string => `${prefix}anchors/batches/${dayOf(ts)}/${writer}/${ts13(ts)}-${id}`,
+  marker: (prefix: string, sessionId: string, writer: string, ts: number): string => `${prefix}sessions/${sessionId}/${dayOf(ts)}-${writer}-${ts13(ts)}`,
   /** The earlier layouts' keys (readers still look there; only tests write them). */
+  flatSegment: (prefix: string, writer: string, ts: number, id: string): string => `${prefix}segs/${writer}/${ts13(ts)}-${id}`,
+  flatCatalog: (prefix: string, writer: string, ts: number, id: string): string => `${prefix}catalogs/${writer}/${ts13(ts)}-${id}`,
+  flatAnchorBatch: (prefix: string, ts: number, node: string, id: string): string => `${prefix}anchors/batches/${ts13(ts)}-${nodeDir(node)}-${id}`,
   legacySegment: (prefix: string, ts: number, node: string, id: string): string => `${prefix}segments/${ts13(ts)}-${safe(node)}-${id}`,
   legacyManifest: (prefix: string, sessionId: string, ts: number, node: string, id: string): string =>
     `${prefix}${sessionId}/manifest-${ts13(ts)}-${safe(node)}-${id}`,
@@ -55,14 +73,21 @@ export const s3Keys = {
       : `${prefix}anchors/recordings/${a.subject}/${String(a.position).padStart(10, '0')}-${a.ts}-${safe(a.node)}`,
 };
 
+/** A marker's name (after `sessions/<session>/`), checked: the day must be its time's; anything else is null (and ignored). */
+export function parseMarker(name: string): { day: string; writer: string; from: number } | null {
+  const m = MARKER_RE.exec(name);
+  if (!m || dayOf(Number(m[3])) !== m[1]) return null;
+  return { day: m[1]!, writer: m[2]!, from: Number(m[3]) };
+}
+
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-/** The keys a catalog or manifest may name: segments of either layout under this prefix, nothing else. */
+/** The keys a catalog or manifest may name: segments of any layout under this prefix, nothing else. */
 const segmentKeyRe = (prefix: string): RegExp =>
-  new RegExp(
-    `^${escapeRe(prefix)}(?:segs/[A-Za-z0-9_-][A-Za-z0-9._-]{0,79}-[0-9a-f]{12}/\\d{13}-[0-9a-f]{12}|segments/\\d{13}-[A-Za-z0-9._-]{1,64}-[0-9a-f]{12})$`,
-  );
-/** The time in a segment's or catalog's key (the 13 digits its last part starts with). */
+  new RegExp(`^${escapeRe(prefix)}(?:segs/(?:\\d{4}-\\d{2}-\\d{2}/)?${WRITER}/\\d{13}-[0-9a-f]{12}|segments/\\d{13}-[A-Za-z0-9._-]{1,64}-[0-9a-f]{12})$`);
+/** The time in a segment's, catalog's or anchor batch's key (the 13 digits its last part starts with). */
 const keyTs = (key: string): number => Number(key.slice(key.lastIndexOf('/') + 1, key.lastIndexOf('/') + 14));
+/** The directory part of a key, with its slash. */
+const dirOf = (key: string): string => key.slice(0, key.lastIndexOf('/') + 1);
 
 /** The first bytes of a segment object; then a uint32 (big-endian) index length, the index JSON, the records. */
 export const SEGMENT_MAGIC = Buffer.from('TGSEG1\n');
@@ -280,10 +305,18 @@ export interface S3OffsiteOptions {
   manifestIntervalMs?: number;
   /** The most bytes a reader fetches of a catalog or an anchor batch (a longer one counts as unreadable): 64 MiB. */
   maxObjectBytes?: number;
+  /** About how many bytes of catalogs and segment indexes a reader keeps parsed (the most recently used): 256 MiB. */
+  cacheBytes?: number;
 }
 
 /** How far before a writer's newest catalog a reader also looks for segments no catalog names (puts in flight while it was written). */
 const TAIL_SLACK_MS = 120_000;
+/**
+ * How far before a session's first marker a reader still reads the layout before days, when
+ * the session's header is in the day layout (so it began there): only a gateway downgraded
+ * after that wrote there, with the same node's clock.
+ */
+const LEGACY_SLACK_MS = 600_000;
 /** The first bytes of a segment a reader fetches for its index (more when the index is longer). */
 const INDEX_PEEK = 64 * 1024;
 /** A trailer makes the catalog due, but not sooner than this after the previous one (sessions ending together share one). */
@@ -292,6 +325,7 @@ const TRAILER_CATALOG_GAP_MS = 5_000;
 const CATALOG_ENTRIES = 100_000;
 /** A reader reuses what it listed (writers, catalogs, anchor batches) for this long (real time): `verify --all` asks per session. */
 const VIEW_REUSE_MS = 2_000;
+const EMPTY = Buffer.alloc(0);
 
 /** Where the catalogs say the sessions' records are, and what a writer's unnamed tail holds. */
 interface View {
@@ -304,6 +338,28 @@ interface View {
   keys: Set<string>;
 }
 
+/** A writer's objects of one UTC day that concern a session: from `from` (its marker's time) on. */
+interface Pair {
+  day: string;
+  writer: string;
+  from: number;
+}
+
+/** Where one session's records are in the day layout, and how much of the layout before days must be read for it. */
+interface SessionView {
+  at: number;
+  pairs: Pair[];
+  /** Spans the catalogs of its pairs name. */
+  named: Span[];
+  /** Its spans in segments of its pairs that no catalog read names (found by reading their indexes). */
+  unnamed: Span[];
+  /**
+   * The layout before days: null, all of it (the session's header is not in the day layout: it
+   * may have begun before the upgrade); else only what was written from this time on.
+   */
+  legacyFrom: number | null;
+}
+
 const pushTo = <T>(m: Map<string, T[]>, k: string, v: readonly T[]): void => {
   const l = m.get(k);
   if (l) l.push(...v);
@@ -313,6 +369,39 @@ const pushTo = <T>(m: Map<string, T[]>, k: string, v: readonly T[]): void => {
 /** A span's order for "the first copy counts": the time in its segment's key, then the key. */
 const spanOrder = (a: Span, b: Span): number => keyTs(a.key) - keyTs(b.key) || (a.key < b.key ? -1 : a.key > b.key ? 1 : a.start - b.start);
 
+/** Objects read (written once: what was read stays valid), the most recently used kept up to about `budget` bytes. */
+class ReadCache<T> {
+  private readonly m = new Map<string, { v: T; size: number }>();
+  private bytes = 0;
+
+  constructor(private readonly budget: number) {}
+
+  has(k: string): boolean {
+    return this.m.has(k);
+  }
+
+  get(k: string): T | undefined {
+    const e = this.m.get(k);
+    if (!e) return undefined;
+    this.m.delete(k);
+    this.m.set(k, e);
+    return e.v;
+  }
+
+  set(k: string, v: T, size: number): void {
+    const old = this.m.get(k);
+    if (old) this.bytes -= old.size;
+    this.m.delete(k);
+    this.m.set(k, { v, size });
+    this.bytes += size;
+    for (const [key, e] of this.m) {
+      if (this.bytes <= this.budget || this.m.size <= 1) break;
+      this.m.delete(key);
+      this.bytes -= e.size;
+    }
+  }
+}
+
 /**
  * The S3 sink. Each put (one shipper batch: records of any number of recordings) is ONE object,
  * a segment: an index (per session, which records at which bytes) and the records' exact bytes.
@@ -320,17 +409,21 @@ const spanOrder = (a: Span, b: Span): number => keyTs(a.key) - keyTs(b.key) || (
  * store instance, one gateway run) per flush, naming the spans of every session written since the
  * previous one, at most every `manifestIntervalMs` (60 s), at a trailer (at most every 5 s), at
  * each anchor round and at close (marked `closed`). So the requests per minute do not grow with the
- * number of sessions: segments (per 500 ms batch), one catalog, one anchor batch.
+ * number of sessions: segments (per 500 ms batch), one catalog, one anchor batch; and one empty
+ * marker per session per writer per UTC day it writes something of that session.
  *
- * Readers read every catalog (each once per process: objects are written once), and for a writer
- * that did not close, index the segments it put from 120 s before its newest catalog on that no
- * catalog names (what a node that stopped had not named, or what a live one names next). A catalog
- * that does not parse or names anything but segments under the prefix is not trusted: then every
- * segment is indexed. Records are parsed from their bytes, never taken from an index. Objects of
- * the earlier layouts (per-record objects, per-session manifests, per-anchor objects) are still
- * read. Every PUT carries ObjectLockMode and ObjectLockRetainUntilDate when `objectLock` is
- * configured; whether a locked object can be deleted is the bucket's business: appendOnly() asks
- * it. The SDK is loaded only when the sink is configured.
+ * Every object goes under the UTC day of its key's time. A reader of one session lists its
+ * markers and reads only the catalogs and anchor batches of those writers on those days, from the
+ * marker's time on, and for each such writer day whose newest catalog is not its last, indexes
+ * the segments put from 120 s before that catalog on that no catalog names (what a node that
+ * stopped had not named, or what a live one names next). A catalog that does not parse or names
+ * anything but segments under the prefix is not trusted: then every segment of that writer day
+ * from the marker on is indexed. Records are parsed from their bytes, never taken from an index.
+ * Objects of the earlier layouts (catalogs before days, per-record objects, per-session
+ * manifests, per-anchor objects) are still read. Every PUT carries ObjectLockMode and
+ * ObjectLockRetainUntilDate when `objectLock` is configured; whether a locked object can be
+ * deleted is the bucket's business: appendOnly() asks it. The SDK is loaded only when the sink is
+ * configured.
  */
 export class S3Offsite implements OffsiteStore {
   readonly sink = 's3' as const;
@@ -342,13 +435,15 @@ export class S3Offsite implements OffsiteStore {
    */
   readonly lingerMs = 500;
   private readonly prefix: string;
-  /** This store's writer id: its segments and catalogs go under `segs/<node>-<instance>/` and `catalogs/<node>-<instance>/`. */
+  /** This store's writer id: its objects go under `<kind>/<day>/<node>-<instance>/`. */
   private readonly instance = randomBytes(6).toString('hex');
   /** The writer name, fixed at the first put (with the node's name). */
   private dir: string | null = null;
   private node = '';
   /** The time in the newest segment, catalog and anchor batch key this store wrote (strictly increasing). */
   private lastKeyTs = 0;
+  /** The sessions this writer has a marker for on `day`. */
+  private marked: { day: string; ids: Set<string> } = { day: '', ids: new Set() };
   /** Sessions' spans written to segments but not yet named in a catalog. */
   private pending = new Map<string, Span[]>();
   private pendingEntries = 0;
@@ -356,14 +451,22 @@ export class S3Offsite implements OffsiteStore {
   private pendingTrailer = false;
   private lastCatalogAt = -Infinity;
   private catalogWriting: Promise<void> | null = null;
-  /** The last catalog write's failure (the segment was stored; readers scan until a catalog names it). */
-  lastCatalogError: string | null = null;
-  /** Segment indexes, catalogs and anchor batches read (written once: what was read stays valid). */
-  private readonly indexes = new Map<string, SegmentIndex | null>();
-  private readonly catalogs = new Map<string, ParsedCatalog | null>();
+  /** The last failed catalog write (its segments were stored; readers index them until a later catalog names them): kept after later successes. */
+  private lastCatalogError: string | null = null;
+  private lastCatalogErrorAt: number | null = null;
+  private catalogWriteFailures = 0;
+  /** Catalogs read that were not catalogs. */
+  private readonly unreadable = new Set<string>();
+  /** Segment indexes and catalogs read (written once: what was read stays valid), up to cacheBytes. */
+  private readonly indexes: ReadCache<SegmentIndex | null>;
+  private readonly catalogs: ReadCache<ParsedCatalog | null>;
   private readonly batches = new Map<string, Anchor[] | null>();
-  /** Writers whose closed catalog was read: their catalog keys (nothing is added after a close). */
+  /** Writers (layout before days) whose closed catalog was read: their catalog keys (nothing is added after a close). */
   private readonly closedWriters = new Map<string, string[]>();
+  /** Listings of writer days that ended two days before this reader's clock: writers no longer add there. */
+  private readonly settledLists = new Map<string, string[]>();
+  private recentLists = new Map<string, { at: number; keys: string[] }>();
+  private readonly sessionViews = new Map<string, SessionView>();
   private view: View | null = null;
   private closing = false;
   private batchKeys: { at: number; keys: string[] } | null = null;
@@ -375,9 +478,12 @@ export class S3Offsite implements OffsiteStore {
     private readonly clock: Clock,
     private readonly manifestIntervalMs: number,
     private readonly maxObjectBytes: number,
+    cacheBytes: number,
   ) {
     this.prefix = c.prefix;
     this.destination = `s3://${c.bucket}/${c.prefix} at ${c.endpoint ?? `region ${c.region}`}`;
+    this.indexes = new ReadCache(cacheBytes / 4);
+    this.catalogs = new ReadCache(cacheBytes);
   }
 
   static async open(c: S3SinkConfig, clock: Clock, o: S3OffsiteOptions = {}): Promise<S3Offsite> {
@@ -399,7 +505,16 @@ export class S3Offsite implements OffsiteStore {
         // keep-alive is the handler's default: one connection serves put after put.
         requestHandler: { connectionTimeout: 10_000, requestTimeout: 30_000 },
       });
-    return new S3Offsite(sdk, client, c, clock, o.manifestIntervalMs ?? 60_000, o.maxObjectBytes ?? 64 * 1024 * 1024);
+    return new S3Offsite(sdk, client, c, clock, o.manifestIntervalMs ?? 60_000, o.maxObjectBytes ?? 64 * 1024 * 1024, o.cacheBytes ?? 256 * 1024 * 1024);
+  }
+
+  indexHealth(): OffsiteIndexHealth {
+    return {
+      catalogWriteFailures: this.catalogWriteFailures,
+      lastCatalogError: this.lastCatalogError,
+      lastCatalogErrorAt: this.lastCatalogErrorAt,
+      unreadableCatalogs: this.unreadable.size,
+    };
   }
 
   private lock(): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
@@ -420,11 +535,37 @@ export class S3Offsite implements OffsiteStore {
     return this.lastKeyTs;
   }
 
+  /** What this store wrote may change what it read: listings and views are read again. */
+  private wrote(): void {
+    this.view = null;
+    this.recentLists = new Map();
+    this.sessionViews.clear();
+  }
+
   /**
-   * One segment object for the whole batch; then, when due, the catalog naming what is pending.
-   * A failed segment throws (the shipper resends the batch: a second segment with the same
-   * bytes, which readers take once). A failed catalog does not: the segment is stored, readers
-   * find it by scanning, and the next catalog names it.
+   * The markers of the sessions this writer has none for on the day of `ts`, named with `ts` (a
+   * reader reads that writer's day from the marker's time on): before a catalog or an anchor batch
+   * of that time, beside a segment (whose put is acknowledged only with them). Each written one is
+   * noted; a failure is thrown after the others are tried.
+   */
+  private async mark(ids: Iterable<string>, ts: number): Promise<void> {
+    const day = dayOf(ts);
+    if (this.marked.day !== day) this.marked = { day, ids: new Set() };
+    const fresh = [...new Set(ids)].filter((id) => !this.marked.ids.has(id) && SESSION_RE.test(id));
+    if (fresh.length === 0) return;
+    const dir = this.dir!;
+    const results = await Promise.allSettled(fresh.map((id) => this.putObject(s3Keys.marker(this.prefix, id, dir, ts), EMPTY, { node: safe(this.node) })));
+    let failed: unknown = null;
+    results.forEach((r, i) => (r.status === 'fulfilled' ? this.marked.ids.add(fresh[i]!) : (failed ??= r.reason)));
+    if (failed) throw failed;
+  }
+
+  /**
+   * One segment object for the whole batch (with the markers of sessions new to this writer
+   * today); then, when due, the catalog naming what is pending. A failed marker or segment throws
+   * (the shipper resends the batch: a second segment with the same bytes, which readers take
+   * once). A failed catalog does not: the segment is stored, readers find it by scanning, and the
+   * next catalog names it.
    */
   async put(records: readonly OffsiteRecord[], node: string): Promise<string[]> {
     if (records.length === 0) return [];
@@ -432,10 +573,14 @@ export class S3Offsite implements OffsiteStore {
     this.dir ??= s3Keys.writer(this.node, this.instance);
     const now = this.clock.now();
     // Two puts in one millisecond must not be ordered by their random ids (a resend could then count before the original).
-    const key = s3Keys.segment(this.prefix, this.dir, this.keyTime(now), randomBytes(6).toString('hex'));
+    const ts = this.keyTime(now);
+    const key = s3Keys.segment(this.prefix, this.dir, ts, randomBytes(6).toString('hex'));
     const { body, index } = encodeSegment(records, node, now);
-    await this.putObject(key, body, { node: safe(node), records: String(records.length) });
-    this.view = null;
+    // The markers beside the segment, not before it (one round trip, not two): the put is acknowledged only once both are
+    // stored, so every acknowledged record's session is marked; a segment stored without its marker was not acknowledged,
+    // and is sent again (as one whose answer was lost).
+    await Promise.all([this.mark(Object.keys(index.sessions), ts), this.putObject(key, body, { node: safe(node), records: String(records.length) })]);
+    this.wrote();
     for (const [id, s] of Object.entries(index.sessions)) this.addPending(id, [{ key, ...s }]);
     if (this.catalogDue(now)) await this.writeCatalog(false).catch(() => {});
     return []; // S3 has no insert-if-absent every server supports: a resend is a second segment, read once (equal bytes).
@@ -463,9 +608,10 @@ export class S3Offsite implements OffsiteStore {
     this.catalogWriting = this.flushPending(closed);
     try {
       await this.catalogWriting;
-      this.lastCatalogError = null;
     } catch (e) {
+      this.catalogWriteFailures++;
       this.lastCatalogError = (e as Error).message;
+      this.lastCatalogErrorAt = this.clock.now();
       throw e;
     } finally {
       this.catalogWriting = null;
@@ -500,9 +646,15 @@ export class S3Offsite implements OffsiteStore {
           closed: closed && i === groups.length - 1,
           sessions: Object.fromEntries(groups[i]!),
         };
-        const key = s3Keys.catalog(this.prefix, this.dir, this.keyTime(now), randomBytes(6).toString('hex'));
+        const ts = this.keyTime(now);
+        // Sessions first named today in this catalog (the day changed since their segment, or another writer's segments found at resume).
+        await this.mark(
+          groups[i]!.map(([id]) => id),
+          ts,
+        );
+        const key = s3Keys.catalog(this.prefix, this.dir, ts, randomBytes(6).toString('hex'));
         await this.putObject(key, Buffer.from(JSON.stringify(c)), { node: safe(this.node) }, 'application/json');
-        this.view = null;
+        this.wrote();
       }
       this.lastCatalogAt = this.clock.now();
     } catch (e) {
@@ -533,6 +685,18 @@ export class S3Offsite implements OffsiteStore {
     return { keys, prefixes };
   }
 
+  /** The keys under a writer day's directory: listed again after VIEW_REUSE_MS, or never once the day is settled. */
+  private async listDay(dir: string, day: string): Promise<string[]> {
+    const settled = this.settledLists.get(dir);
+    if (settled) return settled;
+    const recent = this.recentLists.get(dir);
+    if (recent && performance.now() - recent.at < VIEW_REUSE_MS) return recent.keys;
+    const { keys } = await this.list(dir);
+    if (Date.parse(day) + 3 * DAY_MS <= this.clock.now()) this.settledLists.set(dir, keys);
+    else this.recentLists.set(dir, { at: performance.now(), keys });
+    return keys;
+  }
+
   /** An object, or bytes [start, end) of it (fewer when it is shorter); null when it is not there. */
   private async get(key: string, range?: { start: number; end: number }): Promise<Buffer | null> {
     try {
@@ -561,33 +725,167 @@ export class S3Offsite implements OffsiteStore {
       head = await this.get(key, { start: 0, end: parsed.need });
       parsed = head ? segmentIndexOf(head) : parsed;
     }
-    this.indexes.set(key, parsed.index);
+    this.indexes.set(key, parsed.index, Math.max(256, parsed.need * 2));
     return parsed.index;
   }
 
   private async catalog(key: string): Promise<ParsedCatalog | null> {
     if (!this.catalogs.has(key)) {
       const raw = await this.getSmall(key);
-      this.catalogs.set(key, raw ? parseCatalog(raw, this.prefix) : null);
+      const c = raw ? parseCatalog(raw, this.prefix) : null;
+      if (!c) this.unreadable.add(key);
+      this.catalogs.set(key, c, Math.max(256, (raw?.length ?? 0) * 2));
+      return c;
     }
     return this.catalogs.get(key)!;
   }
 
+  /** The writer days of a session, from its markers (one per writer and day, the earliest time kept). */
+  private async pairsOf(sessionId: string): Promise<Pair[]> {
+    if (!SESSION_RE.test(sessionId)) return [];
+    const base = `${this.prefix}sessions/${sessionId}/`;
+    const pairs = new Map<string, Pair>();
+    for (const k of (await this.list(base)).keys) {
+      const m = parseMarker(k.slice(base.length));
+      if (!m) continue;
+      const at = `${m.day}/${m.writer}`;
+      const p = pairs.get(at);
+      if (!p || m.from < p.from) pairs.set(at, m);
+    }
+    return [...pairs.values()].sort((a, b) => a.from - b.from);
+  }
+
   /**
-   * Every catalog (each read once), and the segments no catalog names: of each writer that did
-   * not close, those from 120 s before its newest catalog on (all of them without one). If any
-   * catalog is unreadable, every segment of both layouts is indexed instead: a catalog that
-   * cannot be trusted must not hide what it was to name.
+   * Where one session's records are in the day layout: the catalogs of each of its writer days
+   * (markers) from the marker's time on, and the segments of that writer day no catalog read
+   * names, from 120 s before its newest catalog on (from the marker on, without a catalog or when
+   * one is unreadable; none when the newest is the writer's closed one, or when that writer
+   * wrote a catalog the next day late enough to have named them all: the session would then have
+   * a marker there). Then how much of the layout before days must be read for it.
    */
-  private async currentView(): Promise<View> {
+  private async sessionView(sessionId: string): Promise<SessionView> {
+    const hit = this.sessionViews.get(sessionId);
+    if (hit && performance.now() - hit.at < VIEW_REUSE_MS) return hit;
+    const pairs = await this.pairsOf(sessionId);
+    const named: Span[] = [];
+    const unnamed: Span[] = [];
+    const days: { p: Pair; catalogs: string[]; segs: string; newest: number; closed: boolean; corrupt: boolean }[] = [];
+    for (const p of pairs) {
+      const catalogs = (await this.listDay(`${this.prefix}catalogs/${p.day}/${p.writer}/`, p.day)).filter((k) => keyTs(k) >= p.from);
+      days.push({ p, catalogs, segs: `${this.prefix}segs/${p.day}/${p.writer}/`, newest: -1, closed: false, corrupt: false });
+    }
+    // Segment keys that catalogs name, noted only where a tail scan may look: from 120 s before each writer day's newest
+    // catalog on (from its key's time, less another 120 s: a catalog's own time may be a little before its key's).
+    const noteFrom = new Map<string, number>();
+    for (const d of days) {
+      const last = d.catalogs.at(-1);
+      const from = last ? Math.max(d.p.from, keyTs(last) - 2 * TAIL_SLACK_MS) : d.p.from;
+      noteFrom.set(d.segs, Math.min(noteFrom.get(d.segs) ?? Infinity, from));
+    }
+    const namedKeys = new Set<string>();
+    const note = (c: ParsedCatalog): void => {
+      for (const spans of c.sessions.values()) {
+        for (const s of spans) {
+          const from = noteFrom.get(dirOf(s.key));
+          if (from !== undefined && keyTs(s.key) >= from) namedKeys.add(s.key);
+        }
+      }
+    };
+    for (const d of days) {
+      for (const k of d.catalogs) {
+        const c = await this.catalog(k);
+        if (!c) {
+          d.corrupt = true;
+          continue;
+        }
+        d.newest = Math.max(d.newest, Math.min(c.ts, keyTs(k)));
+        d.closed ||= c.closed;
+        named.push(...(c.sessions.get(sessionId) ?? []));
+        note(c);
+      }
+    }
+    // Where each tail scan starts; a writer day with a catalog that cannot be trusted is indexed from the marker on (all
+    // but what the others name). Noted again from there when that is before where keys were noted.
+    const start = (d: (typeof days)[number]): number => (d.corrupt || d.newest < 0 ? d.p.from : Math.max(d.p.from, d.newest - TAIL_SLACK_MS));
+    let again = false;
+    for (const d of days) {
+      if ((!d.closed || d.corrupt) && start(d) < noteFrom.get(d.segs)!) {
+        noteFrom.set(d.segs, start(d));
+        again = true;
+      }
+    }
+    if (again) {
+      for (const d of days) {
+        for (const k of d.catalogs) {
+          const c = this.unreadable.has(k) ? null : await this.catalog(k);
+          if (c) note(c);
+        }
+      }
+    }
+    for (const d of days) {
+      if (d.closed && !d.corrupt) continue;
+      const from = start(d);
+      const candidates = (await this.list(d.segs, { startAfter: `${d.segs}${ts13(from)}` })).keys.filter((k) => keyTs(k) >= from && !namedKeys.has(k));
+      if (candidates.length === 0) continue;
+      if (
+        !d.corrupt &&
+        (await this.namedNextDay(
+          d.p,
+          candidates.reduce((t, k) => Math.max(t, keyTs(k)), 0),
+        ))
+      )
+        continue;
+      for (const k of candidates) {
+        const s = (await this.segmentIndex(k))?.sessions[sessionId];
+        if (s) unnamed.push({ key: k, ...s });
+      }
+    }
+    const header = [...named, ...unnamed].some((s) => s.records.some((e) => e[0] === 'header'));
+    const legacyFrom = header ? pairs[0]!.from - LEGACY_SLACK_MS : null;
+    const v: SessionView = { at: performance.now(), pairs, named, unnamed, legacyFrom };
+    this.sessionViews.set(sessionId, v);
+    return v;
+  }
+
+  /**
+   * Whether the writer of `p` wrote a catalog (one that parses) on the next day, from 120 s after
+   * `after` on: that one named everything the writer had put until then, and a session it named
+   * there has a marker for that day.
+   */
+  private async namedNextDay(p: Pair, after: number): Promise<boolean> {
+    const next = dayOf(Date.parse(p.day) + DAY_MS);
+    const keys = (await this.listDay(`${this.prefix}catalogs/${next}/${p.writer}/`, next)).filter((k) => keyTs(k) >= after + TAIL_SLACK_MS);
+    for (const k of keys) {
+      const c = await this.catalog(k);
+      if (c) return Math.min(c.ts, keyTs(k)) >= after + TAIL_SLACK_MS;
+    }
+    return false;
+  }
+
+  /** The writer directories of the layout before days under `top` (catalogs or segs): day directories are not writers. */
+  private async flatWriters(top: string): Promise<string[]> {
+    const hit = this.recentLists.get(`${this.prefix}${top}/\0`);
+    if (hit && performance.now() - hit.at < VIEW_REUSE_MS) return hit.keys;
+    const { prefixes } = await this.list(`${this.prefix}${top}/`, { delimiter: '/' });
+    const writers = prefixes.map((p) => p.slice(this.prefix.length + top.length + 1, -1)).filter((w) => WRITER_RE.test(w));
+    this.recentLists.set(`${this.prefix}${top}/\0`, { at: performance.now(), keys: writers });
+    return writers;
+  }
+
+  /**
+   * The layout before days, all of it: every catalog (each read once), and the segments no
+   * catalog names: of each writer that did not close, those from 120 s before its newest catalog
+   * on (all of them without one). If any catalog is unreadable, every segment of that layout and
+   * the manifests' is indexed instead: a catalog that cannot be trusted must not hide what it was
+   * to name. Written by versions before days only: its size is fixed once they are gone.
+   */
+  private async flatView(): Promise<View> {
     if (this.view && performance.now() - this.view.at < VIEW_REUSE_MS) return this.view;
     const named = new Map<string, Span[]>();
     const keys = new Set<string>();
     let corrupt = false;
-    const names = async (top: string): Promise<string[]> =>
-      (await this.list(`${this.prefix}${top}/`, { delimiter: '/' })).prefixes.map((p) => p.slice(this.prefix.length + top.length + 1, -1));
-    const withCatalogs = new Set(await names('catalogs'));
-    const writers = [...new Set([...withCatalogs, ...(await names('segs'))])].sort();
+    const withCatalogs = new Set(await this.flatWriters('catalogs'));
+    const writers = [...new Set([...withCatalogs, ...(await this.flatWriters('segs'))])].sort();
     const tails: { dir: string; after: number | null }[] = [];
     for (const w of writers) {
       const dir = `${this.prefix}segs/${w}/`;
@@ -629,10 +927,47 @@ export class S3Offsite implements OffsiteStore {
   }
 
   /**
+   * One session's records in the layout before days, written from `from` on: catalogs from then
+   * on, and segments from then on that none of them names (of a writer that closed before `from`,
+   * there are none). If one of those catalogs is unreadable, every segment of that layout and the
+   * manifests' from then on is indexed. What a downgraded gateway wrote, if one did.
+   */
+  private async flatSince(sessionId: string, from: number): Promise<{ named: Span[]; unnamed: Span[]; keys: Set<string> }> {
+    const named: Span[] = [];
+    const unnamed: Span[] = [];
+    const keys = new Set<string>();
+    let corrupt = false;
+    const writers = [...new Set([...(await this.flatWriters('catalogs')), ...(await this.flatWriters('segs'))])].sort();
+    for (const w of writers) {
+      const dir = `${this.prefix}catalogs/${w}/`;
+      for (const k of (await this.list(dir, { startAfter: `${dir}${ts13(from)}` })).keys) {
+        const c = await this.catalog(k);
+        if (!c) {
+          corrupt = true;
+          continue;
+        }
+        named.push(...(c.sessions.get(sessionId) ?? []));
+        for (const spans of c.sessions.values()) for (const s of spans) keys.add(s.key);
+      }
+    }
+    const dirs = [...writers.map((w) => `${this.prefix}segs/${w}/`), ...(corrupt ? [`${this.prefix}segments/`] : [])];
+    for (const dir of dirs) {
+      for (const k of (await this.list(dir, { startAfter: `${dir}${ts13(from)}` })).keys) {
+        if (keys.has(k)) continue;
+        const s = (await this.segmentIndex(k))?.sessions[sessionId];
+        if (s) unnamed.push({ key: k, ...s });
+      }
+    }
+    return { named, unnamed, keys };
+  }
+
+  /**
    * Where a session's records are: per-record objects of the first layout (by key); spans its
    * per-session manifests name (the second), plus, when no trailer is among them, segments of that
-   * layout written since its newest manifest that none names; spans the catalogs name; spans of
-   * segments no catalog names (currentView).
+   * layout written since its newest manifest that none names; spans the catalogs of its days name
+   * and spans of its days' segments no catalog names (sessionView); and in the layout before days,
+   * all of it when the session may have begun there, else only what was written after its first
+   * marker (a downgrade).
    */
   private async locate(sessionId: string): Promise<{ legacy: { kind: RecordKind; seq: number; key: string }[]; spans: Span[]; unnamed: Span[] }> {
     const base = `${this.prefix}${sessionId}/`;
@@ -660,14 +995,18 @@ export class S3Offsite implements OffsiteStore {
       spans.push(...checked.spans);
       newest = Math.max(newest, checked.ts);
     }
-    const view = await this.currentView();
-    const catalogued = view.named.get(sessionId) ?? [];
-    const scanned = view.unnamed.get(sessionId) ?? [];
-    const all = [...spans, ...catalogued, ...scanned];
+    const days = await this.sessionView(sessionId);
+    let flat: { named: Span[]; unnamed: Span[]; keys: Set<string> };
+    if (days.legacyFrom === null) {
+      const v = await this.flatView();
+      flat = { named: v.named.get(sessionId) ?? [], unnamed: v.unnamed.get(sessionId) ?? [], keys: v.keys };
+    } else flat = await this.flatSince(sessionId, days.legacyFrom);
+    const scanned = [...days.unnamed, ...flat.unnamed];
+    const all = [...spans, ...days.named, ...flat.named, ...scanned];
     const trailer = legacy.some((l) => l.kind === 'trailer') || all.some((s) => s.records.some((e) => e[0] === 'trailer'));
     const unnamed: Span[] = [...scanned];
     if (newest >= 0 && (!trailer || unreadable)) {
-      const known = new Set([...spans.map((s) => s.key), ...view.keys]);
+      const known = new Set([...all.map((s) => s.key), ...flat.keys]);
       const startAfter = unreadable ? undefined : `${this.prefix}segments/${ts13(newest - TAIL_SLACK_MS)}`;
       for (const k of (await this.list(`${this.prefix}segments/`, startAfter ? { startAfter } : {})).keys) {
         if (known.has(k)) continue;
@@ -675,7 +1014,7 @@ export class S3Offsite implements OffsiteStore {
         if (s) unnamed.push({ key: k, ...s });
       }
     }
-    return { legacy, spans: [...spans, ...catalogued, ...unnamed], unnamed };
+    return { legacy, spans: [...spans, ...days.named, ...flat.named, ...unnamed], unnamed };
   }
 
   /**
@@ -746,32 +1085,78 @@ export class S3Offsite implements OffsiteStore {
    * Sessions with records: those the catalogs name, those in segments no catalog names yet, and
    * those with objects of the earlier layouts (a per-session directory).
    */
+  /**
+   * Sessions with records: those with markers (every session written in the day layout has one),
+   * those the catalogs of the layout before days name or its segments no catalog names, and those
+   * with objects of the earlier layouts (a per-session directory).
+   */
   async sessions(): Promise<string[]> {
     const { prefixes } = await this.list(this.prefix, { delimiter: '/' });
-    const out = new Set(prefixes.map((p) => p.slice(this.prefix.length, -1)).filter((s) => !['anchors', 'segments', 'segs', 'catalogs'].includes(s)));
-    const view = await this.currentView();
+    const top = ['anchors', 'segments', 'segs', 'catalogs', 'sessions'];
+    const out = new Set(prefixes.map((p) => p.slice(this.prefix.length, -1)).filter((s) => !top.includes(s)));
+    const marked = await this.list(`${this.prefix}sessions/`, { delimiter: '/' });
+    for (const p of marked.prefixes) {
+      const id = p.slice(this.prefix.length + 'sessions/'.length, -1);
+      if (SESSION_RE.test(id)) out.add(id);
+    }
+    const view = await this.flatView();
     for (const id of view.named.keys()) out.add(id);
     for (const id of view.unnamed.keys()) out.add(id);
     return [...out].sort();
   }
 
-  /** Names what is pending (a catalog; its failure is thrown after the anchors are written), then ONE object with all the anchors. */
+  /**
+   * Names what is pending (a catalog; its failure is thrown after the anchors are written), then
+   * ONE object with all the anchors, after the markers of the recordings it anchors that this
+   * writer has none for today (a recording that ended just before midnight is anchored after it).
+   */
   async putAnchors(anchors: readonly Anchor[]): Promise<void> {
     let failed: unknown = null;
     if (this.pending.size) await this.writeCatalog(false).catch((e: unknown) => (failed = e));
     if (anchors.length) {
       const now = this.clock.now();
-      const node = this.node || anchors[0]!.node;
-      const body = Buffer.from(JSON.stringify({ v: 1, node, ts: now, anchors: anchors.map((a) => ({ ...a, signature: a.signature.toString('base64') })) }));
-      await this.putObject(
-        s3Keys.anchorBatch(this.prefix, this.keyTime(now), node, randomBytes(6).toString('hex')),
-        body,
-        { node: safe(node) },
-        'application/json',
+      this.node ||= anchors[0]!.node;
+      this.dir ??= s3Keys.writer(this.node, this.instance);
+      const body = Buffer.from(
+        JSON.stringify({ v: 1, node: this.node, ts: now, anchors: anchors.map((a) => ({ ...a, signature: a.signature.toString('base64') })) }),
       );
+      const ts = this.keyTime(now);
+      await this.mark(
+        anchors.filter((a) => a.kind === 'recording').map((a) => a.subject),
+        ts,
+      );
+      await this.putObject(s3Keys.anchorBatch(this.prefix, this.dir, ts, randomBytes(6).toString('hex')), body, { node: safe(this.node) }, 'application/json');
       this.batchKeys = null;
+      this.wrote();
     }
     if (failed) throw failed;
+  }
+
+  private async batch(k: string): Promise<Anchor[] | null> {
+    if (!this.batches.has(k)) {
+      const raw = await this.getSmall(k);
+      this.batches.set(k, raw ? parseAnchorBatch(raw) : null);
+    }
+    return this.batches.get(k)!;
+  }
+
+  /**
+   * The anchor batch keys to read for `kind` and `subject`: for the audit log (or every
+   * recording), all of them, every layout; for one recording, those of its writer days from the
+   * marker on, and of the layout before days all (or from `legacyFrom` on, as its records).
+   */
+  private async batchKeysFor(kind: 'audit' | 'recording', subject?: string): Promise<string[]> {
+    const base = `${this.prefix}anchors/batches/`;
+    if (kind === 'audit' || subject === undefined) {
+      if (!this.batchKeys || performance.now() - this.batchKeys.at >= VIEW_REUSE_MS)
+        this.batchKeys = { at: performance.now(), keys: (await this.list(base)).keys };
+      return this.batchKeys.keys;
+    }
+    const v = await this.sessionView(subject);
+    const out: string[] = [];
+    for (const p of v.pairs) out.push(...(await this.listDay(`${base}${p.day}/${p.writer}/`, p.day)).filter((k) => keyTs(k) >= p.from));
+    const flat = await this.list(base, { delimiter: '/', ...(v.legacyFrom !== null ? { startAfter: `${base}${ts13(v.legacyFrom)}` } : {}) });
+    return [...out, ...flat.keys];
   }
 
   /**
@@ -788,15 +1173,8 @@ export class S3Offsite implements OffsiteStore {
       // Not one of ours: an anchor that does not parse cannot vouch for anything.
       if (j && typeof j.signature === 'string') out.push({ ...(j as Omit<Anchor, 'signature'>), signature: Buffer.from(j.signature, 'base64') });
     }
-    if (!this.batchKeys || performance.now() - this.batchKeys.at >= VIEW_REUSE_MS) {
-      this.batchKeys = { at: performance.now(), keys: (await this.list(`${this.prefix}anchors/batches/`)).keys };
-    }
-    for (const k of this.batchKeys.keys) {
-      if (!this.batches.has(k)) {
-        const raw = await this.getSmall(k);
-        this.batches.set(k, raw ? parseAnchorBatch(raw) : null);
-      }
-      const batch = this.batches.get(k)!;
+    for (const k of await this.batchKeysFor(kind, subject)) {
+      const batch = await this.batch(k);
       if (!batch) {
         if (kind === 'audit') out.push({ kind: 'audit', subject: 'audit', position: 0, head: '', ts: keyTs(k) || 0, signature: Buffer.alloc(0), node: '' });
         continue;

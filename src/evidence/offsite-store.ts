@@ -25,6 +25,16 @@ export interface OffsiteHoldings {
   trailer: number | null;
 }
 
+/** How a store's own index fares (the S3 sink's catalogs): for metrics and the compliance report. */
+export interface OffsiteIndexHealth {
+  /** Catalog writes (with their session markers) that failed since the store opened: readers index those segments instead until a later catalog names them. */
+  catalogWriteFailures: number;
+  lastCatalogError: string | null;
+  lastCatalogErrorAt: number | null;
+  /** Distinct catalogs this store read that were not catalogs (bad JSON, keys outside the prefix, too long...): not trusted, segments indexed instead. */
+  unreadableCatalogs: number;
+}
+
 /**
  * An off-box store of recordings and anchors: a PostgreSQL database written through an
  * insert-only role, or an S3 bucket (with Object Lock where the bucket has it). Writes are
@@ -45,6 +55,8 @@ export interface OffsiteStore {
   sessions(): Promise<string[]>;
   putAnchors(anchors: readonly Anchor[]): Promise<void>;
   anchors(kind: 'audit' | 'recording', subject?: string): Promise<Anchor[]>;
+  /** The store's index, when it keeps one apart from the records (S3: catalogs). */
+  indexHealth?(): OffsiteIndexHealth;
   /** 'yes', 'no: <what the writer may do>', or 'unknown: <why>': whether the writer can change what it wrote. */
   appendOnly(): Promise<string>;
   close(): Promise<void>;

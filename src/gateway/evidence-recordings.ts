@@ -103,10 +103,22 @@ export async function startRecordingEvidence(config: Config, stores: OffsiteStor
   metrics.describe('evidence_recordings_shipped_chunks_total', 'counter', 'recording chunks this node shipped and saw acknowledged');
   metrics.describe('evidence_recordings_shipped_bytes_total', 'counter', 'recording bytes (headers, chunks, trailers) this node shipped and saw acknowledged');
   metrics.describe('evidence_recordings_ack_p99_seconds', 'gauge', 'p99 of the time from durable locally to acknowledged by the sink, last 4096 records');
+  // The S3 sink's catalogs: a failed write leaves readers indexing segments until a later one names them; one read that is not a catalog is not trusted.
+  for (const store of stores) {
+    if (!store.indexHealth) continue;
+    const l = `{sink="${store.sink}"}`;
+    metrics.gauge(`evidence_recordings_catalog_write_failures_total${l}`, () => store.indexHealth!().catalogWriteFailures);
+    metrics.gauge(`evidence_recordings_unreadable_catalogs_total${l}`, () => store.indexHealth!().unreadableCatalogs);
+  }
+  const catalogHelp = 'catalog writes (with their session markers) that failed since the node started: readers index the segments they were to name';
+  metrics.describe('evidence_recordings_catalog_write_failures_total', 'counter', catalogHelp);
+  const unreadableHelp = 'catalogs this node read that are not catalogs (not trusted: the segments of that writer day are indexed instead)';
+  metrics.describe('evidence_recordings_unreadable_catalogs_total', 'counter', unreadableHelp);
 
   const report = async (): Promise<void> => {
-    for (const s of shippers) {
+    for (const [i, s] of shippers.entries()) {
       const st = s.state();
+      const index = stores[i]!.indexHealth?.();
       await repo
         .report(
           {
@@ -123,6 +135,10 @@ export async function startRecordingEvidence(config: Config, stores: OffsiteStor
             last_error_at: st.lastErrorAt,
             last_shipped_at: st.lastShippedAt,
             append_only: rights.get(s.sink) ?? null,
+            catalog_failures: index?.catalogWriteFailures ?? 0,
+            catalog_error: index?.lastCatalogError ?? null,
+            catalog_error_at: index?.lastCatalogErrorAt ?? null,
+            unreadable_catalogs: index?.unreadableCatalogs ?? 0,
           },
           clock.now(),
         )

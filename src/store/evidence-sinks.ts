@@ -15,6 +15,11 @@ export interface SinkStatusRow {
   last_error_at: number | null;
   last_shipped_at: number | null;
   append_only: string | null;
+  /** The S3 sink's catalogs this node failed to write, and read that were not catalogs, since it started (0 for PostgreSQL). */
+  catalog_failures: number;
+  catalog_error: string | null;
+  catalog_error_at: number | null;
+  unreadable_catalogs: number;
   updated_at: number;
 }
 
@@ -30,6 +35,10 @@ const STATUS_COLUMNS = [
   'last_error_at',
   'last_shipped_at',
   'append_only',
+  'catalog_failures',
+  'catalog_error',
+  'catalog_error_at',
+  'unreadable_catalogs',
   'updated_at',
 ] as const;
 

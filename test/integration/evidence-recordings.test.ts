@@ -105,6 +105,8 @@ describe.skipIf(!isRoot)('a live gateway ships recordings to S3 (s3rver) as they
     await waitUntil(async () => (await metric(tg, 'evidence_recordings_lag_bytes{sink="s3"}')) === 0, 'no lag');
     expect(await metric(tg, 'evidence_recordings_shipped_chunks_total{sink="s3"}')).toBeGreaterThanOrEqual(3);
     expect(await metric(tg, 'evidence_anchors_shipped_total{target="s3"}')).toBeGreaterThanOrEqual(2);
+    expect(await metric(tg, 'evidence_recordings_catalog_write_failures_total{sink="s3"}')).toBe(0);
+    expect(await metric(tg, 'evidence_recordings_unreadable_catalogs_total{sink="s3"}')).toBe(0);
 
     const report = await cliAsync(['compliance', 'report', '--json', ...tg.cliConfig()]);
     const check = (JSON.parse(report.stdout) as { checks: { id: string; pass: boolean; evidence: string }[] }).checks.find(
@@ -115,6 +117,7 @@ describe.skipIf(!isRoot)('a live gateway ships recordings to S3 (s3rver) as they
       /s3 \(s3:\/\/tg-evidence\/ at http:\/\/127\.0\.0\.1:\d+, onFailure buffer\): lag 0 bytes, 0 chunks \(bound 67108864 bytes each\); 1 of 1 gateways reporting; \d+ chunks shipped/,
     );
     expect(check.evidence).toContain("append-only: unknown: cannot read the bucket's Object Lock configuration");
+    expect(check.evidence).toContain('catalogs: every write succeeded, none read was malformed');
 
     d.kill();
     await waitUntil(async () => (await tg.admin.recordings.get(sessionId))?.state === 'sealed', 'recording sealed');

@@ -29,6 +29,8 @@ import { encodeSegment, parseAnchorBatch, parseCatalog, S3Offsite, s3Keys, segme
 import { Anchorer, anchorVerifies, recordingAnchorSigned } from '../../src/evidence/anchors.js';
 import { formatAnchor, parseAnchorMessage } from '../../src/evidence/syslog-anchor.js';
 import { compareAudit, compareRecording, type OffsiteVerdict } from '../../src/evidence/offsite-verify.js';
+import { catalogHealth } from '../../src/compliance/checks.js';
+import type { SinkStatusRow } from '../../src/store/evidence-sinks.js';
 import type { Anchor, OffsiteRecord, OffsiteStore } from '../../src/evidence/offsite-store.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startS3, S3RVER_CREDENTIALS, type TestS3 } from '../helpers/s3.js';
@@ -491,13 +493,13 @@ describe('the S3 sink (s3rver)', () => {
     return { store, puts, client, prefix };
   }
 
-  /** Another store on the same prefix, with its own client (nothing cached): another node, or the verifier. */
+  /** Another store on the same prefix, with its own client (nothing cached) unless one is given: another node, or the verifier. */
   async function readerOf(prefix: string, clock: FakeClock, o: S3OffsiteOptions = {}): Promise<S3Offsite> {
     const sdk = await import('@aws-sdk/client-s3');
     const client = new sdk.S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
     const store = await S3Offsite.open({ bucket: s3.bucket, region: 'us-east-1', prefix, forcePathStyle: true, endpoint: s3.endpoint }, clock, {
       ...o,
-      client,
+      client: o.client ?? client,
     });
     cleanups.push(() => store.close());
     return store;
@@ -560,7 +562,7 @@ describe('the S3 sink (s3rver)', () => {
     expect((await store.sessions()).sort()).toEqual(['s_a', 's_b', 's_c', 's_d']);
     expect((await keysUnder(client, `${prefix}segs/`)).length).toBeLessThan(20);
     // Per-session objects (the earlier layouts) are gone: catalogs name every session's spans.
-    expect((await keysUnder(client, prefix)).filter((k) => !/^t\d+\/(segs|catalogs)\//.test(k))).toEqual([]);
+    expect((await keysUnder(client, prefix)).filter((k) => !/^t\d+\/(segs|catalogs|sessions)\//.test(k))).toEqual([]);
   });
 
   it('one segment object per put, one catalog, Object Lock headers on every PUT; verify names deleted, cut and altered recordings and an off-box gap', async () => {
@@ -591,7 +593,7 @@ describe('the S3 sink (s3rver)', () => {
     // One catalog, written with the trailers (the first two puts were named by nobody yet: readers scan them); no per-session objects.
     expect(await keysUnder(client, `${prefix}catalogs/`)).toHaveLength(1);
     expect(await keysUnder(client, `${prefix}s_a/`)).toEqual([]);
-    expect(puts.length).toBe(3 + 1);
+    expect(puts.length).toBe(3 + 1 + 4); // and the four sessions' markers (one per session per writer per day)
     // Every PUT asked for retention: COMPLIANCE until six years (2192 days) from the write.
     for (const h of puts) {
       expect(h['x-amz-object-lock-mode']).toBe('COMPLIANCE');
@@ -733,7 +735,9 @@ describe('the S3 sink (s3rver)', () => {
    * audit checkpoint and every session's head) at 60 s and 120 s, then every trailer, then close.
    * The objects written, by kind.
    */
-  async function recordWindow(n: number): Promise<{ segments: number; catalogs: number; anchorBatches: number; others: string[]; prefix: string }> {
+  async function recordWindow(
+    n: number,
+  ): Promise<{ segments: number; catalogs: number; anchorBatches: number; markers: number; others: string[]; prefix: string }> {
     const clock = new FakeClock();
     const { store, client, prefix } = await s3Store(clock);
     const ids = Array.from({ length: n }, (_, i) => `s_w${i}`);
@@ -765,16 +769,17 @@ describe('the S3 sink (s3rver)', () => {
     await store.close();
     const keys = await keysUnder(client, prefix);
     const count = (top: string) => keys.filter((k) => k.startsWith(`${prefix}${top}/`)).length;
-    const others = keys.filter((k) => !/^t\d+\/(segs|catalogs|anchors\/batches)\//.test(k));
-    return { segments: count('segs'), catalogs: count('catalogs'), anchorBatches: count('anchors/batches'), others, prefix };
+    const others = keys.filter((k) => !/^t\d+\/(segs|catalogs|anchors\/batches|sessions)\//.test(k));
+    return { segments: count('segs'), catalogs: count('catalogs'), anchorBatches: count('anchors/batches'), markers: count('sessions'), others, prefix };
   }
 
   it('the requests per minute do not grow with the sessions: segments per put, one catalog a minute, one anchor object per round', async () => {
     const few = await recordWindow(3);
     const many = await recordWindow(40);
-    // 62 puts; catalogs at 60 s and 120 s (due), with the trailers and at close; two anchor rounds.
+    // 62 puts; catalogs at 60 s and 120 s (due), with the trailers and at close; two anchor rounds; one marker per session (a day).
     // The earlier layout wrote 40 first manifests, 40 a minute more, the trailers' 40, and 81 anchor objects a round.
-    for (const w of [few, many]) expect(w).toMatchObject({ segments: 62, catalogs: 4, anchorBatches: 2, others: [] });
+    expect(few).toMatchObject({ segments: 62, catalogs: 4, anchorBatches: 2, markers: 3, others: [] });
+    expect(many).toMatchObject({ segments: 62, catalogs: 4, anchorBatches: 2, markers: 40, others: [] });
     // And readers find every session, record and anchor there.
     const reader = await readerOf(many.prefix, new FakeClock());
     expect(await reader.sessions()).toEqual(Array.from({ length: 40 }, (_, i) => `s_w${i}`).sort());
@@ -909,17 +914,19 @@ describe('the S3 sink (s3rver)', () => {
     // Root drops objects that are not anchor batches among them: each is named, none hides the good one.
     const hex = () => randomBytes(6).toString('hex');
     for (const junk of ['not json', JSON.stringify({ v: 1, anchors: [{ kind: 'audit' }] }), JSON.stringify({ v: 1, anchors: 'x' })]) {
-      await putRaw(client, s3Keys.anchorBatch(prefix, clock.now(), 'evil', hex()), junk);
+      await putRaw(client, s3Keys.anchorBatch(prefix, s3Keys.writer('evil', hex()), clock.now(), hex()), junk);
     }
     const r2 = await readerOf(prefix, clock);
     const v = await verdict(await r2.anchors('audit'));
     expect(kinds(v)).toEqual(['anchor-invalid@0']);
     expect(v.differences[0]!.detail).toBe('3 off-box audit anchors do not verify with the audit public key');
     expect(await r2.anchors('recording', 's_a')).toEqual([recA]);
-    // A recording anchor whose fields were changed (the signature no longer covers them) is named in that recording's verdict.
+    // A recording anchor whose fields were changed (the signature no longer covers them), among the batches of the writer
+    // day that anchored s_a (a reader of s_a reads those, from s_a's marker on), is named in that recording's verdict.
+    const real = (await keysUnder(client, `${prefix}anchors/batches/`)).find((k) => !k.includes('/evil-'))!;
     await putRaw(
       client,
-      s3Keys.anchorBatch(prefix, clock.now(), 'evil', hex()),
+      `${real.slice(0, real.lastIndexOf('/') + 1)}${String(clock.now() + 1).padStart(13, '0')}-${hex()}`,
       JSON.stringify({ v: 1, anchors: [{ ...recA, position: 9, signature: recA.signature.toString('base64') }] }),
     );
     const r3 = await readerOf(prefix, clock);
@@ -991,6 +998,273 @@ describe('the S3 sink (s3rver)', () => {
     const r2 = await readerOf(prefix, clock);
     // The manifest names the header and chunks 0-1 in a segment that is gone.
     expect(kinds(await compareWith(r2, 's_c', readFileSync(files.s_c!)))).toEqual(['offsite-gap@null', 'offsite-gap@0', 'not-shipped@null']);
+  });
+
+  /** A store on `prefix` whose client notes its requests: the key of each GET, the prefix of each LIST (one per page). */
+  async function countingReader(prefix: string, clock: FakeClock): Promise<{ store: S3Offsite; gets: string[]; lists: string[] }> {
+    const sdk = await import('@aws-sdk/client-s3');
+    const client = new sdk.S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+    const gets: string[] = [];
+    const lists: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { Key?: string; Prefix?: string };
+        if (context.commandName === 'GetObjectCommand') gets.push(input.Key!);
+        if (context.commandName === 'ListObjectsV2Command') lists.push(input.Prefix ?? '');
+        return next(args);
+      },
+      { step: 'initialize', name: 'countRequests' },
+    );
+    return { store: await readerOf(prefix, clock, { client }), gets, lists };
+  }
+
+  /** A record whose bytes are not a recording's: enough where nothing is verified. */
+  const filler = (sessionId: string, kind: RecordKind, seq: number): OffsiteRecord => ({
+    sessionId,
+    kind,
+    seq,
+    bytes: Buffer.from(`${sessionId}/${kind}/${seq}`),
+    hash: 'h',
+  });
+  /** Day `day` (0: 2026-01-01) at h:m:s UTC; the day's directory name. */
+  const at = (day: number, h: number, m = 0, s = 0) => Date.UTC(2026, 0, 1 + day, h, m, s);
+  const dayDir = (day: number) => new Date(at(day, 0)).toISOString().slice(0, 10);
+  const moveTo = (clock: FakeClock, t: number) => clock.advance(t - clock.now());
+
+  /**
+   * A bucket `days` days old, as gateways write it: each day a gateway run (a writer of its own)
+   * starts at 09:00 and ships a filler session in puts a minute apart with an anchor round each
+   * time (a catalog each), puts once more at 23:59:30, names that at 00:05 the next day (with
+   * another session's put) and closes. On day 2 it also ships s_a (09:02-09:04, anchored at 3 chunks); the writer of day 3
+   * also ships s_b from 23:58 to 00:00:30 on day 4.
+   */
+  async function agedBucket(days: number, files: Record<string, string>): Promise<string> {
+    const clock = new FakeClock(at(0, 9));
+    const prefix = `t${++dbs}/`;
+    const a = recordsOf('s_a', files.s_a!);
+    const b = recordsOf('s_b', files.s_b!);
+    for (let d = 0; d < days; d++) {
+      moveTo(clock, at(d, 9));
+      const w = await readerOf(prefix, clock);
+      const f = `s_f${d}`;
+      for (let m = 0; m < 5; m++) {
+        await w.put([filler(f, m === 0 ? 'header' : 'chunk', m)], 'gw-test');
+        if (d === 2 && m >= 2) await w.put(m === 2 ? a.slice(0, 2) : m === 3 ? [a[2]!] : a.slice(3), 'gw-test');
+        const sA = d === 2 && m === 4 ? [recordingAnchorOf('s_a', 3, a[3]!.hash, clock.now())] : [];
+        await w.putAnchors([recordingAnchorOf(f, m, 'h', clock.now()), ...sA]);
+        clock.advance(60_000);
+      }
+      if (d === 3) {
+        moveTo(clock, at(3, 23, 58));
+        await w.put(b.slice(0, 2), 'gw-test');
+      }
+      moveTo(clock, at(d, 23, 59, 30));
+      await w.put([filler(f, 'chunk', 5), ...(d === 3 ? [b[2]!] : [])], 'gw-test');
+      if (d === 3) {
+        moveTo(clock, at(4, 0, 0, 30));
+        await w.put(b.slice(3), 'gw-test');
+      }
+      moveTo(clock, at(d + 1, 0, 5));
+      await w.put([filler(`s_g${d}`, 'header', 0)], 'gw-test'); // its catalog names the filler's last put of the day before too
+      await w.close();
+    }
+    return prefix;
+  }
+
+  it('verifying one session reads the writer days of its markers only: the requests do not grow with the bucket, and a recording deleted locally is still named', async () => {
+    const files = await fourRecordings(new FakeClock());
+    const measure = async (days: number) => {
+      const prefix = await agedBucket(days, files);
+      const r = await countingReader(prefix, new FakeClock(at(days + 30, 12)));
+      const out: Record<string, { gets: string[]; lists: string[] }> = {};
+      for (const id of ['s_a', 's_b']) {
+        r.gets.length = r.lists.length = 0;
+        const anchors = await r.store.anchors('recording', id);
+        const v = compareRecording({
+          sessionId: id,
+          sink: 's3',
+          localFile: readFileSync(files[id]!),
+          localRow: true,
+          offsite: await r.store.records(id),
+          anchors,
+          publicKeyPem: PEM,
+        });
+        expect(v.status, id).toBe('match');
+        expect(await r.store.holdings(id)).toEqual({ header: true, chunks: [0, 1, 2], trailer: 3 });
+        out[id] = { gets: [...r.gets], lists: [...r.lists] };
+      }
+      // s_a deleted locally: named from what is off the box; every session is listed from the markers, with no GET.
+      expect(kinds(await compareWith(r.store, 's_a', null))).toEqual(['deleted-locally@null']);
+      const fresh = await countingReader(prefix, new FakeClock(at(days + 30, 12)));
+      const fillers = Array.from({ length: days }, (_, d) => [`s_f${d}`, `s_g${d}`]).flat();
+      expect(await fresh.store.sessions()).toEqual(['s_a', 's_b', ...fillers].sort());
+      // A session whose last put of a day was named in a catalog the next day: marked there by that catalog, found.
+      expect(await r.store.holdings('s_f1')).toEqual({ header: true, chunks: [1, 2, 3, 4, 5], trailer: null });
+      out.sessions = { gets: [...fresh.gets], lists: [...fresh.lists] };
+      return { prefix, out };
+    };
+    const young = await measure(5);
+    const old = await measure(12);
+    const strip = (xs: string[], prefix: string) => xs.map((k) => k.slice(prefix.length).replace(/-[0-9a-f]{12}(?=[/-]|$)/g, '-*'));
+    for (const what of ['s_a', 's_b', 'sessions']) {
+      const y = young.out[what]!;
+      const o = old.out[what]!;
+      // The same requests for the same objects, whatever the bucket's age.
+      expect(strip(o.lists, old.prefix), what).toEqual(strip(y.lists, young.prefix));
+      expect(strip(o.gets, old.prefix).sort(), what).toEqual(strip(y.gets, young.prefix).sort());
+    }
+    // s_a: its writer's catalogs and anchor batches of its day from its marker on, one catalog of the next day (the last
+    // puts of its day were named there: not indexed), the three segments holding its records; no segment index read.
+    const sA = old.out.s_a!;
+    const catalogGets = sA.gets.filter((k) => k.includes('/catalogs/'));
+    expect(catalogGets.every((k) => k.includes(`/catalogs/${dayDir(2)}/`) || k.includes(`/catalogs/${dayDir(3)}/`))).toBe(true);
+    expect(catalogGets.filter((k) => k.includes(`/catalogs/${dayDir(3)}/`))).toHaveLength(1);
+    expect(sA.gets.filter((k) => k.includes('/anchors/')).every((k) => k.includes(`/anchors/batches/${dayDir(2)}/`))).toBe(true);
+    expect(new Set(sA.gets.filter((k) => k.includes('/segs/'))).size).toBe(3);
+    // Of the five catalogs and anchor batches of its writer day, the three from 09:02 on (the trailer's catalog and the
+    // anchor round's at 09:04 are one).
+    expect(sA.gets).toHaveLength(3 + 1 + 3 + 3);
+    // Per kind of object, one LIST of a directory of that writer day, of the session, or of the layout before days (empty here).
+    expect(strip(sA.lists, old.prefix)).toEqual([
+      'anchors/recordings/s_a/',
+      'sessions/s_a/',
+      `catalogs/${dayDir(2)}/gw-test-*/`,
+      `segs/${dayDir(2)}/gw-test-*/`,
+      `catalogs/${dayDir(3)}/gw-test-*/`,
+      `anchors/batches/${dayDir(2)}/gw-test-*/`,
+      'anchors/batches/',
+      's_a/',
+      'catalogs/',
+      'segs/',
+      's_a/',
+    ]);
+    // s_b: the two days it was written on.
+    expect(
+      old.out.s_b!.gets.filter((k) => k.includes('/catalogs/')).every((k) => k.includes(`/catalogs/${dayDir(3)}/`) || k.includes(`/catalogs/${dayDir(4)}/`)),
+    ).toBe(true);
+    // The session list: the markers' directories and the layout before days (empty here): four LISTs, no GET.
+    expect(old.out.sessions).toEqual({ gets: [], lists: [old.prefix, `${old.prefix}sessions/`, `${old.prefix}catalogs/`, `${old.prefix}segs/`] });
+  }, 60_000);
+
+  it('a node that stopped before naming what it put is resumed on the next day: the new writer names it there, and readers index nothing', async () => {
+    const clock = new FakeClock(at(0, 23, 59));
+    const files = await fourRecordings(clock);
+    const { store: w1, prefix } = await s3Store(clock);
+    const a = recordsOf('s_a', files.s_a!);
+    await w1.put(a.slice(0, 3), 'gw-test'); // the header and chunks 0-1, named by no catalog: the node stops
+    moveTo(clock, at(1, 8));
+    const w2 = await readerOf(prefix, clock);
+    expect(await w2.holdings('s_a')).toEqual({ header: true, chunks: [0, 1], trailer: null });
+    await w2.put(a.slice(3), 'gw-test'); // chunk 2 and the trailer: its catalog (due) names the stopped writer's segment too
+    const r = await countingReader(prefix, clock);
+    expect((await compareWith(r.store, 's_a', readFileSync(files.s_a!))).status).toBe('match');
+    // Two segments read (their spans), no index: the stopped writer's segment is named by the next day's catalog.
+    expect(new Set(r.gets.filter((k) => k.includes('/segs/'))).size).toBe(2);
+    expect(r.gets.filter((k) => k.includes('/segs/'))).toHaveLength(2);
+  });
+
+  it('still reads the layout before days: a recording begun there and continued in days, one only there, a junk catalog there; and what a downgraded gateway wrote there after a session began in days', async () => {
+    const clock = new FakeClock();
+    const files = await fourRecordings(clock);
+    const { client, prefix } = await s3Store(clock);
+    const hex = () => randomBytes(6).toString('hex');
+    const flatWriter = s3Keys.writer('gw-old', hex());
+    /** What a version before days put: a segment, and a catalog naming it. */
+    const flatPut = async (recs: OffsiteRecord[], closed = false) => {
+      const ts = clock.now();
+      const key = s3Keys.flatSegment(prefix, flatWriter, ts, hex());
+      const seg = encodeSegment(recs, 'gw-old', ts);
+      await putRaw(client, key, seg.body);
+      const sessions = Object.fromEntries(Object.entries(seg.index.sessions).map(([id, s]) => [id, [{ key, ...s }]]));
+      const catalog = { v: 1, node: 'gw-old', instance: flatWriter.slice(-12), ts: ts + 1, closed, sessions };
+      const catalogKey = s3Keys.flatCatalog(prefix, flatWriter, ts + 1, hex());
+      await putRaw(client, catalogKey, JSON.stringify(catalog));
+      clock.advance(1000);
+      return catalogKey;
+    };
+    const a = recordsOf('s_a', files.s_a!);
+    const c = recordsOf('s_c', files.s_c!);
+    const d = recordsOf('s_d', files.s_d!);
+    await flatPut([...a.slice(0, 3), ...c]); // s_a's header and chunks 0-1; all of s_c
+    const anchorA = recordingAnchorOf('s_a', 2, a[2]!.hash, clock.now());
+    const flatBatch = { v: 1, node: 'gw-old', ts: clock.now(), anchors: [{ ...anchorA, signature: anchorA.signature.toString('base64') }] };
+    await putRaw(client, s3Keys.flatAnchorBatch(prefix, clock.now(), 'gw-old', hex()), JSON.stringify(flatBatch));
+    clock.advance(3_600_000);
+    // Upgraded: a gateway writing days resumes s_a (asks what is held, ships the rest).
+    const up = await readerOf(prefix, clock);
+    expect(await up.holdings('s_a')).toEqual({ header: true, chunks: [0, 1], trailer: null });
+    await up.put(a.slice(3), 'gw-test');
+    await up.close();
+    // s_b and s_d begin in days; then a gateway downgraded to a version before days ships the rest of s_d there.
+    const again = await readerOf(prefix, clock);
+    await again.put([...recordsOf('s_b', files.s_b!), ...d.slice(0, 2)], 'gw-test');
+    await again.close();
+    clock.advance(1000);
+    const downgraded = await flatPut(d.slice(2), true);
+    const check = async () => {
+      const r = await readerOf(prefix, clock);
+      expect(await r.sessions()).toEqual(['s_a', 's_b', 's_c', 's_d']);
+      for (const id of ['s_a', 's_b', 's_c', 's_d']) expect((await compareWith(r, id, readFileSync(files[id]!))).status, id).toBe('match');
+      expect(kinds(await compareWith(r, 's_c', null))).toEqual(['deleted-locally@null']);
+      expect(await r.anchors('recording', 's_a')).toEqual([anchorA]);
+    };
+    await check();
+    // Of that layout, a session begun in days reads only what was written after its first marker (the downgraded gateway's
+    // catalog); one begun there reads all of it.
+    const flatCatalogs = (gets: string[]) => gets.filter((k) => k.startsWith(`${prefix}catalogs/${flatWriter}/`));
+    const counted = await countingReader(prefix, clock);
+    await counted.store.records('s_b');
+    expect(flatCatalogs(counted.gets)).toEqual([downgraded]);
+    const whole = await countingReader(prefix, clock);
+    await whole.store.records('s_a');
+    expect(flatCatalogs(whole.gets)).toHaveLength(2);
+    // A junk catalog in that layout: none of it is trusted to say where to stop, its segments are indexed.
+    await putRaw(client, s3Keys.flatCatalog(prefix, flatWriter, clock.now(), hex()), '{"v":1,');
+    await check();
+  });
+
+  it('a catalog that cannot be written is counted (its segments are found by indexing, named by the next one); one read that is not a catalog is counted', async () => {
+    const clock = new FakeClock();
+    const files = await fourRecordings(clock);
+    const sdk = await import('@aws-sdk/client-s3');
+    const client = new sdk.S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+    let refuse = true;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const key = (args.input as { Key?: string }).Key ?? '';
+        if (refuse && context.commandName === 'PutObjectCommand' && key.includes('/catalogs/')) throw new Error('catalog refused');
+        return next(args);
+      },
+      { step: 'initialize', name: 'refuseCatalogs' },
+    );
+    const prefix = `t${++dbs}/`;
+    const store = await readerOf(prefix, clock, { client });
+    const a = recordsOf('s_a', files.s_a!);
+    await store.put(a, 'gw-test'); // the trailer makes the catalog due: it fails, the put does not
+    expect(store.indexHealth()).toEqual({
+      catalogWriteFailures: 1,
+      lastCatalogError: 'catalog refused',
+      lastCatalogErrorAt: clock.now(),
+      unreadableCatalogs: 0,
+    });
+    expect((await compareWith(await readerOf(prefix, clock), 's_a', readFileSync(files.s_a!))).status).toBe('match');
+    refuse = false;
+    clock.advance(10_000);
+    await store.putAnchors([]);
+    expect(await keysUnder(client, `${prefix}catalogs/`)).toHaveLength(1);
+    expect(store.indexHealth().catalogWriteFailures).toBe(1); // the count and the last error stay (metrics, compliance report)
+    // Junk among that writer day's catalogs: counted by the reader that meets it, and not trusted.
+    const real = (await keysUnder(client, `${prefix}catalogs/`))[0]!;
+    await putRaw(client, `${real.slice(0, real.lastIndexOf('/') + 1)}${String(clock.now() + 1).padStart(13, '0')}-${'0'.repeat(12)}`, 'junk');
+    const r = await readerOf(prefix, clock);
+    expect((await compareWith(r, 's_a', readFileSync(files.s_a!))).status).toBe('match');
+    expect(r.indexHealth().unreadableCatalogs).toBe(1);
+    expect(catalogHealth([])).toBe('catalogs: every write succeeded, none read was malformed');
+    const row = { node: 'gw-1', catalog_failures: 2, catalog_error: 'catalog refused', catalog_error_at: clock.now(), unreadable_catalogs: 1 };
+    expect(catalogHealth([row as SinkStatusRow])).toBe(
+      `catalogs: WARNING 2 writes failed (last on gw-1 at ${new Date(clock.now()).toISOString()}: catalog refused); readers index the segments they ` +
+        'were to name until a later catalog names them, WARNING 1 objects read as catalogs are not catalogs (not trusted: the segments of their writer day are indexed instead)',
+    );
   });
 });
 
