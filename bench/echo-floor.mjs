@@ -6,6 +6,10 @@
 //   node-ssh2    a minimal Node server: the patched ssh2 with the gateway's algorithms, a pty per
 //                shell, bytes copied both ways (fs.writeSync to the pty master, as the gateway does);
 //                no session, recorder, store or log code
+//   node-ssh2-link  the same minimal server, but the pty is held by a second such process behind an
+//                ssh2 link (an exec channel with a pty, the allow-list's first cipher), as a cluster's
+//                relayed session crosses the node link: the floor of that second hop (not in the default set)
+//   node-tls-link  the same, the link mutual TLS 1.3 (node:tls) instead of SSH (not in the default set)
 //   node-tcp     a minimal Node relay: plain TCP <-> pty, no SSH
 //   c-tcp        the same relay in C (bench/echo-relay.c: poll, read/write, a process per connection)
 // The SSH variants run with aes128-gcm (what ssh2's client picks first on a CPU with AES-NI, as in
@@ -63,42 +67,99 @@ if (process.argv[2] === '--relay') {
     };
     return { p, write };
   };
-  if (kind === 'tcp') {
-    const srv = net.createServer({ noDelay: true }, (sock) => {
+  const tlsFiles = () => {
+    const [key, cert] = (process.env.TG_FLOOR_TLS ?? '').split(',');
+    return key ? { key: readFileSync(key), cert: readFileSync(cert), ca: readFileSync(cert) } : {};
+  };
+  if (kind === 'tcp' || kind === 'tls-owner') {
+    // tls-owner: the same relay behind mutual TLS (TG_FLOOR_TLS: key and cert files; the peer must present that cert).
+    const onSock = (sock) => {
       const { p, write } = spawnPty();
       sock.on('data', write);
       p.onData((d) => sock.write(d));
       sock.on('close', () => p.kill('SIGHUP'));
       sock.on('error', () => {});
       p.onExit(() => sock.destroy());
-    });
+    };
+    const srv =
+      kind === 'tcp'
+        ? net.createServer({ noDelay: true }, onSock)
+        : (await import('node:tls')).createServer({ ...tlsFiles(), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', noDelay: true }, onSock);
     srv.listen(0, '127.0.0.1', () => console.log(`listening on ${srv.address().port}`));
   } else {
+    // ssh: a minimal ssh2 server with a pty per shell. ssh-front / ssh-owner: the same server,
+    // but its shell is a channel to a second such process (ssh-owner, at TG_FLOOR_OWNER_PORT) that
+    // holds the pty: the shape of the gateway's node link (ssh2 client to ssh2 server, an exec
+    // request with a pty, the link's own cipher choice: the allow-list's first), with none of its code.
     const ssh2 = (await import('ssh2')).default;
-    const { effectiveAlgorithms } = await import(path.join(ROOT, 'dist/crypto/algorithms.js'));
-    const a = effectiveAlgorithms(cipher === '-' ? {} : { cipher: [cipher] });
-    const srv = new ssh2.Server(
-      { hostKeys: [readFileSync(hostKey)], algorithms: { kex: a.kex, cipher: a.cipher, hmac: a.mac, serverHostKey: a.serverHostKey, compress: a.compress } },
-      (client) => {
-        client.setNoDelay(true);
-        client.on('error', () => {});
-        client.on('authentication', (ctx) => ctx.accept());
-        client.on('ready', () =>
-          client.on('session', (accept) => {
-            const s = accept();
-            s.on('pty', (ok) => ok?.());
-            s.on('shell', (ok) => {
-              const ch = ok();
-              const { p, write } = spawnPty();
-              ch.on('data', write);
-              p.onData((d) => ch.write(d));
-              ch.on('close', () => p.kill('SIGHUP'));
-              p.onExit(() => ch.close());
-            });
-          }),
-        );
-      },
-    );
+    const { effectiveAlgorithms, ssh2Algorithms } = await import(path.join(ROOT, 'dist/crypto/algorithms.js'));
+    const algorithms = ssh2Algorithms(effectiveAlgorithms(cipher === '-' ? {} : { cipher: [cipher] }));
+    const linkAlgorithms = ssh2Algorithms(effectiveAlgorithms({}));
+    let link = null;
+    const viaTls = kind === 'ssh-front' && process.env.TG_FLOOR_LINK === 'tls';
+    if (kind === 'ssh-front' && !viaTls) {
+      link = await new Promise((resolve, reject) => {
+        const c = new ssh2.Client();
+        c.on('ready', () => resolve(c)).on('error', reject);
+        c.connect({
+          host: '127.0.0.1',
+          port: Number(process.env.TG_FLOOR_OWNER_PORT),
+          username: 'node',
+          password: '-',
+          algorithms: linkAlgorithms,
+          hostVerifier: () => true,
+        });
+        c.setNoDelay(true);
+      });
+    }
+    const srv = new ssh2.Server({ hostKeys: [readFileSync(hostKey)], algorithms: kind === 'ssh-owner' ? linkAlgorithms : algorithms }, (client) => {
+      client.setNoDelay(true);
+      client.on('error', () => {});
+      client.on('authentication', (ctx) => ctx.accept());
+      client.on('ready', () =>
+        client.on('session', (accept) => {
+          const s = accept();
+          s.on('pty', (ok) => ok?.());
+          const attach = (ch) => {
+            if (viaTls) {
+              import('node:tls').then(({ connect }) => {
+                const remote = connect({
+                  host: '127.0.0.1',
+                  port: Number(process.env.TG_FLOOR_OWNER_PORT),
+                  ...tlsFiles(),
+                  minVersion: 'TLSv1.3',
+                  checkServerIdentity: () => undefined,
+                });
+                remote.setNoDelay(true);
+                remote.on('error', () => ch.close());
+                ch.on('data', (d) => remote.write(d));
+                remote.on('data', (d) => ch.write(d));
+                ch.on('close', () => remote.destroy());
+                remote.on('close', () => ch.close());
+              });
+              return;
+            }
+            if (link) {
+              link.exec('attach', { pty: { term: 'xterm-256color', cols: 120, rows: 40, width: 0, height: 0, modes: {} } }, (err, remote) => {
+                if (err) return ch.close();
+                ch.on('data', (d) => remote.write(d));
+                remote.on('data', (d) => ch.write(d));
+                ch.on('close', () => remote.close());
+                remote.on('close', () => ch.close());
+              });
+              return;
+            }
+            const { p, write } = spawnPty();
+            ch.on('data', write);
+            p.onData((d) => ch.write(d));
+            ch.on('close', () => p.kill('SIGHUP'));
+            p.onExit(() => ch.close());
+          };
+          s.on('shell', (ok) => attach(ok()));
+          s.on('exec', (ok) => attach(ok()));
+        }),
+      );
+    });
     srv.listen(0, '127.0.0.1', () => console.log(`listening on ${srv.address().port}`));
   }
 } else await driver();
@@ -162,8 +223,8 @@ async function driver() {
     }
   };
 
-  const startRelay = async (cmd, args) => {
-    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const startRelay = async (cmd, args, env = {}) => {
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     children.push(proc);
     let out = '';
     proc.stdout.on('data', (d) => (out += d));
@@ -231,19 +292,13 @@ async function driver() {
       })();
     const conf = (await confSshd).conf;
     const tmux = execFileSync('sh', ['-c', 'command -v tmux'], { encoding: 'utf8' }).trim();
-    /** This script as a Node relay (`ssh` or `tcp`) in front of its own tmux server `name`. */
-    const nodeRelay = (mode, hostKey, cipher, name) =>
-      startRelay(process.execPath, [
-        new URL(import.meta.url).pathname,
-        '--relay',
-        mode,
-        String(uid),
-        String(gid),
-        hostKey,
-        cipher,
-        tmux,
-        ...tmuxArgs(name, conf),
-      ]);
+    /** This script as a Node relay (`ssh`, `ssh-owner`, `ssh-front` or `tcp`) in front of its own tmux server `name`. */
+    const nodeRelay = (mode, hostKey, cipher, name, env = {}) =>
+      startRelay(
+        process.execPath,
+        [new URL(import.meta.url).pathname, '--relay', mode, String(uid), String(gid), hostKey, cipher, tmux, ...tmuxArgs(name, conf)],
+        env,
+      );
     for (const v of only) {
       const [kind, c] = v.split('/');
       if (kind === 'node-ssh2') {
@@ -259,6 +314,39 @@ async function driver() {
         });
         await waitFor(() => PROMPT.test(probe.data), `${v} prompt`, 60_000);
         variants.push({ name: v, probe, pids: () => [r.proc.pid] });
+      } else if (kind === 'node-ssh2-link') {
+        const hk = path.join(dir, `host-link-${c}`);
+        execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hk]);
+        const owner = await nodeRelay('ssh-owner', hk, '-', `l-${c}`);
+        const front = await nodeRelay('ssh-front', hk, CIPHERS[c], `l-${c}-unused`, { TG_FLOOR_OWNER_PORT: String(owner.port) });
+        const probe = await sshShell({
+          port: front.port,
+          username: ACCOUNT,
+          key: readFileSync(path.join((await confSshd).dir, 'id')),
+          code: () => '',
+          cipher: CIPHERS[c],
+        });
+        await waitFor(() => PROMPT.test(probe.data), `${v} prompt`, 60_000);
+        variants.push({ name: v, probe, pids: () => [front.proc.pid, owner.proc.pid] });
+      } else if (kind === 'node-tls-link') {
+        const hk = path.join(dir, `host-tls-${c}`);
+        execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hk]);
+        const [key, cert] = [path.join(dir, 'tls.key'), path.join(dir, 'tls.crt')];
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'ed25519', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=node'], {
+          stdio: 'ignore',
+        });
+        const env = { TG_FLOOR_TLS: `${key},${cert}` };
+        const owner = await nodeRelay('tls-owner', '-', '-', `tl-${c}`, env);
+        const front = await nodeRelay('ssh-front', hk, CIPHERS[c], `tl-${c}-unused`, { ...env, TG_FLOOR_LINK: 'tls', TG_FLOOR_OWNER_PORT: String(owner.port) });
+        const probe = await sshShell({
+          port: front.port,
+          username: ACCOUNT,
+          key: readFileSync(path.join((await confSshd).dir, 'id')),
+          code: () => '',
+          cipher: CIPHERS[c],
+        });
+        await waitFor(() => PROMPT.test(probe.data), `${v} prompt`, 60_000);
+        variants.push({ name: v, probe, pids: () => [front.proc.pid, owner.proc.pid] });
       } else if (kind === 'node-tcp') {
         const r = await nodeRelay('tcp', '-', '-', 't');
         const probe = await tcpProbe(r.port);

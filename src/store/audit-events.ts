@@ -24,10 +24,31 @@ export interface CheckpointRow {
 const HEAD = 'SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1';
 
 /**
+ * PostgreSQL: one statement that appends after the head this repository last wrote, if that row
+ * is still the head (its id and its hash), and in any case returns the head it saw. The insert
+ * takes its id and previous hash from the head read in the same statement, so the row it adds is
+ * exactly what the head read and a separate insert would add; a hint that is no longer the head
+ * (another node appended, or the row it names was rolled back) inserts nothing.
+ */
+const APPEND_AFTER =
+  'WITH head AS (' +
+  HEAD +
+  '), ins AS (INSERT INTO audit_events (id, ts, type, actor, data, prev_hash, hash) ' +
+  'SELECT head.id + 1, ?::bigint, ?::text, ?::text, ?::text, head.hash, ?::text FROM head WHERE head.id = ?::bigint AND head.hash = ?::text ' +
+  'ON CONFLICT (id) DO NOTHING RETURNING id) ' +
+  'SELECT head.id, head.hash, (SELECT count(*) FROM ins) AS inserted FROM head';
+
+/**
  * The audit_events and audit_checkpoints tables. Hashing and signing are the caller's
  * (audit/log.ts); this module stores rows and hands them back in id order.
  */
 export class AuditEventRepo {
+  /**
+   * PostgreSQL: the last row this repository inserted, which is the head until another node or
+   * process appends. Only a guess: the next append checks it in the database (APPEND_AFTER).
+   */
+  private last: { id: number; hash: string } | null = null;
+
   constructor(private readonly sql: Sql) {}
 
   /**
@@ -38,27 +59,48 @@ export class AuditEventRepo {
    *
    * PostgreSQL first tries the head read and an insert that does nothing if the id was taken
    * meanwhile: two round trips, each committed on its own (a transaction holding the chain lock
-   * is BEGIN with the lock and the head, the insert, then COMMIT: three). Only an append that
-   * lost that race to another node or process takes the lock, and under it still yields to an
-   * append that did not wait for it. SQLite runs the locked transaction at once (its statements
-   * cost microseconds, and a write transaction excludes the others).
+   * is BEGIN with the lock and the head, the insert, then COMMIT: three). When this repository
+   * wrote the last row it knows of, the head read and the insert go as one statement that
+   * inserts only if that row is still the head: one round trip (a session's start follows its
+   * login's row on the same node), and when another node appended meanwhile, the head it returns
+   * serves the insert: two, as before. Only an append that lost that race to another node or
+   * process takes the lock, and under it still yields to an append that did not wait for it.
+   * SQLite runs the locked transaction at once (its statements cost microseconds, and a write
+   * transaction excludes the others).
    */
   async append(e: { ts: number; type: string; actor: string; data: string }, genesis: string, hashOf: (id: number, prevHash: string) => string): Promise<void> {
-    const insert = (prev: { id: number; hash: string } | null, onConflict: string): Promise<number> => {
+    const insert = async (prev: { id: number; hash: string } | null, onConflict: string): Promise<number> => {
       const id = (prev?.id ?? 0) + 1;
       const prevHash = prev?.hash ?? genesis;
-      return this.sql.run(`INSERT INTO audit_events (id, ts, type, actor, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)${onConflict}`, [
+      const hash = hashOf(id, prevHash);
+      const n = await this.sql.run(`INSERT INTO audit_events (id, ts, type, actor, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)${onConflict}`, [
         id,
         e.ts,
         e.type,
         e.actor,
         e.data,
         prevHash,
-        hashOf(id, prevHash),
+        hash,
       ]);
+      if (n === 1) this.last = { id, hash };
+      return n;
     };
     const unlessTaken = ' ON CONFLICT (id) DO NOTHING';
-    if (this.sql.engine === 'postgres' && (await insert(await this.head(), unlessTaken)) === 1) return;
+    if (this.sql.engine === 'postgres') {
+      let head: { id: number; hash: string } | null;
+      const last = this.last;
+      if (last) {
+        const hash = hashOf(last.id + 1, last.hash);
+        const r = (await this.sql.get(APPEND_AFTER, [e.ts, e.type, e.actor, e.data, hash, last.id, last.hash])) as
+          { id: number; hash: string; inserted: number } | undefined;
+        if (r && r.inserted === 1) {
+          this.last = { id: last.id + 1, hash };
+          return;
+        }
+        head = r ? { id: r.id, hash: r.hash } : null;
+      } else head = await this.head();
+      if ((await insert(head, unlessTaken)) === 1) return;
+    }
     await this.sql.transaction(async () => {
       // The lock and the head read together (one round trip on PostgreSQL): the head read once
       // the lock is held is the last row its previous holder committed. An append that does not

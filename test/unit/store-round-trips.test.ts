@@ -38,15 +38,15 @@ const append = (repo: AuditEventRepo, i: number) => {
 
 describe('round trips on PostgreSQL', () => {
   it('an audit append: the head, then an insert that does nothing if the id was taken', async () => {
+    await append(new AuditEventRepo(sql), 0);
     const repo = new AuditEventRepo(sql);
-    await append(repo, 0);
     const { waves, statements } = await gate.measure(() => append(repo, 1));
     expect(statements).toEqual([['SELECT id, hash'], ['INSERT INTO audit_events']]);
     expect(waves).toBe(2);
     // Lost to another writer: the chain lock and the head again, and the insert after it.
     const lost = await gate.measure(async () => {
       const other = append(new AuditEventRepo(engine.more(1)[0]!), 2);
-      await append(repo, 3);
+      await append(new AuditEventRepo(sql), 3);
       await other;
     });
     expect(lost.waves).toBeGreaterThanOrEqual(2);
@@ -54,6 +54,41 @@ describe('round trips on PostgreSQL', () => {
     for await (const r of repo.all()) rows.push(r);
     expect(rows.map((r) => r.id)).toEqual([1, 2, 3, 4]);
     for (let i = 1; i < rows.length; i++) expect(rows[i]!.prev_hash).toBe(rows[i - 1]!.hash);
+  }, 30_000);
+
+  it("an append after this node's own last row: one statement while that row is the head, two once another node appended", async () => {
+    const repo = new AuditEventRepo(sql);
+    const other = new AuditEventRepo(engine.more(1)[0]!);
+    await append(repo, 0);
+    const next = await gate.measure(() => append(repo, 1));
+    expect(next.statements).toEqual([['WITH head AS']]);
+    expect(next.waves).toBe(1);
+    // Another node's row since: the statement inserts nothing and hands back the head it saw.
+    await append(other, 2);
+    const after = await gate.measure(() => append(repo, 3));
+    expect(after.statements).toEqual([['WITH head AS'], ['INSERT INTO audit_events']]);
+    // A row this repository wrote inside a transaction that was rolled back is not a head to chain to.
+    await sql
+      .transaction(async () => {
+        await append(repo, 4);
+        throw new Error('rolled back');
+      })
+      .catch(() => {});
+    await append(repo, 5);
+    await append(repo, 6);
+    const rows = [];
+    for await (const r of repo.all()) rows.push(r);
+    expect(rows.map((r) => [r.id, JSON.parse(r.data).n])).toEqual([
+      [1, 0],
+      [2, 1],
+      [3, 2],
+      [4, 3],
+      [5, 5],
+      [6, 6],
+    ]);
+    for (let i = 1; i < rows.length; i++) expect(rows[i]!.prev_hash).toBe(rows[i - 1]!.hash);
+    for (const r of rows)
+      expect(r.hash).toBe(rowHash(r.id === 1 ? GENESIS_HASH : rows[r.id - 2]!.hash, { id: r.id, ts: r.ts, type: 't', actor: 'x', data: r.data }));
   }, 30_000);
 
   it('appends racing from several nodes all land, on one chain: a locked append yields to one that did not wait for the lock', async () => {
@@ -93,6 +128,8 @@ describe('round trips on PostgreSQL', () => {
     const signed = await gate.measure(() => f.verifyKey('alice', signedBy(alice)));
     expect(signed.result).toMatchObject({ kind: 'need', partial: true });
     const prompt = await gate.measure(() => f.startCode('alice'));
+    // Another node wrote the audit chain's last row.
+    await append(new AuditEventRepo(engine.more(1)[0]!), 0);
     const code = await gate.measure(() => f.answerCode('alice', w.code(alice)));
     expect(code.result).toMatchObject({ kind: 'accepted' });
     // The query: the address's lockouts, the user, then its grants and key. The signed attempt for
@@ -100,6 +137,14 @@ describe('round trips on PostgreSQL', () => {
     // spend, then the audit append (head, insert) with the user's failures forgotten alongside.
     expect(signed.statements.map((w) => [...w].sort())).toEqual([['SELECT * FROM', 'SELECT * FROM', 'SELECT r.* FROM', 'SELECT subject_kind, subject,']]);
     expect([query.waves, signed.waves, prompt.waves, code.waves]).toEqual([3, 1, 0, 4]);
+    // The next login's code step on this node: the audit row goes after this node's own last row in one statement.
+    const bob = await w.user('bob');
+    const g = new LoginFlow(w.deps, { id: 'c_trips2', addr: '192.0.2.11', log: w.logger });
+    await g.verifyKey('bob', signedBy(bob));
+    await g.startCode('bob');
+    const next = await gate.measure(() => g.answerCode('bob', w.code(bob)));
+    expect(next.result).toMatchObject({ kind: 'accepted' });
+    expect(next.waves).toBe(3);
     w.close();
   }, 30_000);
 });
