@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import type { OsAccount } from './account.js';
 import { atUserPriority } from '../platform/priority.js';
-import { canSpawnAs, onPath, spawnAsArgv } from '../platform/pty.js';
+import { canSpawnAs, onPath, spawnAsArgv, spawnPty } from '../platform/pty.js';
 
 /** The environment of a short helper run as a pair: nothing of the gateway's own. */
 const PLAIN_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
@@ -64,5 +64,61 @@ export function runArgv(file: string, args: string[], o: { timeoutMs?: number; e
         resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err ? err.message : '') });
       }),
     );
+  });
+}
+
+/** What a short program run on a pty may print, at most: more is a hostile peer, and ends it. */
+const PTY_OUTPUT_MAX = 1024 * 1024;
+
+/**
+ * Runs an argv built elsewhere (already switched to an account) on a pty of its own, for the short
+ * tmux commands the gateway runs all the time (the intrusion check's every tick, liveness, kills).
+ * execFile forks the gateway: the kernel copies its page tables, 8 ms of blocked event loop per
+ * command at 80 MB of RSS here and up to tens of ms on a gateway holding sessions, which every
+ * keystroke of every session waited behind. node-pty starts the program with posix_spawn (a
+ * vfork: nothing copied, whatever the gateway's size). A terminal merges stdout and stderr (both
+ * come back in `stdout`, and in `stderr` too when the program failed) and ends lines with CR LF
+ * (read back as LF). Never throws for a non-zero exit; bounded in time and in output.
+ */
+export function runOnPty(file: string, args: string[], o: { timeoutMs?: number } = {}): Promise<RunResult> {
+  const timeoutMs = o.timeoutMs ?? 5000;
+  return new Promise((resolve) => {
+    let out: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    let killed = false;
+    const finish = (code: number) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      const text = Buffer.concat(out).toString('utf8').replace(/\r\n/g, '\n');
+      out = [];
+      resolve({ code, stdout: text, stderr: code === 0 ? '' : text || (killed ? `killed after ${timeoutMs} ms or ${PTY_OUTPUT_MAX} bytes` : '') });
+    };
+    let p: ReturnType<typeof spawnPty>;
+    try {
+      p = spawnPty({ file, args, env: PLAIN_ENV, cwd: '/', cols: 200, rows: 50, term: 'dumb' });
+    } catch (e) {
+      resolve({ code: 1, stdout: '', stderr: (e as Error).message });
+      return;
+    }
+    const kill = () => {
+      killed = true;
+      try {
+        p.kill('SIGKILL');
+      } catch {
+        // gone already
+      }
+    };
+    const timer = setTimeout(kill, timeoutMs);
+    p.onData((d) => {
+      if (killed) return;
+      size += d.length;
+      if (size > PTY_OUTPUT_MAX) return kill();
+      out.push(d);
+    });
+    // node-pty reports the exit once the terminal is drained (or 200 ms after, if a process the
+    // program left behind holds it open).
+    p.onExit((code, signal) => finish(killed || signal ? 1 : code));
   });
 }

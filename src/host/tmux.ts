@@ -5,7 +5,7 @@ import type { Role, SandboxSpec } from '../store/roles.js';
 import type { OsAccount } from './account.js';
 import { sleep, systemClock, type Clock } from '../platform/clock.js';
 import { atUserPriority } from '../platform/priority.js';
-import { asAccount, runArgv, runAs, type RunResult } from './run.js';
+import { asAccount, runAs, runOnPty, type RunResult } from './run.js';
 import { sandboxed } from './sandbox.js';
 
 /** A pty program: it switches to the pair's account itself (tg-spawn-as, setpriv, bwrap), or runs as the gateway in development mode. */
@@ -192,8 +192,9 @@ export class TmuxHost {
   async run(pair: Pair, socket: string, args: string[], timeoutMs = 5000): Promise<RunResult> {
     if (this.socketState(pair, socket) !== 'socket') return { code: 1, stdout: '', stderr: 'not a tmux socket of this pair' };
     // With the pair's process limit too: a program on the socket can make this client run a command.
+    // On a pty: spawned without forking the gateway (runOnPty), as often as every intrusion check runs.
     const c = this.wrap(pair, ['-S', socket, ...args], false);
-    return runArgv(c.file, c.args, { timeoutMs });
+    return runOnPty(c.file, c.args, { timeoutMs });
   }
 
   /** Whether a tmux server of the pair answers on `socket`. */

@@ -1,6 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { TmuxHost, type Pair } from '../../src/host/tmux.js';
-import { asAccount } from '../../src/host/run.js';
+import { asAccount, runOnPty } from '../../src/host/run.js';
 import { lookupAccount } from '../../src/host/account.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -36,5 +37,32 @@ describe.skipIf(!isRoot)('starting a program as an account', () => {
     expect(sandboxed.file).toBe('/usr/bin/bwrap');
     expect(sandboxed.args.join(' ')).toContain('setpriv --reuid');
     expect(sandboxed.args.join(' ')).not.toContain('tg-spawn-as');
+  });
+});
+
+describe('runOnPty: short programs without forking the gateway', () => {
+  it("returns the program's output with LF line ends, its exit code, and its error text when it fails", async () => {
+    const ok = await runOnPty('/bin/sh', ['-c', 'printf "a b\\nc\\n"; echo to-stderr >&2']);
+    expect(ok).toEqual({ code: 0, stdout: 'a b\nc\nto-stderr\n', stderr: '' });
+    const failed = await runOnPty('/bin/sh', ['-c', 'echo no server running on /x >&2; exit 3']);
+    expect(failed).toEqual({ code: 3, stdout: 'no server running on /x\n', stderr: 'no server running on /x\n' });
+    const missing = await runOnPty('/nonexistent/tmux', []);
+    expect(missing.code).not.toBe(0);
+  });
+
+  it('ends a program that runs past its time, or prints without end, and one that leaves a process holding the terminal still returns', async () => {
+    const slow = await runOnPty('/bin/sleep', ['30'], { timeoutMs: 200 });
+    expect(slow.code).toBe(1);
+    expect(slow.stderr).toMatch(/killed after 200 ms/);
+    const flood = await runOnPty('/usr/bin/yes', [], { timeoutMs: 10_000 });
+    expect(flood.code).toBe(1);
+    expect(flood.stdout.length).toBeLessThanOrEqual(1024 * 1024);
+    // A daemon-like child keeps the terminal open: the result comes anyway, with what was printed.
+    try {
+      const left = await runOnPty('/bin/sh', ['-c', '(sleep 5.4321 &) ; echo parent-done'], { timeoutMs: 3000 });
+      expect(left).toMatchObject({ code: 0, stdout: 'parent-done\n' });
+    } finally {
+      spawnSync('pkill', ['-f', 'sleep 5.4321']);
+    }
   });
 });
