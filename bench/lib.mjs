@@ -103,7 +103,7 @@ export class Gateway {
   }
   async start() {
     this.config = path.join(this.dir, 'config.yaml');
-    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: ${process.env.TG_BENCH_LOG ?? 'warn'} }\nssh: ${this.ssh}\nsessions: { defaultShell: /bin/sh }\nisolation: ${this.pairs ? `{ pairAccounts: true, accountPrefix: tgb, homeBase: ${this.dir}/homes, uidMin: 64000, uidMax: 65999 }` : '{ pairAccounts: false, accountPrefix: tgb }'}\nmetrics: { enabled: true, port: 0 }\n${process.env.TG_BENCH_NICE !== undefined ? `nice: ${Number(process.env.TG_BENCH_NICE)}\n` : ''}${this.extraYaml}`);
+    writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: ${process.env.TG_BENCH_LOG ?? 'warn'} }\nssh: ${this.ssh}\nsessions: { defaultShell: /bin/sh${process.env.TG_BENCH_STARTS ? `, startsAtOnce: ${Number(process.env.TG_BENCH_STARTS)}` : ''} }\nisolation: ${this.pairs ? `{ pairAccounts: true, accountPrefix: tgb, homeBase: ${this.dir}/homes, uidMin: 64000, uidMax: 65999 }` : '{ pairAccounts: false, accountPrefix: tgb }'}\nmetrics: { enabled: true, port: 0 }\n${process.env.TG_BENCH_NICE !== undefined ? `nice: ${Number(process.env.TG_BENCH_NICE)}\n` : ''}${this.extraYaml}`);
     this.cli(['init']);
     this.cli(['role', 'add', 'bench', '--run-as', ACCOUNT, '--shell', '/bin/sh']);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);

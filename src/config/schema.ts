@@ -154,6 +154,15 @@ export const ConfigSchema = z
           .default('C.UTF-8'),
         /** A tmux server with no client for this long is killed and its socket removed. */
         dormantTimeout: duration('8h'),
+        /**
+         * How many sessions' tmux clients (and, on a first login, servers and shells) start at
+         * once; later ones wait their turn in arrival order. In a login storm the first users then
+         * have shells at once instead of everyone waiting as long as the last. 'auto': the CPUs
+         * this process may use, at least 2.
+         */
+        startsAtOnce: z.union([z.literal('auto'), z.number().int().min(1).max(1024)]).default('auto'),
+        /** The longest one start holds its turn: a start that hangs delays the others this long at most. */
+        startTurnMax: duration('250ms'),
       })
       .prefault({}),
     isolation: z

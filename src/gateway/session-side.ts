@@ -1,8 +1,10 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../platform/clock.js';
 import type { Random } from '../platform/random.js';
 import type { Metrics } from '../platform/metrics.js';
+import { StartGate } from '../session/start-gate.js';
 import type { Stores } from '../services/stores.js';
 import type { KeyProvider } from '../crypto/master-key.js';
 import type { Signer } from '../crypto/audit-key.js';
@@ -69,7 +71,15 @@ export function buildSessionLauncher(i: SessionSideInput): SessionSide {
     : null;
   const lifecycle = checkLifecycleConfig({ sessions: stores.sessions, recordings: stores.recordings, audit, metrics, clock, live, recorders });
   const settings = config.sessions;
-  const shells = new ShellStarter({ settings, host, clock, random, spawnPty, lifecycle, ...(i.cluster ? { cluster: i.cluster } : {}) });
+  const slots = settings.startsAtOnce === 'auto' ? Math.max(2, availableParallelism()) : settings.startsAtOnce;
+  const gate = new StartGate(slots, settings.startTurnMax, clock, metrics);
+  metrics.describe('session_starts_waiting', 'gauge', 'session starts waiting for their turn (sessions.startsAtOnce)');
+  metrics.gauge('session_starts_waiting', () => gate.queued);
+  metrics.describe('session_starts_running', 'gauge', 'session starts holding a turn: their tmux client has not drawn yet');
+  metrics.gauge('session_starts_running', () => gate.holding);
+  metrics.describe('session_start_turns_timed_out_total', 'counter', 'session starts whose turn ended at sessions.startTurnMax before their tmux client drew');
+  metrics.inc('session_start_turns_timed_out_total', 0);
+  const shells = new ShellStarter({ settings, host, clock, random, spawnPty, lifecycle, gate, ...(i.cluster ? { cluster: i.cluster } : {}) });
   const launcher = new SessionLauncher({
     shells,
     sharing: new Sharing({

@@ -17,6 +17,7 @@ import { clampSize, ShellSession, type TerminalChannel } from './shell-session.j
 import { normaliseTerm, shellEnv } from './env.js';
 import { SessionLifecycle, type SessionLifecycleConfig } from './lifecycle.js';
 import type { ConnectionInfo, Resizable, TerminalRequest } from './ports.js';
+import type { StartGate } from './start-gate.js';
 
 /** What starting a shell asks of the privilege boundary: the pair, its sandbox and its tmux server. */
 export interface ShellHost {
@@ -49,6 +50,8 @@ export interface ShellStartConfig {
   spawnPty: (o: PtySpawnOptions) => Pty;
   lifecycle: SessionLifecycleConfig;
   cluster?: ShellCluster;
+  /** Local tmux clients start in arrival order, a few at a time (absent: all at once). */
+  gate?: StartGate;
 }
 
 /** A pair's tmux client, ready to spawn: the pair, its environment and argv, and whether it starts the server. */
@@ -117,13 +120,31 @@ export class ShellStarter {
     const lifecycle = this.lifecycle(conn, { id, term, ...size }, { socketDir: pair.dir, devMode });
     // Recording first: no byte reaches the user before the encrypted recording exists (fail closed).
     if (!(await lifecycle.open())) return fail('recording failed: session not started', 'recording could not be created');
+    // Our turn to start the tmux client (and with it, for a first login, the server and shell).
+    const release = this.c.gate ? await this.c.gate.turn() : () => undefined;
     if (conn.closed()) {
+      release();
       lifecycle.end('client-disconnected', 'the client left');
       await lifecycle.whenClosed();
       return null;
     }
     const spawn = { file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term };
-    const shell = await this.run(conn, ch, lifecycle, spawn, this.c.spawnPty);
+    const shell = await this.run(conn, ch, lifecycle, spawn, (o) => {
+      // The turn ends when the client first draws, or exits; a spawn that throws ends it too.
+      let pty: Pty;
+      try {
+        pty = this.c.spawnPty(o);
+      } catch (e) {
+        release();
+        throw e;
+      }
+      pty.onData(release);
+      pty.onExit(release);
+      return pty;
+    }).catch((e: unknown) => {
+      release();
+      throw e;
+    });
     const clientPid = shell.pid;
     if (clientPid) this.track(pair, clientPid, shell.tty, starts, (fn) => shell.onEnd(fn));
     return shell;
