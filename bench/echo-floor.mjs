@@ -42,16 +42,18 @@ if (process.argv[2] === '--relay') {
   // At the gateway's priority (nice -5 by default, its children back at the start priority), as it runs.
   const { raiseGatewayPriority, atUserPriority } = await import(path.join(ROOT, 'dist/platform/priority.js'));
   raiseGatewayPriority(Number(process.env.TG_BENCH_NICE ?? -5));
+  // As the account, through the static tg-spawn-as, as the gateway starts its clients (the patched
+  // node-pty refuses uid/gid of its own).
+  const { spawnAsArgv } = await import(path.join(ROOT, 'dist/platform/pty.js'));
+  const as = spawnAsArgv({ uid: Number(uid), gid: Number(gid), nproc: null }, file, args);
   const spawnPty = () => {
     const p = atUserPriority(() =>
-      pty.spawn(file, args, {
+      pty.spawn(as.file, as.args, {
         name: 'xterm-256color',
         cols: 120,
         rows: 40,
         cwd: '/',
         encoding: null,
-        uid: Number(uid),
-        gid: Number(gid),
         env: { PATH: '/usr/bin:/bin', TERM: 'xterm-256color', HOME: '/' },
       }),
     );
@@ -249,6 +251,12 @@ async function driver() {
     // One sshd per cipher: its processes for the probe's connection are the sshd children.
     const sshds = {};
     const tmuxArgs = (name, conf) => ['-S', path.join(sockDir, name), '-f', conf, 'new-session', '-A', '-s', 'main'];
+    /** An in-process ssh2 client on `port` with cipher `c`, once its shell's prompt is up. */
+    const sshProbe = async (port, c, v) => {
+      const probe = await sshShell({ port, username: ACCOUNT, key: readFileSync(path.join((await confSshd).dir, 'id')), code: () => '', cipher: CIPHERS[c] });
+      await waitFor(() => PROMPT.test(probe.data), `${v} prompt`, 60_000);
+      return probe;
+    };
     for (const v of only) {
       const [kind, c] = v.split('/');
       const cipher = CIPHERS[c];
@@ -305,28 +313,14 @@ async function driver() {
         const hk = path.join(dir, `host-${c}`);
         execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hk]);
         const r = await nodeRelay('ssh', hk, CIPHERS[c], `n-${c}`);
-        const probe = await sshShell({
-          port: r.port,
-          username: ACCOUNT,
-          key: readFileSync(path.join((await confSshd).dir, 'id')),
-          code: () => '',
-          cipher: CIPHERS[c],
-        });
-        await waitFor(() => PROMPT.test(probe.data), `${v} prompt`, 60_000);
+        const probe = await sshProbe(r.port, c, v);
         variants.push({ name: v, probe, pids: () => [r.proc.pid] });
       } else if (kind === 'node-ssh2-link') {
         const hk = path.join(dir, `host-link-${c}`);
         execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hk]);
         const owner = await nodeRelay('ssh-owner', hk, '-', `l-${c}`);
         const front = await nodeRelay('ssh-front', hk, CIPHERS[c], `l-${c}-unused`, { TG_FLOOR_OWNER_PORT: String(owner.port) });
-        const probe = await sshShell({
-          port: front.port,
-          username: ACCOUNT,
-          key: readFileSync(path.join((await confSshd).dir, 'id')),
-          code: () => '',
-          cipher: CIPHERS[c],
-        });
-        await waitFor(() => PROMPT.test(probe.data), `${v} prompt`, 60_000);
+        const probe = await sshProbe(front.port, c, v);
         variants.push({ name: v, probe, pids: () => [front.proc.pid, owner.proc.pid] });
       } else if (kind === 'node-tls-link') {
         const hk = path.join(dir, `host-tls-${c}`);
@@ -338,14 +332,7 @@ async function driver() {
         const env = { TG_FLOOR_TLS: `${key},${cert}` };
         const owner = await nodeRelay('tls-owner', '-', '-', `tl-${c}`, env);
         const front = await nodeRelay('ssh-front', hk, CIPHERS[c], `tl-${c}-unused`, { ...env, TG_FLOOR_LINK: 'tls', TG_FLOOR_OWNER_PORT: String(owner.port) });
-        const probe = await sshShell({
-          port: front.port,
-          username: ACCOUNT,
-          key: readFileSync(path.join((await confSshd).dir, 'id')),
-          code: () => '',
-          cipher: CIPHERS[c],
-        });
-        await waitFor(() => PROMPT.test(probe.data), `${v} prompt`, 60_000);
+        const probe = await sshProbe(front.port, c, v);
         variants.push({ name: v, probe, pids: () => [front.proc.pid, owner.proc.pid] });
       } else if (kind === 'node-tcp') {
         const r = await nodeRelay('tcp', '-', '-', 't');
