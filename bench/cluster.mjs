@@ -6,12 +6,12 @@
 //           direct one (lands on node B, tmux server on B), probes taking turns key by key
 //   idle:   N idle sessions through HAProxy over the two nodes: RSS per node, sessions per node,
 //           PostgreSQL connections (pg_stat_activity) before and with the sessions
-// Usage: node bench/cluster.mjs [--quick] [--sessions N] [--logins N] [--only login,relay,idle]   (root)
+// Usage: node bench/cluster.mjs [--quick] [--sessions N] [--logins N] [--only login,relay,idle] [--stages]   (root)
 // Quick: 20 logins a side, 150 echo samples, 200 idle sessions. Full: 100, 400, 2,000.
 // Appends a dated table to RESULTS.md.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, openSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +28,10 @@ const arg = (name, dflt) => {
   return i > 0 ? process.argv[i + 1] : dflt;
 };
 const quick = process.argv.includes('--quick');
+// --stages: the nodes log at debug level, and the login section prints where each side's logins spend their time.
+// TG_BENCH_PGLOG=<file>: PostgreSQL logs every statement with its duration there (log_min_duration_statement=0).
+const stages = process.argv.includes('--stages');
+if (stages) process.env.TG_BENCH_LOG ??= 'debug';
 const only = arg('only', 'login,relay,idle').split(',');
 const LOGINS = Number(arg('logins', quick ? 20 : 100));
 const SAMPLES = quick ? 150 : 400;
@@ -89,7 +93,7 @@ class Cluster {
     execFileSync(asPg[0], [...asPg.slice(1), `${PG_BIN}/initdb`, '-D', data, '-U', 'tg', '--pwfile', path.join(pgDir, 'pw'), '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-sync'], { stdio: 'ignore' });
     this.pgPort = await freePort();
     // fsync on (the default): a deployment's store, not a test's. max_connections well above 2 nodes x pool + CLI.
-    this.pg = spawn(asPg[0], [...asPg.slice(1), `${PG_BIN}/postgres`, '-D', data, '-p', String(this.pgPort), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100'], { stdio: 'ignore' });
+    this.pg = spawn(asPg[0], [...asPg.slice(1), `${PG_BIN}/postgres`, '-D', data, '-p', String(this.pgPort), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100', ...(process.env.TG_BENCH_PGLOG ? ['-c', 'log_min_duration_statement=0', '-c', "log_line_prefix=%m [%p] "] : [])], { stdio: process.env.TG_BENCH_PGLOG ? ['ignore', 'ignore', openSync(process.env.TG_BENCH_PGLOG, 'w')] : 'ignore' });
     this.pgUrl = (db) => `postgres://tg:${pw}@127.0.0.1:${this.pgPort}/${db}`;
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -264,6 +268,33 @@ async function echoLatencies(probes, samples) {
   return lat;
 }
 
+/**
+ * Per login, from a node's debug log (JSON lines): ms from the client's spawn to the public key
+ * accepted, then to authenticated, to the session prepared, to session.start, and to the prompt
+ * the client saw; medians over the logins. `spans`: [user, wall-clock spawn, wall-clock prompt].
+ */
+function loginStages(log, spans) {
+  const byConn = new Map();
+  const connOf = new Map();
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const e = JSON.parse(line);
+    const t = typeof e.time === 'number' ? e.time : Date.parse(e.time);
+    if (e.msg === 'public key accepted; asking for TOTP') connOf.set(e.user, e.conn);
+    const id = e.conn ?? e.connId;
+    if (!id) continue;
+    const r = byConn.get(id) ?? {};
+    if (e.msg === 'public key accepted; asking for TOTP') r.key = t;
+    if (e.msg === 'authenticated') r.auth = t;
+    if (e.msg?.startsWith('session prepared')) r.prepared = t;
+    if (e.audit === 'session.start') r.start = t;
+    byConn.set(id, r);
+  }
+  const rows = spans.map(([user, w0, w1]) => ({ w0, w1, ...byConn.get(connOf.get(user)) })).filter((r) => r.key && r.auth && r.prepared && r.start);
+  const med = (f) => +pct(rows.map(f), 50).toFixed(1);
+  return [med((r) => r.key - r.w0), med((r) => r.auth - r.key), med((r) => r.prepared - r.auth), med((r) => r.start - r.prepared), med((r) => r.w1 - r.start)];
+}
+
 ensureAccount();
 const cl = new Cluster((only.includes('login') ? LOGINS : 0) + (only.includes('relay') ? 2 : 0) + (only.includes('idle') ? IDLE : 0));
 const single = only.includes('login') ? new Gateway(LOGINS, '', undefined, { pairs: false }) : null;
@@ -278,19 +309,33 @@ try {
 
   if (only.includes('login')) {
     const [c, g, s] = [[], [], []];
+    const spans = { cluster: [], single: [] }; // [user, wall-clock start, end] per login, for --stages
     for (let i = 0; i < LOGINS; i++) {
       let t0 = performance.now();
-      const a = await cl.login(next++);
+      let w0 = Date.now();
+      const a = await cl.login(next);
+      spans.cluster.push([`c${next++}`, w0, Date.now()]);
       c.push(performance.now() - t0);
       a.p.kill();
       t0 = performance.now();
+      w0 = Date.now();
       const b = await single.login(i);
+      spans.single.push([`u${i}`, w0, Date.now()]);
       g.push(performance.now() - t0);
       b.p.kill();
       t0 = performance.now();
       const d = await sshd.login(1000 + i);
       s.push(performance.now() - t0);
       d.p.kill();
+    }
+    if (stages) {
+      for (const [side, log] of [
+        ['cluster', cl.nodes.map((n) => n.log).join('\n')],
+        ['single', single.stdoutLog.join('')],
+      ]) {
+        console.log(`${side}: median ms of ${LOGINS} logins (spawn -> key accepted -> authenticated -> session prepared -> session.start -> prompt seen)`);
+        console.log('  ' + loginStages(log, spans[side]).join(' / '));
+      }
     }
     for (const p of [50, 99]) {
       const [cv, gv, sv] = [c, g, s].map((x) => +pct(x, p).toFixed(1));
