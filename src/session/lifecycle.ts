@@ -141,19 +141,15 @@ export class SessionLifecycle implements LiveHandle {
     };
   }
 
-  /** The session runs: audited, listed live (killable), ended with the lifecycle. Call before starting it. */
+  /**
+   * The session runs: audited, listed live (killable), ended with the lifecycle. Call before
+   * starting it. The start is on the record first: if it cannot be (the audit store failing), this
+   * rejects with the session still only opened, and the caller ends it (row and recording closed).
+   */
   async begin(handle: EndableSession): Promise<void> {
     if (this.state !== 'opened') throw new Error(`session ${this.facts.id}: begin() in state ${this.state}`);
     const { audit, metrics, live } = this.c;
     const f = this.facts;
-    this.handle = handle;
-    this.state = 'live';
-    this.wasLive = true;
-    this.recorder?.onFailure((e) => {
-      metrics.inc('recording_failures_total');
-      f.log.error({ err: e.message, session: f.id }, 'recording failed; ending the session');
-      this.end('recording-failed', 'recording failed: session ended');
-    });
     await audit.emit(f.user.name, {
       type: 'session.start',
       sessionId: f.id,
@@ -166,6 +162,16 @@ export class SessionLifecycle implements LiveHandle {
       rows: f.rows,
       socketDir: f.socketDir,
       ...(f.devMode ? { devMode: f.devMode } : {}),
+    });
+    if (this.state !== 'opened') throw new Error(`session ${this.facts.id}: ended while its start was audited`);
+    this.handle = handle;
+    this.state = 'live';
+    this.wasLive = true;
+    // A failure already met while the start was audited is reported now (onFailure replays it).
+    this.recorder?.onFailure((e) => {
+      metrics.inc('recording_failures_total');
+      f.log.error({ err: e.message, session: f.id }, 'recording failed; ending the session');
+      this.end('recording-failed', 'recording failed: session ended');
     });
     handle.onEnd((reason) => this.ended(reason));
     const recorder = this.recorder ? { recorder: this.recorder } : {};

@@ -145,8 +145,9 @@ export class ShellSession {
     return this.ended;
   }
 
-  /** Spawns the tmux client and wires it to the channel. */
+  /** Spawns the tmux client and wires it to the channel; a session already ended starts nothing. */
   start(channel: TerminalChannel): void {
+    if (this.ended) return;
     this.channel = channel;
     let pty: Pty;
     try {

@@ -145,6 +145,7 @@ export class ShellStarter {
       release();
       throw e;
     });
+    if (shell.pid === null) release(); // no client was started (the client left, or the session ended)
     const clientPid = shell.pid;
     if (clientPid) this.track(pair, clientPid, shell.tty, starts, (fn) => shell.onEnd(fn));
     return shell;
@@ -237,7 +238,14 @@ export class ShellStarter {
       return null;
     }
     const spawn = { file: `relay:${placed.node}`, args: [], cwd: '/', env: {}, cols: t.cols, rows: t.rows, term: t.term };
-    return this.run(conn, ch, lifecycle, spawn, () => lineLossTold(remote, placed.node));
+    // The relay's far end is closed when this session never uses it (its start not on the record, or the client gone).
+    let used = false;
+    const shell = await this.run(conn, ch, lifecycle, spawn, () => ((used = true), lineLossTold(remote, placed.node))).catch((e: unknown) => {
+      remote.kill();
+      throw e;
+    });
+    if (!used) remote.kill();
+    return shell;
   }
 
   private lifecycle(
@@ -272,12 +280,23 @@ export class ShellStarter {
       },
       { clock, logger: conn.log.child({ session: id }), spawnPty },
     );
-    await lifecycle.begin(shell);
+    try {
+      await lifecycle.begin(shell);
+    } catch (e) {
+      // The start could not be put on the record: no client starts, and the row and the
+      // recording are closed now rather than at the next restart.
+      lifecycle.end('spawn-failed', 'the session could not be started');
+      await lifecycle.whenClosed();
+      throw e;
+    }
     // The channel is closed with its last words queued; OpenSSH leaves once its channel is
     // gone. Ending the connection at once could drop those words, so only a stuck client
     // is cut off, after a grace period.
     lifecycle.onEnd(() => conn.endSoon());
-    shell.start(ch);
+    // The client may have left while the start was audited (its close is not heard again), or
+    // the recording failed meanwhile: then no tmux client is started for nobody.
+    if (conn.closed()) lifecycle.end('client-disconnected', 'the client left');
+    if (lifecycle.endReason === null) shell.start(ch);
     return shell;
   }
 }

@@ -72,7 +72,7 @@ function world() {
   const ptys: FakePty[] = [];
   const audit: AuditEvent[] = [];
   const ended: { id: string; reason: string }[] = [];
-  const faults = { spawn: 0, audit: 0 };
+  const faults: { spawn: number; audit: number; hold: Promise<void> | null } = { spawn: 0, audit: 0, hold: null };
   const spawnPty = (_o: PtySpawnOptions): Pty => {
     if (faults.spawn > 0) {
       faults.spawn--;
@@ -87,6 +87,7 @@ function world() {
     recordings: { finish: async () => undefined },
     audit: {
       emit: async (_actor, e) => {
+        if (e.type === 'session.start' && faults.hold) await faults.hold;
         if (e.type === 'session.start' && faults.audit > 0) {
           faults.audit--;
           throw new Error('audit store unavailable');
@@ -232,10 +233,32 @@ describe('session start turns, through the shell start', () => {
     expect(a.outcome()).toBe('threw: audit store unavailable');
     expect(w.ptys).toHaveLength(0);
     expect(w.gate.holding).toBe(0);
+    // Its row is ended now (it stayed open until the next restart), with no start on the record.
+    expect(w.ended.map((e) => e.reason)).toEqual(['spawn-failed']);
+    expect(w.audit.filter((e) => e.type === 'session.start')).toEqual([]);
     const b = w.login('bob');
     await settle();
     expect(w.ptys).toHaveLength(1);
     expect(b.outcome()).toBe('running');
+  });
+
+  it('a client that leaves while its start is being audited gets no tmux client; the row ends and the turn is free', async () => {
+    const w = world();
+    let letGo = () => {};
+    w.faults.hold = new Promise((r) => (letGo = r));
+    const a = w.login('alice');
+    await settle();
+    expect(w.gate.holding).toBe(1); // alice's turn, her start waiting on the audit
+    a.leave();
+    letGo();
+    await settle();
+    expect(w.ptys).toHaveLength(0);
+    expect(w.ended.map((e) => e.reason)).toEqual(['client-disconnected']);
+    expect(w.gate.holding).toBe(0);
+    w.faults.hold = null;
+    const b = w.login('bob');
+    await settle();
+    expect([w.ptys.length, b.outcome()]).toEqual([1, 'running']);
   });
 
   it('many starts that fail one way or another leave every turn free', async () => {
