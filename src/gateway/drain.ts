@@ -8,7 +8,7 @@ export interface DrainConfig {
   front: { stopAccepting(): Promise<void>; destroyAll(): void };
   /** Work begun at start that must settle first (the tmux reconcile). */
   started: Promise<unknown>;
-  live: Pick<SessionRegistry, 'endAll' | 'drain'>;
+  live: Pick<SessionRegistry, 'shutDown' | 'drain'>;
   /** Paces the pause that lets last words reach clients: real time. */
   realTime: Clock;
   /** Stops periodic work, the enforcer and the metrics endpoint. */
@@ -34,7 +34,7 @@ export function makeDrain(c: DrainConfig): (reason?: string) => Promise<void> {
     closing ??= (async () => {
       const stopped = c.front.stopAccepting();
       await c.started;
-      const n = c.live.endAll('gateway-shutdown', 'the gateway is restarting; reconnect in a moment');
+      const n = c.live.shutDown('gateway-shutdown', 'the gateway is restarting; reconnect in a moment');
       // Give channel close messages a moment to reach the clients before sockets go.
       await sleep(c.realTime, n ? 100 : 0);
       await c.live.drain(); // every recording sealed before the store closes

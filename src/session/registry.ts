@@ -26,6 +26,7 @@ export interface LiveSession {
 export class SessionRegistry {
   private readonly byId = new Map<string, LiveSession>();
   private readonly tasks = new Set<Promise<unknown>>();
+  private endedWith: [EndReason, string] | null = null;
   /** Read-only watchers of shared sessions, by a random id. */
   readonly viewers = new Map<string, { viewerId: number; viewer: string; ownerUserId: number; ownerRoleId: number; shell: ShellSession }>();
 
@@ -40,9 +41,15 @@ export class SessionRegistry {
     while (this.tasks.size) await Promise.allSettled([...this.tasks]);
   }
 
+  /**
+   * A session going live. After shutDown (the gateway stopping) it is ended at once with the same
+   * words: a start that was in flight then (waiting its turn, or writing its rows) does not run on
+   * past the drain.
+   */
   add(s: LiveSession): void {
     this.byId.set(s.id, s);
     s.shell.onEnd(() => this.byId.delete(s.id));
+    if (this.endedWith) s.shell.end(...this.endedWith);
   }
 
   get(id: string): LiveSession | undefined {
@@ -55,6 +62,12 @@ export class SessionRegistry {
 
   get size(): number {
     return this.byId.size;
+  }
+
+  /** The gateway stops: ends every live session, and from now on every one that goes live. */
+  shutDown(reason: EndReason, message: string): number {
+    this.endedWith = [reason, message];
+    return this.endAll(reason, message);
   }
 
   /** Ends every live session with the same reason and message. */

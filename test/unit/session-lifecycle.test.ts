@@ -401,13 +401,31 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
     const h = harness();
     const a = await running(h);
     const b = await running(h);
-    expect(h.live.endAll('gateway-shutdown', 'the gateway is restarting; reconnect in a moment')).toBe(2);
+    // A start still in flight (its turn, its rows) when the shutdown begins.
+    const late = new SessionLifecycle(h.config, h.facts());
+    expect(await late.open()).toBe(true);
+    expect(h.live.shutDown('gateway-shutdown', 'the gateway is restarting; reconnect in a moment')).toBe(2);
+    // It goes live after: it is ended at once, its recording sealed with the others.
+    const lateShell = new FakeShell();
+    await late.begin(lateShell);
     await h.live.drain();
-    expect(h.recRows.finished.map((r) => r.state)).toEqual(['sealed', 'sealed']);
-    expect([a.shell.told, b.shell.told].flat()).toEqual([
+    expect(h.live.size).toBe(0);
+    expect(h.recRows.finished.map((r) => r.state)).toEqual(['sealed', 'sealed', 'sealed']);
+    expect([a.shell.told, b.shell.told, lateShell.told].flat()).toEqual([
+      'gateway-shutdown: the gateway is restarting; reconnect in a moment',
       'gateway-shutdown: the gateway is restarting; reconnect in a moment',
       'gateway-shutdown: the gateway is restarting; reconnect in a moment',
     ]);
-    expect(h.of('session.end').map((x) => x.reason)).toEqual(['gateway-shutdown', 'gateway-shutdown']);
+    expect(h.of('session.end').map((x) => x.reason)).toEqual(['gateway-shutdown', 'gateway-shutdown', 'gateway-shutdown']);
+  });
+
+  it('ending every session for another cause (off-box evidence lagging) does not refuse the sessions after it', async () => {
+    const h = harness();
+    await running(h);
+    expect(h.live.endAll('evidence-lag', 'off-box evidence is behind')).toBe(1);
+    await h.live.drain();
+    const after = await running(h);
+    expect(after.shell.told).toEqual([]);
+    expect(h.live.size).toBe(1);
   });
 });
