@@ -129,19 +129,7 @@ export class ShellStarter {
       return null;
     }
     const spawn = { file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term };
-    const shell = await this.run(conn, ch, lifecycle, spawn, (o) => {
-      // The turn ends when the client first draws, or exits; a spawn that throws ends it too.
-      let pty: Pty;
-      try {
-        pty = this.c.spawnPty(o);
-      } catch (e) {
-        release();
-        throw e;
-      }
-      pty.onData(release);
-      pty.onExit(release);
-      return pty;
-    }).catch((e: unknown) => {
+    const shell = await this.run(conn, ch, lifecycle, spawn, this.spawnInTurn(release)).catch((e: unknown) => {
       release();
       throw e;
     });
@@ -160,9 +148,27 @@ export class ShellStarter {
     const size = clampSize(r.cols, r.rows);
     const term = normaliseTerm(r.term, this.c.settings.defaultTerm);
     const { pair, env, cmd, starts } = await this.prepareLocal({ ...r, ...size, term, clientEnv: {} });
-    const pty = this.c.spawnPty({ file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term });
+    // In turn with this node's own logins: a storm of relayed logins starts its clients in order too.
+    const release = this.c.gate ? await this.c.gate.turn() : () => undefined;
+    const pty = this.spawnInTurn(release)({ file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term });
     if (pty.pid) this.track(pair, pty.pid, pty.tty, starts, (fn) => pty.onExit(() => fn()));
     return pty;
+  }
+
+  /** Spawns a tmux client whose first drawing, or exit, ends the start's turn; a spawn that throws ends it too. */
+  private spawnInTurn(release: () => void): (o: PtySpawnOptions) => Pty {
+    return (o) => {
+      let pty: Pty;
+      try {
+        pty = this.c.spawnPty(o);
+      } catch (e) {
+        release();
+        throw e;
+      }
+      pty.onData(release);
+      pty.onExit(release);
+      return pty;
+    };
   }
 
   /** The pair (account, directories, conf; a sandbox that cannot be set up refuses here) and its client's argv. */

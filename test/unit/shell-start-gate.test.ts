@@ -160,7 +160,14 @@ function world() {
     );
     return { user, outcome: () => outcome, leave: () => void (closed = true) };
   };
-  return { clock, gate, ptys, audit, ended, faults, login };
+  /** The owning node's side of a relayed login: a local client for a session another node records. */
+  const relayed = (name: string) => {
+    const user: User = { id: ++users, name, defaultRoleId: null, disabled: false, createdAt: 0 };
+    let pty: Pty | null = null;
+    void shells.attachForRelay({ user, role, sessionId: `s_${name}`, term: 'xterm', cols: 80, rows: 24, log: silentLogger() }).then((p) => (pty = p));
+    return { pty: () => pty };
+  };
+  return { clock, gate, ptys, audit, ended, faults, login, relayed };
 }
 
 /** Lets every start in flight go as far as it can (microtasks and the fakes' promises; no timers). */
@@ -259,6 +266,21 @@ describe('session start turns, through the shell start', () => {
     const b = w.login('bob');
     await settle();
     expect([w.ptys.length, b.outcome()]).toEqual([1, 'running']);
+  });
+
+  it("the owning node's client for a relayed login takes its turn with the node's own logins", async () => {
+    const w = world();
+    w.login('alice');
+    await settle();
+    const r = w.relayed('dave');
+    await settle();
+    expect([w.ptys.length, r.pty(), w.gate.queued]).toEqual([1, null, 1]);
+    w.ptys[0]!.draw();
+    await settle();
+    expect(w.ptys).toHaveLength(2);
+    expect(r.pty()).toBe(w.ptys[1]);
+    w.ptys[1]!.draw();
+    expect([w.gate.holding, w.gate.queued]).toEqual([0, 0]);
   });
 
   it('many starts that fail one way or another leave every turn free', async () => {
