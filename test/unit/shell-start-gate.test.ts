@@ -12,6 +12,7 @@ import type { SessionLifecycleConfig } from '../../src/session/lifecycle.js';
 import type { TerminalChannel } from '../../src/session/shell-session.js';
 import type { ConnectionInfo } from '../../src/session/ports.js';
 import { ShellStarter, type ShellHost } from '../../src/session/shell-start.js';
+import { roleRow } from '../helpers/recording.js';
 
 // Every way a start's turn can end, through ShellStarter.start on fakes (no pty, no tmux, no
 // store): whatever happens between the turn and the tmux client's first draw, the turn comes
@@ -49,22 +50,7 @@ class FakePty implements Pty {
   }
 }
 
-const role: Role = {
-  id: 7,
-  name: 'ops',
-  kind: 'shell',
-  viewOf: null,
-  runAs: null,
-  allowRoot: false,
-  shell: null,
-  idleTimeoutMs: null,
-  idleWarningMs: null,
-  maxSessionMs: null,
-  recordInput: false,
-  tmuxOptions: {},
-  createdAt: 0,
-  sandbox: null,
-};
+const role: Role = roleRow(7, 'ops');
 
 function world() {
   const clock = new FakeClock();
