@@ -52,8 +52,8 @@ export function runRoot(file: string, args: string[], timeoutMs = 15_000): Promi
   return runArgv(file, args, { timeoutMs, env: { ...PLAIN_ENV, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' } });
 }
 
-/** Runs an argv built elsewhere (already switched to an account) with a timeout and a plain environment. */
-export function runArgv(file: string, args: string[], o: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
+/** Runs an argv (already switched to an account, or root's) with execFile, a timeout and a plain environment: runAs and runRoot. */
+function runArgv(file: string, args: string[], o: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
   const timeoutMs = o.timeoutMs ?? 5000;
   const env = o.env ?? PLAIN_ENV;
   return new Promise((resolve) => {
