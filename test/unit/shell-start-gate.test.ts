@@ -161,6 +161,13 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 }
 
+/** A later login (bob's) gets its turn at once and the only tmux client: nothing is left holding one. */
+async function nextLoginRuns(w: ReturnType<typeof world>): Promise<void> {
+  const b = w.login('bob');
+  await settle();
+  expect([w.ptys.length, b.outcome()]).toEqual([1, 'running']);
+}
+
 describe('session start turns, through the shell start', () => {
   it('a single login is not held: its client spawns at once and its first drawing ends the turn', async () => {
     const w = world();
@@ -212,10 +219,7 @@ describe('session start turns, through the shell start', () => {
     await settle();
     expect(a.outcome()).toBe('running'); // the session reports spawn-failed to its user and ends
     expect(w.gate.holding).toBe(0);
-    const b = w.login('bob');
-    await settle();
-    expect(w.ptys).toHaveLength(1);
-    expect(b.outcome()).toBe('running');
+    await nextLoginRuns(w);
   });
 
   it('a start whose session.start cannot be audited ends its turn (and starts no client)', async () => {
@@ -229,10 +233,7 @@ describe('session start turns, through the shell start', () => {
     // Its row is ended now (it stayed open until the next restart), with no start on the record.
     expect(w.ended.map((e) => e.reason)).toEqual(['spawn-failed']);
     expect(w.audit.filter((e) => e.type === 'session.start')).toEqual([]);
-    const b = w.login('bob');
-    await settle();
-    expect(w.ptys).toHaveLength(1);
-    expect(b.outcome()).toBe('running');
+    await nextLoginRuns(w);
   });
 
   it('a client that leaves while its start is being audited gets no tmux client; the row ends and the turn is free', async () => {
@@ -249,9 +250,7 @@ describe('session start turns, through the shell start', () => {
     expect(w.ended.map((e) => e.reason)).toEqual(['client-disconnected']);
     expect(w.gate.holding).toBe(0);
     w.faults.hold = null;
-    const b = w.login('bob');
-    await settle();
-    expect([w.ptys.length, b.outcome()]).toEqual([1, 'running']);
+    await nextLoginRuns(w);
   });
 
   it("the owning node's client for a relayed login takes its turn with the node's own logins", async () => {
