@@ -20,6 +20,7 @@ import type { RecordingSink } from './recording/sink.js';
 import { loadHostKey, knownHostsLine } from './auth/host-key.js';
 import { effectiveAlgorithms, ssh2Algorithms } from './crypto/algorithms.js';
 import { FrontDoor, normaliseAddr } from './ssh/front-door.js';
+import { warmUpSsh } from './ssh/warm-up.js';
 import { GatewayConnection, type ConnectionDeps } from './ssh/connection.js';
 import { SessionRegistry } from './session/registry.js';
 import { spawnPty, type Pty, type PtySpawnOptions } from './platform/pty.js';
@@ -80,16 +81,16 @@ async function devMode(roles: RoleRepo, host: Host): Promise<boolean> {
   return (await roles.list()).some((r) => r.kind === 'shell' && host.devMode(r));
 }
 
-/** The ssh2 server with the configured algorithms, keepalive and banner. */
-function sshServer(config: Config, hostKey: Buffer | string): ssh2.Server {
-  return new ssh2.Server({
+/** The ssh2 server's options: the configured algorithms, keepalive and banner. */
+function sshServerConfig(config: Config, hostKey: Buffer | string): ssh2.ServerConfig {
+  return {
     hostKeys: [hostKey],
     algorithms: ssh2Algorithms(effectiveAlgorithms(config.ssh.algorithms)),
     ident: 'tmuxgate',
     keepaliveInterval: config.ssh.keepaliveInterval,
     keepaliveCountMax: config.ssh.keepaliveCountMax,
     ...(config.ssh.banner ? { banner: config.ssh.banner } : {}),
-  } as ssh2.ServerConfig);
+  } as ssh2.ServerConfig;
 }
 
 /**
@@ -208,7 +209,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     sessions: (conn) => launcher.forConnection(conn),
   };
 
-  const server = sshServer(config, hostKey.privateKey);
+  const serverConfig = sshServerConfig(config, hostKey.privateKey);
+  const server = new ssh2.Server(serverConfig);
   const front = new FrontDoor(
     {
       maxStartups: config.ssh.maxStartups,
@@ -232,6 +234,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   });
   server.on('error', (e: Error) => logger.warn({ err: e.message }, 'ssh server error'));
 
+  // The first user after a start does not wait for ssh2's code to compile (warm-up.ts).
+  logger.debug(await warmUpSsh(serverConfig), 'ssh warmed up');
   const addr = await front.listen(config.listen.host, config.listen.port);
   // Live tmux servers are adopted after the door opens: a pair's directory is the pair's to fill,
   // so its cost must never keep everyone out. A login meanwhile adopts its own pair's server.
