@@ -18,6 +18,7 @@ import { normaliseTerm, shellEnv } from './env.js';
 import { SessionLifecycle, type SessionLifecycleConfig } from './lifecycle.js';
 import type { ConnectionInfo, Resizable, TerminalRequest } from './ports.js';
 import type { StartGate } from './start-gate.js';
+import { EarlyClient } from './early-client.js';
 
 /** What starting a shell asks of the privilege boundary: the pair, its sandbox and its tmux server. */
 export interface ShellHost {
@@ -64,8 +65,9 @@ interface LocalClient {
 
 /**
  * Starts (or reattaches) a user's (role, user) tmux session on an accepted shell channel: the
- * pair and its server first, then the session's lifecycle (row and recording, fail closed), then
- * the tmux client in a pty.
+ * pair first; then, in its turn, the tmux client in a pty, whose output is held while the
+ * session's lifecycle is put on the record (row, recording and session.start: fail closed);
+ * then the session takes the client and the user sees it.
  */
 export class ShellStarter {
   private readonly c: ShellStartConfig;
@@ -118,25 +120,26 @@ export class ShellStarter {
     const devMode = host.devMode(role);
     if (devMode) ch.write(Buffer.from('tmuxgate: development mode: sessions are not isolated (the gateway is not running as root)\r\n'));
     const lifecycle = this.lifecycle(conn, { id, term, ...size }, { socketDir: pair.dir, devMode });
-    // Recording first: no byte reaches the user before the encrypted recording exists (fail closed).
-    if (!(await lifecycle.open())) return fail('recording failed: session not started', 'recording could not be created');
     // Our turn to start the tmux client (and with it, for a first login, the server and shell).
     const release = this.c.gate ? await this.c.gate.turn() : () => undefined;
     if (conn.closed()) {
       release();
-      lifecycle.end('client-disconnected', 'the client left');
-      await lifecycle.whenClosed();
       return null;
     }
+    // The client starts now and draws while the session is put on the record; what it prints
+    // is held until then (early-client.ts). Known to the intrusion check from its first moment.
     const spawn = { file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term };
-    const shell = await this.run(conn, ch, lifecycle, spawn, this.spawnInTurn(release)).catch((e: unknown) => {
-      release();
-      throw e;
-    });
-    if (shell.pid === null) release(); // no client was started (the client left, or the session ended)
-    const clientPid = shell.pid;
-    if (clientPid) this.track(pair, clientPid, shell.tty, starts, (fn) => shell.onEnd(fn));
-    return shell;
+    const early = EarlyClient.spawn(this.spawnInTurn(release), spawn);
+    if (early.pid) this.track(pair, early.pid, early.tty, starts, (fn) => early.onExited(fn));
+    try {
+      // Recording first: no byte reaches the user before the encrypted recording exists (fail closed).
+      if (!(await lifecycle.open())) return fail('recording failed: session not started', 'recording could not be created');
+      const shell = await this.run(conn, ch, lifecycle, spawn, () => early.take());
+      if (shell.pid === null) release(); // no client was taken (the client left, or the session ended)
+      return shell;
+    } finally {
+      early.discard(); // unless the session took it
+    }
   }
 
   /**

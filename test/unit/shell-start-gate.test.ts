@@ -46,7 +46,9 @@ class FakePty implements Pty {
   pause(): void {}
   resume(): void {}
   kill(): void {
+    if (this.killed) return;
     this.killed = true;
+    this.exit(129); // a killed client exits (SIGHUP)
   }
 }
 
@@ -59,6 +61,8 @@ function world() {
   const audit: AuditEvent[] = [];
   const ended: { id: string; reason: string }[] = [];
   const faults: { spawn: number; audit: number; hold: Promise<void> | null } = { spawn: 0, audit: 0, hold: null };
+  /** What each user's channel was sent, in order ("alice:$ "). */
+  const shown: string[] = [];
   const spawnPty = (_o: PtySpawnOptions): Pty => {
     if (faults.spawn > 0) {
       faults.spawn--;
@@ -132,7 +136,7 @@ function world() {
       endSoon: () => undefined,
     };
     const ch: TerminalChannel = {
-      write: () => true,
+      write: (d: Buffer) => (shown.push(`${name}:${d.toString()}`), true),
       onceDrain: () => undefined,
       onData: () => undefined,
       onClose: () => undefined,
@@ -153,7 +157,7 @@ function world() {
     void shells.attachForRelay({ user, role, sessionId: `s_${name}`, term: 'xterm', cols: 80, rows: 24, log: silentLogger() }).then((p) => (pty = p));
     return { pty: () => pty };
   };
-  return { clock, gate, ptys, audit, ended, faults, login, relayed };
+  return { clock, gate, ptys, audit, ended, faults, shown, login, relayed };
 }
 
 /** Lets every start in flight go as far as it can (microtasks and the fakes' promises; no timers). */
@@ -161,11 +165,11 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 }
 
-/** A later login (bob's) gets its turn at once and the only tmux client: nothing is left holding one. */
+/** A later login (bob's) gets its turn at once and the only live tmux client: nothing is left holding one. */
 async function nextLoginRuns(w: ReturnType<typeof world>): Promise<void> {
   const b = w.login('bob');
   await settle();
-  expect([w.ptys.length, b.outcome()]).toEqual([1, 'running']);
+  expect([w.ptys.filter((p) => !p.killed).length, b.outcome()]).toEqual([1, 'running']);
 }
 
 describe('session start turns, through the shell start', () => {
@@ -193,7 +197,7 @@ describe('session start turns, through the shell start', () => {
     expect(b.outcome()).toBe('running');
   });
 
-  it('a connection that left while waiting takes its turn and gives it back at once: no client, no audit of a start, the row ended', async () => {
+  it('a connection that left while waiting takes its turn and gives it back at once: no client, no row, no audit of a start', async () => {
     const w = world();
     w.login('alice');
     await settle();
@@ -208,7 +212,7 @@ describe('session start turns, through the shell start', () => {
     expect(c.outcome()).toBe('running');
     expect(w.ptys).toHaveLength(2); // alice's and carol's clients; none for mallory
     expect(w.audit.filter((e) => e.type === 'session.start').map((e) => (e as { user: string }).user)).toEqual(['alice', 'carol']);
-    expect(w.ended.map((e) => e.reason)).toEqual(['client-disconnected']);
+    expect(w.ended).toEqual([]); // mallory's session was never written: it never started
     expect([w.gate.holding, w.gate.queued]).toEqual([1, 0]);
   });
 
@@ -222,13 +226,15 @@ describe('session start turns, through the shell start', () => {
     await nextLoginRuns(w);
   });
 
-  it('a start whose session.start cannot be audited ends its turn (and starts no client)', async () => {
+  it('a start whose session.start cannot be audited ends its turn; its client, started early, is killed having shown nothing', async () => {
     const w = world();
     w.faults.audit = 1;
     const a = w.login('alice');
+    w.ptys[0]?.draw();
     await settle();
     expect(a.outcome()).toBe('threw: audit store unavailable');
-    expect(w.ptys).toHaveLength(0);
+    expect(w.ptys.map((p) => p.killed)).toEqual([true]);
+    expect(w.shown).toEqual([]);
     expect(w.gate.holding).toBe(0);
     // Its row is ended now (it stayed open until the next restart), with no start on the record.
     expect(w.ended.map((e) => e.reason)).toEqual(['spawn-failed']);
@@ -236,7 +242,7 @@ describe('session start turns, through the shell start', () => {
     await nextLoginRuns(w);
   });
 
-  it('a client that leaves while its start is being audited gets no tmux client; the row ends and the turn is free', async () => {
+  it('a client that leaves while its start is being audited: its early tmux client is killed, the row ends and the turn is free', async () => {
     const w = world();
     let letGo = () => {};
     w.faults.hold = new Promise((r) => (letGo = r));
@@ -246,11 +252,32 @@ describe('session start turns, through the shell start', () => {
     a.leave();
     letGo();
     await settle();
-    expect(w.ptys).toHaveLength(0);
+    expect(w.ptys.map((p) => p.killed)).toEqual([true]);
+    expect(w.shown).toEqual([]);
     expect(w.ended.map((e) => e.reason)).toEqual(['client-disconnected']);
     expect(w.gate.holding).toBe(0);
     w.faults.hold = null;
     await nextLoginRuns(w);
+  });
+
+  it('a client started early draws while the start is put on the record; the user sees it only after session.start', async () => {
+    const w = world();
+    let letGo = () => {};
+    w.faults.hold = new Promise((r) => (letGo = r));
+    const a = w.login('alice');
+    await settle();
+    expect(w.ptys).toHaveLength(1); // spawned before the audit event is written
+    w.ptys[0]!.draw();
+    expect(w.gate.holding).toBe(0); // its first drawing ends the turn, as before
+    await settle();
+    expect([w.shown, w.audit.filter((e) => e.type === 'session.start')]).toEqual([[], []]);
+    letGo();
+    await settle();
+    expect(a.outcome()).toBe('running');
+    expect(w.audit.filter((e) => e.type === 'session.start')).toHaveLength(1);
+    expect(w.shown).toEqual(['alice:$ ']);
+    w.ptys[0]!.draw();
+    expect(w.shown).toEqual(['alice:$ ', 'alice:$ ']);
   });
 
   it("the owning node's client for a relayed login takes its turn with the node's own logins", async () => {
