@@ -1,7 +1,53 @@
+import { systemClock, type Clock } from '../platform/clock.js';
 import type { Pty, PtySpawnOptions } from '../platform/pty.js';
 
 /** What a held client may keep in memory before its pty is paused (tmux's first screen is a few KB). */
 export const MAX_HELD_BYTES = 64 * 1024;
+
+/** How long a tmux client told to go (SIGHUP: tmux detaches it in milliseconds) may linger before it is killed outright. */
+export const KILL_GRACE_MS = 5_000;
+
+/**
+ * The pty, whose program is killed outright (SIGKILL) when it has not exited `KILL_GRACE_MS`
+ * after it was told to go. A pair's tmux server can make its client exec any program of the
+ * user's (`detach-client -E`, or a fake server's MSG_SHELL), which can ignore SIGHUP: such a
+ * program would otherwise run on in a pty the gateway holds, and, since a client stays known to
+ * the intrusion check (by pid, ancestry and tty) until its process exits, anything it started
+ * could attach to the pair's server unrecorded and never be taken for an intruder; the server
+ * would never be reaped nor a cluster claim released. Real time: process latency, not policy.
+ */
+export function withKillGrace(pty: Pty, realTime: Clock): Pty {
+  let exited = false;
+  let cancel: (() => void) | null = null;
+  pty.onExit(() => {
+    exited = true;
+    cancel?.();
+    cancel = null;
+  });
+  return {
+    pid: pty.pid,
+    tty: pty.tty,
+    onData: (fn) => pty.onData(fn),
+    onExit: (fn) => pty.onExit(fn),
+    write: (d) => pty.write(d),
+    resize: (c, r) => pty.resize(c, r),
+    pause: () => pty.pause(),
+    resume: () => pty.resume(),
+    kill: (signal) => {
+      pty.kill(signal); // throws when the process is gone already: then its exit is on its way
+      if (exited || cancel || signal === 'SIGKILL') return;
+      cancel = realTime.setTimeout(() => {
+        cancel = null;
+        if (exited) return;
+        try {
+          pty.kill('SIGKILL');
+        } catch {
+          /* gone meanwhile */
+        }
+      }, KILL_GRACE_MS);
+    },
+  };
+}
 
 /**
  * A session's tmux client started while the session is still being put on the record (its row,
@@ -17,7 +63,8 @@ export const MAX_HELD_BYTES = 64 * 1024;
  * order, followed by the client's exit if it came meanwhile. A session that never takes it (the
  * record could not be written, the client left, the session ended) must `discard` it, which
  * kills it. A spawn that threw is kept and thrown again by `take`, so the session reports it as
- * it reports any spawn failure.
+ * it reports any spawn failure. A client told to go that does not is killed outright
+ * (withKillGrace), whether it was discarded or its session ended.
  */
 export class EarlyClient {
   private readonly held: Buffer[] = [];
@@ -54,9 +101,9 @@ export class EarlyClient {
   }
 
   /** Starts the client now; a spawn that throws is kept for `take`. */
-  static spawn(spawnPty: (o: PtySpawnOptions) => Pty, o: PtySpawnOptions): EarlyClient {
+  static spawn(spawnPty: (o: PtySpawnOptions) => Pty, o: PtySpawnOptions, realTime: Clock = systemClock): EarlyClient {
     try {
-      return new EarlyClient(spawnPty(o), null);
+      return new EarlyClient(withKillGrace(spawnPty(o), realTime), null);
     } catch (e) {
       return new EarlyClient(null, e);
     }

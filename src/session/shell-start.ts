@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/schema.js';
-import type { Clock } from '../platform/clock.js';
+import { systemClock, type Clock } from '../platform/clock.js';
 import type { Random } from '../platform/random.js';
 import { requireDeps } from '../platform/check-deps.js';
 import { newId } from '../platform/ids.js';
@@ -18,7 +18,7 @@ import { normaliseTerm, shellEnv } from './env.js';
 import { SessionLifecycle, type SessionLifecycleConfig } from './lifecycle.js';
 import type { ConnectionInfo, Resizable, TerminalRequest } from './ports.js';
 import type { StartGate } from './start-gate.js';
-import { EarlyClient } from './early-client.js';
+import { EarlyClient, withKillGrace } from './early-client.js';
 
 /** What starting a shell asks of the privilege boundary: the pair, its sandbox and its tmux server. */
 export interface ShellHost {
@@ -53,6 +53,8 @@ export interface ShellStartConfig {
   cluster?: ShellCluster;
   /** Local tmux clients start in arrival order, a few at a time (absent: all at once). */
   gate?: StartGate;
+  /** Real time, for how long a tmux client told to go may linger (early-client.ts withKillGrace); the system's by default. */
+  realTime?: Clock;
 }
 
 /** A pair's tmux client, ready to spawn: the pair, its environment and argv, and whether it starts the server. */
@@ -129,7 +131,7 @@ export class ShellStarter {
     // The client starts now and draws while the session is put on the record; what it prints
     // is held until then (early-client.ts). Known to the intrusion check from its first moment.
     const spawn = { file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term };
-    const early = EarlyClient.spawn(this.spawnInTurn(release), spawn);
+    const early = EarlyClient.spawn(this.spawnInTurn(release), spawn, this.c.realTime ?? systemClock);
     if (early.pid) this.track(pair, early.pid, early.tty, starts, (fn) => early.onExited(fn));
     try {
       // Recording first: no byte reaches the user before the encrypted recording exists (fail closed).
@@ -153,7 +155,9 @@ export class ShellStarter {
     const { pair, env, cmd, starts } = await this.prepareLocal({ ...r, ...size, term, clientEnv: {} });
     // In turn with this node's own logins: a storm of relayed logins starts its clients in order too.
     const release = this.c.gate ? await this.c.gate.turn() : () => undefined;
-    const pty = this.spawnInTurn(release)({ file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term });
+    const spawned = this.spawnInTurn(release)({ file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term });
+    // The link tells it to go (SIGHUP) when the receiving node hangs up; one that does not is killed outright.
+    const pty = withKillGrace(spawned, this.c.realTime ?? systemClock);
     if (pty.pid) this.track(pair, pty.pid, pty.tty, starts, (fn) => pty.onExit(() => fn()));
     return pty;
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/platform/clock.js';
 import type { Pty } from '../../src/platform/pty.js';
-import { EarlyClient, MAX_HELD_BYTES } from '../../src/session/early-client.js';
+import { EarlyClient, KILL_GRACE_MS, MAX_HELD_BYTES } from '../../src/session/early-client.js';
 
 /**
  * A tmux client started before its session is on the record (src/session/early-client.ts): what
@@ -40,6 +41,18 @@ class FakePty implements Pty {
   kill(): void {
     this.calls.push('kill');
     this.exit(129);
+  }
+}
+
+/**
+ * A client that does not go when told: its server made it exec a program of the user's
+ * (`detach-client -E 'trap "" HUP; ...'`, or a fake server's MSG_SHELL) that ignores SIGHUP.
+ * Only SIGKILL ends it.
+ */
+class StubbornPty extends FakePty {
+  override kill(signal?: string): void {
+    this.calls.push(`kill ${signal ?? 'SIGHUP'}`);
+    if (signal === 'SIGKILL') this.exit(137);
   }
 }
 
@@ -130,5 +143,39 @@ describe('a tmux client started early', () => {
     expect(client.pid).toBeNull();
     client.discard();
     expect(() => client.take()).toThrow('posix_spawn: EAGAIN');
+  });
+
+  it('a client that ignores SIGHUP is killed outright after KILL_GRACE_MS, discarded or ended by its session: the intrusion check never keeps it as ours forever', async () => {
+    const clock = new FakeClock();
+    // Discarded (its start could not be put on the record, or the user left).
+    const a = new StubbornPty();
+    const ca = EarlyClient.spawn(() => a, opts, clock);
+    const goneA: string[] = [];
+    ca.onExited(() => goneA.push('gone'));
+    ca.discard();
+    clock.advance(KILL_GRACE_MS - 1);
+    expect([a.calls, goneA]).toEqual([['kill SIGHUP'], []]);
+    clock.advance(1);
+    expect([a.calls, goneA]).toEqual([['kill SIGHUP', 'kill SIGKILL'], ['gone']]);
+
+    // Taken, then ended by its session (ShellSession.finish: SIGHUP).
+    const b = new StubbornPty();
+    const cb = EarlyClient.spawn(() => b, opts, clock);
+    const goneB: string[] = [];
+    cb.onExited(() => goneB.push('gone'));
+    const s = take(cb);
+    await Promise.resolve();
+    s.pty.kill('SIGHUP');
+    s.pty.kill('SIGHUP'); // told twice: still one deadline
+    clock.advance(KILL_GRACE_MS);
+    expect([b.calls, goneB]).toEqual([['kill SIGHUP', 'kill SIGHUP', 'kill SIGKILL'], ['gone']]);
+    expect(s.got).toEqual(['exit 137']);
+
+    // A client that goes when told is not signalled again.
+    const c = early();
+    const cc = EarlyClient.spawn(() => c.pty, opts, clock);
+    cc.discard();
+    clock.advance(KILL_GRACE_MS * 2);
+    expect(c.pty.calls).toEqual(['kill']);
   });
 });

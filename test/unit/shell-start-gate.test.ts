@@ -12,6 +12,7 @@ import type { SessionLifecycleConfig } from '../../src/session/lifecycle.js';
 import type { TerminalChannel } from '../../src/session/shell-session.js';
 import type { ConnectionInfo } from '../../src/session/ports.js';
 import { ShellStarter, type ShellHost } from '../../src/session/shell-start.js';
+import { KILL_GRACE_MS } from '../../src/session/early-client.js';
 import { roleRow } from '../helpers/recording.js';
 
 // Every way a start's turn can end, through ShellStarter.start on fakes (no pty, no tmux, no
@@ -26,6 +27,9 @@ class FakePty implements Pty {
   private readonly data: ((d: Buffer) => void)[] = [];
   private readonly exits: ((code: number, signal: number | undefined) => void)[] = [];
   killed = false;
+  /** Ignores SIGHUP (a program its server made it exec): only SIGKILL ends it. */
+  stubborn = false;
+  readonly signals: string[] = [];
   constructor(pid: number) {
     this.pid = pid;
   }
@@ -45,8 +49,9 @@ class FakePty implements Pty {
   resize(): void {}
   pause(): void {}
   resume(): void {}
-  kill(): void {
-    if (this.killed) return;
+  kill(signal?: string): void {
+    this.signals.push(signal ?? 'SIGHUP');
+    if (this.killed || (this.stubborn && signal !== 'SIGKILL')) return;
     this.killed = true;
     this.exit(129); // a killed client exits (SIGHUP)
   }
@@ -60,7 +65,9 @@ function world() {
   const ptys: FakePty[] = [];
   const audit: AuditEvent[] = [];
   const ended: { id: string; reason: string }[] = [];
-  const faults: { spawn: number; audit: number; hold: Promise<void> | null } = { spawn: 0, audit: 0, hold: null };
+  const faults: { spawn: number; audit: number; hold: Promise<void> | null; stubborn: boolean } = { spawn: 0, audit: 0, hold: null, stubborn: false };
+  /** The intrusion check's bookkeeping of our clients, in order ("+1000", "-1000"). */
+  const tracked: string[] = [];
   /** What each user's channel was sent, in order ("alice:$ "). */
   const shown: string[] = [];
   const spawnPty = (_o: PtySpawnOptions): Pty => {
@@ -69,6 +76,7 @@ function world() {
       throw new Error('posix_spawn: EAGAIN');
     }
     const p = new FakePty(1000 + ptys.length);
+    p.stubborn = faults.stubborn;
     ptys.push(p);
     return p;
   };
@@ -106,8 +114,8 @@ function world() {
     tmux: { client: () => ({ file: '/usr/bin/tmux', args: [] }) },
     servers: {
       attachFor: async () => ({ cmd: { file: '/usr/bin/tmux', args: ['attach'] }, starts: false }),
-      attached: () => undefined,
-      detached: () => undefined,
+      attached: (_p: unknown, pid: number) => void tracked.push(`+${pid}`),
+      detached: (_p: unknown, pid: number) => void tracked.push(`-${pid}`),
     },
   } as unknown as ShellHost;
   const settings = {
@@ -118,7 +126,7 @@ function world() {
     idleWarning: 60_000,
     maxSessionTime: 86_400_000,
   };
-  const shells = new ShellStarter({ settings, host, clock, random: new SeededRandom(3), spawnPty, lifecycle, gate });
+  const shells = new ShellStarter({ settings, host, clock, realTime: clock, random: new SeededRandom(3), spawnPty, lifecycle, gate });
 
   let users = 0;
   /** One authenticated connection's shell request: its start runs in the background. */
@@ -148,7 +156,7 @@ function world() {
       (r) => (outcome = r ? 'running' : 'none'),
       (e: unknown) => (outcome = `threw: ${(e as Error).message}`),
     );
-    return { user, outcome: () => outcome, leave: () => void (closed = true) };
+    return { user, outcome: () => outcome, leave: () => void (closed = true), shell: () => started };
   };
   /** The owning node's side of a relayed login: a local client for a session another node records. */
   const relayed = (name: string) => {
@@ -157,7 +165,7 @@ function world() {
     void shells.attachForRelay({ user, role, sessionId: `s_${name}`, term: 'xterm', cols: 80, rows: 24, log: silentLogger() }).then((p) => (pty = p));
     return { pty: () => pty };
   };
-  return { clock, gate, ptys, audit, ended, faults, shown, login, relayed };
+  return { clock, gate, ptys, audit, ended, faults, shown, tracked, login, relayed };
 }
 
 /** Lets every start in flight go as far as it can (microtasks and the fakes' promises; no timers). */
@@ -290,7 +298,7 @@ describe('session start turns, through the shell start', () => {
     w.ptys[0]!.draw();
     await settle();
     expect(w.ptys).toHaveLength(2);
-    expect(r.pty()).toBe(w.ptys[1]);
+    expect(r.pty()?.pid).toBe(w.ptys[1]!.pid);
     w.ptys[1]!.draw();
     expect([w.gate.holding, w.gate.queued]).toEqual([0, 0]);
   });
@@ -311,5 +319,44 @@ describe('session start turns, through the shell start', () => {
     }
     expect(all.filter((l) => l.outcome() === 'pending').map((l) => l.user.name)).toEqual([]);
     expect([w.gate.holding, w.gate.queued]).toEqual([0, 0]);
+  });
+
+  it('a client that ignores SIGHUP stays known to the intrusion check only until it is killed outright, whichever way its start ends', async () => {
+    const w = world();
+    w.faults.stubborn = true;
+    // A start that could not be put on the record: its early client is told to go, and does not.
+    w.faults.audit = 1;
+    const a = w.login('alice');
+    await settle();
+    w.ptys[0]!.draw();
+    expect(a.outcome()).toBe('threw: audit store unavailable');
+    // A session that ran and ended (its user left): ShellSession.finish tells its client to go.
+    const b = w.login('bob');
+    await settle();
+    w.ptys[1]!.draw();
+    const shell = (await b.shell()) as unknown as { end(r: string, m: string): void };
+    shell.end('killed', 'ended by an administrator');
+    expect(w.ptys.map((p) => p.signals)).toEqual([['SIGHUP'], ['SIGHUP']]);
+    expect(w.tracked).toEqual(['+1000', '+1001']); // both still running: still ours
+    w.clock.advance(KILL_GRACE_MS);
+    expect(w.ptys.map((p) => p.signals)).toEqual([
+      ['SIGHUP', 'SIGKILL'],
+      ['SIGHUP', 'SIGKILL'],
+    ]);
+    expect(w.tracked).toEqual(['+1000', '+1001', '-1000', '-1001']);
+  });
+
+  it("the owning node's client for a relayed login that ignores SIGHUP is killed outright once the link told it to go", async () => {
+    const w = world();
+    w.faults.stubborn = true;
+    const r = w.relayed('dave');
+    await settle();
+    w.ptys[0]!.draw();
+    r.pty()!.kill('SIGHUP'); // link.ts: the receiving node hung up
+    w.clock.advance(KILL_GRACE_MS);
+    expect([w.ptys[0]!.signals, w.tracked]).toEqual([
+      ['SIGHUP', 'SIGKILL'],
+      ['+1000', '-1000'],
+    ]);
   });
 });
