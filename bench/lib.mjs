@@ -15,6 +15,26 @@ const { totpCode } = await import(path.join(ROOT, 'dist/auth/totp.js'));
 
 export const ACCOUNT = 'tgbench';
 
+/**
+ * Every Gateway and Sshd a bench started, stopped if the bench dies of an uncaught exception: a
+ * throw in a pty or socket callback skips the bench's own `finally`, and would leave the server,
+ * its tmux servers and its pair accounts behind.
+ */
+const running = new Set();
+const stopAll = (e) => {
+  for (const s of running) {
+    try {
+      s.stop();
+    } catch {
+      /* best effort */
+    }
+  }
+  console.error(e);
+  process.exit(1);
+};
+process.once('uncaughtException', stopAll);
+process.once('unhandledRejection', stopAll);
+
 /** Makes sure the benchmark OS account exists (/bin/sh login shell, so no rc files differ). */
 export function ensureAccount() {
   if (spawnSync('id', [ACCOUNT]).status !== 0) execFileSync('useradd', ['-m', '-s', '/bin/sh', ACCOUNT]);
@@ -102,6 +122,7 @@ export class Gateway {
     return execFileSync(process.execPath, [BIN, ...args, '--config', this.config], { encoding: 'utf8' });
   }
   async start() {
+    running.add(this);
     this.config = path.join(this.dir, 'config.yaml');
     writeFileSync(this.config, `listen: { port: 0 }\ndataDir: ./data\nkeysDir: ./keys\nlog: { level: ${process.env.TG_BENCH_LOG ?? 'warn'} }\nssh: ${this.ssh}\nsessions: { defaultShell: /bin/sh${process.env.TG_BENCH_STARTS ? `, startsAtOnce: ${Number(process.env.TG_BENCH_STARTS)}` : ''} }\nisolation: ${this.pairs ? `{ pairAccounts: true, accountPrefix: tgb, homeBase: ${this.dir}/homes, uidMin: 64000, uidMax: 65999 }` : '{ pairAccounts: false, accountPrefix: tgb }'}\nmetrics: { enabled: true, port: 0 }\n${process.env.TG_BENCH_NICE !== undefined ? `nice: ${Number(process.env.TG_BENCH_NICE)}\n` : ''}${this.extraYaml}`);
     this.cli(['init']);
@@ -192,6 +213,7 @@ export class Gateway {
   }
   /** Stops the gateway; with `wait`, resolves once it has exited (a CPU profile is written then). */
   stop(wait = false) {
+    running.delete(this);
     const exited = this.proc && this.proc.exitCode === null ? new Promise((r) => this.proc.once('exit', r)) : Promise.resolve();
     this.proc?.kill('SIGTERM');
     // Everything the run made outside its temp dir: tmux servers (under /run/tmuxgate/<hash of
@@ -228,6 +250,7 @@ export class Sshd {
     chmodSync(this.dir, 0o755);
   }
   async start() {
+    running.add(this);
     mkdirSync('/run/sshd', { recursive: true });
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'host')]);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(this.dir, 'id')]);
@@ -271,6 +294,7 @@ export class Sshd {
     return c;
   }
   stop() {
+    running.delete(this);
     this.proc?.kill('SIGTERM');
     for (const f of existsSync(this.sock) ? readdirSync(this.sock) : []) spawnSync('tmux', ['-S', path.join(this.sock, f), 'kill-server'], { stdio: 'ignore' });
     rmSync(this.dir, { recursive: true, force: true });
