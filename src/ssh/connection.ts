@@ -200,10 +200,11 @@ export class GatewayConnection {
         }
         this.shellOpen = true;
         const stream = accept();
+        const ptyInfo = pty;
         this.launcher()
-          .command(cmd, channelPort(stream), pty)
+          .command(cmd, channelPort(stream), ptyInfo)
           .then(
-            (r) => (running = r),
+            (r) => (running = caughtUp(r, ptyInfo, pty)),
             (e) => {
               this.log.error({ err: e }, 'gateway command failed');
               stream.exit(1);
@@ -232,7 +233,7 @@ export class GatewayConnection {
         this.launcher()
           .shell(channelPort(stream), ptyInfo, clientEnv)
           .then(
-            (r) => (running = r),
+            (r) => (running = caughtUp(r, ptyInfo, pty)),
             (e) => {
               this.log.error({ err: e }, 'session start failed');
               this.client.end();
@@ -271,4 +272,18 @@ function channelPort(stream: ServerChannel): TerminalChannel {
       stream.end();
     },
   };
+}
+
+/**
+ * A session that has just started, told the terminal size the client reported while it was
+ * starting (a window-change before the session runs only updates what the connection knows):
+ * without this the session kept the size of the pty request until the next resize.
+ */
+function caughtUp<T extends Resizable | null>(
+  running: T,
+  requested: { cols: number; rows: number } | null,
+  now: { cols: number; rows: number } | null,
+): T {
+  if (running && requested && now && (now.cols !== requested.cols || now.rows !== requested.rows)) running.resize(now.cols, now.rows);
+  return running;
 }

@@ -26,6 +26,10 @@ describe.each<KeyType>(['ed25519', 'ecdsa', 'rsa'])('an ssh2 client with an %s k
   let port = 0;
   const connections = new Set<ssh2.Connection>();
   const authenticated: string[] = [];
+  /** The session side a test gives the connection (none by default: a test that opens a shell sets it). */
+  let sessions: ConnectionDeps['sessions'] = () => {
+    throw new Error('no session is opened in this test');
+  };
 
   beforeEach(async () => {
     w = new LoginWorld();
@@ -35,9 +39,7 @@ describe.each<KeyType>(['ed25519', 'ecdsa', 'rsa'])('an ssh2 client with an %s k
       logger: w.logger,
       random: new SeededRandom(2),
       audit: w.admin.audit,
-      sessions: () => {
-        throw new Error('no session is opened in this test');
-      },
+      sessions: (conn) => sessions(conn),
     };
     const alg = effectiveAlgorithms({});
     const algorithms = { kex: alg.kex, cipher: alg.cipher, hmac: alg.mac, serverHostKey: alg.serverHostKey, compress: alg.compress };
@@ -58,15 +60,16 @@ describe.each<KeyType>(['ed25519', 'ecdsa', 'rsa'])('an ssh2 client with an %s k
     w.close();
   });
 
-  /** Logs in as `login` with `privateKey`, answering the code prompt with `code()`. */
-  function login(login: string, privateKey: string, code: () => string): Promise<Outcome> {
+  /** Logs in as `login` with `privateKey`, answering the code prompt with `code()`; `ready` gets the client instead of it being ended. */
+  function login(login: string, privateKey: string, code: () => string, ready?: (c: ssh2.Client) => void): Promise<Outcome> {
     return new Promise((resolve) => {
       const out: Outcome = { loggedIn: false, answers: [], error: null };
       const client = new ssh2.Client();
       let step = 0;
       client.on('ready', () => {
         out.loggedIn = true;
-        client.end();
+        if (ready) ready(client);
+        else client.end();
       });
       client.on('error', (e) => (out.error = e.message));
       client.on('close', () => resolve(out));
@@ -105,5 +108,40 @@ describe.each<KeyType>(['ed25519', 'ecdsa', 'rsa'])('an ssh2 client with an %s k
     expect(authenticated).toEqual([]);
     expect(w.preauth.map((p) => p.reason)).toEqual(['publickey:unknown-key']);
     expect(await w.audit('auth.success')).toEqual([]);
+  });
+
+  it('a terminal resized while the session starts: the started session gets the new size', async () => {
+    const resized: string[] = [];
+    let started!: (r: { resize(c: number, r: number): void }) => void;
+    let asked = '';
+    sessions = () => ({
+      shell: (_ch, pty) => {
+        asked = `${pty.cols}x${pty.rows}`;
+        return new Promise((resolve) => (started = resolve));
+      },
+      command: async () => null,
+    });
+    const out = await login(
+      'alice',
+      user.key.privateText,
+      () => w.code(user),
+      (client) => {
+        client.shell({ term: 'xterm', cols: 80, rows: 24 }, (err, ch) => {
+          if (err) throw err;
+          // Once the shell request is in, and before the session has started: the window changes.
+          void (async () => {
+            while (!asked) await new Promise((r) => setImmediate(r));
+            ch.setWindow(30, 100, 0, 0);
+            for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+            started({ resize: (c, r) => void resized.push(`${c}x${r}`) });
+            for (let i = 0; i < 20 && !resized.length; i++) await new Promise((r) => setTimeout(r, 5));
+            client.end();
+          })();
+        });
+      },
+    );
+    expect(out.loggedIn).toBe(true);
+    expect(asked).toBe('80x24');
+    expect(resized).toEqual(['100x30']);
   });
 });
