@@ -279,11 +279,7 @@ function channelPort(stream: ServerChannel): TerminalChannel {
  * starting (a window-change before the session runs only updates what the connection knows):
  * without this the session kept the size of the pty request until the next resize.
  */
-function caughtUp<T extends Resizable | null>(
-  running: T,
-  requested: { cols: number; rows: number } | null,
-  now: { cols: number; rows: number } | null,
-): T {
+function caughtUp<T extends Resizable | null>(running: T, requested: { cols: number; rows: number } | null, now: { cols: number; rows: number } | null): T {
   if (running && requested && now && (now.cols !== requested.cols || now.rows !== requested.rows)) running.resize(now.cols, now.rows);
   return running;
 }
