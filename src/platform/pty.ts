@@ -19,6 +19,22 @@ export interface Pty {
   kill(signal?: string): void;
 }
 
+/** A Pty that forwards everything to `p`, with `over` in place of the members it names. */
+export function ptyWith(p: Pty, over: Partial<Pty>): Pty {
+  return {
+    pid: p.pid,
+    tty: p.tty,
+    onData: (fn) => p.onData(fn),
+    onExit: (fn) => p.onExit(fn),
+    write: (d) => p.write(d),
+    resize: (c, r) => p.resize(c, r),
+    pause: () => p.pause(),
+    resume: () => p.resume(),
+    kill: (signal) => p.kill(signal),
+    ...over,
+  };
+}
+
 export interface PtySpawnOptions {
   file: string;
   args: string[];

@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../platform/clock.js';
-import type { Pty, PtySpawnOptions } from '../platform/pty.js';
+import { ptyWith, type Pty, type PtySpawnOptions } from '../platform/pty.js';
 
 /** What a held client may keep in memory before its pty is paused (tmux's first screen is a few KB). */
 export const MAX_HELD_BYTES = 64 * 1024;
@@ -24,15 +24,7 @@ export function withKillGrace(pty: Pty, realTime: Clock): Pty {
     cancel?.();
     cancel = null;
   });
-  return {
-    pid: pty.pid,
-    tty: pty.tty,
-    onData: (fn) => pty.onData(fn),
-    onExit: (fn) => pty.onExit(fn),
-    write: (d) => pty.write(d),
-    resize: (c, r) => pty.resize(c, r),
-    pause: () => pty.pause(),
-    resume: () => pty.resume(),
+  return ptyWith(pty, {
     kill: (signal) => {
       pty.kill(signal); // throws when the process is gone already: then its exit is on its way
       if (exited || cancel || signal === 'SIGKILL') return;
@@ -46,7 +38,7 @@ export function withKillGrace(pty: Pty, realTime: Clock): Pty {
         }
       }, KILL_GRACE_MS);
     },
-  };
+  });
 }
 
 /**
@@ -143,13 +135,9 @@ export class EarlyClient {
       } else if (this.pausedByHold && !this.pausedByTaker) pty.resume();
       this.pausedByHold = false;
     });
-    return {
-      pid: pty.pid,
-      tty: pty.tty,
+    return ptyWith(pty, {
       onData: (fn) => void this.dataFns.push(fn),
       onExit: (fn) => void this.exitFns.push(fn),
-      write: (d) => pty.write(d),
-      resize: (c, r) => pty.resize(c, r),
       pause: () => {
         this.pausedByTaker = true;
         pty.pause();
@@ -158,8 +146,7 @@ export class EarlyClient {
         this.pausedByTaker = false;
         if (this.state === 'live' || !this.pausedByHold) pty.resume();
       },
-      kill: (s) => pty.kill(s),
-    };
+    });
   }
 
   /** Kills the client unless a session took it; what it held is dropped. */

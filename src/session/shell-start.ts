@@ -12,7 +12,7 @@ import type { User } from '../store/users.js';
 import type { Role } from '../store/roles.js';
 import type { RelayRequest } from '../cluster/link.js';
 import type { Placement } from '../cluster/placement.js';
-import type { Pty, PtySpawnOptions } from '../platform/pty.js';
+import { ptyWith, type Pty, type PtySpawnOptions } from '../platform/pty.js';
 import { clampSize, ShellSession, type TerminalChannel } from './shell-session.js';
 import { normaliseTerm, shellEnv } from './env.js';
 import { SessionLifecycle, type SessionLifecycleConfig } from './lifecycle.js';
@@ -320,9 +320,7 @@ export class ShellStarter {
  */
 function lineLossTold(remote: Pty, node: string): Pty {
   const listeners: ((d: Buffer) => void)[] = [];
-  return {
-    pid: remote.pid,
-    tty: remote.tty,
+  return ptyWith(remote, {
     onData: (fn) => {
       listeners.push(fn);
       remote.onData(fn);
@@ -334,10 +332,5 @@ function lineLossTold(remote: Pty, node: string): Pty {
         for (const l of listeners) l(note);
         fn(255, signal);
       }),
-    write: (d) => remote.write(d),
-    resize: (c, r) => remote.resize(c, r),
-    pause: () => remote.pause(),
-    resume: () => remote.resume(),
-    kill: (sig) => remote.kill(sig),
-  };
+  });
 }
