@@ -122,11 +122,13 @@ describe('admin changes reach live sessions', () => {
     );
     await o.waitFor('OWNER-5');
     o.write('echo INTRUDER-$((9*9))\r');
-    await t.run(d, 'echo AFTER-$((1+1)); stty size', /AFTER-2\s*\n\s*\d+ \d+/);
+    // The size on a line of its own, marked: tmux may redraw its status line (the window renamed
+    // to "stty") between two lines of output.
+    await t.run(d, 'echo AFTER-$((1+1)); echo SIZE=$(stty size)', /SIZE=\d+ \d+/);
     await o.waitFor('AFTER-2');
     expect(d.text).not.toContain('INTRUDER-81');
     expect(d.text).not.toContain('echo INTRUDER');
-    const size = /AFTER-2\s*\n\s*(\d+ \d+)/.exec(d.text)![1];
+    const size = /SIZE=(\d+ \d+)/.exec(d.text)![1];
     expect(size).toBe('39 120'); // the owner's size, untouched by a 60x15 observer
     o.kill();
     const sock = `${t.config.paths.socketDir}`;
