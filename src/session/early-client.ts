@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from '../platform/clock.js';
+import type { Clock } from '../platform/clock.js';
 import { ptyWith, type Pty, type PtySpawnOptions } from '../platform/pty.js';
 
 /** What a held client may keep in memory before its pty is paused (tmux's first screen is a few KB). */
@@ -55,8 +55,8 @@ export function withKillGrace(pty: Pty, realTime: Clock): Pty {
  * order, followed by the client's exit if it came meanwhile. A session that never takes it (the
  * record could not be written, the client left, the session ended) must `discard` it, which
  * kills it. A spawn that threw is kept and thrown again by `take`, so the session reports it as
- * it reports any spawn failure. A client told to go that does not is killed outright
- * (withKillGrace), whether it was discarded or its session ended.
+ * it reports any spawn failure. (That a client told to go, discarded or ended by its session,
+ * does go is the spawner's: ShellStarter spawns every client withKillGrace.)
  */
 export class EarlyClient {
   private readonly held: Buffer[] = [];
@@ -93,9 +93,9 @@ export class EarlyClient {
   }
 
   /** Starts the client now; a spawn that throws is kept for `take`. */
-  static spawn(spawnPty: (o: PtySpawnOptions) => Pty, o: PtySpawnOptions, realTime: Clock = systemClock): EarlyClient {
+  static spawn(spawnPty: (o: PtySpawnOptions) => Pty, o: PtySpawnOptions): EarlyClient {
     try {
-      return new EarlyClient(withKillGrace(spawnPty(o), realTime), null);
+      return new EarlyClient(spawnPty(o), null);
     } catch (e) {
       return new EarlyClient(null, e);
     }

@@ -131,7 +131,7 @@ export class ShellStarter {
     // The client starts now and draws while the session is put on the record; what it prints
     // is held until then (early-client.ts). Known to the intrusion check from its first moment.
     const spawn = { file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term };
-    const early = EarlyClient.spawn(this.spawnInTurn(release), spawn, this.c.realTime ?? systemClock);
+    const early = EarlyClient.spawn(this.spawnInTurn(release), spawn);
     if (early.pid) this.track(pair, early.pid, early.tty, starts, (fn) => early.onExited(fn));
     try {
       // Recording first: no byte reaches the user before the encrypted recording exists (fail closed).
@@ -155,19 +155,23 @@ export class ShellStarter {
     const { pair, env, cmd, starts } = await this.prepareLocal({ ...r, ...size, term, clientEnv: {} });
     // In turn with this node's own logins: a storm of relayed logins starts its clients in order too.
     const release = this.c.gate ? await this.c.gate.turn() : () => undefined;
-    const spawned = this.spawnInTurn(release)({ file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term });
-    // The link tells it to go (SIGHUP) when the receiving node hangs up; one that does not is killed outright.
-    const pty = withKillGrace(spawned, this.c.realTime ?? systemClock);
+    // The link tells it to go (SIGHUP) when the receiving node hangs up.
+    const pty = this.spawnInTurn(release)({ file: cmd.file, args: cmd.args, cwd: '/', env, cols: size.cols, rows: size.rows, term });
     if (pty.pid) this.track(pair, pty.pid, pty.tty, starts, (fn) => pty.onExit(() => fn()));
     return pty;
   }
 
-  /** Spawns a tmux client whose first drawing, or exit, ends the start's turn; a spawn that throws ends it too. */
+  /**
+   * Spawns a tmux client whose first drawing, or exit, ends the start's turn; a spawn that throws
+   * ends it too. Every client of ours is told to go with SIGHUP (its session's end, a discarded
+   * early start, a relay's far end hanging up); one that does not go is killed outright
+   * (withKillGrace: its server may have made it exec a program that ignores SIGHUP).
+   */
   private spawnInTurn(release: () => void): (o: PtySpawnOptions) => Pty {
     return (o) => {
       let pty: Pty;
       try {
-        pty = this.c.spawnPty(o);
+        pty = withKillGrace(this.c.spawnPty(o), this.c.realTime ?? systemClock);
       } catch (e) {
         release();
         throw e;

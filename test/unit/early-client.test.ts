@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/platform/clock.js';
 import type { Pty } from '../../src/platform/pty.js';
-import { EarlyClient, KILL_GRACE_MS, MAX_HELD_BYTES } from '../../src/session/early-client.js';
+import { EarlyClient, KILL_GRACE_MS, MAX_HELD_BYTES, withKillGrace } from '../../src/session/early-client.js';
 
 /**
  * A tmux client started before its session is on the record (src/session/early-client.ts): what
@@ -149,7 +149,7 @@ describe('a tmux client started early', () => {
     const clock = new FakeClock();
     // Discarded (its start could not be put on the record, or the user left).
     const a = new StubbornPty();
-    const ca = EarlyClient.spawn(() => a, opts, clock);
+    const ca = EarlyClient.spawn(() => withKillGrace(a, clock), opts);
     const goneA: string[] = [];
     ca.onExited(() => goneA.push('gone'));
     ca.discard();
@@ -160,7 +160,7 @@ describe('a tmux client started early', () => {
 
     // Taken, then ended by its session (ShellSession.finish: SIGHUP).
     const b = new StubbornPty();
-    const cb = EarlyClient.spawn(() => b, opts, clock);
+    const cb = EarlyClient.spawn(() => withKillGrace(b, clock), opts);
     const goneB: string[] = [];
     cb.onExited(() => goneB.push('gone'));
     const s = take(cb);
@@ -173,7 +173,7 @@ describe('a tmux client started early', () => {
 
     // A client that goes when told is not signalled again.
     const c = early();
-    const cc = EarlyClient.spawn(() => c.pty, opts, clock);
+    const cc = EarlyClient.spawn(() => withKillGrace(c.pty, clock), opts);
     cc.discard();
     clock.advance(KILL_GRACE_MS * 2);
     expect(c.pty.calls).toEqual(['kill']);
