@@ -149,9 +149,9 @@ export class EarlyClient {
     });
   }
 
-  /** Kills the client unless a session took it; what it held is dropped. */
-  discard(): void {
-    if (this.state !== 'held' || !this.pty) return;
+  /** Kills the client unless a session took it; what it held is dropped. Whether it was killed. */
+  discard(): boolean {
+    if (this.state !== 'held' || !this.pty) return false;
     this.state = 'discarded';
     this.held.length = 0;
     this.heldBytes = 0;
@@ -160,5 +160,6 @@ export class EarlyClient {
     } catch {
       /* already gone */
     }
+    return true;
   }
 }

@@ -136,11 +136,11 @@ export class ShellStarter {
     try {
       // Recording first: no byte reaches the user before the encrypted recording exists (fail closed).
       if (!(await lifecycle.open())) return fail('recording failed: session not started', 'recording could not be created');
-      const shell = await this.run(conn, ch, lifecycle, spawn, () => early.take());
-      if (shell.pid === null) release(); // no client was taken (the client left, or the session ended)
-      return shell;
+      return await this.run(conn, ch, lifecycle, spawn, () => early.take());
     } finally {
-      early.discard(); // unless the session took it
+      // A client no session took (refused, the client left, the session ended) is killed, and
+      // its turn given back now rather than at its exit.
+      if (early.discard()) release();
     }
   }
 
