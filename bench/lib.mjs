@@ -159,7 +159,9 @@ export class Gateway {
     await admin.close();
     // TG_BENCH_PROF=<dir>: the gateway writes a V8 CPU profile there when it stops (bench/profile.mjs).
     const prof = process.env.TG_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TG_BENCH_PROF}`] : [];
-    this.proc = spawn(process.execPath, [...prof, BIN, 'serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own session, as a service runs (systemd starts each in one): the kernel's sched autogroup
+    // shares the CPU between sessions first, so this is where its priority counts (priority.ts).
+    this.proc = spawn(process.execPath, [...prof, BIN, 'serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let log = '';
     this.proc.stderr.on('data', (d) => (log += d));
     // TG_BENCH_LOG=debug: the gateway's JSON log lines are kept (bench/login-stages.mjs reads them).

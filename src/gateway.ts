@@ -2,7 +2,7 @@ import { mkdirSync, chmodSync, readFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import type { Config } from './config/schema.js';
 import { systemClock, type Clock } from './platform/clock.js';
-import { raiseGatewayPriority } from './platform/priority.js';
+import { raiseGatewayPriority, raiseSessionGroup } from './platform/priority.js';
 import { systemRandom, type Random } from './platform/random.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { Metrics, serveMetrics } from './platform/metrics.js';
@@ -104,6 +104,15 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const logger = deps.logger ?? createLogger({ level: config.log.level });
   const refused = raiseGatewayPriority(config.nice);
   if (refused) logger.warn({ nice: config.nice, err: refused }, "cannot raise the gateway's CPU priority: serving at the users' priority");
+  else {
+    const group = raiseSessionGroup(config.nice);
+    if (group.kind === 'shares-session') {
+      logger.info(
+        { nice: config.nice },
+        "the gateway shares its terminal's session: its CPU priority counts only within it (sched autogroup); run it as a service",
+      );
+    } else if (group.kind === 'refused') logger.warn({ nice: config.nice, err: group.err }, "cannot raise the gateway's session group (sched autogroup)");
+  }
   ensureKeysDir(config.paths.keysDir);
   const hostKey = loadHostKey(config.paths.keysDir, { create: true });
   const { provider } = loadMasterKey(config.paths.keysDir, { create: true });

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 
 /**
@@ -38,4 +39,48 @@ export function atUserPriority<T>(fn: () => T): T {
       raised = null; // CAP_SYS_NICE is gone: the gateway runs at the users' priority from here on
     }
   }
+}
+
+/**
+ * What became of the gateway's session group (Linux's sched autogroup): raised; or why not.
+ * - `no-autogroup`: the kernel has none, or it is off: the thread's nice is what counts. (In a CPU
+ *   cgroup of its own, a container or a systemd unit with CPU accounting, the group is raised but
+ *   the kernel ignores it: the cgroup's weight decides there, and the thread's nice within it.)
+ * - `shares-session`: the gateway does not lead its session (started from a terminal): raising
+ *   the group would raise that terminal's shell and whatever else runs in it.
+ */
+export type SessionGroupResult = { kind: 'raised' | 'no-autogroup' | 'shares-session' } | { kind: 'refused'; err: string };
+
+/**
+ * Raises the gateway's session group to `nice` as well as its thread. With sched autogroup on
+ * (Debian's kernels), the CPU is shared between sessions first and a nice value counts only
+ * against the processes of its own session; every tmux client, server and pane leads a session
+ * of its own (setsid), so the thread's nice alone counts for nothing against a user's programs:
+ * measured, a gateway at nice -5 waited 35-150 ms for the CPU each time 20 shells ran a command at
+ * once. Only a gateway that leads its session (a service) raises it. Every tmux client leaves
+ * the session at its spawn (node-pty's setsid), and with it the servers and shells: nothing of a
+ * user's runs in the raised group. The short programs of host/run.ts (useradd, rm as the pair)
+ * stay in it, at the users' nice within it, for at most their timeout. `proc`: for tests.
+ */
+export function raiseSessionGroup(nice: number, proc = '/proc'): SessionGroupResult {
+  if (nice >= 0) return { kind: 'no-autogroup' };
+  let enabled: string;
+  let stat: string;
+  try {
+    enabled = readFileSync(`${proc}/sys/kernel/sched_autogroup_enabled`, 'utf8').trim();
+    stat = readFileSync(`${proc}/self/stat`, 'utf8');
+  } catch {
+    return { kind: 'no-autogroup' };
+  }
+  if (enabled !== '1' || !existsSync(`${proc}/self/autogroup`)) return { kind: 'no-autogroup' };
+  // pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses, so after the last ')'.
+  const [pid] = stat.split(' ', 1);
+  const session = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3];
+  if (session !== pid) return { kind: 'shares-session' };
+  try {
+    writeFileSync(`${proc}/self/autogroup`, String(nice));
+  } catch (e) {
+    return { kind: 'refused', err: e instanceof Error ? e.message : String(e) };
+  }
+  return { kind: 'raised' };
 }

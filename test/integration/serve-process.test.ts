@@ -65,9 +65,11 @@ describe('tmuxgate serve as a process', () => {
 
   function start(): Promise<void> {
     log = '';
+    // In a session of its own, as a service manager starts it (where sched autogroup lets its priority count).
     gw = spawn(process.execPath, [BIN, 'serve', '--config', configFile], {
       env: { PATH: process.env.PATH!, HOME: dir, TMUXGATE_CANARY_PROC: 'proc-canary' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     gw.stdout!.on('data', (d) => (log += d));
     gw.stderr!.on('data', (d) => (log += d));
@@ -114,6 +116,21 @@ describe('tmuxgate serve as a process', () => {
     // A role added without --run-as still runs as an unprivileged account of its own.
     aliceUid = Number(/uid=\[(\d+)\]/.exec(d.text)![1]);
     expect(aliceUid).toBeGreaterThanOrEqual(63000);
+    // The gateway's CPU priority counts against its users' sessions: under sched autogroup (on in
+    // Debian's kernels) the CPU is shared between sessions first, so its session group is raised
+    // too. Alice's shell is in a group of its own at 0, and can neither raise it nor touch the gateway's.
+    const autogroupOn = readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1';
+    const gwGroup = () => readFileSync(`/proc/${gw!.pid}/autogroup`, 'utf8').trim();
+    expect(gwGroup()).toMatch(autogroupOn ? / nice -5$/ : / nice 0$/);
+    d.write(
+      `echo "AG=[$(cat /proc/self/autogroup)]"; echo -5 > /proc/self/autogroup || echo REFUSED-$((40+1)); echo 0 > /proc/${gw!.pid}/autogroup || echo REFUSED-$((40+2))\r`,
+    );
+    await d.waitFor('REFUSED-42');
+    expect(d.text).toContain('REFUSED-41');
+    const aliceGroup = /AG=\[(\/autogroup-\d+) nice (-?\d+)\]/.exec(d.text)!;
+    expect(aliceGroup[2]).toBe('0');
+    expect(aliceGroup[1]).not.toBe(gwGroup().split(' ')[0]);
+    expect(gwGroup()).toMatch(autogroupOn ? / nice -5$/ : / nice 0$/);
     gw!.kill('SIGTERM');
     const status = await new Promise<number | null>((r) => gw!.once('exit', (c) => r(c)));
     expect(status).toBe(0);
