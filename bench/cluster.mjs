@@ -9,6 +9,9 @@
 // Usage: node bench/cluster.mjs [--quick] [--sessions N] [--logins N] [--only login,relay,idle] [--stages]   (root)
 // Quick: 20 logins a side, 150 echo samples, 200 idle sessions. Full: 100, 400, 2,000.
 // Appends a dated table to RESULTS.md.
+// Each server (the nodes, PostgreSQL, HAProxy; lib.mjs's one-node gateway) runs in a session of its
+// own, as a service manager starts it: with sched autogroup on, the kernel shares the CPU between
+// sessions first, and a server left in this script's session would share one slice with it.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, openSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -93,7 +96,7 @@ class Cluster {
     execFileSync(asPg[0], [...asPg.slice(1), `${PG_BIN}/initdb`, '-D', data, '-U', 'tg', '--pwfile', path.join(pgDir, 'pw'), '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-sync'], { stdio: 'ignore' });
     this.pgPort = await freePort();
     // fsync on (the default): a deployment's store, not a test's. max_connections well above 2 nodes x pool + CLI.
-    this.pg = spawn(asPg[0], [...asPg.slice(1), `${PG_BIN}/postgres`, '-D', data, '-p', String(this.pgPort), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100', ...(process.env.TG_BENCH_PGLOG ? ['-c', 'log_min_duration_statement=0', '-c', "log_line_prefix=%m [%p] "] : [])], { stdio: process.env.TG_BENCH_PGLOG ? ['ignore', 'ignore', openSync(process.env.TG_BENCH_PGLOG, 'w')] : 'ignore' });
+    this.pg = spawn(asPg[0], [...asPg.slice(1), `${PG_BIN}/postgres`, '-D', data, '-p', String(this.pgPort), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100', ...(process.env.TG_BENCH_PGLOG ? ['-c', 'log_min_duration_statement=0', '-c', "log_line_prefix=%m [%p] "] : [])], { stdio: process.env.TG_BENCH_PGLOG ? ['ignore', 'ignore', openSync(process.env.TG_BENCH_PGLOG, 'w')] : 'ignore', detached: true });
     this.pgUrl = (db) => `postgres://tg:${pw}@127.0.0.1:${this.pgPort}/${db}`;
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -172,7 +175,7 @@ class Cluster {
       if (i % 500 === 499) console.log(`  ${i + 1} users enrolled`);
     }
     for (const n of this.nodes) {
-      n.proc = spawn(process.execPath, [BIN, 'serve', '--config', n.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+      n.proc = spawn(process.execPath, [BIN, 'serve', '--config', n.config], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       n.log = '';
       n.proc.stdout.on('data', (d) => (n.log += d));
       n.proc.stderr.on('data', (d) => (n.log += d));
@@ -192,7 +195,7 @@ class Cluster {
     // maxconn: two fds per connection under this machine's hard limit of open files (ulimit -Hn).
     const cfg = ['global', '  maxconn 8000', 'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 1h', '  timeout server 1h', '  timeout check 3s', ...fe('lb', servers), ...fe('n0', [servers[0]]), ...fe('n1', [servers[1]]), ''];
     writeFileSync(path.join(this.dir, 'haproxy.cfg'), cfg.join('\n'));
-    this.hp = spawn('haproxy', ['-db', '-f', path.join(this.dir, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.hp = spawn('haproxy', ['-db', '-f', path.join(this.dir, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.hpLog = '';
     this.hp.stdout.on('data', (d) => (this.hpLog += d));
     this.hp.stderr.on('data', (d) => (this.hpLog += d));
