@@ -131,6 +131,12 @@ describe('tmuxgate serve as a process', () => {
     expect(aliceGroup[2]).toBe('0');
     expect(aliceGroup[1]).not.toBe(gwGroup().split(' ')[0]);
     expect(gwGroup()).toMatch(autogroupOn ? / nice -5$/ : / nice 0$/);
+    // Leading its session, the gateway must never take a user's pty as its controlling terminal
+    // (a hang-up there would be its own SIGHUP): every slave is opened O_NOCTTY or in the child.
+    const stat = readFileSync(`/proc/${gw!.pid}/stat`, 'utf8');
+    const [, , , session, ttyNr] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    expect(session).toBe(String(gw!.pid));
+    expect(ttyNr).toBe('0');
     gw!.kill('SIGTERM');
     const status = await new Promise<number | null>((r) => gw!.once('exit', (c) => r(c)));
     expect(status).toBe(0);
