@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
@@ -56,6 +58,38 @@ describe('packaging', () => {
     const c = loadConfig(path.join(root, 'deploy/config.docker.yaml'));
     expect(c.paths.keysDir).toBe('/var/lib/tmuxgate/keys');
     expect(loadConfig(path.join(root, 'deploy/config.example.yaml')).ssh.algorithms.cipher).toHaveLength(2);
+  });
+
+  it("the systemd unit keeps the users' tmux servers across restarts and sets no ceiling one user could fill", async () => {
+    const text = readFileSync(path.join(root, 'deploy/tmuxgate.service'), 'utf8');
+    const service = /^\[Service\]\n([\s\S]*?)(?=^\[)/m.exec(text)![1]!;
+    const keys = new Map(
+      service
+        .split('\n')
+        .filter((l) => /^[A-Za-z]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+    );
+    expect(keys.get('ExecStart')).toMatch(/^\/usr\/bin\/node \/opt\/tmuxgate\/bin\/tmuxgate\.js serve --config \/etc\/tmuxgate\/config\.yaml$/);
+    expect(keys.get('KillMode')).toBe('process'); // control-group (the default) would end every session at each restart
+    expect(keys.get('KillSignal')).toBe('SIGTERM'); // the drain
+    expect(keys.get('TasksMax')).toBe('infinity');
+    expect(Number(keys.get('LimitNOFILE'))).toBeGreaterThanOrEqual(65536);
+    expect(keys.get('NoNewPrivileges')).toBe('yes');
+    // The config its install lines write is valid, and keeps data and keys out of /etc.
+    const yaml = /printf '([^']+)' > \/etc\/tmuxgate\/config\.yaml/.exec(text)![1]!.replaceAll('\\n', '\n');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tg-unit-'));
+    try {
+      writeFileSync(path.join(dir, 'config.yaml'), yaml);
+      const c = loadConfig(path.join(dir, 'config.yaml'));
+      expect([c.paths.dataDir, c.paths.keysDir]).toEqual(['/var/lib/tmuxgate/data', '/var/lib/tmuxgate/keys']);
+      // systemd's own checker, where it is installed: no unknown key, no value it cannot parse.
+      writeFileSync(path.join(dir, 'tmuxgate.service'), text);
+      const r = spawnSync('systemd-analyze', ['verify', path.join(dir, 'tmuxgate.service')], { encoding: 'utf8' });
+      if (!r.error) expect(`${r.stdout}${r.stderr}`).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(readFileSync(path.join(root, 'README.md'), 'utf8')).toContain('deploy/tmuxgate.service');
   });
 
   it('commits no private key, master key or database', async () => {
