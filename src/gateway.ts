@@ -109,7 +109,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     if (group.kind === 'shares-session') {
       logger.info(
         { nice: config.nice },
-        'the gateway does not lead its own session (started from a shell?): its CPU priority counts only within that session (sched autogroup); run it as a service',
+        'the gateway does not lead its own session (started from a shell?): ' +
+          'its CPU priority counts only within that session (sched autogroup); run it as a service',
       );
     } else if (group.kind === 'refused') logger.warn({ nice: config.nice, err: group.err }, "cannot raise the gateway's session group (sched autogroup)");
   }

@@ -41,10 +41,14 @@ export interface RunResult {
 /**
  * Runs a short program as `account` with a timeout and a plain environment; never throws for a
  * non-zero exit (the caller reads `code`). Output is bounded: a hostile peer cannot fill memory.
+ * The program is the pair's own process (its uid, dumpable after its exec): the pair can ptrace it
+ * and make it run anything. So it starts on a pty (runOnPty), in a session of its own like every
+ * tmux client, never in the gateway's session, whose sched autogroup the gateway raises
+ * (raiseSessionGroup); and with the pair's process limit where the caller gives one (`nproc`).
  */
-export function runAs(account: OsAccount, file: string, args: string[], o: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
-  const c = asAccount(account, file, args);
-  return runArgv(c.file, c.args, o);
+export function runAs(account: OsAccount, file: string, args: string[], o: { timeoutMs?: number; nproc?: number } = {}): Promise<RunResult> {
+  const c = asAccount(account, file, args, o.nproc ? { nproc: o.nproc } : undefined);
+  return runOnPty(c.file, c.args, o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs });
 }
 
 /** Runs a root-side administrative program (useradd, usermod, userdel: in /usr/sbin) with a timeout. */
@@ -52,7 +56,10 @@ export function runRoot(file: string, args: string[], timeoutMs = 15_000): Promi
   return runArgv(file, args, { timeoutMs, env: { ...PLAIN_ENV, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' } });
 }
 
-/** Runs an argv (already switched to an account, or root's) with execFile, a timeout and a plain environment: runAs and runRoot. */
+/**
+ * Runs root's argv with execFile, a timeout and a plain environment: runRoot. It stays in the
+ * gateway's session (execFile cannot setsid), which is why no program of a pair runs here (runAs).
+ */
 function runArgv(file: string, args: string[], o: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
   const timeoutMs = o.timeoutMs ?? 5000;
   const env = o.env ?? PLAIN_ENV;

@@ -224,7 +224,8 @@ export class TmuxHost {
   /** Removes a dead socket from the pair's directory, as the pair (root never unlinks in a pair's directory). */
   async removeSocket(pair: Pair, socket: string): Promise<void> {
     if (path.dirname(socket) !== pair.dir) return;
-    await runAs(pair.account, 'rm', ['-f', '--', socket]);
+    // With the pair's process limit, as its tmux clients: the pair can ptrace its own `rm` and make it fork.
+    await runAs(pair.account, 'rm', ['-f', '--', socket], this.o.maxProcesses ? { nproc: this.o.maxProcesses } : {});
   }
 
   /** As the pair, in its sandbox, with the pair's process limit (every tmux client: its server may make it run a program). */

@@ -60,7 +60,7 @@ export type SessionGroupResult = { kind: 'raised' | 'no-autogroup' | 'shares-ses
  * once. Only a gateway that leads its session (a service) raises it. Every tmux client leaves
  * the session at its spawn (node-pty's setsid), and with it the servers and shells: nothing of a
  * user's runs in the raised group. The short programs of host/run.ts (useradd, rm as the pair)
- * stay in it, at the users' nice within it, for at most their timeout. `proc`: for tests.
+ * leave it too (setsid): a pair can ptrace its own `rm` and make it run anything. `proc`: for tests.
  */
 export function raiseSessionGroup(nice: number, proc = '/proc'): SessionGroupResult {
   if (nice >= 0) return { kind: 'no-autogroup' };

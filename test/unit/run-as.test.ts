@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { TmuxHost, type Pair } from '../../src/host/tmux.js';
-import { asAccount, runOnPty } from '../../src/host/run.js';
+import { asAccount, runAs, runOnPty } from '../../src/host/run.js';
 import { lookupAccount } from '../../src/host/account.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -18,6 +18,19 @@ describe.skipIf(!isRoot)('starting a program as an account', () => {
     // A sandbox may hide the install directory (its own /tmp, hidden paths): setpriv is in /usr/bin.
     const inside = asAccount(acct, 'tmux', ['ls'], { nproc: 50 }, { sandboxed: true });
     expect([inside.file, inside.args[0], inside.args[2]]).toEqual(['prlimit', '--nproc=50:50', 'setpriv']);
+  });
+
+  it("a short program run as the pair leads a session of its own (never the gateway's raised autogroup) and carries the pair's process limit", async () => {
+    // The pair can ptrace its own `rm` (its uid, dumpable) and make it exec a `sleep` left behind:
+    // seen through the real gateway, that program sat in the gateway's session at autogroup nice -5
+    // with root's RLIMIT_NPROC. Its session and limit are what such a program would keep.
+    const r = await runAs(acct, '/bin/sh', ['-c', 'read -r s < /proc/self/stat; echo "$s"; grep "Max processes" /proc/$$/limits'], { nproc: 77 });
+    expect(r.code).toBe(0);
+    const stat = r.stdout.split('\n')[0]!;
+    const [pid] = stat.split(' ', 1);
+    const session = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3];
+    expect(session).toBe(pid);
+    expect(r.stdout).toMatch(/Max processes\s+77\s+77\s/);
   });
 
   it("a sandboxed pair's tmux clients run setpriv inside bwrap, never the helper", () => {
