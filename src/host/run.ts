@@ -74,6 +74,9 @@ function runArgv(file: string, args: string[], o: { timeoutMs?: number; env?: Re
   });
 }
 
+/** How long a short program's exit may take to be reported after SIGKILL before its caller is answered anyway. */
+const EXIT_AFTER_KILL_MS = 2000;
+
 /** What a short program run on a pty may print, at most: more is a hostile peer, and ends it. */
 const PTY_OUTPUT_MAX = 1024 * 1024;
 
@@ -94,13 +97,15 @@ export function runOnPty(file: string, args: string[], o: { timeoutMs?: number }
     let size = 0;
     let done = false;
     let killed = false;
-    const finish = (code: number) => {
+    let held: ReturnType<typeof setTimeout> | undefined;
+    const finish = (code: number, why = killed ? `killed after ${timeoutMs} ms or ${PTY_OUTPUT_MAX} bytes` : '') => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      clearTimeout(held);
       const text = Buffer.concat(out).toString('utf8').replace(/\r\n/g, '\n');
       out = [];
-      resolve({ code, stdout: text, stderr: code === 0 ? '' : text || (killed ? `killed after ${timeoutMs} ms or ${PTY_OUTPUT_MAX} bytes` : '') });
+      resolve({ code, stdout: text, stderr: code === 0 ? '' : text || why });
     };
     let p: ReturnType<typeof spawnPty>;
     try {
@@ -110,12 +115,17 @@ export function runOnPty(file: string, args: string[], o: { timeoutMs?: number }
       return;
     }
     const kill = () => {
+      if (killed) return;
       killed = true;
       try {
         p.kill('SIGKILL');
       } catch {
         // gone already
       }
+      // A program running as a pair can be ptraced by the pair: a tracer that never reaps it keeps
+      // its exit from ever reaching us. The caller (a reconcile, a liveness check, a kill) is not
+      // held up by it: it is answered as failed, and the process reaped whenever the tracer lets go.
+      held = setTimeout(() => finish(1, `killed after ${timeoutMs} ms, and its exit was never reported (held by a tracer?)`), EXIT_AFTER_KILL_MS);
     };
     const timer = setTimeout(kill, timeoutMs);
     p.onData((d) => {

@@ -1,8 +1,9 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { TmuxHost, type Pair } from '../../src/host/tmux.js';
 import { asAccount, runAs, runOnPty } from '../../src/host/run.js';
 import { lookupAccount } from '../../src/host/account.js';
+import { waitUntil } from '../helpers/poll.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -78,4 +79,34 @@ describe('runOnPty: short programs without forking the gateway', () => {
       spawnSync('pkill', ['-f', 'sleep 5.4321']);
     }
   });
+
+  it.skipIf(!isRoot)('answers its caller when a tracer holds a killed program unreaped (a pair can ptrace what runs as it)', async () => {
+    // The tracer attaches (PTRACE_SEIZE) and never waits: the SIGKILL at the timeout leaves a zombie
+    // whose exit reaches its parent only once the tracer lets go. Before, the caller waited until then.
+    const run = runOnPty('/bin/sleep', ['61.717'], { timeoutMs: 1500 });
+    let tracer: ReturnType<typeof spawn> | null = null;
+    try {
+      const pid = await waitUntil(() => spawnSync('pgrep', ['-f', '^/bin/sleep 61.717$'], { encoding: 'utf8' }).stdout.trim() || null, 'the program started');
+      tracer = spawn('python3', ['-c', TRACER, pid], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let said = '';
+      tracer.stdout!.on('data', (d: Buffer) => (said += d.toString()));
+      await waitUntil(() => (said ? said : null), 'the tracer attached');
+      expect(said.trim()).toBe('SEIZED');
+      const r = await Promise.race([run, new Promise<null>((res) => setTimeout(() => res(null), 6000))]);
+      expect(r, 'runOnPty still waiting 6 s after its timeout').not.toBeNull();
+      expect(r).toMatchObject({ code: 1 });
+      expect(r!.stderr).toMatch(/exit was never reported/);
+    } finally {
+      tracer?.kill('SIGKILL');
+      spawnSync('pkill', ['-KILL', '-f', '^/bin/sleep 61.717$']);
+    }
+  });
 });
+
+/** Seizes the pid in argv[1] with ptrace and holds it without ever waiting on it. */
+const TRACER = `import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+ok = libc.ptrace(0x4206, int(sys.argv[1]), None, None) == 0
+print('SEIZED' if ok else 'ERR %d' % ctypes.get_errno(), flush=True)
+time.sleep(60)`;
