@@ -239,14 +239,24 @@ export class HostAccounts {
   }
 
   /**
-   * Ends every process of the account: `kill -KILL -1` run as the account itself, which the kernel
-   * applies to all of that uid's processes at once (a fork loop cannot outrun it), repeated until
-   * /proc shows none. Returns how many were found at first.
+   * Ends every process of the account, repeated until /proc shows none. Each round, root SIGKILLs
+   * every process of the uid it finds, then `kill -KILL -1` runs as the account itself, which the
+   * kernel applies to all of that uid's processes at once (a fork loop cannot outrun it). The
+   * account's processes may ptrace that `kill` (it is theirs: same uid, dumpable) and keep it from
+   * doing its work; nothing holds off root's SIGKILL, so the rounds still end them. Returns how many
+   * were found at first.
    */
   async terminate(acct: OsAccount): Promise<number> {
     if (acct.uid === 0 || acct.uid === process.getuid?.()) return 0; // never ourselves
     const found = processesOf(acct.uid).length;
     for (let round = 0; round < 10 && processesOf(acct.uid).length > 0; round++) {
+      for (const pid of processesOf(acct.uid)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
       await runAs(acct, 'kill', ['-9', '-1'], { timeoutMs: 3000 }); // procps kill: '-s KILL -- -1' is a usage error
     }
     return found;
