@@ -5,6 +5,7 @@ import { systemRandom, type Random } from '../platform/random.js';
 import type { Logger } from '../platform/logger.js';
 import type { AuditSink } from '../audit/log.js';
 import { ENFORCED_OPTIONS, type Pair, type PtyLaunch, type TmuxHost } from './tmux.js';
+import { statFields } from '../platform/proc-stat.js';
 
 const DIR_RE = /^r(\d+)-u(\d+)$/;
 
@@ -220,9 +221,7 @@ export class TmuxServers {
     for (let hop = 0; hop < 4 && p > 1; hop++) {
       if (pids.has(p)) return true;
       try {
-        // "pid (comm) state ppid ...": comm may contain ") " itself, so read after the last ')'.
-        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-        p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        p = Number(statFields(readFileSync(`/proc/${p}/stat`, 'utf8'))[1]); // the ppid
       } catch {
         return false;
       }

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { statFields } from './proc-stat.js';
 
 /**
  * The gateway's CPU priority above its users' programs. Linux keeps the nice value per thread
@@ -73,9 +74,8 @@ export function raiseSessionGroup(nice: number, proc = '/proc'): SessionGroupRes
     return { kind: 'no-autogroup' };
   }
   if (enabled !== '1' || !existsSync(`${proc}/self/autogroup`)) return { kind: 'no-autogroup' };
-  // pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses, so after the last ')'.
   const [pid] = stat.split(' ', 1);
-  const session = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3];
+  const session = statFields(stat)[3];
   if (session !== pid) return { kind: 'shares-session' };
   try {
     writeFileSync(`${proc}/self/autogroup`, String(nice));

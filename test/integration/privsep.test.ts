@@ -11,6 +11,7 @@ import { BIN, cliAsync } from '../helpers/cli.js';
 import { killSession, removeUser, revokeRole, setUserDisabled } from '../../src/admin/operations.js';
 import { lookupAccount } from '../../src/host/account.js';
 import { processesOf } from '../../src/host/accounts.js';
+import { statFields } from '../../src/platform/proc-stat.js';
 
 const isRoot = process.getuid?.() === 0;
 const FAKE_SERVER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/fake-tmux-server.py');
@@ -146,7 +147,7 @@ describe.skipIf(!isRoot)('privilege separation under attack', () => {
     expect(out).toContain('NICE-0-');
     const niceOf = (pid: number) => {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      return Number(statFields(stat)[16]);
     };
     const pids = processesOf((await pairAccount('carol')).uid);
     expect(pids.length).toBeGreaterThanOrEqual(3); // the tmux client, the server, the shell

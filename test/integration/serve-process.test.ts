@@ -8,6 +8,7 @@ import { defaultSocketDir } from '../../src/config/load.js';
 import { cleanupStore, isolationYaml, makeKey, socketsIn, tempDir } from '../helpers/gateway.js';
 import { PtyDriver } from '../helpers/pty-driver.js';
 import { waitUntil } from '../helpers/poll.js';
+import { statFields } from '../../src/platform/proc-stat.js';
 
 /** The gateway as a separate process: the real CLI, real clock, oathtool codes, SIGTERM. */
 describe('tmuxgate serve as a process', () => {
@@ -134,7 +135,7 @@ describe('tmuxgate serve as a process', () => {
     // Leading its session, the gateway must never take a user's pty as its controlling terminal
     // (a hang-up there would be its own SIGHUP): every slave is opened O_NOCTTY or in the child.
     const stat = readFileSync(`/proc/${gw!.pid}/stat`, 'utf8');
-    const [, , , session, ttyNr] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const [, , , session, ttyNr] = statFields(stat);
     expect(session).toBe(String(gw!.pid));
     expect(ttyNr).toBe('0');
     gw!.kill('SIGTERM');

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { onPath, spawnAsArgv, spawnPty, type Pty } from '../../src/platform/pty.js';
 import { waitUntil } from '../helpers/poll.js';
+import { statFields } from '../../src/platform/proc-stat.js';
 
 describe('pty adapter: direct writes', () => {
   let dir = '';
@@ -84,7 +85,7 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
       // comm changes early in execve, the new environment a little later: wait for the environment.
       await waitUntil(() => readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0').includes('FOO=bar'), 'the exec');
       const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const f = statFields(stat);
       expect(Number(f[3])).toBe(p.pid); // session id: a session leader
       const ttyNr = Number(f[4]);
       const pts = Number(/(\d+)$/.exec(p.tty!)![1]);
@@ -133,7 +134,7 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
           }
         })
         .filter((st) => {
-          const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+          const f = statFields(st);
           return f[0] === 'Z' && Number(f[1]) === process.pid;
         });
 
@@ -165,7 +166,7 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
         expect(line('SigBlk')).toEqual(['0000000000000000']);
         expect(/Max processes\s+(\d+)\s+(\d+)/.exec(readFileSync(`/proc/${p.pid}/limits`, 'utf8'))!.slice(1)).toEqual(['77', '77']);
         const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const f = statFields(stat);
         expect(Number(f[3])).toBe(p.pid);
         expect(Number(f[4])).toBe((136 << 8) | Number(/(\d+)$/.exec(p.tty!)![1]));
         expect(readdirSync(`/proc/${p.pid}/fd`).sort()).toEqual(['0', '1', '2']);

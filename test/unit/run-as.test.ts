@@ -4,6 +4,7 @@ import { TmuxHost, type Pair } from '../../src/host/tmux.js';
 import { asAccount, runAs, runOnPty } from '../../src/host/run.js';
 import { lookupAccount } from '../../src/host/account.js';
 import { waitUntil } from '../helpers/poll.js';
+import { statFields } from '../../src/platform/proc-stat.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -29,7 +30,7 @@ describe.skipIf(!isRoot)('starting a program as an account', () => {
     expect(r.code).toBe(0);
     const stat = r.stdout.split('\n')[0]!;
     const [pid] = stat.split(' ', 1);
-    const session = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3];
+    const session = statFields(stat)[3];
     expect(session).toBe(pid);
     expect(r.stdout).toMatch(/Max processes\s+77\s+77\s/);
   });
