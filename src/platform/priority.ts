@@ -60,8 +60,9 @@ export type SessionGroupResult = { kind: 'raised' | 'no-autogroup' | 'shares-ses
  * measured, a gateway at nice -5 waited 35-150 ms for the CPU each time 20 shells ran a command at
  * once. Only a gateway that leads its session (a service) raises it. Every tmux client leaves
  * the session at its spawn (node-pty's setsid), and with it the servers and shells: nothing of a
- * user's runs in the raised group. The short programs of host/run.ts (useradd, rm as the pair)
- * leave it too (setsid): a pair can ptrace its own `rm` and make it run anything. `proc`: for tests.
+ * user's runs in the raised group. The pair's short programs (host/run.ts runAs: `rm`, `kill`)
+ * leave it too, on a pty of their own: a pair can ptrace them and make them run anything. Only
+ * root's `useradd`/`usermod`/`userdel` (runRoot, execFile) stay in it. `proc`: for tests.
  */
 export function raiseSessionGroup(nice: number, proc = '/proc'): SessionGroupResult {
   if (nice >= 0) return { kind: 'no-autogroup' };
