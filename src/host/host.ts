@@ -12,7 +12,8 @@ import { currentAccount, lookupAccount, type OsAccount } from './account.js';
 import { HostAccounts } from './accounts.js';
 import { checkRootOnly, makeDirs, preparePairDir, requireTraversable, writeRootFile } from './dirs.js';
 import { TmuxHost, pairDirName, tmuxConf, type Pair } from './tmux.js';
-import { TmuxServers, type KnownClient } from './tmux-servers.js';
+import { PAIR_LANES, TmuxServers, type KnownClient } from './tmux-servers.js';
+import { inLanes } from '../platform/lanes.js';
 
 export interface HostDeps {
   config: Config;
@@ -254,8 +255,11 @@ export class Host {
         this.d.logger.error({ account: p.account, err: (e as Error).message }, `${what} failed`);
       }
     };
-    for (const p of due) await each(p, `ending pair (${p.cause})`, () => this.endPair(p, p.cause));
-    for (const p of await this.d.repo.removedUsersPairs(this.accounts.machine)) await each(p, 'removing pair account', () => this.accounts.remove(p));
+    // In lanes: a pair whose socket holds the server's kill holds one lane, not the pairs after it.
+    await inLanes(due, PAIR_LANES, (p) => each(p, `ending pair (${p.cause})`, () => this.endPair(p, p.cause)));
+    await inLanes(await this.d.repo.removedUsersPairs(this.accounts.machine), PAIR_LANES, (p) =>
+      each(p, 'removing pair account', () => this.accounts.remove(p)),
+    );
     return due.length;
   }
 }

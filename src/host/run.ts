@@ -36,6 +36,8 @@ export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** Killed by its bound (time or output), not ended by itself: a peer that may hold the next one too. */
+  killed?: true;
 }
 
 /**
@@ -105,7 +107,7 @@ export function runOnPty(file: string, args: string[], o: { timeoutMs?: number }
       clearTimeout(held);
       const text = Buffer.concat(out).toString('utf8').replace(/\r\n/g, '\n');
       out = [];
-      resolve({ code, stdout: text, stderr: code === 0 ? '' : text || why });
+      resolve({ code, stdout: text, stderr: code === 0 ? '' : text || why, ...(killed ? { killed: true as const } : {}) });
     };
     let p: ReturnType<typeof spawnPty>;
     try {

@@ -6,6 +6,7 @@ import type { Logger } from '../platform/logger.js';
 import type { AuditSink } from '../audit/log.js';
 import { ENFORCED_OPTIONS, type Pair, type PtyLaunch, type TmuxHost } from './tmux.js';
 import { statFields } from '../platform/proc-stat.js';
+import { inLanes } from '../platform/lanes.js';
 
 const DIR_RE = /^r(\d+)-u(\d+)$/;
 
@@ -15,6 +16,12 @@ const PANE_FORMAT = ['#{pane_id}', ...ENFORCED_OPTIONS.map((o) => `#{${o.name}}`
 /** How many entries of a pair's directory are looked at, and how many of its sockets: the pair can make either huge. */
 const SCAN_ENTRIES = 1024;
 const SCAN_SOCKETS = 8;
+/**
+ * How many pairs' servers are asked at once by the periodic work (reconcile, reaper, intrusion
+ * check). Each ask is the pair's to hold to its timeout (a program on its socket that never
+ * answers, a tracer on our client): one pair then holds one lane, never the pairs queued after it.
+ */
+export const PAIR_LANES = 8;
 /** Clients of one server dealt with per check: a hostile server can answer list-clients with anything. */
 const CLIENTS_PER_SERVER = 32;
 
@@ -157,7 +164,7 @@ export class TmuxServers {
    * pair. Only sockets owned by the pair's uid are considered; anything else the pair put there
    * (a symlink to another socket, a file) is ignored.
    */
-  private async adoptDir(pair: Pair): Promise<Managed | null> {
+  private async adoptDir(pair: Pair, tally = { removed: 0 }): Promise<Managed | null> {
     let adopted: Managed | null = null;
     // Only real sockets (the pair can fill its directory with anything: directories, fifos,
     // millions of entries), a bounded number, each checked with lstat against the pair's uid.
@@ -165,7 +172,14 @@ export class TmuxServers {
     for (const f of names) {
       const socket = path.join(pair.dir, f);
       if (this.deps.tmux.socketState(pair, socket) !== 'socket') continue;
-      const alive = await this.deps.tmux.alive(pair, socket);
+      const asked = await this.deps.tmux.run(pair, socket, ['list-sessions']);
+      if (asked.killed) {
+        // A program on the socket that holds whoever asks it (or a tracer holding our client):
+        // the rest of this directory is not asked now. The pair's next login or kill comes back to it.
+        this.deps.logger.warn({ socket }, "a tmux socket held the gateway's liveness check to its timeout; the rest of this pair's directory is left");
+        break;
+      }
+      const alive = asked.code === 0;
       if (alive && !adopted) {
         adopted = { pair, socket, clients: new Map(), lastDetach: this.deps.clock.now() };
         this.servers.set(path.basename(pair.dir), adopted);
@@ -174,26 +188,34 @@ export class TmuxServers {
       // Two servers for one pair must never happen: keep one. A dead socket is removed, as the pair.
       if (alive) await this.deps.tmux.run(pair, socket, ['kill-server']);
       await this.deps.tmux.removeSocket(pair, socket);
+      tally.removed++;
       this.deps.logger.info({ socket }, 'removed a stale tmux socket');
     }
     return adopted;
   }
 
-  /** At gateway start: adopt every live server, remove every stale socket. */
+  /**
+   * At gateway start: adopt every live server, remove every stale socket (`stale`: how many were
+   * removed). The pairs are taken PAIR_LANES at a time: one whose socket holds the ask holds a lane.
+   */
   async reconcile(): Promise<{ adopted: number; stale: number }> {
     let adopted = 0;
     let stale = 0;
     if (!existsSync(this.o.socketDir)) return { adopted, stale };
-    for (const d of readdirSync(this.o.socketDir)) {
-      const m = DIR_RE.exec(d);
-      if (!m) continue;
-      const pair = await this.deps.pairOf(Number(m[1]), Number(m[2]));
-      if (!pair) continue;
-      const before = Math.min(socketNames(pair.dir).length, SCAN_SOCKETS);
-      const a = await this.adoptDir(pair);
-      if (a) adopted++;
-      stale += before - (a ? 1 : 0);
-    }
+    // In a fixed order (by role, then user), so a run is repeatable.
+    const dirs = readdirSync(this.o.socketDir)
+      .flatMap((d) => {
+        const m = DIR_RE.exec(d);
+        return m ? [[Number(m[1]), Number(m[2])] as const] : [];
+      })
+      .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    await inLanes(dirs, PAIR_LANES, async ([roleId, userId]) => {
+      const pair = await this.deps.pairOf(roleId, userId);
+      if (!pair) return;
+      const tally = { removed: 0 };
+      if (await this.adoptDir(pair, tally)) adopted++;
+      stale += tally.removed;
+    });
     return { adopted, stale };
   }
 
@@ -201,15 +223,15 @@ export class TmuxServers {
   async reap(): Promise<number> {
     let n = 0;
     const now = this.deps.clock.now();
-    for (const [key, s] of this.servers) {
-      if (s.clients.size > 0 || now - s.lastDetach < this.o.dormantTimeoutMs) continue;
+    const due = [...this.servers].filter(([, s]) => s.clients.size === 0 && now - s.lastDetach >= this.o.dormantTimeoutMs);
+    await inLanes(due, PAIR_LANES, async ([key, s]) => {
       await this.deps.tmux.run(s.pair, s.socket, ['kill-server']);
       await this.deps.tmux.removeSocket(s.pair, s.socket);
       this.servers.delete(key);
       this.deps.gone?.(s.pair);
       n++;
       await this.deps.audit.emit('gateway', { type: 'tmux.reaped', socketDir: s.pair.dir, idleMs: now - s.lastDetach });
-    }
+    });
     return n;
   }
 
@@ -267,11 +289,11 @@ export class TmuxServers {
       const crowded = all.filter((s) => (t.connected.get(s.socket) ?? 0) > viaPath(s)).slice(0, perTick);
       batch = [...new Set([...crowded, ...batch])];
     }
-    for (const s of batch) {
+    await inLanes(batch, PAIR_LANES, async (s) => {
       // One tmux command for both: the clients (lines "pid tty name") and each pane's options ("%id\t...").
       const ask = ['list-clients', '-F', '#{client_pid} #{client_tty} #{client_name}', ';', 'list-panes', '-a', '-F', PANE_FORMAT];
       const r = await this.deps.tmux.run(s.pair, s.socket, ask);
-      if (r.code !== 0) continue; // a socket gone meanwhile: skipped
+      if (r.code !== 0) return; // a socket gone meanwhile: skipped
       const paneLines = r.stdout.split('\n').filter((l) => l.startsWith('%'));
       const known: KnownClient[] = [...[...s.clients].map(([pid, tty]) => ({ pid, tty })), ...observers];
       const strangers: { pid: number; name: string }[] = [];
@@ -295,7 +317,7 @@ export class TmuxServers {
         this.deps.logger.warn({ socketDir: s.pair.dir, pids: strangers.map((x) => x.pid) }, 'detached tmux clients the gateway did not start');
       }
       await this.enforceOptions(s, paneLines);
-    }
+    });
     return n;
   }
 

@@ -37,6 +37,31 @@ describe('Host.enforce', () => {
     expect(ended).toEqual(['good']);
   });
 
+  it("a pair whose end never finishes (its socket holds the server's kill) holds one lane, not the pairs after it", async () => {
+    const repo = { pairsToEnd: () => [pair('held', 1), pair('next', 2), pair('last', 3)], removedUsersPairs: () => [] } as unknown as HostAccountRepo;
+    const host = new Host({
+      config: buildConfig({}, { file: null, baseDir: '/tmp' }),
+      repo,
+      roles: {} as RoleRepo,
+      clock: new FakeClock(0),
+      logger: silentLogger(),
+      audit: { emit: () => {} } as never,
+    });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const ended: string[] = [];
+    host.endPair = async (p) => {
+      if (p.account === 'held') await held;
+      ended.push(p.account);
+    };
+    const enforcing = host.enforce();
+    for (let spin = 0; spin < 20 && ended.length < 2; spin++) await new Promise((r) => setImmediate(r));
+    expect(ended).toEqual(['next', 'last']);
+    release();
+    await expect(enforcing).resolves.toBe(3);
+    expect(ended).toEqual(['next', 'last', 'held']);
+  });
+
   it('in a cluster, a pair with live sessions at other nodes is left to them for the grace, then ended regardless', async () => {
     let live = 1;
     const repo = {

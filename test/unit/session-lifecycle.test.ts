@@ -362,6 +362,47 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
     owner.stop();
   });
 
+  it("one pair whose end never finishes (its socket holds the server's kill) does not hold the other pairs' ends", async () => {
+    const realTime = new FakeClock();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const started: string[] = [];
+    let enforced = 0;
+    const pending = ['r1-u1', 'r1-u2', 'r2-u3', 'r1-u1'].map((k, i) => ({ sessionId: `S${i}`, roleId: Number(k[1]), userId: Number(k.slice(4)) }));
+    const doneIds: string[] = [];
+    const stop = startEnforcer({
+      live: { get: () => undefined, all: () => [], size: 0, viewers: new Map(), endAll: () => {} } as never,
+      kills: {
+        pending: async () => [],
+        done: async () => {},
+        serverPending: async () => pending.filter((k) => !doneIds.includes(k.sessionId)),
+        serverDone: async (id) => void doneIds.push(id),
+      },
+      nodeId: 'node-a',
+      users: { lockedOutIds: async () => [] },
+      roles: { allGrants: async () => [] },
+      host: {
+        killPair: async (r, u) => {
+          started.push(`r${r}-u${u}`);
+          if (r === 1 && u === 1) await held; // the hostile pair: never ends by itself
+        },
+        enforce: async () => ++enforced,
+      },
+      clock: new FakeClock(),
+      logger: silentLogger(),
+      realTime,
+    });
+    realTime.advance(500);
+    for (let spin = 0; spin < 20 && started.length < 3; spin++) await settle();
+    // The others' ends ran while the hostile one waits; a pair queued twice is ended once.
+    expect(started).toEqual(['r1-u1', 'r1-u2', 'r2-u3']);
+    expect(enforced).toBe(0);
+    release();
+    for (let spin = 0; spin < 20 && enforced === 0; spin++) await settle();
+    expect(enforced).toBe(1);
+    stop();
+  });
+
   it("a kill of this node's session that ended just before is resolved and still ends the pair; other nodes' requests are left to them", async () => {
     const h = harness();
     const e = enforcerOn(
