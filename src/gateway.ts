@@ -21,6 +21,7 @@ import { loadHostKey, knownHostsLine } from './auth/host-key.js';
 import { effectiveAlgorithms, ssh2Algorithms } from './crypto/algorithms.js';
 import { FrontDoor, normaliseAddr } from './ssh/front-door.js';
 import { warmUpSsh } from './ssh/warm-up.js';
+import { pickDecoy } from './auth/login-deps.js';
 import { GatewayConnection, type ConnectionDeps } from './ssh/connection.js';
 import { SessionRegistry } from './session/registry.js';
 import { spawnPty, type Pty, type PtySpawnOptions } from './platform/pty.js';
@@ -244,8 +245,9 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   });
   server.on('error', (e: Error) => logger.warn({ err: e.message }, 'ssh server error'));
 
-  // The first user after a start does not wait for ssh2's code to compile (warm-up.ts).
+  // The first user after a start does not wait for ssh2's code to compile (warm-up.ts), nor for the decoy's pick.
   logger.debug(await warmUpSsh(serverConfig), 'ssh warmed up');
+  await pickDecoy(connectionDeps.login);
   const addr = await front.listen(config.listen.host, config.listen.port);
   // Live tmux servers are adopted after the door opens: a pair's directory is the pair's to fill,
   // so its cost must never keep everyone out. A login meanwhile adopts its own pair's server.

@@ -7,9 +7,9 @@ import { authorize, type AuthzDenial } from '../authz/decide.js';
 export interface KeyStepPort {
   findUser(name: string): Promise<User | null>;
   /**
-   * Some real user, looked up the way findUser looks one up: when a name matches nobody, the
-   * grants and key lookups run for this user instead, so a miss reads and decodes the same rows
-   * a hit does. Its results never decide anything.
+   * Some real user, looked up the way findUser looks one up, and always alongside it: when a name
+   * matches nobody, the grants and key lookups run for this user instead, so a miss reads and
+   * decodes the same rows a hit does, in the same round trips. Its results never decide anything.
    */
   decoyUser(): Promise<User | null>;
   roleExists(name: string): Promise<boolean>;
@@ -73,9 +73,12 @@ export async function publicKeyStep(port: KeyStepPort, login: string, offer: Key
   const together = known ? await Promise.all([port.findUser(parsed?.user ?? ''), lookups(known.userId)]) : null;
   if (together && together[0]?.id === known!.userId) [user, looked] = together;
   else {
-    user = await port.findUser(parsed?.user ?? '');
-    const subject = user ?? (await port.decoyUser());
-    looked = await lookups(subject?.id ?? NO_USER);
+    // The decoy is read alongside the user, hit or miss: on a shared store a decoy read only
+    // after a miss was one more round trip for an unknown name (measured on PostgreSQL: +0.4-0.6
+    // ms at p50 under load), a timing oracle for user names.
+    const [found, decoy] = await Promise.all([port.findUser(parsed?.user ?? ''), port.decoyUser()]);
+    user = found;
+    looked = await lookups((user ?? decoy)?.id ?? NO_USER);
   }
   const [roleMissing, granted, key] = looked;
   const signed = offer.signature && offer.signed ? port.verify(offer.blob, offer.signed, offer.signature, offer.hashAlgo) : null;

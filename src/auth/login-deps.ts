@@ -78,6 +78,14 @@ async function decoy(d: Pick<LoginFlowDeps, 'users' | 'roles'>): Promise<User | 
   return d.users.find(picked);
 }
 
+/**
+ * Picks the decoy before the first login (the gateway's start): picking lists users and their
+ * grants, several round trips on a shared store, which the first login would otherwise wait for.
+ */
+export async function pickDecoy(d: Pick<LoginFlowDeps, 'users' | 'roles'>): Promise<void> {
+  await decoy(d);
+}
+
 /** The publickey step's lookups over the login repositories. */
 export function storeKeyPort(d: Required<LoginFlowDeps>): KeyStepPort {
   return {

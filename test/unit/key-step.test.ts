@@ -9,16 +9,30 @@ const alice: User = { id: 7, name: 'alice', defaultRoleId: 1, disabled: false, c
 const ENROLLED = Buffer.from('enrolled-key');
 const OTHER = Buffer.from('some-other-key');
 
-/** A port over one user (alice, key ENROLLED, role ops) that logs every call it gets. */
-function countingPort(signatureValid: boolean): KeyStepPort & { calls: string[] } {
+/**
+ * A port over one user (alice, key ENROLLED, role ops) that logs every call it gets, and in
+ * `rounds` the round trips a shared store would see: lookups asked for before any answered share
+ * a round; each answers a macrotask later, as a database would.
+ */
+function countingPort(signatureValid: boolean): KeyStepPort & { calls: string[]; rounds: string[][] } {
   const calls: string[] = [];
+  const rounds: string[][] = [];
+  let answered = true;
+  const read = <T>(name: string, v: T): Promise<T> => {
+    calls.push(name);
+    if (answered) rounds.push([]);
+    answered = false;
+    rounds.at(-1)!.push(name);
+    return new Promise((resolve) => setImmediate(() => ((answered = true), resolve(v))));
+  };
   return {
     calls,
-    findUser: async (name) => (calls.push('findUser'), name === 'alice' ? alice : null),
-    decoyUser: async () => (calls.push('decoyUser'), alice),
-    roleExists: async (name) => (calls.push('roleExists'), name === 'ops' || name === 'dba'),
-    grantsOf: async (id) => (calls.push(`grantsOf(${id})`), id === alice.id ? [ops] : []),
-    findKey: async (id, blob) => (calls.push(`findKey(${id})`), id === alice.id && blob.equals(ENROLLED) ? { fingerprint: 'SHA256:x' } : null),
+    rounds,
+    findUser: (name) => read('findUser', name === 'alice' ? alice : null),
+    decoyUser: () => read('decoyUser', alice),
+    roleExists: (name) => read('roleExists', name === 'ops' || name === 'dba'),
+    grantsOf: (id) => read(`grantsOf(${id})`, id === alice.id ? [ops] : []),
+    findKey: (id, blob) => read(`findKey(${id})`, id === alice.id && blob.equals(ENROLLED) ? { fingerprint: 'SHA256:x' } : null),
     verify: () => (calls.push('verify'), signatureValid),
   };
 }
@@ -36,9 +50,12 @@ describe('publickey step: every refusal does the same work (no timing oracle for
     const port = countingPort(false);
     const r = await publicKeyStep(port, login, offer);
     expect(r).toEqual({ kind: 'refused', reason });
-    // A miss adds the decoy's lookup; grants and keys are then read for a real user (id 7) either way.
-    const lookups = login.startsWith('alice') ? ['findUser'] : ['findUser', 'decoyUser'];
-    expect(port.calls).toEqual([...lookups, ...(login.includes('+') ? ['roleExists'] : []), 'grantsOf(7)', 'findKey(7)', 'verify']);
+    // The user and the decoy together, hit or miss; grants and keys are then read for a real user (id 7) either way.
+    expect(port.calls).toEqual(['findUser', 'decoyUser', ...(login.includes('+') ? ['roleExists'] : []), 'grantsOf(7)', 'findKey(7)', 'verify']);
+    expect(port.rounds).toEqual([
+      ['findUser', 'decoyUser'],
+      [...(login.includes('+') ? ['roleExists'] : []), 'grantsOf(7)', 'findKey(7)'],
+    ]);
   });
 
   it('a query (no signature) for an unknown user and for a wrong key do the same lookups, no verify', async () => {
@@ -46,8 +63,12 @@ describe('publickey step: every refusal does the same work (no timing oracle for
     const wrongKey = countingPort(true);
     expect(await publicKeyStep(unknown, 'mallory', { blob: ENROLLED })).toEqual({ kind: 'refused', reason: 'unknown-user' });
     expect(await publicKeyStep(wrongKey, 'alice', { blob: OTHER })).toEqual({ kind: 'refused', reason: 'unknown-key' });
-    expect(unknown.calls).toEqual(['findUser', 'decoyUser', 'grantsOf(7)', 'findKey(7)']);
-    expect(wrongKey.calls).toEqual(['findUser', 'grantsOf(7)', 'findKey(7)']);
+    // The same round trips, in the same order: on a shared store a miss costs what a hit costs.
+    expect(unknown.rounds).toEqual([
+      ['findUser', 'decoyUser'],
+      ['grantsOf(7)', 'findKey(7)'],
+    ]);
+    expect(wrongKey.rounds).toEqual(unknown.rounds);
   });
 
   it('an unknown user with a valid signature over their own key is still refused', async () => {
@@ -75,6 +96,11 @@ describe('publickey step after a query found the key (KnownOwner)', () => {
     });
     // All three lookups were asked for before any answered (one round trip on a shared store).
     expect(port.calls).toEqual(['findUser', 'grantsOf(7)', 'findKey(7)', 'verify']);
+    expect(port.rounds).toEqual([['findUser', 'grantsOf(7)', 'findKey(7)']]);
+    // With a role: four at once, five with the login's lock check alongside (the pool's WARM_CONNECTIONS).
+    const withRole = countingPort(true);
+    await publicKeyStep(withRole, 'alice+ops', signed(ENROLLED), { userId: alice.id });
+    expect(withRole.rounds).toEqual([['findUser', 'roleExists', 'grantsOf(7)', 'findKey(7)']]);
     expect(await publicKeyStep(countingPort(false), 'alice', signed(ENROLLED), { userId: alice.id })).toEqual({ kind: 'refused', reason: 'bad-signature' });
     expect(await publicKeyStep(countingPort(true), 'alice', signed(OTHER), { userId: alice.id })).toEqual({ kind: 'refused', reason: 'unknown-key' });
     expect(await publicKeyStep(countingPort(true), 'alice+dba', signed(ENROLLED), { userId: alice.id })).toEqual({
@@ -87,7 +113,7 @@ describe('publickey step after a query found the key (KnownOwner)', () => {
     const port = countingPort(true);
     // The query found user 8; now "alice" is user 7 (removed and added again meanwhile): nothing read for 8 decides.
     expect(await publicKeyStep(port, 'alice', signed(ENROLLED), { userId: 8 })).toEqual({ kind: 'proved', user: alice, role: ops, fingerprint: 'SHA256:x' });
-    expect(port.calls).toEqual(['findUser', 'grantsOf(8)', 'findKey(8)', 'findUser', 'grantsOf(7)', 'findKey(7)', 'verify']);
+    expect(port.calls).toEqual(['findUser', 'grantsOf(8)', 'findKey(8)', 'findUser', 'decoyUser', 'grantsOf(7)', 'findKey(7)', 'verify']);
     const gone = countingPort(true);
     expect(await publicKeyStep(gone, 'mallory', signed(ENROLLED), { userId: alice.id })).toEqual({ kind: 'refused', reason: 'unknown-user' });
     expect(gone.calls.slice(3)).toEqual(['findUser', 'decoyUser', 'grantsOf(7)', 'findKey(7)', 'verify']);

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { LoginFlow } from '../../src/auth/login-flow.js';
+import { pickDecoy } from '../../src/auth/login-deps.js';
 import { AuditEventRepo } from '../../src/store/audit-events.js';
-import { WARM_CONNECTIONS, type PostgresSql } from '../../src/store/postgres.js';
+import { PostgresSql, WARM_CONNECTIONS } from '../../src/store/postgres.js';
 import { GENESIS_HASH, rowHash } from '../../src/audit/log.js';
 import { postgresEngine } from '../helpers/engines.js';
 import { roundTripGate } from '../helpers/round-trips.js';
@@ -23,7 +24,7 @@ beforeEach(async () => {
   sql = (await engine.fresh()) as PostgresSql;
   gate = roundTripGate(sql);
   // Every pooled connection made before counting: a connection's setup is not a statement's round trip.
-  await Promise.all(Array.from({ length: 4 }, () => sql.get('SELECT pg_sleep(0.01)')));
+  await Promise.all(Array.from({ length: WARM_CONNECTIONS }, () => sql.get('SELECT pg_sleep(0.01)')));
 }, 30_000);
 
 const signedBy = (u: { key: { blob: Buffer; private: { sign(d: Buffer): Buffer | Error } } }) => {
@@ -108,7 +109,11 @@ describe('round trips on PostgreSQL', () => {
   }, 30_000);
 
   it('the pool keeps as many connections open as a login step sends statements at once', async () => {
-    expect(sql.pool.options.min).toBe(WARM_CONNECTIONS);
+    // (the tests' pools are smaller than a node's default of 10)
+    const node = new PostgresSql({ url: 'postgres://127.0.0.1:1/none' });
+    expect(node.pool.options.min).toBe(WARM_CONNECTIONS);
+    await node.close();
+    expect(sql.pool.options.min).toBe(Math.min(WARM_CONNECTIONS, sql.pool.options.max));
     const w = new LoginWorld({}, sql);
     const alice = await w.user('alice');
     const f = new LoginFlow(w.deps, { id: 'c_warm', addr: '192.0.2.10', log: w.logger });
@@ -122,6 +127,7 @@ describe('round trips on PostgreSQL', () => {
   it('a login: key query, signed key, code', async () => {
     const w = new LoginWorld({}, sql);
     const alice = await w.user('alice');
+    await pickDecoy(w.deps); // as the gateway does at its start
     const f = new LoginFlow(w.deps, { id: 'c_trips', addr: '192.0.2.10', log: w.logger });
     const query = await gate.measure(() => f.offerKey('alice', alice.key.blob));
     expect(query.result).toEqual({ kind: 'accepted', identity: null });
@@ -132,9 +138,14 @@ describe('round trips on PostgreSQL', () => {
     await append(new AuditEventRepo(engine.more(1)[0]!), 0);
     const code = await gate.measure(() => f.answerCode('alice', w.code(alice)));
     expect(code.result).toMatchObject({ kind: 'accepted' });
-    // The query: the address's lockouts, the user, then its grants and key. The signed attempt for
+    // The query: the address's lockouts, the user with the decoy (a name that matches nobody
+    // waits for the same round trips), then its grants and key. The signed attempt for
     // the key the query found: the lockouts alongside all of those again. The code: the reads, the
     // spend, then the audit append (head, insert) with the user's failures forgotten alongside.
+    expect(query.statements.map((w) => w.length)).toEqual([1, 2, 2]);
+    const miss = await gate.measure(() => new LoginFlow(w.deps, { id: 'c_miss', addr: '192.0.2.12', log: w.logger }).offerKey('mallory', alice.key.blob));
+    // (then the refusal's own writes: the failure counted, the pre-auth summary)
+    expect(miss.statements.slice(0, 3).map((w) => [...w].sort())).toEqual(query.statements.map((w) => [...w].sort()));
     expect(signed.statements.map((w) => [...w].sort())).toEqual([['SELECT * FROM', 'SELECT * FROM', 'SELECT r.* FROM', 'SELECT subject_kind, subject,']]);
     expect([query.waves, signed.waves, prompt.waves, code.waves]).toEqual([3, 1, 0, 4]);
     // The next login's code step on this node: the audit row goes after this node's own last row in one statement.
