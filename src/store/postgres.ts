@@ -28,7 +28,7 @@ function numbered(sql: string): string {
 }
 
 /** Pooled connections kept open however long they idle: the most statements a login step sends at once. */
-export const WARM_CONNECTIONS = 4;
+export const WARM_CONNECTIONS = 5;
 
 /** The 64-bit advisory lock key for a named section (the same on every node). */
 function lockKey(name: string): string {
@@ -61,9 +61,10 @@ export class PostgresSql implements Sql {
     this.pool = new pg.Pool({
       connectionString: opts.url,
       max,
-      // A login step sends up to four statements at once. Connections beyond that many close
-      // after 10 s idle (the pool's default); these stay, or a node with a login less often
-      // than every 10 s would open three on each (TCP, SCRAM, a backend forked: 5-15 ms).
+      // A login step sends up to five statements at once (a signed attempt for `user+role`: the
+      // address's locks, the user, the role, the grants, the key). Connections beyond that many
+      // close after 10 s idle (the pool's default); these stay, or a node with a login less often
+      // than every 10 s would open new ones on each (TCP, SCRAM, a backend forked: 5-15 ms).
       min: Math.min(WARM_CONNECTIONS, max),
       application_name: opts.applicationName ?? 'tmuxgate',
       types,

@@ -39,6 +39,12 @@ describe('store', () => {
     expect((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version)).toContain(1);
   });
 
+  it("finds a user's key by an index, not a scan of every enrolled key (the publickey step's read)", async () => {
+    open();
+    const plan = db.prepare('EXPLAIN QUERY PLAN SELECT * FROM public_keys WHERE user_id = ? AND key_blob = ?').all(1, Buffer.from('k')) as { detail: string }[];
+    expect(plan.map((r) => r.detail).join('; ')).toMatch(/USING INDEX public_keys_user/);
+  });
+
   it('syncs every commit to stable storage (synchronous FULL) on every connection the store opens', async () => {
     // Under NORMAL a power loss can roll back acknowledged audit events and TOTP spends (db.ts).
     const FULL = 2;
