@@ -18,7 +18,8 @@
 //   two publickey steps of a login (query, then signed attempt; no +role):
 //     today2  step 1: locks; user; grants+key at once. step 2: locks+user+grants+key at once (4 round trips)
 //     one2    each step one statement: locks, user by name, the decoy, the subject's grants and key (2)
-//   the query step alone, today: qhit (a user), qmiss (no such name: the decoy read is one more round trip)
+//   the query step alone: qhit (a user), qmiss (no such name), as the step reads since 06be493 (the
+//   user and the decoy at once, hit or miss); qmissOld, the miss before it (the decoy read after the miss)
 // First each statement's own cost inside PostgreSQL (EXPLAIN ANALYZE). Then latency per iteration (p50/p90/p99), and CPU per iteration (this process + every PostgreSQL process,
 // from /proc/<pid>/schedstat, per block). Once idle, once with two busy loops (each in a session of
 // its own, as two busy nodes) on the two cores.
@@ -315,10 +316,17 @@ function variants(pool, users) {
     qhit: async () => {
       const x = pick();
       await locks(x);
-      await pool.query(Q.user, [x.u.name]);
+      await Promise.all([pool.query(Q.user, [x.u.name]), pool.query(Q.user, [decoyName])]);
       await Promise.all([pool.query(Q.grants, [x.u.id]), pool.query(Q.key, [x.u.id, x.u.blob])]);
     },
     qmiss: async () => {
+      const x = pick();
+      await locks(x);
+      const [, decoy] = await Promise.all([pool.query(Q.user, [`nosuch${x.u.id}`]), pool.query(Q.user, [decoyName])]);
+      const d = decoy.rows[0];
+      await Promise.all([pool.query(Q.grants, [d.id]), pool.query(Q.key, [d.id, x.u.blob])]);
+    },
+    qmissOld: async () => {
       const x = pick();
       await locks(x);
       await pool.query(Q.user, [`nosuch${x.u.id}`]);
