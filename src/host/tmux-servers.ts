@@ -222,9 +222,12 @@ export class TmuxServers {
   /** Kills servers that have had no client for the dormant timeout. */
   async reap(): Promise<number> {
     let n = 0;
-    const now = this.deps.clock.now();
-    const due = [...this.servers].filter(([, s]) => s.clients.size === 0 && now - s.lastDetach >= this.o.dormantTimeoutMs);
+    const dormant = (s: Managed) => s.clients.size === 0 && this.deps.clock.now() - s.lastDetach >= this.o.dormantTimeoutMs;
+    const due = [...this.servers].filter(([, s]) => dormant(s));
     await inLanes(due, PAIR_LANES, async ([key, s]) => {
+      // Looked at again when its lane takes it: a login may have attached (or started a new server) meanwhile.
+      if (this.servers.get(key) !== s || !dormant(s)) return;
+      const now = this.deps.clock.now();
       await this.deps.tmux.run(s.pair, s.socket, ['kill-server']);
       await this.deps.tmux.removeSocket(s.pair, s.socket);
       this.servers.delete(key);

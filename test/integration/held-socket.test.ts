@@ -158,6 +158,33 @@ describe('a socket that holds every ask holds only its own pair', () => {
     await stranger.waitExit(10_000);
   });
 
+  it('reaper: a server that every lane was busy before gets a client meanwhile, and is not reaped', async () => {
+    const { socketDir, pairOf, realServer } = setup();
+    const hostile = [1, 2, 3, 4, 5, 6, 7, 8].map((u) => ({ pair: pairOf(u), sock: realServer(pairOf(u)) }));
+    const victim = pairOf(9);
+    const victimSock = realServer(victim);
+    const clock = new FakeClock(0);
+    const holds: Held[] = [];
+    const spy = new Spy(() => hostile.map((x, i) => ({ socket: x.sock, closed: holds[i]?.state.closed ?? 0 })), 30_000);
+    const { servers, events } = serversWith(socketDir, spy, pairOf, clock);
+    for (const x of hostile) expect(await servers.liveSocket(x.pair)).toBe(x.sock);
+    expect(await servers.liveSocket(victim)).toBe(victimSock);
+    for (const x of hostile) {
+      execFileSync('tmux', ['-S', x.sock, 'kill-server']);
+      holds.push(await holder(x.sock));
+    }
+    clock.advance(60_000);
+
+    const reaping = servers.reap();
+    // Every lane is held; the victim's user logs in meanwhile (its client attaches).
+    await waitUntil(() => holds.every((h) => h.state.opened === 1), 'every lane held');
+    servers.attached(victim, 424242, null);
+    for (const h of holds) h.release();
+    expect(await reaping).toBe(8);
+    expect(events.filter((e) => e.type === 'tmux.reaped').map((e) => e.socketDir)).not.toContain(victim.dir);
+    expect(spy.calls.filter((c) => c.socket === victimSock && c.args[0] === 'kill-server')).toEqual([]);
+  });
+
   it('reaper: another pair’s dormant server is reaped while the held kill waits', async () => {
     const { socketDir, pairOf, realServer } = setup();
     const hostile = pairOf(1);
