@@ -159,6 +159,8 @@ export class Gateway {
     await admin.close();
     // TG_BENCH_PROF=<dir>: the gateway writes a V8 CPU profile there when it stops (bench/profile.mjs).
     const prof = process.env.TG_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TG_BENCH_PROF}`] : [];
+    // TG_BENCH_NODE_ARGS="--flag ...": node/V8 flags for the gateway only (A/Bs of V8's tiers, GC).
+    prof.push(...(process.env.TG_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []));
     // Its own session, as a service runs (systemd starts each in one): the kernel's sched autogroup
     // shares the CPU between sessions first, so this is where its priority counts (priority.ts).
     this.proc = spawn(process.execPath, [...prof, BIN, 'serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
