@@ -17,17 +17,22 @@ const pair = (account: string, userId: number): PairAccountRecord & { cause: 'us
   cause: 'user-disabled',
 });
 
+/** A Host over a fake repository of pairs, with nothing else behind it. */
+const hostOver = (repo: HostAccountRepo, more: { realTime?: FakeClock; cluster?: { nodeId: string; graceMs: number } } = {}) =>
+  new Host({
+    config: buildConfig({}, { file: null, baseDir: '/tmp' }),
+    repo,
+    roles: {} as RoleRepo,
+    clock: new FakeClock(0),
+    logger: silentLogger(),
+    audit: { emit: () => {} } as never,
+    ...more,
+  });
+
 describe('Host.enforce', () => {
   it('a pair that cannot be ended is logged and never holds up the others', async () => {
     const repo = { pairsToEnd: () => [pair('bad', 1), pair('good', 2)], removedUsersPairs: () => [] } as unknown as HostAccountRepo;
-    const host = new Host({
-      config: buildConfig({}, { file: null, baseDir: '/tmp' }),
-      repo,
-      roles: {} as RoleRepo,
-      clock: new FakeClock(0),
-      logger: silentLogger(),
-      audit: { emit: () => {} } as never,
-    });
+    const host = hostOver(repo);
     const ended: string[] = [];
     host.endPair = async (p) => {
       if (p.account === 'bad') throw new Error('usermod failed');
@@ -39,14 +44,7 @@ describe('Host.enforce', () => {
 
   it("a pair whose end never finishes (its socket holds the server's kill) holds one lane, not the pairs after it", async () => {
     const repo = { pairsToEnd: () => [pair('held', 1), pair('next', 2), pair('last', 3)], removedUsersPairs: () => [] } as unknown as HostAccountRepo;
-    const host = new Host({
-      config: buildConfig({}, { file: null, baseDir: '/tmp' }),
-      repo,
-      roles: {} as RoleRepo,
-      clock: new FakeClock(0),
-      logger: silentLogger(),
-      audit: { emit: () => {} } as never,
-    });
+    const host = hostOver(repo);
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const ended: string[] = [];
@@ -72,16 +70,7 @@ describe('Host.enforce', () => {
       removedUsersPairs: () => [],
     } as unknown as HostAccountRepo;
     const realTime = new FakeClock(0);
-    const host = new Host({
-      config: buildConfig({}, { file: null, baseDir: '/tmp' }),
-      repo,
-      roles: {} as RoleRepo,
-      clock: new FakeClock(0),
-      logger: silentLogger(),
-      audit: { emit: () => {} } as never,
-      realTime,
-      cluster: { nodeId: 'node-a', graceMs: 1000 },
-    });
+    const host = hostOver(repo, { realTime, cluster: { nodeId: 'node-a', graceMs: 1000 } });
     const ended: string[] = [];
     host.endPair = async (p) => void ended.push(p.account);
     await host.enforce();
