@@ -14,16 +14,15 @@
 // sessions first, and a server left in this script's session would share one slice with it.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, openSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { ACCOUNT, Gateway, Sshd, ensureAccount, echoOnce, pct, sshClient, sshShell, waitFor } from './lib.mjs';
+import { freePort, startPostgres, stopPostgres } from './pg-server.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const BIN = path.join(ROOT, 'bin/tmuxgate.js');
-const PG_BIN = '/usr/lib/postgresql/15/bin';
 const { totpCode } = await import(path.join(ROOT, 'dist/auth/totp.js'));
 
 const arg = (name, dflt) => {
@@ -47,16 +46,6 @@ const row = (what, cl, base, baseName, unit, target) => {
 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The tmux servers under a gateway's socket dir (/run/tmuxgate/<hash of its data dir> as root): killed, the dir removed. */
 function killTmuxOf(dataDir) {
@@ -83,36 +72,10 @@ class Cluster {
   }
 
   async startPostgres() {
-    const pgDir = path.join(this.dir, 'pg');
-    mkdirSync(pgDir);
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(pgDir, uid, gid);
-    const asPg = ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--'];
-    const pw = `pw${Math.random().toString(36).slice(2)}`;
-    writeFileSync(path.join(pgDir, 'pw'), pw, { mode: 0o600 });
-    chownSync(path.join(pgDir, 'pw'), uid, gid);
-    const data = path.join(pgDir, 'data');
-    execFileSync(asPg[0], [...asPg.slice(1), `${PG_BIN}/initdb`, '-D', data, '-U', 'tg', '--pwfile', path.join(pgDir, 'pw'), '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-sync'], { stdio: 'ignore' });
-    this.pgPort = await freePort();
-    // fsync on (the default): a deployment's store, not a test's. max_connections well above 2 nodes x pool + CLI.
-    this.pg = spawn(asPg[0], [...asPg.slice(1), `${PG_BIN}/postgres`, '-D', data, '-p', String(this.pgPort), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100', ...(process.env.TG_BENCH_PGLOG ? ['-c', 'log_min_duration_statement=0', '-c', "log_line_prefix=%m [%p] "] : [])], { stdio: process.env.TG_BENCH_PGLOG ? ['ignore', 'ignore', openSync(process.env.TG_BENCH_PGLOG, 'w')] : 'ignore', detached: true });
-    this.pgUrl = (db) => `postgres://tg:${pw}@127.0.0.1:${this.pgPort}/${db}`;
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const c = new pg.Client({ connectionString: this.pgUrl('postgres') });
-      c.on('error', () => {});
-      try {
-        await c.connect();
-        await c.query('CREATE DATABASE tmuxgate');
-        await c.end();
-        break;
-      } catch (e) {
-        await c.end().catch(() => {});
-        if (Date.now() > deadline) throw new Error(`postgres did not start: ${e.message}`);
-        await sleep(100);
-      }
-    }
+    const { proc, port, url } = await startPostgres(this.dir, { logFile: process.env.TG_BENCH_PGLOG ?? null });
+    this.pg = proc;
+    this.pgPort = port;
+    this.pgUrl = url;
   }
 
   /** Connections to the store by application name (nodes: 'tmuxgate'; this script's admin: 'tmuxgate-cli'). */
@@ -249,8 +212,7 @@ class Cluster {
       }),
     );
     for (const n of this.nodes) killTmuxOf(n.dataDir);
-    this.pg?.kill('SIGINT');
-    if (this.pg && this.pg.exitCode === null) await new Promise((r) => this.pg.once('exit', r));
+    await stopPostgres(this.pg);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

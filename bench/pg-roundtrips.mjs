@@ -25,16 +25,15 @@
 // its own, as two busy nodes) on the two cores.
 // Usage: sudo node bench/pg-roundtrips.mjs [--iters N] [--users N] [--block N] [--only idle,load]
 // Prints a table (markdown); appends nothing to RESULTS.md.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { startPostgres, stopPostgres } from './pg-server.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const PG_BIN = '/usr/lib/postgresql/15/bin';
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : dflt;
@@ -49,16 +48,6 @@ const pct = (a, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // Everything started here, stopped on every way out.
 const started = [];
@@ -72,72 +61,12 @@ function cleanup() {
 process.on('exit', cleanup);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
-async function startPostgres() {
+async function startOwnPostgres() {
   dir = mkdtempSync('/tmp/tgpgrt-');
   chmodSync(dir, 0o711);
-  const pgDir = path.join(dir, 'pg');
-  mkdirSync(pgDir);
-  const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-  const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-  chownSync(pgDir, uid, gid);
-  const asPg = ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--'];
-  const pw = `pw${Math.random().toString(36).slice(2)}`;
-  writeFileSync(path.join(pgDir, 'pw'), pw, { mode: 0o600 });
-  chownSync(path.join(pgDir, 'pw'), uid, gid);
-  const data = path.join(pgDir, 'data');
-  execFileSync(
-    asPg[0],
-    [
-      ...asPg.slice(1),
-      `${PG_BIN}/initdb`,
-      '-D',
-      data,
-      '-U',
-      'tg',
-      '--pwfile',
-      path.join(pgDir, 'pw'),
-      '--auth-local=trust',
-      '--auth-host=scram-sha-256',
-      '-E',
-      'UTF8',
-      '--no-sync',
-    ],
-    { stdio: 'ignore' },
-  );
-  const port = await freePort();
-  // setpriv execs postgres: this pid is the postmaster's. detached: a session (autogroup) of its own.
-  const proc = spawn(
-    asPg[0],
-    [...asPg.slice(1), `${PG_BIN}/postgres`, '-D', data, '-p', String(port), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100'],
-    { stdio: 'ignore', detached: true },
-  );
+  const { proc, url } = await startPostgres(dir);
   started.push(proc);
-  const url = (db) => `postgres://tg:${pw}@127.0.0.1:${port}/${db}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const c = new pg.Client({ connectionString: url('postgres') });
-    c.on('error', () => {});
-    try {
-      await c.connect();
-      await c.query('CREATE DATABASE tmuxgate');
-      await c.end();
-      break;
-    } catch (e) {
-      await c.end().catch(() => {});
-      if (Date.now() > deadline) throw new Error(`postgres did not start: ${e.message}`);
-      await sleep(100);
-    }
-  }
   return { proc, url: url('tmuxgate') };
-}
-
-async function stopPostgres(proc) {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const gone = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGINT'); // fast shutdown
-  const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-  await gone;
-  clearTimeout(t);
 }
 
 /** ns on CPU of the postmaster and its children (the backends, the background processes). */
@@ -383,7 +312,7 @@ function burners() {
   return ps;
 }
 
-const { proc, url } = await startPostgres();
+const { proc, url } = await startOwnPostgres();
 try {
   const users = await populate(url);
   const pool = new pg.Pool({ connectionString: url, max: 10, min: 4, application_name: 'tmuxgate', types });
