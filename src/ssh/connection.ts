@@ -25,6 +25,13 @@ export interface ConnectionDeps {
 const REQUIRED = ['login', 'logger', 'random', 'audit', 'sessions'] as const;
 
 /**
+ * Refused requests after login audited one by one per connection. A client can send them as fast
+ * as it can open channels (a forwarded port it connects to in a loop): past this bound they are
+ * counted and audited as one row when the connection closes.
+ */
+export const DENIED_AUDITED = 20;
+
+/**
  * One SSH connection: the only place that handles ssh2 objects. Authentication requests become
  * typed calls on the connection's LoginFlow, whose decisions are applied as they stand; after
  * login, requests are allowed or refused (and audited), and a refusal never ends more than the
@@ -37,6 +44,9 @@ export class GatewayConnection {
   private resolved: Identity | null = null;
   private shellOpen = false;
   private closed = false;
+  /** Requests refused after login, and the last one past DENIED_AUDITED (for the summary row). */
+  private denied = 0;
+  private lastDenied = '';
 
   constructor(
     private readonly deps: ConnectionDeps,
@@ -139,11 +149,30 @@ export class GatewayConnection {
   // ---------------------------------------------------------------- after authentication
 
   private deny(request: string, detail: string, reject?: () => void): void {
-    const { user, role } = this.resolved!;
-    const shown = detail.slice(0, 200);
-    this.deps.audit.post(user.name, { type: 'request.denied', user: user.name, role: role.name, addr: this.addr, connId: this.id, request, detail: shown });
-    this.log.info({ request, detail: shown }, 'request denied');
     reject?.();
+    const shown = detail.slice(0, 200);
+    this.denied++;
+    if (this.denied <= DENIED_AUDITED) {
+      this.auditDenied(request, shown);
+      this.log.info({ request, detail: shown }, 'request denied');
+      return;
+    }
+    // Past the bound: counted, and audited as one row at the close (the shared audit chain and
+    // log are not this connection's to fill).
+    this.lastDenied = `${request}: ${shown}`;
+    if (this.denied > DENIED_AUDITED + 1) return;
+    this.log.warn({ audited: DENIED_AUDITED }, 'many refused requests on this connection: the rest are counted and audited at its close');
+    const summary = () => {
+      const more = this.denied - DENIED_AUDITED;
+      this.auditDenied('more', `${more} more refused requests on this connection, not audited one by one (the last: ${this.lastDenied})`.slice(0, 300));
+    };
+    if (this.closed) setImmediate(summary);
+    else this.client.once('close', summary);
+  }
+
+  private auditDenied(request: string, detail: string): void {
+    const { user, role } = this.resolved!;
+    this.deps.audit.post(user.name, { type: 'request.denied', user: user.name, role: role.name, addr: this.addr, connId: this.id, request, detail });
   }
 
   private onReady(): void {
