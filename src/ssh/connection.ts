@@ -231,7 +231,7 @@ export class GatewayConnection {
         const stream = accept();
         const ptyInfo = pty;
         this.launcher()
-          .command(cmd, channelPort(stream), ptyInfo)
+          .command(cmd, channelPort(stream, this.client), ptyInfo)
           .then(
             (r) => (running = caughtUp(r, ptyInfo, pty)),
             (e) => {
@@ -260,7 +260,7 @@ export class GatewayConnection {
         this.shellOpen = true;
         const ptyInfo = pty;
         this.launcher()
-          .shell(channelPort(stream), ptyInfo, clientEnv)
+          .shell(channelPort(stream, this.client), ptyInfo, clientEnv)
           .then(
             (r) => (running = caughtUp(r, ptyInfo, pty)),
             (e) => {
@@ -288,12 +288,34 @@ export class GatewayConnection {
   }
 }
 
-/** Wraps an ssh2 channel as the session's TerminalChannel port. */
-function channelPort(stream: ServerChannel): TerminalChannel {
+/**
+ * Wraps an ssh2 channel as the session's TerminalChannel port. `pause` stops taking the client's
+ * input: ssh2 then sends no window adjust, so the client stops at the channel's window. ssh2
+ * emits a server channel's close only once its input has been read to the end, so a paused
+ * channel that the client closes (ssh2 then ends our side: `finish`), or whose connection goes,
+ * is resumed, and its close reaches the session.
+ */
+function channelPort(stream: ServerChannel, client: Connection): TerminalChannel {
+  let paused = false;
+  const unstick = () => {
+    if (!paused) return;
+    paused = false;
+    stream.resume();
+  };
+  stream.once('finish', unstick);
+  client.once('close', unstick);
   return {
     write: (d) => stream.write(d),
     onceDrain: (fn) => void stream.once('drain', fn),
     onData: (fn) => void stream.on('data', fn),
+    pause: () => {
+      paused = true;
+      stream.pause();
+    },
+    resume: () => {
+      paused = false;
+      stream.resume();
+    },
     onClose: (fn) => void stream.once('close', fn),
     exitAndClose: (code) => {
       if (stream.destroyed) return;
