@@ -179,11 +179,15 @@ export class TmuxServers {
     for (const f of names) {
       const socket = path.join(pair.dir, f);
       if (this.deps.tmux.socketState(pair, socket) !== 'socket') continue;
+      // A program on the socket that holds whoever asks it (or a tracer holding our client, or our
+      // `rm`): the rest of this directory is not asked now (a socket can answer the liveness ask and
+      // hold the kill). The pair's next login or kill comes back to it.
+      const held = (what: string) => {
+        this.deps.logger.warn({ socket }, `a pair held the gateway's ${what} to its timeout; the rest of this pair's directory is left`);
+      };
       const asked = await this.deps.tmux.run(pair, socket, ['list-sessions']);
       if (asked.killed) {
-        // A program on the socket that holds whoever asks it (or a tracer holding our client):
-        // the rest of this directory is not asked now. The pair's next login or kill comes back to it.
-        this.deps.logger.warn({ socket }, "a tmux socket held the gateway's liveness check to its timeout; the rest of this pair's directory is left");
+        held('liveness check');
         break;
       }
       const alive = asked.code === 0;
@@ -193,8 +197,15 @@ export class TmuxServers {
         continue;
       }
       // Two servers for one pair must never happen: keep one. A dead socket is removed, as the pair.
-      if (alive) await this.deps.tmux.run(pair, socket, ['kill-server']);
-      await this.deps.tmux.removeSocket(pair, socket);
+      if (alive && (await this.deps.tmux.run(pair, socket, ['kill-server'])).killed) {
+        held('kill of a second server');
+        break;
+      }
+      const rm = await this.deps.tmux.removeSocket(pair, socket);
+      if (rm?.killed) {
+        held('removal of a stale socket');
+        break;
+      }
       tally.removed++;
       this.deps.logger.info({ socket }, 'removed a stale tmux socket');
     }
