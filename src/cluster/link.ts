@@ -301,7 +301,18 @@ function pipe(pty: Pty, channel: ssh2.ServerChannel): void {
       channel.once('drain', () => pty.resume());
     }
   });
-  channel.on('data', (d: Buffer) => pty.write(d));
+  // The user's input, held at the receiving node (and so at the user's client) while the pty's
+  // program does not read it: the paused channel sends no window adjust (ShellSession does the same).
+  let held = false;
+  channel.on('data', (d: Buffer) => {
+    if (pty.write(d) !== false || held || !pty.onceWritable) return;
+    held = true;
+    channel.pause();
+    pty.onceWritable(() => {
+      held = false;
+      if (!done) channel.resume();
+    });
+  });
   pty.onExit((code) => {
     done = true;
     try {
@@ -449,6 +460,7 @@ class RemotePty implements Pty {
   readonly pid = 0;
   readonly tty = null;
   private exitCode: number | null = null;
+  private full = false;
 
   constructor(private readonly channel: ssh2.ClientChannel) {
     channel.on('exit', (code: number | null) => {
@@ -466,8 +478,19 @@ class RemotePty implements Pty {
     this.channel.once('close', () => (this.exitCode === null ? fn(-1, 1) : fn(this.exitCode, undefined)));
   }
 
-  write(data: Buffer): void {
-    this.channel.write(data);
+  /** False when the owning node holds the input back (its pty is not read): wait for onceWritable. */
+  write(data: Buffer): boolean {
+    if (this.channel.write(data)) return true;
+    this.full = true;
+    return false;
+  }
+
+  onceWritable(fn: () => void): void {
+    if (!this.full) return fn();
+    this.channel.once('drain', () => {
+      this.full = false;
+      fn();
+    });
   }
 
   resize(cols: number, rows: number): void {

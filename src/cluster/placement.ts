@@ -2,6 +2,8 @@ import { sleep, type Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { NodeRecord, NodeRepo } from '../store/nodes.js';
 import type { PairServerRepo } from '../store/pair-servers.js';
+import { inLanes } from '../platform/lanes.js';
+import { PAIR_LANES } from '../host/tmux-servers.js';
 
 /** Where a login's (role, user) tmux session runs. */
 export type Placement =
@@ -88,13 +90,18 @@ export class PairPlacement {
     if (await this.d.pairServers.release(roleId, userId, this.d.self)) this.d.logger.debug({ roleId, userId }, 'pair server ended; claim released');
   }
 
-  /** At start: claims of this node whose server did not survive (a reboot, a crash of tmux) are released. */
+  /**
+   * At start: claims of this node whose server did not survive (a reboot, a crash of tmux) are
+   * released. Asking whether a server lives is the pair's to hold (a program on its socket that
+   * never answers), so the pairs go PAIR_LANES at a time, as the reconcile's: one pair holds its
+   * lane, not the releases after it (nor, by as much, a shutdown, which waits for this).
+   */
   async releaseDead(): Promise<number> {
     let n = 0;
-    for (const p of await this.d.pairServers.ofNode(this.d.self)) {
-      if (await this.d.serverAlive(p.roleId, p.userId)) continue;
+    await inLanes(await this.d.pairServers.ofNode(this.d.self), PAIR_LANES, async (p) => {
+      if (await this.d.serverAlive(p.roleId, p.userId)) return;
       if (await this.d.pairServers.release(p.roleId, p.userId, this.d.self)) n++;
-    }
+    });
     return n;
   }
 }

@@ -27,9 +27,11 @@ export function registerGatewayMetrics(m: Metrics, s: GatewayMetricSources): voi
   m.describe('process_resident_memory_bytes', 'gauge', 'gateway RSS');
   m.describe('recording_queue_bytes', 'gauge', 'recording bytes sealed and waiting to be written, all sessions (a session fails at recording.maxQueueBytes)');
   m.describe('sessions_waiting_for_client', 'gauge', 'sessions whose output is held because the client is not reading it');
+  m.describe('sessions_waiting_for_pty', 'gauge', "sessions whose input is held at the user's client because the pty's program is not reading it");
   m.describe('event_loop_utilization', 'gauge', 'share of time the event loop was busy since the previous scrape (near 1: keystrokes queue in the gateway)');
   m.gauge('recording_queue_bytes', () => s.live.all().reduce((a, x) => a + (x.recorder?.queuedBytes ?? 0), 0));
   m.gauge('sessions_waiting_for_client', () => s.live.all().filter((x) => x.shell.waitingForClient).length);
+  m.gauge('sessions_waiting_for_pty', () => s.live.all().filter((x) => x.shell.waitingForPty).length);
   // From libuv's own idle-time accounting: no timer, so it costs nothing at rest (a 20 ms
   // event-loop-delay monitor was measured at 0.4% of a core on an idle gateway).
   let eluMark = performance.eventLoopUtilization();

@@ -22,18 +22,40 @@ function passwdUids(): Map<number, string> {
   return used;
 }
 
-/** The pids of live processes owned by `uid` (from /proc; zombies are dead and hold nothing). */
-export function processesOf(uid: number): number[] {
+/** Whether /proc entry `d` is a live process (not a zombie: it is dead and holds nothing) of `uid`. */
+function liveOf(proc: string, d: string, uid: number): boolean {
+  if (!/^\d+$/.test(d)) return false;
+  try {
+    const status = readFileSync(`${proc}/${d}/status`, 'utf8');
+    const m = /^Uid:\s+(\d+)/m.exec(status);
+    return !!m && Number(m[1]) === uid && !/^State:\s+Z/m.test(status);
+  } catch {
+    return false; // gone meanwhile
+  }
+}
+
+/** The pids of live processes owned by `uid` (from /proc). */
+export function processesOf(uid: number, proc = '/proc'): number[] {
+  return readdirSync(proc)
+    .filter((d) => liveOf(proc, d, uid))
+    .map(Number);
+}
+
+/** /proc entries read between two turns of the event loop while a pair's processes are looked for. */
+const SCAN_SLICE = 256;
+
+/**
+ * processesOf, giving the event loop a turn every SCAN_SLICE entries: a scan reads every process
+ * of the host (measured ~35 us each here), and every pair may run isolation.maxProcesses of them,
+ * so at the moment an administrator ends one pair the others could make one scan block every
+ * session for a good part of a second.
+ */
+export async function processesOfYielding(uid: number, proc = '/proc'): Promise<number[]> {
   const pids: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const status = readFileSync(`/proc/${d}/status`, 'utf8');
-      const m = /^Uid:\s+(\d+)/m.exec(status);
-      if (m && Number(m[1]) === uid && !/^State:\s+Z/m.test(status)) pids.push(Number(d));
-    } catch {
-      /* gone meanwhile */
-    }
+  const entries = readdirSync(proc);
+  for (let i = 0; i < entries.length; i++) {
+    if (i % SCAN_SLICE === SCAN_SLICE - 1) await new Promise((r) => setImmediate(r));
+    if (liveOf(proc, entries[i]!, uid)) pids.push(Number(entries[i]));
   }
   return pids;
 }
@@ -248,9 +270,11 @@ export class HostAccounts {
    */
   async terminate(acct: OsAccount): Promise<number> {
     if (acct.uid === 0 || acct.uid === process.getuid?.()) return 0; // never ourselves
-    const found = processesOf(acct.uid).length;
-    for (let round = 0; round < 10 && processesOf(acct.uid).length > 0; round++) {
-      for (const pid of processesOf(acct.uid)) {
+    // One scan a round (it reads every process of the host), in slices.
+    let pids = await processesOfYielding(acct.uid);
+    const found = pids.length;
+    for (let round = 0; round < 10 && pids.length > 0; round++) {
+      for (const pid of pids) {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
@@ -258,6 +282,7 @@ export class HostAccounts {
         }
       }
       await runAs(acct, 'kill', ['-9', '-1'], { timeoutMs: 3000 }); // procps kill: '-s KILL -- -1' is a usage error
+      pids = await processesOfYielding(acct.uid);
     }
     return found;
   }

@@ -13,7 +13,7 @@ import { HostAccounts } from './accounts.js';
 import { checkRootOnly, makeDirs, preparePairDir, requireTraversable, writeRootFile } from './dirs.js';
 import { TmuxHost, pairDirName, tmuxConf, type Pair } from './tmux.js';
 import { PAIR_LANES, TmuxServers, type KnownClient } from './tmux-servers.js';
-import { inLanes } from '../platform/lanes.js';
+import { KeyedLanes } from '../platform/lanes.js';
 
 export interface HostDeps {
   config: Config;
@@ -53,6 +53,12 @@ export class Host {
   readonly confDir: string;
   /** When each pair still to end was first seen due (real time), for the cluster's grace. */
   private dueSince = new Map<string, number>();
+  /**
+   * Ends of pairs (kills, locks, removals), PAIR_LANES at a time, one at a time per pair. A pair's
+   * end can take as long as the pair makes it (its socket holds the server's kill, a tracer holds
+   * its `kill`): it holds one lane, and an end asked for later starts in another at once.
+   */
+  private readonly ends = new KeyedLanes(PAIR_LANES);
 
   constructor(private readonly d: HostDeps) {
     const c = d.config;
@@ -210,8 +216,16 @@ export class Host {
     else await this.accounts.lock(rec, cause);
   }
 
-  /** Admin kill: the pair's server and its processes end; the account stays usable. */
-  async killPair(roleId: number, userId: number): Promise<void> {
+  /**
+   * Admin kill: the pair's server and its processes end; the account stays usable. Asked again
+   * while it runs (a kill that came meanwhile, after which the user may have started more), it
+   * runs once more after.
+   */
+  killPair(roleId: number, userId: number): Promise<void> {
+    return this.ends.run(`${roleId}:${userId}`, () => this.killPairNow(roleId, userId), { again: true });
+  }
+
+  private async killPairNow(roleId: number, userId: number): Promise<void> {
     const pair = await this.pairOf(roleId, userId);
     if (!pair) return;
     await this.servers.kill(pair).catch(() => {});
@@ -255,11 +269,15 @@ export class Host {
         this.d.logger.error({ account: p.account, err: (e as Error).message }, `${what} failed`);
       }
     };
-    // In lanes: a pair whose socket holds the server's kill holds one lane, not the pairs after it.
-    await inLanes(due, PAIR_LANES, (p) => each(p, `ending pair (${p.cause})`, () => this.endPair(p, p.cause)));
-    await inLanes(await this.d.repo.removedUsersPairs(this.accounts.machine), PAIR_LANES, (p) =>
-      each(p, 'removing pair account', () => this.accounts.remove(p)),
-    );
+    // In the ends' lanes: a pair whose end is held holds one lane, not the pairs after it, nor the
+    // ends asked for later (a pair whose end is running already is left to it: due still, it is
+    // taken again at the next call).
+    const key = (p: PairAccountRecord) => `${p.roleId}:${p.userId}`;
+    const removed = await this.d.repo.removedUsersPairs(this.accounts.machine);
+    await Promise.all([
+      ...due.map((p) => this.ends.run(key(p), () => each(p, `ending pair (${p.cause})`, () => this.endPair(p, p.cause)))),
+      ...removed.map((p) => this.ends.run(key(p), () => each(p, 'removing pair account', () => this.accounts.remove(p)))),
+    ]);
     return due.length;
   }
 }

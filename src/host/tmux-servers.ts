@@ -22,6 +22,13 @@ const SCAN_SOCKETS = 8;
  * answers, a tracer on our client): one pair then holds one lane, never the pairs queued after it.
  */
 export const PAIR_LANES = 8;
+/**
+ * How long the intrusion check's asks of one server may take together (its list, its detach, its
+ * options' reset): a server can answer one ask at once and hold each after it to its timeout.
+ */
+const CHECK_BUDGET_MS = 5000;
+/** Less than this left of the budget: the rest of that server's check waits for its next turn. */
+const CHECK_MIN_MS = 50;
 /** Clients of one server dealt with per check: a hostile server can answer list-clients with anything. */
 const CLIENTS_PER_SERVER = 32;
 
@@ -172,11 +179,15 @@ export class TmuxServers {
     for (const f of names) {
       const socket = path.join(pair.dir, f);
       if (this.deps.tmux.socketState(pair, socket) !== 'socket') continue;
+      // A program on the socket that holds whoever asks it (or a tracer holding our client, or our
+      // `rm`): the rest of this directory is not asked now (a socket can answer the liveness ask and
+      // hold the kill). The pair's next login or kill comes back to it.
+      const held = (what: string) => {
+        this.deps.logger.warn({ socket }, `a pair held the gateway's ${what} to its timeout; the rest of this pair's directory is left`);
+      };
       const asked = await this.deps.tmux.run(pair, socket, ['list-sessions']);
       if (asked.killed) {
-        // A program on the socket that holds whoever asks it (or a tracer holding our client):
-        // the rest of this directory is not asked now. The pair's next login or kill comes back to it.
-        this.deps.logger.warn({ socket }, "a tmux socket held the gateway's liveness check to its timeout; the rest of this pair's directory is left");
+        held('liveness check');
         break;
       }
       const alive = asked.code === 0;
@@ -186,8 +197,15 @@ export class TmuxServers {
         continue;
       }
       // Two servers for one pair must never happen: keep one. A dead socket is removed, as the pair.
-      if (alive) await this.deps.tmux.run(pair, socket, ['kill-server']);
-      await this.deps.tmux.removeSocket(pair, socket);
+      if (alive && (await this.deps.tmux.run(pair, socket, ['kill-server'])).killed) {
+        held('kill of a second server');
+        break;
+      }
+      const rm = await this.deps.tmux.removeSocket(pair, socket);
+      if (rm?.killed) {
+        held('removal of a stale socket');
+        break;
+      }
       tally.removed++;
       this.deps.logger.info({ socket }, 'removed a stale tmux socket');
     }
@@ -293,9 +311,12 @@ export class TmuxServers {
       batch = [...new Set([...crowded, ...batch])];
     }
     await inLanes(batch, PAIR_LANES, async (s) => {
+      // The server's asks share one timeout: it holds its lane (and the round's end) for one, not three.
+      const until = this.realTime.now() + CHECK_BUDGET_MS;
+      const left = () => until - this.realTime.now();
       // One tmux command for both: the clients (lines "pid tty name") and each pane's options ("%id\t...").
       const ask = ['list-clients', '-F', '#{client_pid} #{client_tty} #{client_name}', ';', 'list-panes', '-a', '-F', PANE_FORMAT];
-      const r = await this.deps.tmux.run(s.pair, s.socket, ask);
+      const r = await this.deps.tmux.run(s.pair, s.socket, ask, CHECK_BUDGET_MS);
       if (r.code !== 0) return; // a socket gone meanwhile: skipped
       const paneLines = r.stdout.split('\n').filter((l) => l.startsWith('%'));
       const known: KnownClient[] = [...[...s.clients].map(([pid, tty]) => ({ pid, tty })), ...observers];
@@ -310,7 +331,7 @@ export class TmuxServers {
       if (strangers.length > 0 || lines.length > CLIENTS_PER_SERVER) {
         // One tmux command for all of them, one audit row per stranger up to the bound.
         const detach = strangers.flatMap((x, i) => [...(i ? [';'] : []), 'detach-client', '-t', x.name]);
-        if (detach.length) await this.deps.tmux.run(s.pair, s.socket, detach);
+        if (detach.length && left() >= CHECK_MIN_MS) await this.deps.tmux.run(s.pair, s.socket, detach, left());
         for (const x of strangers) await this.deps.audit.emit('gateway', { type: 'tmux.intrusion', socketDir: s.pair.dir, clientPid: x.pid, client: x.name });
         if (lines.length > CLIENTS_PER_SERVER) {
           const reason = `server listed ${lines.length} clients; checked the first ${CLIENTS_PER_SERVER}`;
@@ -319,7 +340,8 @@ export class TmuxServers {
         n += strangers.length;
         this.deps.logger.warn({ socketDir: s.pair.dir, pids: strangers.map((x) => x.pid) }, 'detached tmux clients the gateway did not start');
       }
-      await this.enforceOptions(s, paneLines);
+      if (left() >= CHECK_MIN_MS) await this.enforceOptions(s, paneLines, left());
+      else this.deps.logger.warn({ socketDir: s.pair.dir }, "a tmux server used up its intrusion check's time; the rest waits for its next turn");
     });
     return n;
   }
@@ -328,7 +350,7 @@ export class TmuxServers {
    * Puts back the hardening options wherever a user changed them from inside (any level: the
    * format shows each pane's effective value), and audits the attempt.
    */
-  async enforceOptions(s: { pair: Pair; socket: string }, paneLines: string[]): Promise<string[]> {
+  async enforceOptions(s: { pair: Pair; socket: string }, paneLines: string[], timeoutMs = CHECK_BUDGET_MS): Promise<string[]> {
     const changed = new Set<string>();
     const panes = new Set<string>();
     for (const line of paneLines.slice(0, 256)) {
@@ -353,6 +375,7 @@ export class TmuxServers {
       s.pair,
       s.socket,
       cmds.flatMap((c, i) => (i ? [';', ...c] : c)),
+      timeoutMs,
     );
     const list = [...changed];
     await this.deps.audit.emit('gateway', { type: 'tmux.option-reset', socketDir: s.pair.dir, options: list });

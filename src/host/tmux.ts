@@ -221,11 +221,11 @@ export class TmuxHost {
     if (r.code !== 0) throw new Error(`tmux new-session failed: ${r.stderr.trim().slice(0, 200)}`);
   }
 
-  /** Removes a dead socket from the pair's directory, as the pair (root never unlinks in a pair's directory). */
-  async removeSocket(pair: Pair, socket: string): Promise<void> {
-    if (path.dirname(socket) !== pair.dir) return;
+  /** Removes a dead socket from the pair's directory, as the pair (root never unlinks in a pair's directory); null: not the pair's. */
+  async removeSocket(pair: Pair, socket: string): Promise<RunResult | null> {
+    if (path.dirname(socket) !== pair.dir) return null;
     // With the pair's process limit, as its tmux clients: the pair can ptrace its own `rm` and make it fork.
-    await runAs(pair.account, 'rm', ['-f', '--', socket], this.o.maxProcesses ? { nproc: this.o.maxProcesses } : {});
+    return runAs(pair.account, 'rm', ['-f', '--', socket], this.o.maxProcesses ? { nproc: this.o.maxProcesses } : {});
   }
 
   /** As the pair, in its sandbox, with the pair's process limit (every tmux client: its server may make it run a program). */

@@ -12,7 +12,13 @@ export interface Pty {
   readonly tty: string | null;
   onData(fn: (data: Buffer) => void): void;
   onExit(fn: (code: number, signal: number | undefined) => void): void;
-  write(data: Buffer): void;
+  /**
+   * Writes input. False: it is queued behind a terminal that is not being read (its program is
+   * the user's: stopped, or one that never reads); write more only after `onceWritable`.
+   */
+  write(data: Buffer): boolean | void;
+  /** Runs `fn` once nothing written is left queued (at once if nothing is). Absent: input is never held back. */
+  onceWritable?(fn: () => void): void;
   resize(cols: number, rows: number): void;
   pause(): void;
   resume(): void;
@@ -27,6 +33,7 @@ export function ptyWith(p: Pty, over: Partial<Pty>): Pty {
     onData: (fn) => p.onData(fn),
     onExit: (fn) => p.onExit(fn),
     write: (d) => p.write(d),
+    ...(p.onceWritable ? { onceWritable: (fn: () => void) => p.onceWritable!(fn) } : {}),
     resize: (c, r) => p.resize(c, r),
     pause: () => p.pause(),
     resume: () => p.resume(),
@@ -146,12 +153,13 @@ export function spawnPty(o: PtySpawnOptions): Pty {
       encoding: null,
     } as nodePty.IPtyForkOptions),
   );
+  const input = ptyInput(p);
   return {
     pid: p.pid,
     tty: (p as unknown as { ptsName?: string }).ptsName ?? null,
     onData: (fn) => void p.onData((d: string | Buffer) => fn(typeof d === 'string' ? Buffer.from(d) : d)),
     onExit: (fn) => void p.onExit((e) => fn(e.exitCode, e.signal)),
-    write: directWriter(p),
+    ...input,
     resize: (c, r) => p.resize(c, r),
     pause: () => p.pause(),
     resume: () => p.resume(),
@@ -159,39 +167,96 @@ export function spawnPty(o: PtySpawnOptions): Pty {
   };
 }
 
-/** The parts of node-pty 1.1's UnixTerminal that the direct write path relies on. */
+/** The part of node-pty 1.1's UnixTerminal that the direct write path relies on. */
 interface NodePtyInternals {
   _fd?: unknown;
-  _writeStream?: { _writeQueue?: unknown };
 }
 
+/** How long a full pty waits before the next try, at first and at most (ms). */
+const RETRY_FIRST_MS = 1;
+const RETRY_MAX_MS = 50;
+
 /**
- * Writes the user's keystrokes straight to the pty master when nothing is queued before them.
- * node-pty sends every write through the libuv thread pool (fs.write), the same pool that runs
- * the recordings' fdatasync: measured with 200 sessions printing, a keystroke waited behind
- * those syncs and echo p99 was 40 ms against sshd's 10. The master fd is non-blocking, so
- * writeSync cannot stall the event loop: what does not fit (EAGAIN, or a partial write of a large
- * paste) goes to node-pty's queue, and while that queue holds anything every write goes there
- * too, so bytes never overtake each other. If node-pty's internals are not what this expects
- * (another version), every write takes node-pty's own path.
+ * The user's input to a pty, written straight to the (non-blocking) master: node-pty sends every
+ * write through the libuv thread pool (fs.write), the same pool that runs the recordings'
+ * fdatasync (measured with 200 sessions printing: a keystroke waited behind those syncs, echo p99
+ * 40 ms against sshd's 10), and meets a full pty by retrying at once on every turn of the event
+ * loop, for as long as the pty stays full. The pty's program is the user's (a tmux client their
+ * server can make exec anything, or that they stop: it runs as their account): measured, one
+ * paste into a pty whose program reads nothing kept the gateway's event loop ~45% busy (every
+ * session's loop) and queued all of it in memory, as long as the user liked.
+ * So here what does not fit (EAGAIN, or a partial write) is queued, retried on a timer that backs
+ * off to RETRY_MAX_MS, and `write` says false: the caller stops reading the sender (the SSH
+ * channel's window then holds the rest at the user's client) until `onceWritable`. Bytes never
+ * overtake each other. Another version of node-pty (no `_fd`): its own path, never held back.
  */
-export function directWriter(p: nodePty.IPty): (d: Buffer) => void {
-  const internals = p as unknown as NodePtyInternals;
-  const fd = internals._fd;
-  const queue = internals._writeStream?._writeQueue;
-  const direct = typeof fd === 'number' && Array.isArray(queue);
-  return (d) => {
-    let rest = d;
-    if (direct && (queue as unknown[]).length === 0) {
+export function ptyInput(p: nodePty.IPty): Pick<Pty, 'write' | 'onceWritable'> {
+  const fd = (p as unknown as NodePtyInternals)._fd;
+  if (typeof fd !== 'number') return { write: (d) => p.write(d as unknown as string) };
+  let queue: Buffer[] = [];
+  let waiters: (() => void)[] = [];
+  let timer: NodeJS.Timeout | null = null;
+  let retryMs = RETRY_FIRST_MS;
+  let gone = false;
+  const release = () => {
+    const w = waiters;
+    waiters = [];
+    for (const fn of w) fn();
+  };
+  /** Writes what it can of the queue; false once the pty is full. */
+  const flush = (): boolean => {
+    while (queue.length) {
+      const d = queue[0]!;
+      let n: number;
       try {
-        const n = writeSync(fd as number, d);
-        if (n === d.length) return;
-        rest = d.subarray(n);
+        n = writeSync(fd, d);
       } catch (e) {
-        // EAGAIN: the pty is full; anything else: node-pty's path meets it and reports it.
-        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') rest = d;
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return false;
+        // The terminal is gone (EIO once its program exited): nothing more will be read.
+        gone = true;
+        queue = [];
+        break;
       }
+      if (n < d.length) {
+        queue[0] = d.subarray(n);
+        return false;
+      }
+      queue.shift();
     }
-    p.write(rest as unknown as string);
+    return true;
+  };
+  const retry = () => {
+    timer = null;
+    const before = queue[0];
+    if (flush()) {
+      retryMs = RETRY_FIRST_MS;
+      release();
+      return;
+    }
+    retryMs = queue[0] !== before ? RETRY_FIRST_MS : Math.min(RETRY_MAX_MS, retryMs * 2);
+    timer = setTimeout(retry, retryMs);
+    timer.unref();
+  };
+  p.onExit(() => {
+    gone = true;
+    queue = [];
+    if (timer) clearTimeout(timer);
+    timer = null;
+    release();
+  });
+  return {
+    write: (d) => {
+      if (gone || d.length === 0) return true;
+      queue.push(d);
+      if (queue.length > 1) return false; // behind what is queued already; the timer is running
+      if (flush()) return true;
+      timer = setTimeout(retry, retryMs);
+      timer.unref();
+      return false;
+    },
+    onceWritable: (fn) => {
+      if (queue.length === 0) fn();
+      else waiters.push(fn);
+    },
   };
 }

@@ -5,8 +5,6 @@ import type { KillRepo } from '../store/kills.js';
 import type { UserRepo } from '../store/users.js';
 import type { RoleRepo } from '../store/roles.js';
 import type { SessionRegistry } from './registry.js';
-import { inLanes } from '../platform/lanes.js';
-import { PAIR_LANES } from '../host/tmux-servers.js';
 
 /** What the enforcer reads and acts on: the live sessions, the store's admin changes, the host's pairs. */
 export interface EnforcerConfig {
@@ -46,22 +44,16 @@ export interface EnforcerConfig {
 export function startEnforcer(config: EnforcerConfig): () => void {
   requireDeps('enforcer', config, ['live', 'kills', 'users', 'roles', 'host', 'clock', 'logger']);
   const { live, logger, host, kills: killRepo, users, roles, clock } = config;
-  // Pair processes end off the tick, one runner at a time: kills queue up and the runner drains
-  // them, then locks or removes the pairs whose user or grant is gone. A pair's end can take as
-  // long as its socket makes the gateway's `kill-server` wait: the pairs go PAIR_LANES at a time, so
-  // one pair's wait never delays the others'.
+  // Pair processes end off the tick. A pair's end can take as long as the pair makes it (its
+  // socket makes the gateway's `kill-server` wait, a tracer holds its `kill`): the host runs the
+  // ends PAIR_LANES at a time as they are asked for, so nothing here waits for one: not a kill
+  // asked for a moment later, nor the next tick's locks and removals of users disabled or removed.
   const queued: { roleId: number; userId: number }[] = [];
-  let hostWork: Promise<void> | null = null;
+  const failed = (e: unknown) => logger.error({ err: e }, 'ending pair processes failed');
   const runHostWork = () => {
-    hostWork ??= (async () => {
-      while (queued.length) {
-        const batch = [...new Map(queued.splice(0).map((p) => [`${p.roleId}:${p.userId}`, p])).values()];
-        await inLanes(batch, PAIR_LANES, (p) => host.killPair(p.roleId, p.userId));
-      }
-      await host.enforce();
-    })()
-      .catch((e) => logger.error({ err: e }, 'ending pair processes failed'))
-      .finally(() => (hostWork = null));
+    // A pair queued twice in one tick is ended once.
+    for (const p of new Map(queued.splice(0).map((p) => [`${p.roleId}:${p.userId}`, p])).values()) host.killPair(p.roleId, p.userId).catch(failed);
+    host.enforce().catch(failed);
   };
   let ticking = false;
   const tick = async () => {

@@ -59,6 +59,7 @@ export interface EndableSession {
   /** Called once, with the reason, when it ends for any cause. */
   onEnd(fn: (reason: string) => void): void;
   readonly waitingForClient?: boolean;
+  readonly waitingForPty?: boolean;
   readonly tty?: string | null;
 }
 
@@ -215,6 +216,11 @@ export class SessionLifecycle implements LiveHandle {
   /** Output is waiting because the client does not read it (backpressure; a gauge). */
   get waitingForClient(): boolean {
     return this.handle?.waitingForClient ?? false;
+  }
+
+  /** The user's input is held at their client because the pty's program does not read it (a gauge). */
+  get waitingForPty(): boolean {
+    return this.handle?.waitingForPty ?? false;
   }
 
   /** The terminal device of the session's client, if it has one. */

@@ -7,6 +7,8 @@ export interface LiveHandle {
   onEnd(fn: (reason: string) => void): void;
   /** Output is waiting because the client does not read it (shells only). */
   readonly waitingForClient?: boolean;
+  /** The user's input is held at their client because the pty's program does not read it (shells only). */
+  readonly waitingForPty?: boolean;
   /** The terminal device of the session's tmux client (shells only). */
   readonly tty?: string | null;
 }

@@ -10,6 +10,9 @@ export interface TerminalChannel {
   write(data: Buffer): boolean;
   onceDrain(fn: () => void): void;
   onData(fn: (data: Buffer) => void): void;
+  /** Stops (and restarts) the user's input: their client then waits on the channel's window. */
+  pause?(): void;
+  resume?(): void;
   onClose(fn: () => void): void;
   /** Sends exit-status and closes the channel. */
   exitAndClose(code: number): void;
@@ -108,6 +111,7 @@ export class ShellSession {
   private lastInput: number;
   private warned = false;
   private ended: EndReason | null = null;
+  private inputHeld = false;
   private cancelIdle: (() => void) | null = null;
   private cancelMax: (() => void) | null = null;
   private readonly endListeners: ((r: EndReason) => void)[] = [];
@@ -139,6 +143,11 @@ export class ShellSession {
   /** Output is waiting because the client does not read it (backpressure). */
   get waitingForClient(): boolean {
     return this.flow?.waitingForClient ?? false;
+  }
+
+  /** The user's input is held at their client because the pty's program does not read it. */
+  get waitingForPty(): boolean {
+    return this.inputHeld;
   }
 
   get endReason(): EndReason | null {
@@ -194,7 +203,17 @@ export class ShellSession {
         return;
       }
       tap?.input(d);
-      pty.write(d);
+      // A pty whose program does not read (it is the user's: stopped, or one that never reads)
+      // queues what does not fit: the channel stops until it is written, and the rest of the
+      // user's input waits at their client, on the channel's window, not in the gateway.
+      if (pty.write(d) === false && !this.inputHeld && pty.onceWritable && channel.pause && channel.resume) {
+        this.inputHeld = true;
+        channel.pause();
+        pty.onceWritable(() => {
+          this.inputHeld = false;
+          if (!this.ended) channel.resume?.();
+        });
+      }
     });
     channel.onClose(() => this.finish('client-disconnected', 0));
     this.scheduleIdle(this.opts.idleTimeoutMs - this.opts.idleWarningMs);

@@ -25,6 +25,13 @@ export interface ConnectionDeps {
 const REQUIRED = ['login', 'logger', 'random', 'audit', 'sessions'] as const;
 
 /**
+ * Refused requests after login audited one by one per connection. A client can send them as fast
+ * as it can open channels (a forwarded port it connects to in a loop): past this bound they are
+ * counted and audited as one row when the connection closes.
+ */
+export const DENIED_AUDITED = 20;
+
+/**
  * One SSH connection: the only place that handles ssh2 objects. Authentication requests become
  * typed calls on the connection's LoginFlow, whose decisions are applied as they stand; after
  * login, requests are allowed or refused (and audited), and a refusal never ends more than the
@@ -37,6 +44,9 @@ export class GatewayConnection {
   private resolved: Identity | null = null;
   private shellOpen = false;
   private closed = false;
+  /** Requests refused after login, and the last one past DENIED_AUDITED (for the summary row). */
+  private denied = 0;
+  private lastDenied = '';
 
   constructor(
     private readonly deps: ConnectionDeps,
@@ -139,11 +149,30 @@ export class GatewayConnection {
   // ---------------------------------------------------------------- after authentication
 
   private deny(request: string, detail: string, reject?: () => void): void {
-    const { user, role } = this.resolved!;
-    const shown = detail.slice(0, 200);
-    this.deps.audit.post(user.name, { type: 'request.denied', user: user.name, role: role.name, addr: this.addr, connId: this.id, request, detail: shown });
-    this.log.info({ request, detail: shown }, 'request denied');
     reject?.();
+    const shown = detail.slice(0, 200);
+    this.denied++;
+    if (this.denied <= DENIED_AUDITED) {
+      this.auditDenied(request, shown);
+      this.log.info({ request, detail: shown }, 'request denied');
+      return;
+    }
+    // Past the bound: counted, and audited as one row at the close (the shared audit chain and
+    // log are not this connection's to fill).
+    this.lastDenied = `${request}: ${shown}`;
+    if (this.denied > DENIED_AUDITED + 1) return;
+    this.log.warn({ audited: DENIED_AUDITED }, 'many refused requests on this connection: the rest are counted and audited at its close');
+    const summary = () => {
+      const more = this.denied - DENIED_AUDITED;
+      this.auditDenied('more', `${more} more refused requests on this connection, not audited one by one (the last: ${this.lastDenied})`.slice(0, 300));
+    };
+    if (this.closed) setImmediate(summary);
+    else this.client.once('close', summary);
+  }
+
+  private auditDenied(request: string, detail: string): void {
+    const { user, role } = this.resolved!;
+    this.deps.audit.post(user.name, { type: 'request.denied', user: user.name, role: role.name, addr: this.addr, connId: this.id, request, detail });
   }
 
   private onReady(): void {
@@ -202,7 +231,7 @@ export class GatewayConnection {
         const stream = accept();
         const ptyInfo = pty;
         this.launcher()
-          .command(cmd, channelPort(stream), ptyInfo)
+          .command(cmd, channelPort(stream, this.client), ptyInfo)
           .then(
             (r) => (running = caughtUp(r, ptyInfo, pty)),
             (e) => {
@@ -231,7 +260,7 @@ export class GatewayConnection {
         this.shellOpen = true;
         const ptyInfo = pty;
         this.launcher()
-          .shell(channelPort(stream), ptyInfo, clientEnv)
+          .shell(channelPort(stream, this.client), ptyInfo, clientEnv)
           .then(
             (r) => (running = caughtUp(r, ptyInfo, pty)),
             (e) => {
@@ -259,12 +288,34 @@ export class GatewayConnection {
   }
 }
 
-/** Wraps an ssh2 channel as the session's TerminalChannel port. */
-function channelPort(stream: ServerChannel): TerminalChannel {
+/**
+ * Wraps an ssh2 channel as the session's TerminalChannel port. `pause` stops taking the client's
+ * input: ssh2 then sends no window adjust, so the client stops at the channel's window. ssh2
+ * emits a server channel's close only once its input has been read to the end, so a paused
+ * channel that the client closes (ssh2 then ends our side: `finish`), or whose connection goes,
+ * is resumed, and its close reaches the session.
+ */
+function channelPort(stream: ServerChannel, client: Connection): TerminalChannel {
+  let paused = false;
+  const unstick = () => {
+    if (!paused) return;
+    paused = false;
+    stream.resume();
+  };
+  stream.once('finish', unstick);
+  client.once('close', unstick);
   return {
     write: (d) => stream.write(d),
     onceDrain: (fn) => void stream.once('drain', fn),
     onData: (fn) => void stream.on('data', fn),
+    pause: () => {
+      paused = true;
+      stream.pause();
+    },
+    resume: () => {
+      paused = false;
+      stream.resume();
+    },
     onClose: (fn) => void stream.once('close', fn),
     exitAndClose: (code) => {
       if (stream.destroyed) return;

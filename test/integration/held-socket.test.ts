@@ -126,6 +126,32 @@ describe('a socket that holds every ask holds only its own pair', () => {
     for (const x of held) expect(existsSync(x.socket)).toBe(true);
   });
 
+  it('reconcile: a socket that answers the liveness ask and holds the kill ends the asks of its directory there', async () => {
+    const { socketDir, pairOf } = setup();
+    const hostile = pairOf(1);
+    // Three sockets that answer the liveness ask as live servers would, and hold every kill: the
+    // first one asked is adopted, the next is a second server to kill.
+    const decoys = ['a', 'b', 'c'].map((x) => path.join(hostile.dir, `${x.repeat(16)}.sock`));
+    for (const d of decoys) await holder(d);
+    class Liar extends TmuxHost {
+      asked: { socket: string; what: string }[] = [];
+      override async run(pair: Pair, socket: string, args: string[], timeoutMs?: number): Promise<RunResult> {
+        this.asked.push({ socket, what: args[0]! });
+        if (!decoys.includes(socket)) return super.run(pair, socket, args, timeoutMs);
+        if (args[0] === 'list-sessions') return { code: 0, stdout: 'main: 1 windows\n', stderr: '' };
+        return { code: 1, stdout: '', stderr: 'killed after 5000 ms', killed: true }; // held to its timeout
+      }
+    }
+    const liar = new Liar({ tmuxPath: 'tmux', hide: [] });
+    const { servers } = serversWith(socketDir, liar, pairOf);
+    expect((await servers.reconcile()).adopted).toBe(1);
+    // After the first held kill, nothing more of the directory is asked (the third socket is left).
+    const decoyAsks = liar.asked.filter((a) => decoys.includes(a.socket));
+    expect(decoyAsks.filter((a) => a.what === 'kill-server')).toHaveLength(1);
+    expect(decoyAsks.at(-1)!.what).toBe('kill-server');
+    expect(new Set(decoyAsks.map((a) => a.socket)).size).toBe(2);
+  });
+
   it('intrusion check: a stranger on another pair’s server is detached while the held ask still waits', async () => {
     const { socketDir, pairOf, realServer } = setup();
     const hostile = pairOf(1);

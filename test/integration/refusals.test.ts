@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { TestGateway, makeKey, type TestUser } from '../helpers/gateway.js';
 import { waitUntil } from '../helpers/poll.js';
+import { DENIED_AUDITED } from '../../src/ssh/connection.js';
 
 /** Each refusal leaves the gateway serving: a real login must still work afterwards. */
 describe('refusals: each is clean, audited, and leaves the gateway serving', () => {
@@ -127,6 +128,42 @@ describe('refusals: each is clean, audited, and leaves the gateway serving', () 
     } finally {
       agent.kill();
     }
+  });
+
+  it('audits a flood of refused requests from one logged-in connection as a bounded number of rows', async () => {
+    // Each refused request was one audit row and one log line, without bound: one user's
+    // connection could grow the shared audit chain (and, with evidence.syslog required, its lag)
+    // as fast as it could open channels to a forwarded port.
+    const localPort = 20000 + Math.floor(Math.random() * 20000);
+    const d = t.ssh(alice, 'alice', ['-L', `127.0.0.1:${localPort}:127.0.0.1:22`]);
+    await t.enter(d, alice);
+    const before = (await t.audit('request.denied')).length;
+    const connects = 200;
+    for (let i = 0; i < connects; i += 50) {
+      await Promise.all(
+        Array.from(
+          { length: Math.min(50, connects - i) },
+          () =>
+            new Promise<void>((resolve) => {
+              const s = net.connect(localPort, '127.0.0.1');
+              s.on('close', () => resolve());
+              s.on('error', () => resolve());
+            }),
+        ),
+      );
+    }
+    await t.run(d, 'echo after-$((2*21))', 'after-42');
+    d.kill();
+    // Every refusal is still counted: the ones past the bound in one row at the connection's close.
+    const rows = await waitUntil(async () => {
+      const now = (await t.audit('request.denied')).slice(before);
+      return now.some((e) => e.data.request === 'more') || now.length > DENIED_AUDITED + 1 ? now : null;
+    }, 'the summary of the refused requests');
+    expect(rows.length).toBeLessThanOrEqual(DENIED_AUDITED + 1);
+    const summary = rows.find((e) => e.data.request === 'more')!;
+    const counted = Number(/^(\d+) more/.exec(String(summary.data.detail))?.[1]);
+    expect(rows.filter((e) => e.data.request === 'direct-tcpip').length + counted).toBe(connects);
+    await stillServes();
   });
 
   it('refuses X11 forwarding and keeps the shell', async () => {

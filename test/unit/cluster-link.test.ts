@@ -108,6 +108,40 @@ describe('node-to-node link', () => {
     expect(exited).toEqual([[0, undefined]]);
   });
 
+  it("holds the user's input back across the link while the owning node's pty does not take it, then delivers all of it", async () => {
+    // The owning node's pty: full until released, then takes everything.
+    let full = true;
+    let got = 0;
+    let writable: (() => void) | null = null;
+    class FullPty extends EchoPty {
+      override write(d: Buffer): boolean {
+        got += d.length;
+        return !full;
+      }
+      onceWritable(fn: () => void): void {
+        if (!full) fn();
+        else writable = fn;
+      }
+    }
+    const addr = await serve(async () => new FullPty());
+    const remote = await client().open(addr, req);
+    remote.onData(() => {});
+    // Input as a session sends it: until write says false, then after onceWritable.
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let sent = 0;
+    while (remote.write(chunk) !== false && sent < 64 * 1024 * 1024) sent += chunk.length;
+    sent += chunk.length;
+    // The owning side took one write and stopped its channel: the rest waits within the SSH window, not in its memory.
+    await waitUntil(() => got > 0, 'the first input at the owning node');
+    expect(sent).toBeLessThan(8 * 1024 * 1024);
+    let resumed = false;
+    remote.onceWritable!(() => (resumed = true));
+    expect(resumed).toBe(false);
+    full = false;
+    writable!();
+    await waitUntil(() => resumed && got === sent, 'all the held input delivered');
+  });
+
   it('sends each packet at once on both ends (Nagle off): a keystroke is not held back behind an unacknowledged one', async () => {
     const noDelay = new Set<net.Socket>();
     const real = net.Socket.prototype.setNoDelay;

@@ -142,6 +142,32 @@ describe('where a login runs', () => {
     expect(await b.releaseDead()).toBe(1);
     expect(await s.pairServers.ofNode('node-b')).toEqual([{ roleId: 2, userId: 5 }]);
   });
+
+  it("at start, a pair whose socket holds the liveness ask holds its own claim's release, not the others'", async () => {
+    const s = store();
+    const clock = new FakeClock(100_000);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const b = new PairPlacement({
+      self: 'node-b',
+      pairServers: s.pairServers,
+      nodes: s.nodes,
+      clusterClock: clock,
+      deadAfter: 10_000,
+      // User 1's socket is a program that never answers: the ask waits (out its timeout, in life).
+      serverAlive: async (_r, u) => (u === 1 ? (await held, false) : false),
+      realTime: systemClock,
+      recheckMs: 0,
+      logger,
+    });
+    await s.nodes.register({ id: 'node-b', host: 'm1', pid: 1, linkAddress: null, version: '1', now: clock.now(), freshSince: 0 }, () => false);
+    for (const u of [1, 2, 3]) await b.place(2, u);
+    const releasing = b.releaseDead();
+    for (let spin = 0; spin < 50 && (await s.pairServers.ofNode('node-b')).length > 1; spin++) await new Promise((r) => setImmediate(r));
+    expect(await s.pairServers.ofNode('node-b')).toEqual([{ roleId: 2, userId: 1 }]);
+    release();
+    expect(await releasing).toBe(3);
+  });
 });
 
 describe('node loss', () => {

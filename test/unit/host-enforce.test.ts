@@ -60,6 +60,56 @@ describe('Host.enforce', () => {
     expect(ended).toEqual(['next', 'last', 'held']);
   });
 
+  it('kills and ends share the lanes: a held kill holds one, a later end or kill starts at once, one end per pair at a time', async () => {
+    const due: PairAccountRecord[] = [];
+    const repo = { pairsToEnd: () => [...due], removedUsersPairs: () => [] } as unknown as HostAccountRepo;
+    const host = new Host({
+      config: buildConfig({}, { file: null, baseDir: '/tmp' }),
+      repo,
+      roles: {} as RoleRepo,
+      clock: new FakeClock(0),
+      logger: silentLogger(),
+      audit: { emit: () => {} } as never,
+    });
+    const gates = new Map<string, () => void>();
+    const runs: string[] = [];
+    const hold = (what: string) => {
+      runs.push(what);
+      return new Promise<void>((r) => gates.set(what, r));
+    };
+    // The hostile pair's kill: its socket holds the server's kill.
+    (host as unknown as { killPairNow: (r: number, u: number) => Promise<void> }).killPairNow = async (r, u) => hold(`kill r${r}u${u}`);
+    host.endPair = async (p) => hold(`end ${p.account}`);
+    const spin = async (n: number) => {
+      for (let i = 0; i < 50 && runs.length < n; i++) await new Promise((r) => setImmediate(r));
+    };
+    const k1 = host.killPair(1, 1);
+    await spin(1);
+    // A disable of another user, and another kill, asked while that kill is held: both start at once.
+    due.push(pair('other', 2));
+    const ending = host.enforce();
+    const k3 = host.killPair(1, 3);
+    await spin(3);
+    expect(runs.slice(1).sort()).toEqual(['end other', 'kill r1u3']);
+    // Asked again while it runs: the end joins (one per pair at a time); a kill runs once more after.
+    const again = host.enforce();
+    const k1again = host.killPair(1, 1);
+    await spin(4);
+    expect(runs).toHaveLength(3);
+    gates.get('end other')!();
+    await expect(ending).resolves.toBe(1);
+    await expect(again).resolves.toBe(1);
+    gates.get('kill r1u3')!();
+    await k3;
+    gates.get('kill r1u1')!();
+    await k1;
+    await spin(4);
+    expect(runs).toHaveLength(4);
+    expect(runs[3]).toBe('kill r1u1');
+    gates.get('kill r1u1')!();
+    await k1again;
+  });
+
   it('in a cluster, a pair with live sessions at other nodes is left to them for the grace, then ended regardless', async () => {
     let live = 1;
     const repo = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inLanes } from '../../src/platform/lanes.js';
+import { inLanes, KeyedLanes } from '../../src/platform/lanes.js';
 
 /** A promise the test settles by hand. */
 function gate() {
@@ -47,5 +47,42 @@ describe('inLanes', () => {
     const ran: number[] = [];
     await inLanes([1, 2], 0, async (i) => void ran.push(i));
     expect(ran).toEqual([1, 2]);
+  });
+});
+
+describe('KeyedLanes', () => {
+  it("runs at most `lanes` at once across calls, in the order asked; a held key keeps one lane; a failure is its caller's", async () => {
+    const lanes = new KeyedLanes(2);
+    const gates = new Map<string, () => void>();
+    const started: string[] = [];
+    const work = (k: string) => () => {
+      started.push(k);
+      return new Promise<void>((r) => gates.set(k, r));
+    };
+    const spin = async () => {
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    };
+    const a = lanes.run('a', work('a'));
+    const b = lanes.run('b', work('b'));
+    const c = lanes.run('c', work('c'));
+    await spin();
+    expect(started).toEqual(['a', 'b']);
+    expect(lanes.size).toEqual({ running: 2, waiting: 1 });
+    expect(lanes.run('c', work('c-twice'))).toBe(c); // waiting: joins
+    expect(lanes.run('a', work('a-again'))).toBe(a); // running: joins
+    const a2 = lanes.run('a', work('a-after'), { again: true }); // running, again: runs after
+    gates.get('b')!();
+    await b;
+    await spin();
+    expect(started).toEqual(['a', 'b', 'c']); // a-after waits for a itself, though a lane is free
+    gates.get('a')!();
+    await a;
+    await spin();
+    expect(started).toEqual(['a', 'b', 'c', 'a-after']);
+    gates.get('c')!();
+    gates.get('a-after')!();
+    await Promise.all([c, a2]);
+    await expect(lanes.run('x', async () => Promise.reject(new Error('failed here')))).rejects.toThrow('failed here');
+    expect(lanes.size).toEqual({ running: 0, waiting: 0 });
   });
 });

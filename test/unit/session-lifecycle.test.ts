@@ -394,12 +394,55 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
     });
     realTime.advance(500);
     for (let spin = 0; spin < 20 && started.length < 3; spin++) await settle();
-    // The others' ends ran while the hostile one waits; a pair queued twice is ended once.
+    // The others' ends ran while the hostile one waits; a pair queued twice in a tick is ended
+    // once; the locks and removals (enforce) do not wait for it either.
     expect(started).toEqual(['r1-u1', 'r1-u2', 'r2-u3']);
-    expect(enforced).toBe(0);
-    release();
-    for (let spin = 0; spin < 20 && enforced === 0; spin++) await settle();
     expect(enforced).toBe(1);
+    release();
+    stop();
+  });
+
+  it('a pair whose end is held does not hold the ends asked for after it: a later kill, a later disable', async () => {
+    const realTime = new FakeClock();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const started: string[] = [];
+    let enforced = 0;
+    const pending: { sessionId: string; roleId: number; userId: number }[] = [{ sessionId: 'S0', roleId: 1, userId: 1 }];
+    const doneIds: string[] = [];
+    const stop = startEnforcer({
+      live: { get: () => undefined, all: () => [], size: 0, viewers: new Map(), endAll: () => {} } as never,
+      kills: {
+        pending: async () => [],
+        done: async () => {},
+        serverPending: async () => pending.filter((k) => !doneIds.includes(k.sessionId)),
+        serverDone: async (id) => void doneIds.push(id),
+      },
+      nodeId: 'node-a',
+      users: { lockedOutIds: async () => [] },
+      roles: { allGrants: async () => [] },
+      host: {
+        killPair: async (r, u) => {
+          started.push(`r${r}-u${u}`);
+          if (r === 1 && u === 1) await held; // the hostile pair's end: held (its socket, a tracer on its kill)
+        },
+        enforce: async () => ++enforced,
+      },
+      clock: new FakeClock(),
+      logger: silentLogger(),
+      realTime,
+    });
+    realTime.advance(500);
+    for (let spin = 0; spin < 20 && started.length < 1; spin++) await settle();
+    expect(started).toEqual(['r1-u1']);
+    const enforcedBefore = enforced;
+    // An administrator kills another user's session a moment later, and disables someone.
+    pending.push({ sessionId: 'S1', roleId: 1, userId: 2 });
+    realTime.advance(500);
+    for (let spin = 0; spin < 20 && started.length < 2; spin++) await settle();
+    expect(started).toEqual(['r1-u1', 'r1-u2']);
+    expect(enforced).toBeGreaterThan(enforcedBefore);
+    release();
     stop();
   });
 

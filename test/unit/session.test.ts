@@ -113,6 +113,30 @@ describe('shell session', () => {
     expect(s.waitingForClient).toBe(false);
   });
 
+  it("stops taking the user's input while the pty does not take it, and takes it again once the pty has", async () => {
+    const pty = fakePty();
+    let full = true;
+    let writable: (() => void) | null = null;
+    pty.write = (d) => (pty.calls.push(`write:${d.toString()}`), !full);
+    pty.onceWritable = (fn) => (writable = fn);
+    const ch = fakeChannel();
+    const paused: string[] = [];
+    ch.pause = () => void paused.push('pause');
+    ch.resume = () => void paused.push('resume');
+    const s = new ShellSession(opts, { clock: new FakeClock(), logger: silentLogger(), spawnPty: () => pty });
+    s.start(ch);
+    ch.type('a big paste');
+    expect(paused).toEqual(['pause']);
+    expect(s.waitingForPty).toBe(true); // what /metrics counts as sessions_waiting_for_pty
+    ch.type('more'); // already on its way when the channel stopped: queued behind, not a second pause
+    expect(paused).toEqual(['pause']);
+    full = false;
+    writable!();
+    expect(paused).toEqual(['pause', 'resume']);
+    expect(s.waitingForPty).toBe(false);
+    expect(pty.calls.filter((c) => c.startsWith('write:'))).toEqual(['write:a big paste', 'write:more']);
+  });
+
   it('ends cleanly when the pty cannot be spawned', async () => {
     const ch = fakeChannel();
     const s = new ShellSession(opts, {

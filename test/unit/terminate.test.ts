@@ -13,7 +13,7 @@ vi.mock('../../src/host/run.js', async (original) => ({
   },
 }));
 
-const { HostAccounts, processesOf } = await import('../../src/host/accounts.js');
+const { HostAccounts, processesOf, processesOfYielding } = await import('../../src/host/accounts.js');
 const { lookupAccount } = await import('../../src/host/account.js');
 
 const isRoot = process.getuid?.() === 0;
@@ -40,5 +40,35 @@ describe.skipIf(!isRoot)('HostAccounts.terminate when the kill run as the accoun
     expect(await accounts.terminate(acct)).toBe(3);
     expect(processesOf(acct.uid)).toEqual([]);
     expect(held.calls).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("looking for a pair's processes", () => {
+  it('reads /proc in slices, giving the event loop a turn between them', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+    const path = await import('node:path');
+    const os = await import('node:os');
+    const proc = mkdtempSync(path.join(os.tmpdir(), 'tg-proc-'));
+    try {
+      for (let pid = 1; pid <= 600; pid++) {
+        mkdirSync(path.join(proc, String(pid)));
+        writeFileSync(
+          path.join(proc, String(pid), 'status'),
+          `Name:\tx\nState:\t${pid === 7 ? 'Z (zombie)' : 'S (sleeping)'}\nUid:\t${pid % 2 ? 4242 : 0}\t0\t0\t0\n`,
+        );
+      }
+      let turns = 0;
+      const tick = () => {
+        turns++;
+        if (turns < 100) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const pids = await processesOfYielding(4242, proc);
+      expect(turns).toBeGreaterThanOrEqual(2); // the loop ran between the slices
+      expect(pids).toEqual(processesOf(4242, proc));
+      expect(pids).toHaveLength(299); // the odd pids but the zombie
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
+    }
   });
 });
