@@ -82,8 +82,11 @@ describe('pty adapter: the child (node-pty patched to posix_spawn on Linux)', ()
     const held = openSync(path.join(dir, 'held'), 'w'); // an fd of the parent's that the child must not inherit
     const p = spawnPty({ file: '/bin/sleep', args: ['30'], cwd: dir, env: { PATH: '/usr/bin:/bin', FOO: 'bar' }, cols: 91, rows: 33, term: 'xterm' });
     try {
-      // comm changes early in execve, the new environment a little later: wait for the environment.
+      // comm changes early in execve, the new environment a little later; and after it the dynamic
+      // loader still opens each library it maps (an fd 3 for a moment, seen under a loaded suite):
+      // wait for sleep itself, asleep in nanosleep.
       await waitUntil(() => readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0').includes('FOO=bar'), 'the exec');
+      await waitUntil(() => readFileSync(`/proc/${p.pid}/wchan`, 'utf8').includes('nanosleep'), 'sleep asleep');
       const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
       const f = statFields(stat);
       expect(Number(f[3])).toBe(p.pid); // session id: a session leader
