@@ -3,7 +3,7 @@ import type { Logger } from '../platform/logger.js';
 import type { NodeRecord, NodeRepo } from '../store/nodes.js';
 import type { PairServerRepo } from '../store/pair-servers.js';
 import { inLanes } from '../platform/lanes.js';
-import { PAIR_LANES } from '../host/tmux-servers.js';
+import { PAIR_TURNS } from '../host/tmux-servers.js';
 
 /** Where a login's (role, user) tmux session runs. */
 export type Placement =
@@ -93,12 +93,12 @@ export class PairPlacement {
   /**
    * At start: claims of this node whose server did not survive (a reboot, a crash of tmux) are
    * released. Asking whether a server lives is the pair's to hold (a program on its socket that
-   * never answers), so the pairs go PAIR_LANES at a time, as the reconcile's: one pair holds its
+   * never answers), so the pairs go in turns (PAIR_TURNS), as the reconcile's: one pair holds its
    * lane, not the releases after it (nor, by as much, a shutdown, which waits for this).
    */
   async releaseDead(): Promise<number> {
     let n = 0;
-    await inLanes(await this.d.pairServers.ofNode(this.d.self), PAIR_LANES, async (p) => {
+    await inLanes(await this.d.pairServers.ofNode(this.d.self), { ...PAIR_TURNS, clock: this.d.realTime }, async (p) => {
       if (await this.d.serverAlive(p.roleId, p.userId)) return;
       if (await this.d.pairServers.release(p.roleId, p.userId, this.d.self)) n++;
     });

@@ -17,11 +17,18 @@ const PANE_FORMAT = ['#{pane_id}', ...ENFORCED_OPTIONS.map((o) => `#{${o.name}}`
 const SCAN_ENTRIES = 1024;
 const SCAN_SOCKETS = 8;
 /**
- * How many pairs' servers are asked at once by the periodic work (reconcile, reaper, intrusion
- * check). Each ask is the pair's to hold to its timeout (a program on its socket that never
- * answers, a tracer on our client): one pair then holds one lane, never the pairs queued after it.
+ * How many pairs' servers may be asked at once by the periodic work (reconcile, reaper, intrusion
+ * check), and how ends of pairs are run. Each ask is the pair's to hold to its timeout (a program
+ * on its socket that never answers, a tracer on our client): one pair then holds one lane, never
+ * the pairs queued after it.
  */
 export const PAIR_LANES = 8;
+/**
+ * The periodic asks go one at a time (each is a tmux client started: together they crowd the
+ * users' keystrokes), the next alongside only once one has taken ASK_GRACE_MS (an ask takes
+ * 5-20 ms here): so a pair that holds its ask delays the others by that much (see inLanes).
+ */
+export const PAIR_TURNS = { lanes: PAIR_LANES, graceMs: 250 };
 /**
  * How long the intrusion check's asks of one server may take together (its list, its detach, its
  * options' reset): a server can answer one ask at once and hold each after it to its timeout.
@@ -214,7 +221,7 @@ export class TmuxServers {
 
   /**
    * At gateway start: adopt every live server, remove every stale socket (`stale`: how many were
-   * removed). The pairs are taken PAIR_LANES at a time: one whose socket holds the ask holds a lane.
+   * removed). The pairs are taken in turns (PAIR_TURNS): one whose socket holds the ask holds a lane.
    */
   async reconcile(): Promise<{ adopted: number; stale: number }> {
     let adopted = 0;
@@ -227,7 +234,7 @@ export class TmuxServers {
         return m ? [[Number(m[1]), Number(m[2])] as const] : [];
       })
       .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    await inLanes(dirs, PAIR_LANES, async ([roleId, userId]) => {
+    await inLanes(dirs, { ...PAIR_TURNS, clock: this.realTime }, async ([roleId, userId]) => {
       const pair = await this.deps.pairOf(roleId, userId);
       if (!pair) return;
       const tally = { removed: 0 };
@@ -242,7 +249,7 @@ export class TmuxServers {
     let n = 0;
     const dormant = (s: Managed) => s.clients.size === 0 && this.deps.clock.now() - s.lastDetach >= this.o.dormantTimeoutMs;
     const due = [...this.servers].filter(([, s]) => dormant(s));
-    await inLanes(due, PAIR_LANES, async ([key, s]) => {
+    await inLanes(due, { ...PAIR_TURNS, clock: this.realTime }, async ([key, s]) => {
       // Looked at again when its lane takes it: a login may have attached (or started a new server) meanwhile.
       if (this.servers.get(key) !== s || !dormant(s)) return;
       const now = this.deps.clock.now();
@@ -310,7 +317,7 @@ export class TmuxServers {
       const crowded = all.filter((s) => (t.connected.get(s.socket) ?? 0) > viaPath(s)).slice(0, perTick);
       batch = [...new Set([...crowded, ...batch])];
     }
-    await inLanes(batch, PAIR_LANES, async (s) => {
+    await inLanes(batch, { ...PAIR_TURNS, clock: this.realTime }, async (s) => {
       // The server's asks share one timeout: it holds its lane (and the round's end) for one, not three.
       const until = this.realTime.now() + CHECK_BUDGET_MS;
       const left = () => until - this.realTime.now();

@@ -1,24 +1,57 @@
+import { systemClock, type Clock } from './clock.js';
+
 /**
- * Runs `fn` over `items`, at most `lanes` at a time, in order, and resolves when all have ended.
- * A rejection never stops the items after it: the first is rethrown once all have run. For
- * per-pair work where a pair controls how long its own item takes (its socket answers slowly or
- * never): that pair then holds one lane, not every pair queued behind it.
+ * Runs `fn` over `items` in order, in turns, and resolves when all have ended: one at a time while
+ * each ends within `graceMs`; one that takes longer lets the next start alongside it, up to `lanes`
+ * running. For per-pair work where a pair controls how long its own item takes (its socket answers
+ * slowly or never): that pair then delays the others by `graceMs`, not by its timeout. One at a time
+ * otherwise, because each item here is a process the gateway starts (a tmux client): started
+ * together, eight of them at each intrusion check's tick set keystroke echo p99 under load at 2.3-4.5x
+ * sshd's, against 0.8-0.9x one after another (bench/RESULTS.md, 2026-11-25). A rejection never stops
+ * the items after it: the first is rethrown once all have run. `clock`: real time (process latency,
+ * not policy time).
  */
-export async function inLanes<T>(items: readonly T[], lanes: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  const lane = async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        errors.push(e);
+export function inLanes<T>(
+  items: readonly T[],
+  o: { lanes: number; graceMs: number; clock?: Pick<Clock, 'setTimeout'> },
+  fn: (item: T) => Promise<unknown>,
+): Promise<void> {
+  const clock = o.clock ?? systemClock;
+  const lanes = Math.max(1, o.lanes);
+  return new Promise((resolve, reject) => {
+    let next = 0;
+    let running = 0;
+    /** An item is within its grace: the next waits for it to end or to pass it. */
+    let fresh = false;
+    const errors: unknown[] = [];
+    const pump = (): void => {
+      if (fresh || running >= lanes) return;
+      if (next >= items.length) {
+        if (running === 0) errors.length ? reject(errors[0]) : resolve();
+        return;
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(lanes, items.length)) }, lane));
-  if (errors.length) throw errors[0];
+      const item = items[next++]!;
+      running++;
+      fresh = true;
+      let mine = true;
+      const letNext = () => {
+        if (!mine) return;
+        mine = false;
+        fresh = false;
+      };
+      const cancel = clock.setTimeout(() => (letNext(), pump()), o.graceMs);
+      Promise.resolve()
+        .then(() => fn(item))
+        .catch((e: unknown) => void errors.push(e))
+        .finally(() => {
+          cancel();
+          running--;
+          letNext();
+          pump();
+        });
+    };
+    pump();
+  });
 }
 
 /**

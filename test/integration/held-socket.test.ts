@@ -68,12 +68,12 @@ describe('a socket that holds every ask holds only its own pair', () => {
 
   type Held = Awaited<ReturnType<typeof holder>>;
 
-  /** Every tmux command the gateway runs, with how many held asks had ended when it was sent; held sockets time out at 400 ms. */
+  /** Every tmux command the gateway runs, with how many held asks had ended when it was sent; held sockets time out at 2 s. */
   class Spy extends TmuxHost {
     calls: { socket: string; args: string[]; heldClosedBefore: number }[] = [];
     constructor(
       private readonly held: () => { socket: string; closed: number }[],
-      private readonly heldTimeoutMs = 400,
+      private readonly heldTimeoutMs = 2000,
     ) {
       super({ tmuxPath: 'tmux', hide: [] });
     }

@@ -1,3 +1,4 @@
+import { waitUntil } from '../helpers/poll.js';
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -163,7 +164,8 @@ describe('where a login runs', () => {
     await s.nodes.register({ id: 'node-b', host: 'm1', pid: 1, linkAddress: null, version: '1', now: clock.now(), freshSince: 0 }, () => false);
     for (const u of [1, 2, 3]) await b.place(2, u);
     const releasing = b.releaseDead();
-    for (let spin = 0; spin < 50 && (await s.pairServers.ofNode('node-b')).length > 1; spin++) await new Promise((r) => setImmediate(r));
+    // The others are released once the held ask has had its grace (PAIR_TURNS), while it still waits.
+    await waitUntil(async () => (await s.pairServers.ofNode('node-b')).length === 1, 'the others released');
     expect(await s.pairServers.ofNode('node-b')).toEqual([{ roleId: 2, userId: 1 }]);
     release();
     expect(await releasing).toBe(3);
