@@ -6,8 +6,9 @@ import { systemClock, type Clock } from './clock.js';
  * running. For per-pair work where a pair controls how long its own item takes (its socket answers
  * slowly or never): that pair then delays the others by `graceMs`, not by its timeout. One at a time
  * otherwise, because each item here is a process the gateway starts (a tmux client): started
- * together, eight of them at each intrusion check's tick set keystroke echo p99 under load at 2.3-4.5x
- * sshd's, against 0.8-0.9x one after another (bench/RESULTS.md, 2026-11-25). A rejection never stops
+ * together, eight of them at each intrusion check's tick set keystroke echo p99 under load at 1.6-4.5x
+ * sshd's in five runs of five, against 0.7-1.4x in seven of nine one after another (bench/RESULTS.md,
+ * 2026-11-25). A rejection never stops
  * the items after it: the first is rethrown once all have run. `clock`: real time (process latency,
  * not policy time).
  */
