@@ -42,6 +42,11 @@ export function socketsIn(dir: string): string[] {
 }
 
 /** Kills every tmux server whose socket lives under `socketDir`. */
+/** Pids of processes whose command line is exactly `cmd` (pgrep -x -f). */
+export function pidsOf(cmd: string): number[] {
+  return spawnSync('pgrep', ['-x', '-f', cmd], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+}
+
 export function killTmuxServers(socketDir: string): void {
   if (!existsSync(socketDir)) return;
   for (const d of readdirSync(socketDir)) {

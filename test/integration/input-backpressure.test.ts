@@ -1,13 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestGateway, type TestUser } from '../helpers/gateway.js';
+import { TestGateway, pidsOf as pids, type TestUser } from '../helpers/gateway.js';
 import { waitUntil } from '../helpers/poll.js';
 
 const isRoot = process.getuid?.() === 0;
-
-/** Pids of processes whose command line is exactly `cmd` (pgrep -x -f). */
-const pids = (cmd: string): number[] => spawnSync('pgrep', ['-x', '-f', cmd], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
 
 /**
  * What the user types goes to the pty of the session's tmux client, and that client is the user's

@@ -1,12 +1,8 @@
-import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestGateway, type TestUser } from '../helpers/gateway.js';
+import { TestGateway, pidsOf as pids, type TestUser } from '../helpers/gateway.js';
 import { waitUntil } from '../helpers/poll.js';
 
 const isRoot = process.getuid?.() === 0;
-
-/** Pids of processes whose command line is exactly `cmd` (pgrep -x -f). */
-const pids = (cmd: string): number[] => spawnSync('pgrep', ['-x', '-f', cmd], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
 
 /**
  * The gateway's tmux client is the user's to command: their tmux server can make it exec any

@@ -63,14 +63,7 @@ describe('Host.enforce', () => {
   it('kills and ends share the lanes: a held kill holds one, a later end or kill starts at once, one end per pair at a time', async () => {
     const due: PairAccountRecord[] = [];
     const repo = { pairsToEnd: () => [...due], removedUsersPairs: () => [] } as unknown as HostAccountRepo;
-    const host = new Host({
-      config: buildConfig({}, { file: null, baseDir: '/tmp' }),
-      repo,
-      roles: {} as RoleRepo,
-      clock: new FakeClock(0),
-      logger: silentLogger(),
-      audit: { emit: () => {} } as never,
-    });
+    const host = hostOver(repo);
     const gates = new Map<string, () => void>();
     const runs: string[] = [];
     const hold = (what: string) => {

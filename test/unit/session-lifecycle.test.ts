@@ -362,13 +362,17 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
     owner.stop();
   });
 
-  it("one pair whose end never finishes (its socket holds the server's kill) does not hold the other pairs' ends", async () => {
+  /**
+   * An enforcer over kills relayed to this node (`pending`, which a test may add to), whose host
+   * never finishes the end of pair r1-u1 until `release` (its socket holds the server's kill, a
+   * tracer holds its `kill`).
+   */
+  function heldEndEnforcer(pending: { sessionId: string; roleId: number; userId: number }[]) {
     const realTime = new FakeClock();
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const started: string[] = [];
-    let enforced = 0;
-    const pending = ['r1-u1', 'r1-u2', 'r2-u3', 'r1-u1'].map((k, i) => ({ sessionId: `S${i}`, roleId: Number(k[1]), userId: Number(k.slice(4)) }));
+    const counts = { enforced: 0 };
     const doneIds: string[] = [];
     const stop = startEnforcer({
       live: { get: () => undefined, all: () => [], size: 0, viewers: new Map(), endAll: () => {} } as never,
@@ -384,66 +388,47 @@ describe('ending sessions from outside: kill, disable, revoke, shutdown', () => 
       host: {
         killPair: async (r, u) => {
           started.push(`r${r}-u${u}`);
-          if (r === 1 && u === 1) await held; // the hostile pair: never ends by itself
+          if (r === 1 && u === 1) await held;
         },
-        enforce: async () => ++enforced,
+        enforce: async () => ++counts.enforced,
       },
       clock: new FakeClock(),
       logger: silentLogger(),
       realTime,
     });
-    realTime.advance(500);
-    for (let spin = 0; spin < 20 && started.length < 3; spin++) await settle();
+    /** One poll of the store, and the work it starts. */
+    const tick = async (startedAtLeast: number) => {
+      realTime.advance(500);
+      for (let spin = 0; spin < 20 && started.length < startedAtLeast; spin++) await settle();
+    };
+    return { started, counts, release, stop, tick };
+  }
+
+  it("one pair whose end never finishes (its socket holds the server's kill) does not hold the other pairs' ends", async () => {
+    const pending = ['r1-u1', 'r1-u2', 'r2-u3', 'r1-u1'].map((k, i) => ({ sessionId: `S${i}`, roleId: Number(k[1]), userId: Number(k.slice(4)) }));
+    const e = heldEndEnforcer(pending);
+    await e.tick(3);
     // The others' ends ran while the hostile one waits; a pair queued twice in a tick is ended
     // once; the locks and removals (enforce) do not wait for it either.
-    expect(started).toEqual(['r1-u1', 'r1-u2', 'r2-u3']);
-    expect(enforced).toBe(1);
-    release();
-    stop();
+    expect(e.started).toEqual(['r1-u1', 'r1-u2', 'r2-u3']);
+    expect(e.counts.enforced).toBe(1);
+    e.release();
+    e.stop();
   });
 
   it('a pair whose end is held does not hold the ends asked for after it: a later kill, a later disable', async () => {
-    const realTime = new FakeClock();
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const started: string[] = [];
-    let enforced = 0;
-    const pending: { sessionId: string; roleId: number; userId: number }[] = [{ sessionId: 'S0', roleId: 1, userId: 1 }];
-    const doneIds: string[] = [];
-    const stop = startEnforcer({
-      live: { get: () => undefined, all: () => [], size: 0, viewers: new Map(), endAll: () => {} } as never,
-      kills: {
-        pending: async () => [],
-        done: async () => {},
-        serverPending: async () => pending.filter((k) => !doneIds.includes(k.sessionId)),
-        serverDone: async (id) => void doneIds.push(id),
-      },
-      nodeId: 'node-a',
-      users: { lockedOutIds: async () => [] },
-      roles: { allGrants: async () => [] },
-      host: {
-        killPair: async (r, u) => {
-          started.push(`r${r}-u${u}`);
-          if (r === 1 && u === 1) await held; // the hostile pair's end: held (its socket, a tracer on its kill)
-        },
-        enforce: async () => ++enforced,
-      },
-      clock: new FakeClock(),
-      logger: silentLogger(),
-      realTime,
-    });
-    realTime.advance(500);
-    for (let spin = 0; spin < 20 && started.length < 1; spin++) await settle();
-    expect(started).toEqual(['r1-u1']);
-    const enforcedBefore = enforced;
+    const pending = [{ sessionId: 'S0', roleId: 1, userId: 1 }];
+    const e = heldEndEnforcer(pending);
+    await e.tick(1);
+    expect(e.started).toEqual(['r1-u1']);
+    const enforcedBefore = e.counts.enforced;
     // An administrator kills another user's session a moment later, and disables someone.
     pending.push({ sessionId: 'S1', roleId: 1, userId: 2 });
-    realTime.advance(500);
-    for (let spin = 0; spin < 20 && started.length < 2; spin++) await settle();
-    expect(started).toEqual(['r1-u1', 'r1-u2']);
-    expect(enforced).toBeGreaterThan(enforcedBefore);
-    release();
-    stop();
+    await e.tick(2);
+    expect(e.started).toEqual(['r1-u1', 'r1-u2']);
+    expect(e.counts.enforced).toBeGreaterThan(enforcedBefore);
+    e.release();
+    e.stop();
   });
 
   it("a kill of this node's session that ended just before is resolved and still ends the pair; other nodes' requests are left to them", async () => {
