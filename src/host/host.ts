@@ -59,8 +59,6 @@ export class Host {
    * its `kill`): it holds one lane, and an end asked for later starts in another at once.
    */
   private readonly ends = new KeyedLanes(PAIR_LANES);
-  /** The store's read of pairs to end, while one is under way (see enforce). */
-  private reading: Promise<[Awaited<ReturnType<HostAccountRepo['pairsToEnd']>>, PairAccountRecord[]]> | null = null;
 
   constructor(private readonly d: HostDeps) {
     const c = d.config;
@@ -252,13 +250,7 @@ export class Host {
    */
   async enforce(): Promise<number> {
     const now = (this.d.realTime ?? systemClock).now();
-    // Called each enforcer tick, while earlier calls may still wait for ends they started: the
-    // store is read once at a time, and calls meanwhile share that read.
-    this.reading ??= Promise.all([
-      this.d.repo.pairsToEnd(this.accounts.machine, this.d.cluster?.nodeId),
-      this.d.repo.removedUsersPairs(this.accounts.machine),
-    ]).finally(() => (this.reading = null));
-    const [found, removed] = await this.reading;
+    const found = await this.d.repo.pairsToEnd(this.accounts.machine, this.d.cluster?.nodeId);
     // A pair with live sessions at other nodes waits for them, at most graceMs from when it was first seen due.
     const seen = new Map<string, number>();
     const due = found.filter((p) => {
@@ -281,6 +273,7 @@ export class Host {
     // ends asked for later (a pair whose end is running already is left to it: due still, it is
     // taken again at the next call).
     const key = (p: PairAccountRecord) => `${p.roleId}:${p.userId}`;
+    const removed = await this.d.repo.removedUsersPairs(this.accounts.machine);
     await Promise.all([
       ...due.map((p) => this.ends.run(key(p), () => each(p, `ending pair (${p.cause})`, () => this.endPair(p, p.cause)))),
       ...removed.map((p) => this.ends.run(key(p), () => each(p, 'removing pair account', () => this.accounts.remove(p)))),

@@ -30,30 +30,6 @@ const hostOver = (repo: HostAccountRepo, more: { realTime?: FakeClock; cluster?:
   });
 
 describe('Host.enforce', () => {
-  it('calls that overlap (each enforcer tick calls it) share one read of the store', async () => {
-    let reads = 0;
-    let answer!: (v: PairAccountRecord[]) => void;
-    const repo = {
-      pairsToEnd: () => (reads++, new Promise<PairAccountRecord[]>((r) => (answer = r))),
-      removedUsersPairs: async () => [],
-    } as unknown as HostAccountRepo;
-    const host = hostOver(repo);
-    const ended: string[] = [];
-    host.endPair = async (p) => void ended.push(p.account);
-    const first = host.enforce();
-    const second = host.enforce();
-    await new Promise((r) => setImmediate(r));
-    expect(reads).toBe(1);
-    answer([pair('slow', 1)]);
-    expect(await Promise.all([first, second])).toEqual([1, 1]);
-    expect(ended).toEqual(['slow']); // one end per pair at a time: the second call joined the first's
-    const third = host.enforce();
-    await new Promise((r) => setImmediate(r));
-    expect(reads).toBe(2); // the next call, once that read is over, reads again
-    answer([]);
-    expect(await third).toBe(0);
-  });
-
   it('a pair that cannot be ended is logged and never holds up the others', async () => {
     const repo = { pairsToEnd: () => [pair('bad', 1), pair('good', 2)], removedUsersPairs: () => [] } as unknown as HostAccountRepo;
     const host = hostOver(repo);
