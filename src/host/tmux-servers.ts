@@ -25,8 +25,8 @@ const SCAN_SOCKETS = 8;
 export const PAIR_LANES = 8;
 /**
  * The periodic asks go one at a time (each is a tmux client started: together they crowd the
- * users' keystrokes), the next alongside only once one has taken `graceMs` (an ask takes 5-20 ms
- * here): so a pair that holds its ask delays the others by that much (see inLanes).
+ * users' keystrokes), the next alongside only once one has taken ASK_GRACE_MS (an ask takes
+ * 5-20 ms here): so a pair that holds its ask delays the others by that much (see inLanes).
  */
 export const PAIR_TURNS = { lanes: PAIR_LANES, graceMs: 250 };
 /**
@@ -114,11 +114,6 @@ export class TmuxServers {
   ) {
     this.realTime = deps.realTime ?? systemClock;
     this.random = deps.random ?? systemRandom;
-  }
-
-  /** The periodic asks' turns, on real time (process latency, not policy time). */
-  private get turns() {
-    return { ...PAIR_TURNS, clock: this.realTime };
   }
 
   /**
@@ -239,7 +234,7 @@ export class TmuxServers {
         return m ? [[Number(m[1]), Number(m[2])] as const] : [];
       })
       .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    await inLanes(dirs, this.turns, async ([roleId, userId]) => {
+    await inLanes(dirs, { ...PAIR_TURNS, clock: this.realTime }, async ([roleId, userId]) => {
       const pair = await this.deps.pairOf(roleId, userId);
       if (!pair) return;
       const tally = { removed: 0 };
@@ -254,7 +249,7 @@ export class TmuxServers {
     let n = 0;
     const dormant = (s: Managed) => s.clients.size === 0 && this.deps.clock.now() - s.lastDetach >= this.o.dormantTimeoutMs;
     const due = [...this.servers].filter(([, s]) => dormant(s));
-    await inLanes(due, this.turns, async ([key, s]) => {
+    await inLanes(due, { ...PAIR_TURNS, clock: this.realTime }, async ([key, s]) => {
       // Looked at again when its lane takes it: a login may have attached (or started a new server) meanwhile.
       if (this.servers.get(key) !== s || !dormant(s)) return;
       const now = this.deps.clock.now();
@@ -322,7 +317,7 @@ export class TmuxServers {
       const crowded = all.filter((s) => (t.connected.get(s.socket) ?? 0) > viaPath(s)).slice(0, perTick);
       batch = [...new Set([...crowded, ...batch])];
     }
-    await inLanes(batch, this.turns, async (s) => {
+    await inLanes(batch, { ...PAIR_TURNS, clock: this.realTime }, async (s) => {
       // The server's asks share one timeout: it holds its lane (and the round's end) for one, not three.
       const until = this.realTime.now() + CHECK_BUDGET_MS;
       const left = () => until - this.realTime.now();
